@@ -1,0 +1,64 @@
+"""Plain-words verdicts on a model's training history: what a practitioner would say looking at the curves."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from nnlab.metrics import higher_is_better
+
+OVERFIT_RISE = 0.10  # validation loss this far above its best, while train loss keeps falling
+SPIKE_FACTOR = 2.0  # validation loss this many times its best so far counts as a jump
+MIN_EPOCHS_FOR_TRENDS = 4
+
+
+def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: int, monitor: str,
+             status: str, message: Optional[str], stop_reason: Optional[str],
+             val: dict[str, float], baseline_val: Optional[dict[str, float]]) -> list[str]:
+    """`history` is one dict per epoch with train_loss, val_loss and val_<metric> keys."""
+    notes: list[str] = []
+    if status != "completed":
+        notes.append(message or status)
+    if stop_reason:
+        notes.append(f"early stopping: {stop_reason}; restored epoch {best_epoch}.")
+    elif status == "completed" and best_epoch == len(history) == max_epochs and max_epochs >= MIN_EPOCHS_FOR_TRENDS:
+        notes.append(f"still improving: the best {monitor} came at the last epoch ({best_epoch}); "
+                     "more epochs may help.")
+    notes += _overfitting(history, best_epoch)
+    notes += _instability(history)
+    notes += _versus_baseline(monitor, val, baseline_val)
+    return notes
+
+
+def _overfitting(history: list[dict[str, float]], best_epoch: int) -> list[str]:
+    if len(history) < MIN_EPOCHS_FOR_TRENDS or best_epoch < 1 or best_epoch > len(history) - 2:
+        return []
+    best_val = min(h["val_loss"] for h in history)
+    at_best, last = history[best_epoch - 1], history[-1]
+    if last["train_loss"] < at_best["train_loss"] and last["val_loss"] > best_val * (1 + OVERFIT_RISE):
+        return [f"overfitting: after epoch {best_epoch} train loss fell from {at_best['train_loss']:.4g} to "
+                f"{last['train_loss']:.4g} while validation loss rose from {best_val:.4g} to {last['val_loss']:.4g}; "
+                "try dropout, weight decay, a smaller network or more data."]
+    return []
+
+
+def _instability(history: list[dict[str, float]]) -> list[str]:
+    best = float("inf")
+    for record in history:
+        loss = record["val_loss"]
+        if best < float("inf") and loss > SPIKE_FACTOR * best:
+            return [f"unstable: validation loss jumped to {loss:.4g} at epoch {history.index(record) + 1} "
+                    f"(best so far {best:.4g}); try a lower learning rate or train.grad_clip."]
+        best = min(best, loss)
+    return []
+
+
+def _versus_baseline(monitor: str, val: dict[str, float], baseline_val: Optional[dict[str, float]]) -> list[str]:
+    metric = monitor.removeprefix("val_")
+    if not baseline_val or metric not in val or metric not in baseline_val:
+        return []
+    ours, theirs = val[metric], baseline_val[metric]
+    better = ours > theirs if higher_is_better(metric) else ours < theirs
+    if not better:
+        return [f"no better than the baseline: validation {metric} {ours:.4g} vs the baseline's {theirs:.4g}; "
+                "the linear model is enough here, or this network needs different settings."]
+    return []

@@ -1,0 +1,127 @@
+"""What `nnlab train` shows: the data summary, a progress bar per model, the results table and verdicts.
+
+Rich renderables are built here; the console they go to is the caller's. Progress bars show only on a
+terminal; elsewhere (CI, tests, pipes) each finished model gets one plain line instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nnlab.metrics import higher_is_better
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+class TrainReport:
+    """Implements runner.Reporter for a console."""
+
+    def __init__(self, console: Console, progress: Optional[bool] = None):
+        self.console = console
+        self.show_progress = console.is_terminal if progress is None else progress
+        self.progress: Optional[Progress] = None
+        self.task_id: Any = None
+        self.monitor = "val_loss"
+
+    def data_ready(self, spec: Any, prepared: Any, device: str) -> None:
+        s = prepared.summary
+        self.monitor = spec.monitor
+        line = (f"[bold]{spec.name}[/]: {s['source']} · {s['rows']} rows · {s['features']} features · "
+                f"{s['task']} ({s['task_reason']})")
+        self.console.print(line)
+        if "classes" in s:
+            total = sum(s["classes"].values())
+            balance = ", ".join(f"{c}: {n} ({n / total:.1%})" for c, n in s["classes"].items())
+            positive = f" · positive class {s['positive']}" if "positive" in s else ""
+            self.console.print(f"  classes {balance}{positive}", markup=False)
+        split = s["split"]
+        self.console.print(f"  split train {split['train']} / val {split['val']} / test {split['test']} · "
+                           f"device {device}", markup=False)
+        if spec.default_model:
+            self.console.print("  no models in the spec: training the baseline and a first network "
+                               "(MLP 64-32, ReLU, Adam lr 1e-3), the usual first step", markup=False)
+
+    def model_started(self, name: str, kind: str, params: int, epochs: int) -> None:
+        if not self.show_progress:
+            return
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24),
+                                 TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[numbers]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+        self.progress.start()
+        self.task_id = self.progress.add_task(f"{name} ({kind}, {params:,} params)", total=epochs, numbers="")
+
+    def epoch(self, record: Any) -> None:
+        if self.progress is None:
+            return
+        v = record.values
+        numbers = f"loss {fmt(v['train_loss'])} · val {fmt(v['val_loss'])}"
+        if self.monitor != "val_loss":
+            numbers += f" · {self.monitor} {fmt(v.get(self.monitor))}"
+        self.progress.update(self.task_id, advance=1, numbers=numbers)
+
+    def model_finished(self, name: str, entry: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        metric = self.monitor.removeprefix("val_")
+        self.console.print(f"  {name}: {entry['status']}, best epoch {entry['best_epoch']}/{entry['epochs_run']}, "
+                           f"val {metric} {fmt(entry['val'].get(metric))}, {entry['train_seconds']:.2f}s",
+                           markup=False)
+
+
+def results_table(summary: dict[str, Any]) -> Table:
+    """One row per model: parameters, best epoch, the monitored validation value, the test metrics (touched
+    once, with the best weights), the difference to the baseline on the first metric, training seconds."""
+    monitor = summary["monitor"].removeprefix("val_")
+    tests = summary["metrics"] or ["loss"]
+    key = tests[0]
+    models = summary["models"]
+    baseline = models.get(summary.get("baseline") or "", {})
+    table = Table(title=f"best epoch by {summary['monitor']}; test set evaluated once", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    columns = ["model", "params", "epoch", f"val\n{monitor}", *[f"test\n{m}" for m in tests], f"Δ {key}\nvs base".replace("accuracy", "acc"),
+               "sec"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    cells_for = {f"val\n{monitor}": ("val", monitor), **{f"test\n{m}": ("test", m) for m in tests}}
+    best = {col: _best([e.get(split, {}).get(m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
+    for name, entry in models.items():
+        row = [name if entry["status"] == "completed" else f"{name} ({entry['status']})", f"{entry['params']:,}",
+               f"{entry['best_epoch']}/{entry['epochs_run']}"]
+        for col, (split, m) in cells_for.items():
+            value = entry.get(split, {}).get(m)
+            highlight = value is not None and value == best[col] and len(models) > 1
+            row.append(f"[bold green]{fmt(value)}[/]" if highlight else fmt(value))
+        ours, theirs = entry.get("test", {}).get(key), baseline.get("test", {}).get(key)
+        row.append("" if entry is baseline or ours is None or theirs is None else f"{ours - theirs:+.4f}")
+        row.append(f"{entry['train_seconds']:.2f}")
+        table.add_row(*row)
+    return table
+
+
+def _best(values: list[Optional[float]], metric: str) -> Optional[float]:
+    present = [v for v in values if v is not None and v == v]
+    if not present:
+        return None
+    return max(present) if higher_is_better(metric) else min(present)
+
+
+def verdict_lines(summary: dict[str, Any]) -> list[str]:
+    lines = [f"{name}: {note}" for name, entry in summary["models"].items() for note in entry.get("diagnosis", [])]
+    for gate in summary.get("expect", []):
+        value = fmt(gate["value"]) if gate["value"] is not None else "missing"
+        lines.append(f"expect {gate['key']} {gate['rule']}: {value} -> {'pass' if gate['passed'] else 'MISSED'}")
+    return lines

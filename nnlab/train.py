@@ -1,0 +1,335 @@
+"""The one training loop, for every model kind and device, and the baseline's full-batch L-BFGS fit.
+
+The data set lives on the device as tensors; a batch is an index slice of a seeded permutation. Inside the
+step loop nothing is read back to the host: step losses and training outputs are written into device
+buffers and read once per epoch, together with the validation metrics (the one sync point per epoch).
+This module never prints or writes files: it returns results and calls `on_epoch` once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnlab import metrics as metric_fns
+from nnlab.errors import SpecError
+from nnlab.optim import LossFn, build_loss, build_optimizer, build_scheduler, make_step, skip_dynamo_import
+from nnlab.spec import BaselineSpec, TrainSpec
+
+EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
+
+
+@dataclass
+class Problem:
+    """What every fit needs to know about the data: tensors on the device, the task and how to score it."""
+
+    task: str
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    metrics: list[str]
+    monitor: str
+    target_std: float = 1.0
+
+    @classmethod
+    def from_arrays(cls, task: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], metrics: list[str],
+                    monitor: str, device: torch.device, target_std: float = 1.0) -> Problem:
+        # Moved to the device once; every batch after this is an index into these tensors.
+        return cls(task, {k: torch.from_numpy(v).to(device) for k, v in x.items()},
+                   {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std)
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.y["train"].max().item()) + 1 if self.task == "multiclass" else 1
+
+
+@dataclass
+class EpochRecord:
+    model: str
+    epoch: int
+    values: dict[str, float]  # train_loss, val_loss, train_<metric>, val_<metric>
+    lr: Optional[float]
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    name: str
+    status: str  # completed | diverged | failed
+    best_epoch: int
+    epochs_run: int
+    val: dict[str, float]
+    test: dict[str, float]
+    train_seconds: float
+    samples_per_second: float
+    history: list[EpochRecord] = field(default_factory=list)
+    message: Optional[str] = None
+    stop_reason: Optional[str] = None
+    state: Optional[dict[str, torch.Tensor]] = None  # best weights, on the CPU
+    val_probabilities: Optional[np.ndarray] = None
+
+
+OnEpoch = Callable[[EpochRecord], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is cuda, then mps, then cpu; a named device that is not there is a spec error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise SpecError(f"train.device: '{name}' is not available here (CUDA devices: "
+                        f"{torch.cuda.device_count() if torch.cuda.is_available() else 'none'}); use auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SpecError(f"train.device: 'mps' is not available here; use auto or cpu")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype, or None for plain fp32."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if precision == "fp16" and device.type != "cuda":
+        raise SpecError(f"train.precision: fp16 needs a CUDA device; this model trains on {device.type}")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+SMALL_STEP_WORK = 20_000_000  # batch rows x parameters below which one CPU thread beats several
+
+
+@contextlib.contextmanager
+def cpu_threads_for(model: nn.Module, batch_size: int, device: torch.device):
+    """One intra-op thread for small CPU steps: waking a thread pool costs more than such a step's
+    arithmetic, and a busy machine makes spinning threads far slower still."""
+    before = torch.get_num_threads()
+    small = device.type == "cpu" and batch_size * sum(p.numel() for p in model.parameters()) < SMALL_STEP_WORK
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: int,
+        on_epoch: OnEpoch) -> FitResult:
+    """Train with minibatches; keep the weights of the best epoch by `problem.monitor`; test them once."""
+    with cpu_threads_for(model, train.batch_size, problem.x["train"].device):
+        return _fit(name, model, problem, train, seed, on_epoch)
+
+
+def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: int,
+         on_epoch: OnEpoch) -> FitResult:
+    device = problem.x["train"].device
+    model.to(device)
+    x, y = problem.x["train"], problem.y["train"]
+    n = len(x)
+    generator = torch.Generator().manual_seed(seed)
+    bounds = _batch_bounds(n, train.batch_size)
+    sizes = torch.tensor([end - start for start, end in bounds], dtype=torch.float32, device=device)
+    loss_fn = build_loss(problem.task, train, y, problem.n_outputs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    penalized = [p for p in params if p.dim() > 1]  # L1 on weights, not biases or norm scales
+    optimizer = build_optimizer(train.optimizer, params)
+    higher = metric_fns.higher_is_better(problem.monitor)
+    scheduler = build_scheduler(train, optimizer, higher)
+    autocast_dtype = resolve_precision(train.precision, device)
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype
+                else contextlib.nullcontext())
+    scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
+    # fp16 needs GradScaler, which steps the optimizer itself; otherwise the lean functional step.
+    optimizer_step = optimizer.step if scaler else make_step(optimizer, device)
+    stopping = train.early_stopping
+    stop_monitor = (stopping.monitor or problem.monitor) if stopping else problem.monitor
+
+    step_losses = torch.zeros(len(bounds), device=device)
+    train_outputs = torch.zeros(n, problem.n_outputs, device=device)
+    best: dict[str, Any] = {"score": None, "epoch": 0, "state": None, "values": {}}
+    stop_best, stale = None, 0
+    history: list[EpochRecord] = []
+    status, message, stop_reason = "completed", None, None
+    started = time.perf_counter()
+    for epoch in range(1, train.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        # One gather per epoch puts the rows in a fresh seeded order; each batch is then a contiguous slice.
+        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+        x_epoch, y_epoch = x.index_select(0, order), y.index_select(0, order)
+        for step, (start, end) in enumerate(bounds):
+            with autocast:
+                outputs = model(x_epoch[start:end])
+                loss = loss_fn(outputs, y_epoch[start:end])
+            objective = loss + train.l1 * sum(p.abs().sum() for p in penalized) if train.l1 else loss
+            for p in params:
+                p.grad = None
+            if scaler:
+                scaler.scale(objective).backward()
+                scaler.unscale_(optimizer)
+            else:
+                objective.backward()
+            if train.grad_clip:
+                nn.utils.clip_grad_norm_(params, train.grad_clip, foreach=True)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer_step()
+            step_losses[step] = loss.detach()
+            train_outputs[start:end] = outputs.detach()
+        # The one host sync of the epoch: every train and validation number is read here at once.
+        train_values = {"loss": (step_losses * sizes).sum() / n,
+                        **metric_fns.compute(problem.task, problem.metrics, train_outputs, y_epoch, problem.target_std)}
+        val_values = evaluate(model, problem, "val", loss_fn, autocast)
+        values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values)})
+        lr = optimizer.param_groups[0]["lr"]
+        record = EpochRecord(name, epoch, values, lr, time.perf_counter() - epoch_start)
+        history.append(record)
+        on_epoch(record)
+        bad_step = _first_non_finite(step_losses)
+        if bad_step is not None or not math.isfinite(values["val_loss"]):
+            status = "diverged"
+            where = f"epoch {epoch}, step {bad_step + 1}" if bad_step is not None else f"epoch {epoch}"
+            kind = "NaN" if bad_step is None or math.isnan(step_losses[bad_step].item()) else "infinite"
+            message = (f"loss became {kind} at {where}: try a lower learning rate (train.optimizer.lr is "
+                       f"{train.optimizer.lr:g}) or set train.grad_clip")
+            break
+        score = values[problem.monitor]
+        if _improved(score, best["score"], higher, 0.0):
+            best = {"score": score, "epoch": epoch, "values": values,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        if scheduler is not None:
+            scheduler.step(score) if train.scheduler.name == "plateau" else scheduler.step()
+        if stopping:
+            current = values[stop_monitor]
+            if _improved(current, stop_best, metric_fns.higher_is_better(stop_monitor), stopping.min_delta):
+                stop_best, stale = current, 0
+            else:
+                stale += 1
+            if stale >= stopping.patience:
+                stop_reason = (f"{stop_monitor} did not improve for {stale} epochs (best {stop_best:.4g} at "
+                               f"epoch {epoch - stale}); stopped at epoch {epoch}")
+                break
+    train_seconds = time.perf_counter() - started
+    epochs_run = len(history)
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    test = _read(evaluate(model, problem, "test", loss_fn, autocast)) if best["state"] is not None else {}
+    return FitResult(
+        name, status, best["epoch"], epochs_run, _unprefixed("val", best["values"]), test, train_seconds,
+        n * epochs_run / train_seconds if train_seconds > 0 else 0.0, history, message, stop_reason,
+        {k: v.cpu() for k, v in best["state"].items()} if best["state"] else None,
+        predict(model, problem, "val", autocast) if best["state"] is not None else None)
+
+
+def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,
+                 on_epoch: OnEpoch) -> FitResult:
+    """Full-batch L-BFGS on the convex objective scikit-learn uses: mean loss + l2/(2n)·||W||² (C = 1/l2);
+    for regression, Ridge's sum of squares + l2·||W||² up to the same scale. Fitted in float64."""
+    started = time.perf_counter()
+    device = problem.x["train"].device
+    model.to(device=device, dtype=torch.float64)
+    x, y = problem.x["train"].double(), problem.y["train"]
+    y_fit = y if problem.task == "multiclass" else y.double()
+    n = len(x)
+    loss_fn = build_loss(problem.task, TrainSpec(), y, problem.n_outputs)
+    data_loss = (lambda out, t: 0.5 * loss_fn(out, t)) if problem.task == "regression" else loss_fn
+    skip_dynamo_import()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=spec.max_iter, history_size=20,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        model.weight.grad = model.bias.grad = None
+        objective = data_loss(model(x), y_fit) + spec.l2 / (2 * n) * model.weight.pow(2).sum()
+        objective.backward()
+        return objective
+
+    # LBFGS.step's wrapper only turns grad mode off and marks a torch.compile graph break; calling the
+    # function it wraps skips importing torch._dynamo (2.5 s). The closure turns grad mode back on.
+    with torch.no_grad():
+        getattr(torch.optim.LBFGS.step, "__wrapped__", torch.optim.LBFGS.step)(optimizer, closure)
+    model.float()
+    train_values = evaluate(model, problem, "train", loss_fn, contextlib.nullcontext())
+    val_values = evaluate(model, problem, "val", loss_fn, contextlib.nullcontext())
+    values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values)})
+    seconds = time.perf_counter() - started
+    record = EpochRecord(name, 1, values, None, seconds)
+    on_epoch(record)
+    finite = math.isfinite(values["train_loss"]) and math.isfinite(values["val_loss"])
+    test = _read(evaluate(model, problem, "test", loss_fn, contextlib.nullcontext()))
+    return FitResult(name, "completed" if finite else "diverged", 1, 1, _unprefixed("val", values), test,
+                     seconds, n / seconds if seconds > 0 else 0.0, [record],
+                     None if finite else "the L-BFGS fit did not converge to finite values",
+                     state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                     val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, autocast: Any) -> torch.Tensor:
+    model.eval()
+    with torch.inference_mode(), autocast:
+        return torch.cat([model(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
+
+
+def evaluate(model: nn.Module, problem: Problem, split: str, loss_fn: LossFn, autocast: Any
+             ) -> dict[str, torch.Tensor]:
+    """Loss and metrics of one split, as device tensors (read them with `_read`)."""
+    outputs = _outputs(model, problem.x[split], autocast)
+    target = problem.y[split]
+    with torch.inference_mode():
+        loss = loss_fn(outputs, target.to(outputs.dtype) if target.is_floating_point() else target)
+        return {"loss": loss, **metric_fns.compute(problem.task, problem.metrics, outputs, target,
+                                                   problem.target_std)}
+
+
+def predict(model: nn.Module, problem: Problem, split: str, autocast: Any) -> np.ndarray:
+    """Probabilities (classification) or predictions in the target's units (regression), on the host."""
+    outputs = metric_fns.probabilities(problem.task, _outputs(model, problem.x[split], autocast))
+    scale = problem.target_std if problem.task == "regression" else 1.0
+    return outputs.cpu().numpy() * scale
+
+
+def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        # A batch of one breaks batch norm and is a noisy step: fold it into the previous batch.
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _prefixed(split: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{split}_{k}": v for k, v in values.items()}
+
+
+def _unprefixed(split: str, values: dict[str, float]) -> dict[str, float]:
+    return {k[len(split) + 1:]: v for k, v in values.items() if k.startswith(f"{split}_")}
+
+
+def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Device tensors -> floats with one transfer."""
+    if not values:
+        return {}
+    numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().tolist()
+    return dict(zip(values, numbers))
+
+
+def _first_non_finite(step_losses: torch.Tensor) -> Optional[int]:
+    bad = ~torch.isfinite(step_losses)
+    return int(bad.nonzero()[0].item()) if bool(bad.any()) else None
+
+
+def _improved(score: float, best: Optional[float], higher: bool, min_delta: float) -> bool:
+    if math.isnan(score):
+        return False
+    if best is None:
+        return True
+    return score > best + min_delta if higher else score < best - min_delta
