@@ -60,8 +60,10 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int) -> Prepared:
                         "drop those rows from the file")
     task, why = _infer_task(spec, target)
     classes, y_all = _encode_target(spec, task, target)
-    splits = _split(len(frame), y_all if task != "regression" and spec.split.stratify else None,
-                    spec.split.val, spec.split.test, seed, classes)
+    # Strata by label value, not by class index, so that choosing data.positive leaves the split unchanged.
+    strata, labels = pd.factorize(target, sort=True) if task != "regression" else (None, [])
+    splits = _split(len(frame), strata if spec.split.stratify else None, spec.split.val, spec.split.test, seed,
+                    [_plain(v) for v in labels])
     encoder = TableEncoder.fit(frame.iloc[splits["train"]][features], spec)
     x = {name: encoder.transform(frame.iloc[rows][features]) for name, rows in splits.items()}
     y = {name: y_all[rows] for name, rows in splits.items()}
@@ -146,12 +148,12 @@ def _infer_task(spec: DataSpec, target: pd.Series) -> tuple[str, str]:
     if spec.task == "regression":
         if not numeric:
             raise DataError(f"data.task: regression needs a numeric target; column '{spec.target}' "
-                            f"holds {target.dtype} values such as {target.iloc[0]!r}")
+                            f"holds {target.dtype} values such as {_plain(target.iloc[0])!r}")
         return "regression", "set in the spec"
     if spec.task == "auto" and numeric and (levels > MAX_CLASS_LEVELS or not _integer_valued(target)):
         return "regression", f"numeric target with {levels} distinct values"
     if levels < 2:
-        raise DataError(f"data.target: column '{spec.target}' has a single class ({target.iloc[0]!r}); "
+        raise DataError(f"data.target: column '{spec.target}' has a single class ({_plain(target.iloc[0])!r}); "
                         "a classifier needs at least two")
     if spec.task == "binary" and levels != 2:
         raise DataError(f"data.task: binary needs exactly 2 classes; column '{spec.target}' has {levels}")

@@ -51,7 +51,7 @@ def store_path(option: str | Path | None = None) -> Path:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs started in one second
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -149,7 +149,7 @@ class RunWriter:
         self._metrics.close()
         started = datetime.fromisoformat(self.meta["started_at"])
         finished = datetime.now(timezone.utc)
-        self.update(status=status, error=error, finished_at=finished.isoformat(timespec="seconds"),
+        self.update(status=status, error=error, finished_at=finished.isoformat(timespec="milliseconds"),
                     duration_seconds=round((finished - started).total_seconds(), 3))
 
 
@@ -315,15 +315,14 @@ def resolve_run(ref: str, store: Path) -> Run:
                    + (f"(newest: {known}; or use last, last~N)" if runs else "(the store is empty)"))
 
 
-_FAST_YAML = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def read_spec(run: Run) -> dict[str, Any]:
-    """`run.spec`, parsed with libyaml where PyYAML has it: about 10x faster than `yaml.safe_load`, which
-    comparing 1,000 runs needs. The result fills `run.spec`'s cache, so later reads are free."""
+    """`run.spec`, read by `fastyaml` (the output of `yaml.safe_dump`, 30x faster than `yaml.safe_load`;
+    comparing 1,000 runs reads 1,000 specs). The result fills `run.spec`'s cache, so later reads are free."""
+    from nnlab import fastyaml
+
     if "spec" not in run.__dict__:
         try:
-            spec = yaml.load((run.path / SPEC_FILE).read_text(), Loader=_FAST_YAML)
+            spec = fastyaml.load((run.path / SPEC_FILE).read_text())
         except (OSError, yaml.YAMLError):
             spec = None
         run.__dict__["spec"] = spec if isinstance(spec, dict) else {}

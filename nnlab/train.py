@@ -12,6 +12,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -209,7 +210,10 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
             best = {"score": score, "epoch": epoch, "values": values,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if scheduler is not None:
-            scheduler.step(score) if train.scheduler.name == "plateau" else scheduler.step()
+            with warnings.catch_warnings():
+                # The scheduler cannot see steps taken through make_step, so it warns that none were taken.
+                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
+                scheduler.step(score) if train.scheduler.name == "plateau" else scheduler.step()
         if stopping:
             current = values[stop_monitor]
             if _improved(current, stop_best, metric_fns.higher_is_better(stop_monitor), stopping.min_delta):

@@ -1,0 +1,76 @@
+"""Metrics in torch against scikit-learn as the oracle, and the registries against the spec's names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as sk
+
+from nnlab import metrics
+from nnlab.models import MODELS
+from nnlab.optim import OPTIMIZERS, SCHEDULERS
+from nnlab.spec import METRICS_BY_TASK, MODEL_KINDS, OptimizerSpec
+
+rng = np.random.default_rng(0)
+
+
+def test_metric_names_agree_with_the_spec():
+    assert {task: set(fns) for task, fns in metrics.METRICS.items()} == {
+        task: set(names) for task, names in METRICS_BY_TASK.items()}
+    assert set(metrics.HIGHER_IS_BETTER) == {"loss", *[m for names in METRICS_BY_TASK.values() for m in names]}
+    assert set(MODELS) == set(MODEL_KINDS)
+    assert set(OPTIMIZERS) == set(OptimizerSpec.model_fields["name"].annotation.__args__)
+    assert set(SCHEDULERS) == {"step", "cosine", "plateau"}
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_binary_metrics_match_sklearn(ties):
+    y = rng.integers(0, 2, 500)
+    logits = rng.normal(size=500) + y
+    if ties:
+        logits = np.round(logits)  # many equal scores: roc_auc must count ties as half
+    out = metrics.compute("binary", list(METRICS_BY_TASK["binary"]), torch.tensor(logits, dtype=torch.float32),
+                          torch.tensor(y, dtype=torch.float32))
+    prob, pred = 1 / (1 + np.exp(-logits)), (logits > 0).astype(int)
+    expected = {"accuracy": sk.accuracy_score(y, pred), "precision": sk.precision_score(y, pred),
+                "recall": sk.recall_score(y, pred), "f1": sk.f1_score(y, pred),
+                "roc_auc": sk.roc_auc_score(y, prob), "log_loss": sk.log_loss(y, prob)}
+    for name, value in expected.items():
+        assert out[name].item() == pytest.approx(value, abs=1e-5), name
+
+
+def test_precision_is_zero_when_nothing_is_predicted_positive():
+    out = metrics.compute("binary", ["precision", "f1"], torch.full((4,), -1.0), torch.tensor([0.0, 1, 0, 1]))
+    assert out["precision"].item() == 0 == sk.precision_score([0, 1, 0, 1], [0, 0, 0, 0], zero_division=0)
+
+
+def test_multiclass_metrics_match_sklearn():
+    y = rng.integers(0, 4, 400)
+    y[y == 3] = 2  # class 3 never occurs in the truth, as in a small validation split
+    logits = rng.normal(size=(400, 4))
+    logits[np.arange(400), y] += 1.0
+    out = metrics.compute("multiclass", ["accuracy", "f1", "log_loss"], torch.tensor(logits, dtype=torch.float32),
+                          torch.tensor(y))
+    prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    pred = logits.argmax(axis=1)
+    assert out["accuracy"].item() == pytest.approx(sk.accuracy_score(y, pred), abs=1e-6)
+    assert out["f1"].item() == pytest.approx(sk.f1_score(y, pred, average="macro"), abs=1e-6)
+    assert out["log_loss"].item() == pytest.approx(sk.log_loss(y, prob, labels=[0, 1, 2, 3]), abs=1e-5)
+
+
+def test_regression_metrics_match_sklearn_in_target_units():
+    y = rng.normal(50, 10, 300)
+    pred = y + rng.normal(0, 3, 300)
+    std = 10.0
+    out = metrics.compute("regression", ["mse", "rmse", "mae", "r2"], torch.tensor(pred / std).float(),
+                          torch.tensor(y / std).float(), target_std=std)
+    assert out["mse"].item() == pytest.approx(sk.mean_squared_error(y, pred), rel=1e-5)
+    assert out["rmse"].item() == pytest.approx(np.sqrt(sk.mean_squared_error(y, pred)), rel=1e-5)
+    assert out["mae"].item() == pytest.approx(sk.mean_absolute_error(y, pred), rel=1e-5)
+    assert out["r2"].item() == pytest.approx(sk.r2_score(y, pred), abs=1e-5)
+
+
+def test_directions():
+    assert metrics.higher_is_better("val_accuracy") and metrics.higher_is_better("r2")
+    assert not metrics.higher_is_better("val_loss") and not metrics.higher_is_better("test_rmse")

@@ -1,0 +1,161 @@
+"""The training loop through the CLI: learning, best checkpoint, divergence, interruption, reproducibility."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import binary_table, run_folders, tiny_spec, write_spec
+from nnlab import runstore
+
+
+def only_run(runs):
+    (folder,) = run_folders(runs)
+    return runstore.read_run(folder)
+
+
+def test_mlp_solves_xor_where_the_baseline_cannot(tmp_path, cli, runs):
+    spec = write_spec(tmp_path, {
+        "name": "xor", "data": {"builtin": "xor"}, "train": {"epochs": 60, "batch_size": 32,
+                                                            "optimizer": {"lr": 0.01}},
+        "models": [{"name": "mlp", "kind": "mlp", "hidden": [16, 16]}],
+        "expect": {"mlp.test.accuracy": ">= 0.9", "baseline.test.accuracy": "< 0.7"}})
+    result = cli("train", spec)
+    assert result.exit_code == 0, result.output
+    summary = only_run(runs).summary
+    assert summary["models"]["mlp"]["test"]["accuracy"] >= 0.9
+    assert summary["models"]["baseline"]["test"]["accuracy"] < 0.7
+    assert all(g["passed"] for g in summary["expect"])
+
+
+def test_best_epoch_weights_are_kept_and_tested(tmp_path, cli, runs):
+    # A wide network on 120 noisy rows overfits: validation loss turns up, so best epoch < last epoch.
+    binary_table(n=120, seed=3).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 60, "batch_size": 16, "early_stopping": None,
+                                                 "optimizer": {"lr": 0.01}},
+                                          models=[{"name": "mlp", "kind": "mlp", "hidden": [128, 128]}]))
+    assert cli("train", spec).exit_code == 0
+    run = only_run(runs)
+    entry = run.summary["models"]["mlp"]
+    history = run.metrics()
+    history = history[history.model == "mlp"]
+    assert entry["epochs_run"] == 60 and entry["best_epoch"] < 60
+    assert history.val_loss.idxmin() == history.index[entry["best_epoch"] - 1]
+    assert entry["val"]["loss"] == pytest.approx(history.val_loss.min(), rel=1e-6)
+    assert any(note.startswith("overfitting:") for note in entry["diagnosis"])
+    # The saved weights are the best epoch's: evaluating them on the test split gives the reported numbers.
+    from nnlab.models import build_model
+    from nnlab.spec import MLPSpec
+    from nnlab.data import prepare
+    from nnlab.spec import DataSpec
+    info = run.model_info("mlp")
+    model = build_model(MLPSpec(**info["spec"]), info["n_inputs"], info["n_outputs"])
+    model.load_state_dict(run.load_weights("mlp"))
+    prepared = prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(prepared.x["test"])).reshape(-1).numpy()
+    accuracy = float(((logits > 0) == prepared.y["test"]).mean())
+    assert accuracy == pytest.approx(entry["test"]["accuracy"], abs=1e-6)
+
+
+def test_early_stopping_says_what_happened(tmp_path, cli, runs):
+    binary_table(n=120, seed=3).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 200, "batch_size": 16, "optimizer": {"lr": 0.01},
+                                                 "early_stopping": {"patience": 3}},
+                                          models=[{"name": "mlp", "kind": "mlp", "hidden": [128, 128]}]))
+    result = cli("train", spec)
+    entry = only_run(runs).summary["models"]["mlp"]
+    assert entry["epochs_run"] == entry["best_epoch"] + 3 < 200
+    assert (f"val_loss did not improve for 3 epochs (best {entry['val']['loss']:.4g} at epoch "
+            f"{entry['best_epoch']}); stopped at epoch {entry['epochs_run']}; restored epoch {entry['best_epoch']}"
+            in result.stdout)
+
+
+def test_divergence_stops_that_model_and_the_run_goes_on(tmp_path, cli, runs):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "z": rng.normal(size=200)})
+    frame["y"] = 1000 * frame.x + rng.normal(size=200)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(target="y", train={"epochs": 5, "batch_size": 32},
+                                          models=[{"name": "wild", "kind": "mlp", "hidden": [32],
+                                                   "train": {"optimizer": {"name": "sgd", "lr": 1.0e+4}}},
+                                                  {"name": "calm", "kind": "mlp", "hidden": [8],
+                                                   "train": {"optimizer": {"lr": 0.03}}}]))
+    result = cli("train", spec)
+    assert result.exit_code == 0, result.output
+    models = only_run(runs).summary["models"]
+    assert models["wild"]["status"] == "diverged"
+    assert models["wild"]["message"].startswith("loss became ")
+    assert "at epoch 1, step " in models["wild"]["message"] and "try a lower learning rate" in models["wild"]["message"]
+    assert models["calm"]["status"] == "completed" and models["calm"]["test"]["r2"] > 0.5
+    assert "wild (diverged)" in result.stdout
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_epochs(tmp_path, cli, runs, monkeypatch):
+    from nnlab import train as train_mod
+
+    real_make_step = train_mod.make_step
+
+    def make_step_that_is_interrupted(optimizer, device):
+        step, calls = real_make_step(optimizer, device), []
+
+        def interrupted_step():
+            calls.append(1)
+            if len(calls) == 14:  # mid-epoch 3: 168 training rows make 6 batches of up to 32
+                raise KeyboardInterrupt
+            step()
+        return interrupted_step
+
+    monkeypatch.setattr(train_mod, "make_step", make_step_that_is_interrupted)
+    spec = write_spec(tmp_path, tiny_spec())
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    result = cli("train", spec)
+    assert result.exit_code == 130
+    run = only_run(runs)
+    assert run.meta["status"] == "interrupted" and run.status == "interrupted"
+    history = run.metrics()
+    assert list(history[history.model == "mlp"].epoch) == [1, 2]
+    assert "baseline" in run.summary["models"] and "mlp" not in run.summary["models"]
+
+
+def test_same_spec_and_seed_give_identical_numbers(tmp_path, cli, runs):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(models=[{"name": "mlp", "kind": "mlp", "hidden": [8], "dropout": 0.2},
+                                                  {"name": "res", "kind": "resmlp", "width": 8, "blocks": 1}]))
+    assert cli("train", spec).exit_code == 0
+    assert cli("train", spec).exit_code == 0
+    first, second = (runstore.read_run(p) for p in run_folders(runs))
+    drop = ["seconds"]
+    pd.testing.assert_frame_equal(first.metrics().drop(columns=drop), second.metrics().drop(columns=drop))
+    strip = lambda s: {n: {k: v for k, v in m.items() if k not in ("train_seconds", "samples_per_second")}
+                       for n, m in s["models"].items()}
+    assert strip(first.summary) == strip(second.summary)
+    other_seed = write_spec(tmp_path, tiny_spec(seed=1), name="seed1.yaml")
+    assert cli("train", other_seed).exit_code == 0
+    newest = runstore.list_runs(runs)[0][0]
+    assert newest.meta["seed"] == 1  # runs started within one second still list newest first
+    third = newest
+    assert third.summary["models"]["mlp"]["val"] != first.summary["models"]["mlp"]["val"]
+
+
+@pytest.mark.parametrize("task_spec", [
+    {"data": {"builtin": "iris"}, "metrics": ["accuracy", "f1", "log_loss"], "monitor": "val_accuracy"},
+    {"data": {"builtin": "diabetes"}, "metrics": ["rmse", "mae", "r2"], "monitor": "val_r2",
+     "train": {"epochs": 3, "batch_size": 32, "loss": "huber", "scheduler": {"name": "cosine"}}},
+])
+def test_multiclass_and_regression_end_to_end(tmp_path, cli, runs, task_spec):
+    spec = write_spec(tmp_path, {"name": "t", "train": {"epochs": 3, "batch_size": 32},
+                                 "models": [{"name": "mlp", "kind": "mlp", "hidden": [16], "norm": "batchnorm"}],
+                                 **task_spec})
+    result = cli("train", spec)
+    assert result.exit_code == 0, result.output
+    summary = only_run(runs).summary
+    assert set(summary["models"]) == {"baseline", "mlp"}
+    assert set(summary["models"]["mlp"]["test"]) == {"loss", *task_spec["metrics"]}
+    if summary["task"] == "regression":
+        # Regression metrics are in the target's units (diabetes progression is ~25-346): not standardized.
+        assert summary["models"]["baseline"]["test"]["rmse"] > 30
