@@ -106,15 +106,15 @@ def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dt
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-SMALL_STEP_WORK = 20_000_000  # batch rows x parameters below which one CPU thread beats several
+SMALL_STEP_WORK = 20_000_000  # rows per step x parameters below which one CPU thread beats several
 
 
 @contextlib.contextmanager
-def cpu_threads_for(model: nn.Module, batch_size: int, device: torch.device):
+def cpu_threads_for(model: nn.Module, rows_per_step: int, device: torch.device):
     """One intra-op thread for small CPU steps: waking a thread pool costs more than such a step's
-    arithmetic, and a busy machine makes spinning threads far slower still."""
+    arithmetic, and on a busy machine spinning threads are many times slower still."""
     before = torch.get_num_threads()
-    small = device.type == "cpu" and batch_size * sum(p.numel() for p in model.parameters()) < SMALL_STEP_WORK
+    small = device.type == "cpu" and rows_per_step * sum(p.numel() for p in model.parameters()) < SMALL_STEP_WORK
     if small:
         torch.set_num_threads(1)
     try:
@@ -238,6 +238,12 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
 
 def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,
                  on_epoch: OnEpoch) -> FitResult:
+    with cpu_threads_for(model, len(problem.x["train"]), problem.x["train"].device):
+        return _fit_baseline(name, model, problem, spec, on_epoch)
+
+
+def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,
+                  on_epoch: OnEpoch) -> FitResult:
     """Full-batch L-BFGS on the convex objective scikit-learn uses: mean loss + l2/(2n)·||W||² (C = 1/l2);
     for regression, Ridge's sum of squares + l2·||W||² up to the same scale. Fitted in float64."""
     started = time.perf_counter()

@@ -1,0 +1,174 @@
+"""Training speed on Spambase with a 57-64-32-1 MLP: nnlab's loop against the usual alternatives.
+
+    python bench/bench_train.py [--epochs 20] [--repeat 3]
+
+Every contender trains the same network (Adam, lr 1e-3, batch 64, no early stopping) for the same
+number of epochs on the same standardized training split, in this process, after a warm-up. Reported:
+the best of `--repeat` wall-clock times and the ratio to nnlab. Then `nnlab train experiments/spam.yaml`
+is timed end to end in a fresh process (imports included), and `nnlab --help` for the start-up cost.
+PyTorch Lightning is timed when it is installed. A benchmark, not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nnlab import runner, train  # noqa: E402
+from nnlab.models import build_model  # noqa: E402
+
+BATCH, LR = 64, 1e-3
+
+
+def spambase():
+    plan = runner.plan(ROOT / "experiments" / "spam.yaml", ["train.early_stopping=null"])
+    return plan
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(57, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
+
+
+def nnlab_loop(plan, epochs: int) -> float:
+    spec = plan.spec.models[0].model_copy(deep=True)
+    spec.train.epochs = epochs
+    problem = train.Problem.from_arrays(plan.prepared.task, plan.prepared.x, plan.prepared.y, plan.metrics,
+                                        "val_loss", torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_model(spec, 57, 1)
+    start = time.perf_counter()
+    train.fit("mlp", model, problem, spec.train, 0, lambda record: None)
+    return time.perf_counter() - start
+
+
+def lean_torch_loop(x, y, epochs: int) -> float:
+    """The hand-written loop most people would write without a DataLoader: index slices, torch.optim.Adam."""
+    torch.manual_seed(0)
+    model, loss_fn = mlp(), nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), BATCH):
+            index = order[i:i + BATCH]
+            loss = loss_fn(model(x[index]).squeeze(1), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def dataloader_loop(x, y, epochs: int) -> float:
+    """The textbook loop: TensorDataset + DataLoader(shuffle=True)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model, loss_fn = mlp(), nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            loss = loss_fn(model(xb).squeeze(1), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def sklearn_mlp(x, y, epochs: int) -> float:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(hidden_layer_sizes=(64, 32), batch_size=BATCH, learning_rate_init=LR, max_iter=epochs,
+                          n_iter_no_change=epochs + 1, tol=0.0, random_state=0)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    return time.perf_counter() - start
+
+
+def lightning_loop(x, y, epochs: int) -> float | None:
+    try:
+        import lightning as L
+    except ImportError:
+        return None
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net, self.loss_fn = mlp(), nn.BCEWithLogitsLoss()
+
+        def training_step(self, batch, _):
+            xb, yb = batch
+            return self.loss_fn(self.net(xb).squeeze(1), yb)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=LR)
+
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    start = time.perf_counter()
+    trainer.fit(Module(), DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True))
+    return time.perf_counter() - start
+
+
+def best_of(repeat: int, fn, *args) -> float | None:
+    times = [fn(*args) for _ in range(repeat)]
+    return None if times[0] is None else min(times)
+
+
+def end_to_end(args: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as store:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nnlab.cli", *args, "--runs-dir", store] if args[0] == "train"
+                       else [sys.executable, "-m", "nnlab.cli", *args], cwd=ROOT, check=True,
+                       capture_output=True)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    plan = spambase()
+    x, y = torch.from_numpy(plan.prepared.x["train"]), torch.from_numpy(plan.prepared.y["train"])
+    torch.set_num_threads(1)  # the same thread count for every contender (nnlab picks 1 for a model this small)
+    nnlab_loop(plan, 1), lean_torch_loop(x, y, 1)  # warm-up: first-call costs are not training speed
+    results = {
+        "nnlab loop": best_of(options.repeat, nnlab_loop, plan, options.epochs),
+        "lean torch loop (torch.optim.Adam)": best_of(options.repeat, lean_torch_loop, x, y, options.epochs),
+        "DataLoader loop": best_of(options.repeat, dataloader_loop, x, y, options.epochs),
+        "scikit-learn MLPClassifier": best_of(options.repeat, sklearn_mlp, x.numpy(), y.numpy(), options.epochs),
+        "PyTorch Lightning": best_of(1, lightning_loop, x, y, options.epochs),
+    }
+    steps = options.epochs * -(-len(x) // BATCH)
+    print(f"Spambase, {len(x)} training rows, MLP 57-64-32-1, {options.epochs} epochs x batch {BATCH} "
+          f"({steps} steps), best of {options.repeat}, torch {torch.__version__}, 1 thread")
+    ours = results["nnlab loop"]
+    for name, seconds in results.items():
+        if seconds is None:
+            print(f"  {name:38s}  not installed")
+        else:
+            print(f"  {name:38s} {seconds:7.3f} s  {seconds / steps * 1e3:6.3f} ms/step  {seconds / ours:5.2f}x nnlab")
+    print(f"  end to end: nnlab train experiments/spam.yaml  {end_to_end(['train', 'experiments/spam.yaml']):.2f} s"
+          f"   nnlab --help  {end_to_end(['--help']):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
