@@ -36,6 +36,127 @@ def _fail(error: NnlabError) -> None:
 
 
 # --- browse commands (runs, compare, show): owned by the compare work; edit only between these markers ---
+from enum import Enum  # noqa: E402  (kept inside this region; may move to the imports at the top)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
+    json = "json"
+
+
+class Split(str, Enum):
+    val = "val"
+    test = "test"
+
+
+class Status(str, Enum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
+FormatOption = typer.Option(Format.table, "--format", "-f",
+                            help="table for people; csv, markdown or json (stable column names) for scripts.")
+NameOption = typer.Option(None, "--name", help="Only runs with this name (a glob such as 'spam*' works).",
+                          show_default=False)
+
+
+def _warn(warnings: list[str]) -> None:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
+
+
+def _emit(columns: list[str], rows: list[dict], format: Format, table) -> None:
+    """csv/markdown/json go to stdout undecorated; `table` builds the rich renderable only when needed."""
+    from nnlab import compare
+
+    if format is Format.table:
+        _out().print(table())
+    else:
+        writer = {Format.csv: compare.to_csv, Format.markdown: compare.to_markdown, Format.json: compare.to_json}
+        typer.echo(writer[format](columns, rows), nl=False)
+
+
+@app.command("runs")
+def runs_command(
+    name: Optional[str] = NameOption,
+    status: Optional[Status] = typer.Option(None, "--status", help="Only runs with this status.",
+                                            show_default=False),
+    last: Optional[int] = typer.Option(None, "--last", min=1, help="Only the newest K runs.", show_default=False),
+    format: Format = FormatOption,
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """List the runs, newest first: status, start, duration, models, the best model and its test score."""
+    try:
+        from nnlab import compare, runstore, tables
+
+        store = runstore.store_path(runs_dir)
+        found, warnings = runstore.list_runs(store)
+        _warn(warnings)
+        rows = compare.runs_rows(compare.filter_runs(found, name, status.value if status else None, last))
+        _emit(compare.RUNS_COLUMNS, rows, format, lambda: tables.runs_table(rows, str(store)))
+    except NnlabError as e:
+        _fail(e)
+
+
+@app.command("compare")
+def compare_command(
+    refs: Optional[list[str]] = typer.Argument(
+        None, metavar="RUN", show_default=False,
+        help="Runs by id, unique id prefix, folder path, last or last~N. Default: the last 10 (or --name)."),
+    name: Optional[str] = NameOption,
+    last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
+                                       help="Without RUN: the newest K runs (default 10; all runs with --name)."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", show_default=False,
+                                               help="A metric column to show (repeatable), e.g. accuracy or loss."),
+    sort: Optional[str] = typer.Option(None, "--sort", show_default=False,
+                                       help="Best first by this metric (test split unless --split val)."),
+    split: Optional[Split] = typer.Option(None, "--split", help="Only this split's metrics.", show_default=False),
+    model: Optional[list[str]] = typer.Option(None, "--model", show_default=False,
+                                              help="Only this model's rows (repeatable)."),
+    format: Format = FormatOption,
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Compare runs: one row per (run, model), the settings that differ, metrics and the gain over the baseline.
+
+    Without RUN: the last 10 runs (or those named by --name). With exactly two runs the table shows A and B side by side: what differs, B-A per model and metric, and both validation curves.
+    """
+    try:
+        from nnlab import compare, runstore, tables
+
+        store = runstore.store_path(runs_dir)
+        selected, warnings = compare.select_runs(store, refs or [], name, last)
+        _warn(warnings)
+        split_name = split.value if split else None
+        if refs and len(refs) == 2 and format is Format.table:
+            pair = compare.compare_pair(selected[0], selected[1], metric, split_name, model)
+            _out().print(tables.pair_view(pair))
+            return
+        comparison = compare.compare_runs(selected, metric, split_name, model, sort)
+        _warn(comparison.warnings)
+        _emit(comparison.columns, comparison.rows, format,
+              lambda: tables.compare_table(comparison, metric or tables.default_metrics(comparison)))
+    except NnlabError as e:
+        _fail(e)
+
+
+@app.command("show")
+def show_command(
+    ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Show one run: note, spec summary, each model's results and diagnosis, progress if unfinished, its files."""
+    try:
+        from nnlab import runstore, tables
+
+        run = runstore.resolve_run(ref, runstore.store_path(runs_dir))
+        _out().print(tables.show_view(run))
+    except NnlabError as e:
+        _fail(e)
 # --- end of browse commands ---
 
 
