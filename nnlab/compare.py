@@ -193,9 +193,15 @@ def _rows_from_summary(run: Run, models: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
+def read_history(run: Run) -> Any:
+    """metrics.csv (a DataFrame) without a last line that a crash cut short: one whose last field is missing."""
+    frame = run.metrics()
+    return frame[frame[frame.columns[-1]].notna()] if len(frame.columns) > 2 else frame
+
+
 def _rows_from_history(run: Run) -> list[dict[str, Any]]:
     """Rows of a run without a summary (unfinished, crashed or damaged): each model at its best epoch so far."""
-    history = run.metrics()
+    history = read_history(run)
     if history.empty or "model" not in history:
         return []
     monitor = run_monitor(run)
@@ -427,7 +433,7 @@ def _verdict(column: str, a: float, b: float) -> str:
 
 
 def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[dict[int, float], dict[int, float]]]:
-    histories = [run.metrics() for run in (a, b)]
+    histories = [read_history(run) for run in (a, b)]
     curves = {}
     for model in models:
         pair = []
@@ -445,7 +451,7 @@ def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[
 
 def progress(run: Run) -> list[dict[str, Any]]:
     """How far each model of a run got: model, epochs_done, epochs_planned, the last epoch's val_loss."""
-    spec, history = read_spec(run), run.metrics()
+    spec, history = read_spec(run), read_history(run)
     planned: dict[str, Any] = {}
     if spec.get("baseline") not in (None, False):
         planned["baseline"] = 1

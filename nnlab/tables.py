@@ -420,8 +420,17 @@ def show_view(run: Run) -> Group:
     if summary is None:
         parts.append(_progress(run, status))
     files = [str(path.relative_to(run.path)) for path in run.files().values()]
-    parts.append(Text(f"\nfiles in {run.path}{os.sep}\n" + "\n".join(f"  {name}" for name in files)))
+    parts.append(Text(f"\nfiles in {_short_path(run.path)}{os.sep}\n" + "\n".join(f"  {name}" for name in files),
+                      overflow="fold"))
     return Group(*parts)
+
+
+def _short_path(path: Any) -> str:
+    """A path relative to the working directory when it lies below it (`runs/spam-...`), else as it is."""
+    try:
+        return str(path.resolve().relative_to(os.getcwd()))
+    except ValueError:
+        return str(path)
 
 
 def spec_lines(spec: dict[str, Any], task: str | None = None) -> list[str]:

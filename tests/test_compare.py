@@ -1,0 +1,302 @@
+"""`nnlab compare`: which settings differ, deltas to the baseline, sorting, formats, the table and the A/B view,
+on hand-made runs with known numbers."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from compare_fixtures import as_json, browse, make_spec, result, two_models, write_run
+from nnlab import compare, runstore, tables
+
+BASE = (0.40, 0.42, 0.85, 0.84)
+
+
+def render(renderable, width: int = 100) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def csv_frame(result) -> pd.DataFrame:
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(io.StringIO(result.stdout))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def three(store):
+    """Three runs, each changing one thing from the first: the learning rate, then the hidden sizes."""
+    a = write_run(store, make_spec(), two_models(BASE, (0.30, 0.32, 0.90, 0.89)), minute=1, note="first")
+    b = write_run(store, make_spec(train={"optimizer": {"lr": 0.01}}), two_models(BASE, (0.25, 0.26, 0.92, 0.93)),
+                  minute=2, note="lr 0.01")
+    c = write_run(store, make_spec(models=[{"name": "mlp", "kind": "mlp", "hidden": [128, 64], "dropout": 0.0}]),
+                  two_models(BASE, (0.35, 0.50, 0.88, 0.80)), minute=3, note="wider")
+    return a.name, b.name, c.name
+
+
+def test_only_the_settings_that_differ_become_columns(store, three):
+    frame = csv_frame(browse(store, "compare", "--format", "csv"))
+    settings = [c for c in frame.columns if c not in compare.ROW_COLUMNS and not compare.is_measure(c)
+                and c not in compare.EPOCH_COLUMNS]
+    # a changed train default reaches the model through its merged train settings; the list compares by value
+    assert settings == ["models.hidden", "train.optimizer.lr"]
+    assert list(frame["run"]) == [three[0], three[0], three[1], three[1], three[2], three[2]]  # oldest first
+    assert list(frame["model"]) == ["baseline", "mlp"] * 3
+    mlp = frame[frame["model"] == "mlp"]
+    assert list(mlp["models.hidden"]) == ["[64, 32]", "[64, 32]", "[128, 64]"]
+    assert list(mlp["train.optimizer.lr"]) == [0.001, 0.01, 0.001]
+    # neural-model settings do not apply to the baseline rows
+    assert frame[frame["model"] == "baseline"][["models.hidden", "train.optimizer.lr"]].isna().all().all()
+
+
+def test_nested_settings_flatten_to_dotted_keys(store):
+    cosine = {"name": "cosine", "t_max": 10}
+    write_run(store, make_spec(), two_models(BASE, BASE), minute=1)
+    write_run(store, make_spec(train={"scheduler": cosine, "early_stopping": {"patience": 3}}),
+              two_models(BASE, BASE), minute=2)
+    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    # null -> a mapping: the old key and every new leaf differ
+    assert comparison.settings == ["train.scheduler", "train.early_stopping.patience", "train.scheduler.name",
+                                   "train.scheduler.t_max"]
+    rows = [r for r in comparison.rows if r["model"] == "mlp"]
+    assert rows[0]["train.scheduler"] is None and math.isnan(rows[0]["train.scheduler.name"])
+    assert math.isnan(rows[1]["train.scheduler"]) and rows[1]["train.scheduler.name"] == "cosine"
+    assert [r["train.early_stopping.patience"] for r in rows] == [8, 3]
+
+
+def test_per_model_overrides_are_compared_per_model(store):
+    models = [{"name": "small", "kind": "mlp", "hidden": [32]},
+              {"name": "wide", "kind": "mlp", "hidden": [32], "train": {"optimizer": {"lr": 0.0005}}}]
+    results = {"baseline": result(*BASE, kind="logistic"), "small": result(*BASE), "wide": result(*BASE)}
+    write_run(store, make_spec(models=models), results, minute=1)
+    models[1]["train"] = {"optimizer": {"lr": 0.0001}}
+    write_run(store, make_spec(models=models), results, minute=2)
+    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    assert comparison.settings == ["train.optimizer.lr"]
+    assert [(r["model"], r["train.optimizer.lr"]) for r in comparison.rows if r["model"] != "baseline"] == [
+        ("small", 0.001), ("wide", 0.0005), ("small", 0.001), ("wide", 0.0001)]
+    assert comparison.between_runs == ["train.optimizer.lr"]  # only `wide` changed between the runs
+    assert comparison.note is None
+
+
+def test_identical_lists_do_not_differ_and_seed_only_is_said(store):
+    write_run(store, make_spec(seed=0), two_models(BASE, BASE), minute=1)
+    write_run(store, make_spec(seed=1), two_models(BASE, BASE), minute=2)
+    out = browse(store, "compare")
+    assert out.exit_code == 0, out.output
+    assert "Only the seed differs between these runs" in out.stdout
+    assert compare.compare_runs(compare.select_runs(store, [])[0]).settings == ["seed"]
+
+
+def test_no_difference_at_all_is_said(store):
+    write_run(store, make_spec(), two_models(BASE, BASE), minute=1)
+    write_run(store, make_spec(), two_models(BASE, BASE), minute=2)
+    out = browse(store, "compare").stdout
+    assert "No setting differs between these runs" in out
+
+
+def test_deltas_are_to_the_same_runs_baseline(store, three):
+    records = as_json(browse(store, "compare", "--format", "json"))
+    first_mlp, second_base, second_mlp = records[1], records[2], records[3]
+    assert first_mlp["test_accuracy_vs_baseline"] == pytest.approx(0.89 - 0.84)
+    assert first_mlp["test_loss_vs_baseline"] == pytest.approx(0.32 - 0.42)
+    assert second_mlp["val_loss_vs_baseline"] == pytest.approx(0.25 - 0.40)
+    assert second_base["test_loss_vs_baseline"] is None  # the baseline has no difference to itself
+
+
+def test_no_baseline_means_no_delta(store):
+    spec = make_spec(baseline=False)
+    write_run(store, spec, {"mlp": result(*BASE)}, minute=1)
+    (row,) = as_json(browse(store, "compare", "--format", "json"))
+    assert row["model"] == "mlp" and row["test_loss_vs_baseline"] is None and row["test_loss"] == 0.42
+
+
+@pytest.mark.parametrize("sort, expected", [
+    ("loss", [0.26, 0.32, 0.42, 0.42, 0.42, 0.50]),  # test loss, lower first
+    ("test_loss", [0.26, 0.32, 0.42, 0.42, 0.42, 0.50]),
+])
+def test_sort_by_loss_is_ascending(store, three, sort, expected):
+    frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", sort))
+    assert list(frame["test_loss"]) == expected
+
+
+def test_sort_by_a_score_is_descending(store, three):
+    frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", "accuracy"))
+    assert list(frame["test_accuracy"]) == [0.93, 0.89, 0.84, 0.84, 0.84, 0.80]
+    frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", "val_accuracy"))
+    assert list(frame["val_accuracy"]) == [0.92, 0.90, 0.88, 0.85, 0.85, 0.85]
+
+
+def test_sort_puts_missing_values_last(store):
+    write_run(store, make_spec(), {"baseline": result(*BASE, kind="logistic"),
+                                   "mlp": result(0.3, math.nan, 0.9, math.nan)}, minute=1)
+    records = as_json(browse(store, "compare", "--format", "json", "--sort", "test_accuracy"))
+    assert [r["model"] for r in records] == ["baseline", "mlp"] and records[1]["test_accuracy"] is None
+
+
+def test_sort_by_an_unknown_metric_is_exit_2_with_the_choices(store, three):
+    out = browse(store, "compare", "--sort", "acc")
+    assert out.exit_code == 2
+    assert "--sort: expected one of loss, accuracy, val_loss, test_loss" in out.stderr and "got 'acc'" in out.stderr
+
+
+def test_metric_split_and_model_choose_columns_and_rows(store, three):
+    frame = csv_frame(browse(store, "compare", "--format", "csv", "--metric", "accuracy", "--split", "test",
+                             "--model", "mlp"))
+    assert [c for c in frame.columns if compare.is_measure(c)] == [
+        "test_accuracy", "test_accuracy_vs_baseline", "train_seconds"]
+    assert list(frame["model"]) == ["mlp"] * 3 and list(frame["test_accuracy"]) == [0.89, 0.93, 0.80]
+    # the delta still refers to the run's baseline, although its row is filtered out
+    assert list(frame["test_accuracy_vs_baseline"]) == pytest.approx([0.05, 0.09, -0.04])
+    # with only the mlp rows, only what differs between them is a column
+    assert "models.hidden" in frame.columns
+
+
+def test_unknown_metric_or_model_is_exit_2(store, three):
+    out = browse(store, "compare", "--metric", "f1")
+    assert out.exit_code == 2 and "--metric: expected one of loss, accuracy; got 'f1'" in out.stderr
+    out = browse(store, "compare", "--model", "cnn")
+    assert out.exit_code == 2 and "--model: expected one of baseline, mlp; got 'cnn'" in out.stderr
+
+
+def test_csv_and_json_have_the_same_columns_and_values(store, three):
+    frame = csv_frame(browse(store, "compare", "--format", "csv"))
+    records = as_json(browse(store, "compare", "--format", "json"))
+    assert list(records[0]) == list(frame.columns)
+    assert list(frame.columns[:4]) == ["run", "model", "kind", "status"]
+    assert list(frame.columns[-11:]) == ["best_epoch", "epochs_run", "val_loss", "test_loss", "val_loss_vs_baseline",
+                                         "test_loss_vs_baseline", "val_accuracy", "test_accuracy",
+                                         "val_accuracy_vs_baseline", "test_accuracy_vs_baseline", "train_seconds"]
+    assert [r["test_loss"] for r in records] == list(frame["test_loss"]) == [0.42, 0.32, 0.42, 0.26, 0.42, 0.5]
+    assert records[1]["models.hidden"] == [64, 32] and records[1]["best_epoch"] == 2
+
+
+def test_markdown_is_a_table_with_the_best_in_bold(store, three):
+    out = browse(store, "compare", "--format", "markdown")
+    assert out.exit_code == 0
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 + 6 and lines[0].startswith("| run | model | kind | status | models.hidden |")
+    assert all(line.startswith("|") and line.endswith("|") for line in lines)
+    best = next(line for line in lines if "**0.2600**" in line)  # the best test loss
+    assert three[1] in best and "**0.9300**" in best
+
+
+def test_empty_store_gives_valid_empty_output(store):
+    assert as_json(browse(store, "compare", "--format", "json")) == []
+    out = browse(store, "compare", "--format", "csv")
+    assert out.exit_code == 0 and pd.read_csv(io.StringIO(out.stdout)).empty
+    out = browse(store, "compare")
+    assert out.exit_code == 0 and "No runs to compare." in out.stdout
+
+
+def test_default_is_the_last_ten_runs_and_last_or_name_choose_others(store):
+    for minute in range(12):
+        write_run(store, make_spec(name="odd" if minute % 2 else "even", seed=minute),
+                  {"mlp": result(*BASE)}, minute=minute)
+    runs = as_json(browse(store, "compare", "--format", "json"))
+    assert [r["seed"] for r in runs] == list(range(2, 12))  # the newest ten, oldest first
+    assert [r["seed"] for r in as_json(browse(store, "compare", "--format", "json", "--last", "3"))] == [9, 10, 11]
+    assert [r["seed"] for r in as_json(browse(store, "compare", "--format", "json", "--name", "odd"))] == [
+        1, 3, 5, 7, 9, 11]
+    assert [r["seed"] for r in as_json(browse(store, "compare", "-f", "json", "--name", "o*", "--last", "2"))] == [9, 11]
+
+
+def test_table_fits_100_columns_and_keeps_numbers_whole(store):
+    long_path = "/a/very/long/path/to/some/data/folder/that/goes/on/and/on/data.csv"
+    for minute, lr in enumerate([0.001, 0.0003, 0.01]):
+        spec = make_spec(train={"optimizer": {"lr": lr}, "batch_size": 32 * (minute + 1), "epochs": 10 + minute},
+                         seed=minute, data={"path": f"{long_path}{minute}", "target": "y"})
+        write_run(store, spec, two_models(BASE, (0.123456, 0.2, 0.9, 0.91)), minute=minute)
+    out = browse(store, "compare").stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    rows = [line for line in lines if " mlp " in line]
+    assert len(rows) == 3 and all("0.1235" in row for row in rows)  # the number rounded, never cut
+    assert any("0.0003" in row for row in rows)
+    assert "…" in out  # the long path was cut, not wrapped
+    assert "batch_size = train.batch_size" in out or "left out to fit 100 columns" in out
+
+
+def test_best_value_of_each_metric_column_is_highlighted(store, three):
+    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    grid = tables.compare_table(comparison, ["loss", "accuracy"])
+    test_cols = [c for c in grid.columns if c.header == "test"]
+    loss, accuracy = test_cols
+    assert [i for i, s in enumerate(loss.styles) if s == tables.BEST] == [3]  # 0.26, the second run's mlp
+    assert [i for i, s in enumerate(accuracy.styles) if s == tables.BEST] == [3]
+    val_loss = next(c for c in grid.columns if c.header == "val" and c.group == "loss")
+    assert [i for i, s in enumerate(val_loss.styles) if s == tables.BEST] == [3]
+    text = render(grid)
+    assert "0.2600" in text and "Δ base" in text and "more metrics" not in text
+
+
+def test_table_shows_the_differing_settings_and_the_deltas(store, three):
+    out = browse(store, "compare").stdout
+    assert "hidden" in out and "lr" in out and "settings: hidden = models.hidden, lr = train.optimizer.lr" in out
+    row = next(line for line in out.splitlines() if "[128, 64]" in line)
+    assert "-0.0400" in row and "+0.0800" in row  # test accuracy and test loss against the baseline
+
+
+def test_two_runs_side_by_side(store, three):
+    out = browse(store, "compare", three[0], three[1])
+    assert out.exit_code == 0, out.output
+    text = out.stdout
+    assert f"A {three[0]}   B {three[1]}" in text
+    settings = text.split("settings that differ")[1].split("metrics")[0]
+    # the changed default shows once, not again under every model that inherits it
+    assert "train.optimizer.lr  0.001  0.01" in settings and "models.mlp.train" not in settings
+    line = next(l for l in text.splitlines() if "test_loss" in l and "0.3200" in l)
+    assert line.split()[-4:] == ["0.3200", "0.2600", "-0.0600", "better"]
+    line = next(l for l in text.splitlines() if "test_accuracy" in l and "0.8900" in l)
+    assert line.split()[-4:] == ["0.8900", "0.9300", "+0.0400", "better"]
+
+
+def test_two_runs_curves_show_when_they_part(store):
+    losses_a = [0.9, 0.6, 0.5, 0.45, 0.44]
+    losses_b = [0.9, 0.5, 0.3, 0.2, 0.15]
+    for minute, (lr, losses) in enumerate([(0.001, losses_a), (0.01, losses_b)]):
+        results = two_models(BASE, (min(losses), 0.5, 0.9, 0.9))
+        write_run(store, make_spec(train={"optimizer": {"lr": lr}}), results, minute=minute,
+                  history={"baseline": [0.4], "mlp": losses})
+    text = browse(store, "compare", "last~1", "last").stdout
+    assert "mlp: val_loss per epoch" in text and "baseline: val_loss per epoch" not in text
+    spark_a = next(l for l in text.splitlines() if l.startswith("A ") and len(l) == 7)
+    spark_b = next(l for l in text.splitlines() if l.startswith("B ") and len(l) == 7)
+    assert spark_a[2] == spark_b[2] == "█" and spark_b[-1] == "▁" and spark_a[-1] != "▁"
+    epochs = next(l for l in text.splitlines() if l.startswith("epoch"))
+    assert epochs.split() == ["epoch", "1", "2", "3", "4", "5"]
+    delta = next(l for l in text.splitlines() if l.startswith("B−A"))
+    assert delta.split() == ["B−A", "+0.0000", "-0.1000", "-0.2000", "-0.2500", "-0.2900"]
+
+
+def test_two_identical_runs_say_so(store):
+    write_run(store, make_spec(), two_models(BASE, BASE), minute=1)
+    write_run(store, make_spec(), two_models(BASE, BASE), minute=2)
+    text = browse(store, "compare", "last", "last~1").stdout
+    assert "No setting differs between A and B" in text
+
+
+def test_two_runs_with_json_format_give_rows(store, three):
+    records = as_json(browse(store, "compare", three[0], three[1], "--format", "json"))
+    assert [(r["run"], r["model"]) for r in records] == [(three[0], "baseline"), (three[0], "mlp"),
+                                                         (three[1], "baseline"), (three[1], "mlp")]
+    assert json.dumps(records)  # plain JSON values only
+
+
+def test_frame_matches_rows(store, three):
+    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    frame = comparison.frame
+    assert list(frame.columns) == comparison.columns and len(frame) == 6
+    assert frame["test_loss"].tolist() == [0.42, 0.32, 0.42, 0.26, 0.42, 0.5]
+    listing = compare.runs_frame(runstore.list_runs(store)[0])
+    assert list(listing.columns) == compare.RUNS_COLUMNS and list(listing["note"]) == ["wider", "lr 0.01", "first"]

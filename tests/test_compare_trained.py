@@ -1,0 +1,55 @@
+"""`nnlab compare`, `runs` and `show` on real runs: two tiny trainings through the CLI that differ in one setting."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from compare_fixtures import browse
+from conftest import run_folders
+
+
+@pytest.fixture
+def trained(tiny, cli, runs):
+    first = cli("train", tiny, "--note", "lr 0.001")
+    second = cli("train", tiny, "--set", "train.optimizer.lr=0.05", "--note", "lr 0.05")
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    return [p.name for p in sorted(run_folders(runs), key=lambda p: json.loads((p / "run.json").read_text())[
+        "started_at"])]
+
+
+def test_compare_two_real_runs_in_every_format(trained, runs):
+    frame = pd.read_csv(io.StringIO(browse(runs, "compare", "--format", "csv").stdout))
+    assert list(zip(frame["run"], frame["model"])) == [(trained[0], "baseline"), (trained[0], "mlp"),
+                                                       (trained[1], "baseline"), (trained[1], "mlp")]
+    # one setting changed, so it is the one settings column
+    assert [c for c in frame.columns if "." in c] == ["train.optimizer.lr"]
+    assert list(frame["train.optimizer.lr"].iloc[[1, 3]]) == [0.001, 0.05]
+    summaries = [json.loads((runs / run / "summary.json").read_text()) for run in trained]
+    for i, summary in enumerate(summaries):
+        mlp, base = summary["models"]["mlp"], summary["models"]["baseline"]
+        row = frame.iloc[2 * i + 1]
+        assert row["test_accuracy"] == mlp["test"]["accuracy"] and row["val_loss"] == mlp["val"]["loss"]
+        assert row["best_epoch"] == mlp["best_epoch"]
+        assert row["test_loss_vs_baseline"] == pytest.approx(mlp["test"]["loss"] - base["test"]["loss"])
+    # the baseline does not depend on the learning rate: same data split and seed, same numbers
+    assert frame["test_loss"].iloc[0] == frame["test_loss"].iloc[2]
+    records = json.loads(browse(runs, "compare", "--format", "json").stdout)
+    assert [r["test_f1"] for r in records] == list(frame["test_f1"])
+    markdown = browse(runs, "compare", "--format", "markdown").stdout
+    assert markdown.count("\n") == 2 + 4 and "train.optimizer.lr" in markdown.splitlines()[0]
+
+
+def test_compare_a_b_runs_and_show_on_real_runs(trained, runs):
+    text = browse(runs, "compare", trained[0], trained[1]).stdout
+    assert "train.optimizer.lr  0.001  0.05" in text
+    assert "mlp: val_loss per epoch" in text and "epoch" in text
+    listing = browse(runs, "runs")
+    assert listing.exit_code == 0 and listing.stderr == ""
+    assert [line.split()[0] for line in listing.stdout.splitlines()[2:]] == trained[::-1]
+    shown = browse(runs, "show", "last")
+    assert shown.exit_code == 0 and shown.stdout.startswith(trained[1]) and "note: lr 0.05" in shown.stdout

@@ -1,0 +1,219 @@
+"""`nnlab runs`, `nnlab show` and run references, on hand-made and damaged run stores."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from compare_fixtures import as_json, browse, make_spec, result, two_models, write_run
+from nnlab import compare, runstore
+
+BASE = (0.40, 0.42, 0.85, 0.84)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "runs"
+
+
+def interrupted(store, spec, history, minute):
+    """A run whose process died mid-training: status `running` in run.json, no summary, a dead pid."""
+    path = write_run(store, spec, minute=minute, status="running", history=history, summary=False)
+    child = subprocess.Popen(["true"])
+    child.wait()
+    meta = json.loads((path / "run.json").read_text())
+    meta["pid"] = child.pid
+    (path / "run.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.fixture
+def listed(store):
+    a = write_run(store, make_spec(name="spam"), two_models(BASE, (0.30, 0.32, 0.90, 0.89)), minute=1, note="first")
+    b = write_run(store, make_spec(name="spam", seed=1), two_models(BASE, (0.45, 0.47, 0.80, 0.79)), minute=2)
+    c = write_run(store, make_spec(name="digits"), two_models(BASE, (0.20, 0.21, 0.95, 0.96)), minute=3,
+                  status="failed", note="a note " * 20)
+    return a.name, b.name, c.name
+
+
+def test_runs_lists_newest_first_with_the_best_model(store, listed):
+    records = as_json(browse(store, "runs", "--format", "json"))
+    assert [r["id"] for r in records] == [listed[2], listed[1], listed[0]]
+    assert list(records[0]) == ["id", "name", "status", "started_at", "duration_seconds", "models", "best_model",
+                                "monitor", "best_val", "best_test", "note"]
+    first = records[2]
+    assert first["name"] == "spam" and first["status"] == "completed" and first["note"] == "first"
+    assert first["models"] == ["baseline", "mlp"] and first["monitor"] == "val_loss"
+    # best on the validation loss, reported with its test loss
+    assert (first["best_model"], first["best_val"], first["best_test"]) == ("mlp", 0.30, 0.32)
+    assert (records[1]["best_model"], records[1]["best_test"]) == ("baseline", 0.42)
+    assert records[0]["status"] == "failed" and records[0]["started_at"] == "2025-01-01T00:03:00+00:00"
+
+
+def test_runs_table_fits_100_columns(store, listed):
+    out = browse(store, "runs")
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["id", "status", "started"] and max(map(len, lines)) <= 100
+    row = next(line for line in lines if line.startswith(listed[0]))
+    assert "completed" in row and "mlp" in row and "0.3200" in row and row.rstrip().endswith("first")
+    failed = next(line for line in lines if line.startswith(listed[2]))
+    assert "failed" in failed and failed.endswith("…")  # the long note is cut, not wrapped
+
+
+def test_runs_filters(store, listed):
+    def ids(*args):
+        return [r["id"] for r in as_json(browse(store, "runs", "--format", "json", *args))]
+
+    assert ids("--name", "spam") == [listed[1], listed[0]]
+    assert ids("--name", "d*") == [listed[2]]
+    assert ids("--status", "failed") == [listed[2]]
+    assert ids("--last", "1") == [listed[2]]
+    assert ids("--name", "spam", "--last", "1") == [listed[1]]
+    assert ids("--name", "nothing") == []
+
+
+def test_runs_csv_reads_back(store, listed):
+    out = browse(store, "runs", "--format", "csv")
+    frame = pd.read_csv(io.StringIO(out.stdout))
+    assert list(frame["id"]) == [listed[2], listed[1], listed[0]]
+    assert list(frame["best_test"]) == [0.21, 0.42, 0.32]
+    assert json.loads(frame["models"][0]) == ["baseline", "mlp"]
+
+
+def test_runs_on_an_empty_or_missing_store(store):
+    out = browse(store, "runs")
+    assert out.exit_code == 0 and "No runs in" in out.stdout
+    assert as_json(browse(store, "runs", "--format", "json")) == []
+    assert browse(store, "runs", "--format", "csv").stdout.startswith("id,name,status,")
+
+
+def test_damaged_and_foreign_folders_are_skipped_with_one_warning_each(store, listed):
+    (store / "notes").mkdir()
+    (store / "notes" / "todo.txt").write_text("not a run")
+    newer = write_run(store, make_spec(name="future"), two_models(BASE, BASE), minute=4)
+    meta = json.loads((newer / "run.json").read_text())
+    (newer / "run.json").write_text(json.dumps({**meta, "format_version": 99}))
+    broken = write_run(store, make_spec(name="broken"), two_models(BASE, BASE), minute=5)
+    (broken / "run.json").write_text('{"id": "broken-')
+    out = browse(store, "runs")
+    assert out.exit_code == 0
+    warnings = out.stderr.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("warning: skipped ") for w in warnings)
+    assert any("notes: not a run folder (no run.json)" in w for w in warnings)
+    assert any(newer.name in w and "format version 99 is newer than this nnlab reads (1)" in w for w in warnings)
+    assert any("broken" in w and "unreadable" in w for w in warnings)
+    assert [line.split()[0] for line in out.stdout.splitlines()[2:]] == [listed[2], listed[1], listed[0]]
+    # compare skips them the same way and still compares the rest
+    out = browse(store, "compare", "--format", "json")
+    assert out.exit_code == 0 and len(json.loads(out.stdout)) == 6 and len(out.stderr.splitlines()) == 3
+
+
+def test_interrupted_run_with_a_half_written_metrics_file(store, listed):
+    path = interrupted(store, make_spec(name="spam"), {"baseline": [0.6], "mlp": [0.9, 0.5, 0.6]}, minute=9)
+    with open(path / "metrics.csv", "a") as f:
+        f.write("mlp,4,0.1,0.05")  # the line a crash cut short: its val_loss 0.05 must not count
+    (run,) = [r for r in as_json(browse(store, "runs", "--format", "json")) if r["id"] == path.name]
+    assert run["status"] == "interrupted" and run["best_model"] == "mlp" and run["best_val"] == 0.5
+    assert run["best_test"] is None and run["models"] == ["baseline", "mlp"]
+    rows = as_json(browse(store, "compare", path.name, "--format", "json"))
+    mlp = rows[1]
+    assert (mlp["status"], mlp["best_epoch"], mlp["epochs_run"], mlp["val_loss"]) == ("interrupted", 2, 3, 0.5)
+    assert mlp["test_loss"] is None and mlp["val_loss_vs_baseline"] == pytest.approx(-0.1)
+    text = browse(store, "show", path.name).stdout
+    assert "interrupted, no summary yet: stopped at mlp epoch 3 of 3" in text
+
+
+def test_running_run_is_shown_as_running(store):
+    path = write_run(store, make_spec(), minute=1, status="running", history={"baseline": [0.4]}, summary=False)
+    (run,) = as_json(browse(store, "runs", "--format", "json"))
+    assert run["status"] == "running" and run["duration_seconds"] is None
+    text = browse(store, "show", "last").stdout
+    assert "running, no summary yet: is at baseline epoch 1 of 1" in text
+    assert "mlp" in text and "0/3" in text  # planned but not started
+    assert path.name in browse(store, "runs").stdout
+
+
+def test_completed_run_without_summary_is_read_from_metrics_with_a_warning(store):
+    path = write_run(store, make_spec(), two_models(BASE, (0.3, 0.32, 0.9, 0.89)), minute=1)
+    (path / "summary.json").unlink()
+    out = browse(store, "compare", "--format", "json")
+    assert out.exit_code == 0
+    assert "summary.json is missing or unreadable" in out.stderr
+    rows = json.loads(out.stdout)
+    assert [(r["model"], r["val_loss"], r["test_loss"]) for r in rows] == [("baseline", 0.4, None), ("mlp", 0.3, None)]
+
+
+@pytest.mark.parametrize("ref", ["full", "prefix", "path", "last~1"])
+def test_run_references(store, listed, ref):
+    target = listed[1]
+    given = {"full": target, "prefix": target[:-2], "path": str(store / target), "last~1": "last~1"}[ref]
+    out = browse(store, "show", given)
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith(target)
+
+
+def test_last_is_the_newest(store, listed):
+    assert browse(store, "show", "last").stdout.startswith(listed[2])
+
+
+def test_ambiguous_prefix_lists_the_candidates(store, listed):
+    out = browse(store, "show", "spam-")
+    assert out.exit_code == 2
+    assert out.stderr.startswith("error: run 'spam-' is ambiguous: it matches 2 runs")
+    assert listed[0] in out.stderr and listed[1] in out.stderr
+
+
+def test_unknown_reference_says_what_exists(store, listed):
+    out = browse(store, "compare", "nope", "--format", "csv")
+    assert out.exit_code == 2 and out.stdout == ""
+    assert "run 'nope': no such run in" in out.stderr and listed[2] in out.stderr
+    out = browse(store, "show", "last~7")
+    assert out.exit_code == 2 and "has 3 run(s)" in out.stderr
+
+
+def test_show_tells_the_whole_story(store):
+    spec = make_spec(name="spam", models=[{"name": "mlp", "kind": "mlp", "hidden": [64, 32], "dropout": 0.3,
+                                           "train": {"optimizer": {"lr": 0.0005}}}])
+    results = {"baseline": result(*BASE, kind="logistic"),
+               "mlp": result(0.3, 0.32, 0.9, 0.89, best_epoch=2, epochs_run=3,
+                             diagnosis=["still improving at the last epoch: train longer"])}
+    expect = [{"key": "mlp.test.accuracy", "rule": ">= 0.95", "value": 0.89, "passed": False}]
+    path = write_run(store, spec, results, minute=1, note="dropout 0.3", expect=expect)
+    out = browse(store, "show", "last")
+    assert out.exit_code == 0, out.output
+    text = out.stdout
+    assert text.startswith(f"{path.name}  completed  started ")
+    assert "note: dropout 0.3" in text
+    assert "data     data.csv -> y (binary); val 0.15, test 0.15" in text
+    assert "baseline kind=logistic l2=1.0" in text
+    assert "model    mlp: mlp hidden=[64, 32] dropout=0.3; train.optimizer.lr=0.0005" in text
+    row = next(line for line in text.splitlines() if line.startswith("mlp "))
+    assert row.split()[:6] == ["mlp", "mlp", "100", "2/3", "0.3000", "0.3200"]
+    assert "mlp: still improving at the last epoch: train longer" in text
+    assert "MISS  mlp.test.accuracy >= 0.95  (got 0.8900)" in text
+    assert f"files in {path}/" in text.replace("\n", "")  # a long path folds onto the next line, whole
+    for name in ("run.json", "spec.yaml", "metrics.csv", "summary.json"):
+        assert f"\n  {name}\n" in text
+    assert max(len(line) for line in text.splitlines() if str(path) not in line) <= 100
+
+
+def test_show_a_failed_run_gives_its_error(store):
+    path = write_run(store, make_spec(), {"baseline": result(*BASE, kind="logistic")}, minute=1, status="failed")
+    meta = json.loads((path / "run.json").read_text())
+    (path / "run.json").write_text(json.dumps({**meta, "error": "mlp: loss became NaN at epoch 2"}))
+    text = browse(store, "show", "last").stdout
+    assert "failed" in text.splitlines()[0] and "error: mlp: loss became NaN at epoch 2" in text
+
+
+def test_reading_is_lazy(store, listed, monkeypatch):
+    """`runs` reads no spec.yaml and no metrics.csv of a finished run."""
+    calls = []
+    monkeypatch.setattr(compare, "read_spec", lambda run: calls.append(run) or {})
+    monkeypatch.setattr(runstore.Run, "metrics", lambda self: calls.append(self))
+    assert browse(store, "runs", "--format", "json").exit_code == 0
+    assert calls == []
