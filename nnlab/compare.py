@@ -548,7 +548,8 @@ def format_value(value: Any, digits: int | None = 4, signed: bool = False) -> st
             return ""
         if digits is None:
             return repr(value)
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 10 ** -digits):
+        # a tiny metric (an MSE of 3e-05) keeps its digits; a tiny difference may read +0.0000
+        if value != 0 and (abs(value) >= 1e6 or (abs(value) < 10 ** -digits and not signed)):
             return f"{value:+.{max(digits - 1, 1)}e}" if signed else f"{value:.{max(digits - 1, 1)}e}"
         return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
     if isinstance(value, (list, dict)):

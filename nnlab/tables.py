@@ -52,6 +52,7 @@ class Grid:
     columns: list[Col]
     title: str = ""
     notes: list[str] = field(default_factory=list)
+    sections: dict[int, list[tuple[str, str | None]]] = field(default_factory=dict)  # a heading line before row i
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         widths, hidden = layout(self.columns, options.max_width)
@@ -65,6 +66,8 @@ class Grid:
                            "bold") for c, w in shown], styles)
         yield from _line([("─" * (sum(w for _, w in shown) + GAP * (len(shown) - 1)), "dim")], styles)
         for i in range(len(self.columns[0].cells) if self.columns else 0):
+            if i in self.sections:
+                yield from _line(_fit(self.sections[i], options.max_width), styles)
             cells = []
             for col, width in shown:
                 text = cut(col.cells[i], width, col.keep_end)
@@ -98,6 +101,17 @@ def _line(cells: list[tuple[str, str | None]], styles: dict[str | None, Style | 
     if run:
         yield Segment("".join(run), _style(styles, run_style))
     yield Segment.line()
+
+
+def _fit(parts: list[tuple[str, str | None]], width: int) -> list[tuple[str, str | None]]:
+    """The styled pieces of a heading line (shown two spaces apart), cut to `width`."""
+    fitted, room = [], width
+    for text, style in parts:
+        if room <= 0:
+            break
+        fitted.append((cut(text, room), style))
+        room -= len(fitted[-1][0]) + GAP
+    return fitted
 
 
 def _style(styles: dict[str | None, Style | None], name: str | None) -> Style | None:
@@ -163,11 +177,11 @@ def _status_styles(statuses: Iterable[str]) -> list[str | None]:
 
 
 def seconds(value: Any) -> str:
-    """Train seconds: `0.03`, `1.6`, `125`."""
+    """Train seconds: `0.03`, `1.60`, `12.5`, `125`."""
     value = compare._num(value)
     if math.isnan(value):
         return ""
-    return f"{value:.2f}" if abs(value) < 1 else f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
 
 
 def duration(seconds: float) -> str:
@@ -247,17 +261,26 @@ def short_keys(keys: list[str]) -> dict[str, str]:
 
 
 def compare_table(comparison: Comparison, shown_metrics: list[str] | None = None) -> Any:
-    """One row per (run, model): the settings that differ, the best epoch, each metric per split with the
-    difference to the run's baseline, train seconds. The best value of each metric column is in bold green."""
+    """One row per (run, model) under a heading line per run (its id and note): the settings that differ, the
+    best epoch, each metric per split with the difference to the run's baseline, train seconds. The best
+    value of each metric column is in bold green. Without `shown_metrics`, the monitored metric (val and
+    test) and the spec's first metric (test) are shown."""
     rows = comparison.rows
     if not rows:
         return Text("No runs to compare." if not comparison.runs else "No model rows to compare.")
-    metrics = shown_metrics or comparison.metrics
+    compact = not shown_metrics
+    metrics = shown_metrics or default_metrics(comparison)
     best = compare.best_rows(comparison.metric_columns, rows)
-    run_cells = [r["run"] if i == 0 or r["run"] != rows[i - 1]["run"] else "" for i, r in enumerate(rows)]
-    columns = [Col("run", run_cells, min_width=10, max_width=40, keep_end=True, priority=9),
-               Col("model", [r["model"] for r in rows], ["dim" if r["model"] == "baseline" else None for r in rows],
-                   min_width=8, max_width=20, priority=9)]
+    starts = [i for i, r in enumerate(rows) if i == 0 or r["run"] != rows[i - 1]["run"]]
+    grouped = len(starts) == len({r["run"] for r in rows})  # not interleaved by --sort
+    columns, sections = [], {}
+    if grouped:  # each run's id and note on a heading line above its rows
+        notes_of = {run.id: run.note for run in comparison.runs}
+        sections = {i: [(rows[i]["run"], "bold"), (notes_of.get(rows[i]["run"], ""), "dim")] for i in starts}
+    else:
+        columns.append(Col("run", [r["run"] for r in rows], min_width=10, max_width=40, keep_end=True, priority=9))
+    columns.append(Col("model", [r["model"] for r in rows], ["dim" if r["model"] == "baseline" else None for r in rows],
+                       min_width=8, max_width=20, priority=9))
     statuses = [str(r["status"]) for r in rows]
     if any(s != "completed" for s in statuses):
         columns.append(Col("status", statuses, _status_styles(statuses), min_width=9, priority=6))
@@ -265,14 +288,16 @@ def compare_table(comparison: Comparison, shown_metrics: list[str] | None = None
     for key in comparison.settings:
         values = [r[key] for r in rows]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        # a setting is cut only if it is long text (a path); numbers and short lists stay whole
+        # a setting is cut only if it is long text, from the start: a path differs in its end
         columns.append(Col(short[key], [format_value(v, None) for v in values], right=numeric, min_width=12,
-                           max_width=24, priority=7))
+                           max_width=24, priority=7, keep_end=True))
     columns.append(Col("ep", [format_value(r["best_epoch"], None) for r in rows], right=True, priority=4))
     delta_split = comparison.metric_columns[-1].split("_", 1)[0] if comparison.metric_columns else "test"
     for metric in metrics:
         for col in [c for c in comparison.metric_columns if c.split("_", 1)[1] == metric]:
             split = col.split("_", 1)[0]
+            if compact and split == "val" and metric != metrics[0]:
+                continue  # by default validation is shown for the monitored metric only: it chose the best epoch
             columns.append(Col(split, [format_value(r[col]) for r in rows],
                                [BEST if i in best.get(col, ()) else None for i in range(len(rows))],
                                right=True, priority=7 if split == "test" else 6, group=metric))
@@ -288,7 +313,7 @@ def compare_table(comparison: Comparison, shown_metrics: list[str] | None = None
     if rest:
         notes.append(f"more metrics: {', '.join(rest)} (--metric NAME, or --format csv for all)")
     notes.append(f"Δ base: {delta_split} difference to the same run's baseline; bold green: the best of a column")
-    return Grid(columns, notes=notes)
+    return Grid(columns, notes=notes, sections=sections)
 
 
 def _delta_col(rows: list[dict[str, Any]], col: str, metric: str) -> Col:
@@ -375,7 +400,8 @@ def curve_view(model: str, monitor: str, a: dict[int, float], b: dict[int, float
     title = Text.assemble((f"\n{model}: {monitor} per epoch", "bold"),
                           f"  ({'higher' if higher_is_better(monitor) else 'lower'} is better; "
                           f"▁ {format_value(low)} … █ {format_value(high)})")
-    sparks = [Text.assemble((f"{name} ", "bold"), sparkline([curve.get(e, math.nan) for e in epochs], low, high))
+    sparks = [Text.assemble((f"{name} ", "bold"),
+                            sparkline([curve.get(e, math.nan) for e in epochs], low, high).rstrip())
               for name, curve in (("A", a), ("B", b))]
     picks = epochs if len(epochs) <= samples else sorted(
         {epochs[round(i * (len(epochs) - 1) / (samples - 1))] for i in range(samples)})
