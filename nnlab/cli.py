@@ -139,7 +139,7 @@ def compare_command(
         comparison = compare.compare_runs(selected, metric, split_name, model, sort)
         _warn(comparison.warnings)
         _emit(comparison.columns, comparison.rows, format,
-              lambda: tables.compare_table(comparison, metric or tables.default_metrics(comparison)))
+              lambda: tables.compare_table(comparison, metric))
     except NnlabError as e:
         _fail(e)
 
