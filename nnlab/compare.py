@@ -47,7 +47,8 @@ def monitor_metric(monitor: str | None) -> str:
     return (monitor or "val_loss").removeprefix("val_")
 
 
-def _num(value: Any) -> float:
+def to_float(value: Any) -> float:
+    """A number from a summary or metrics value; NaN where there is none."""
     try:
         return float(value) if value is not None else NAN
     except (TypeError, ValueError):
@@ -185,10 +186,10 @@ def _rows_from_summary(run: Run, models: dict[str, Any]) -> list[dict[str, Any]]
         result = result if isinstance(result, dict) else {}
         row = {"run": run.id, "model": name, "kind": result.get("kind"), "status": result.get("status") or run.status,
                "best_epoch": result.get("best_epoch"), "epochs_run": result.get("epochs_run"),
-               "train_seconds": _num(result.get("train_seconds"))}
+               "train_seconds": to_float(result.get("train_seconds"))}
         for split in SPLITS:
             for metric, value in (result.get(split) or {}).items():
-                row[f"{split}_{metric}"] = _num(value)
+                row[f"{split}_{metric}"] = to_float(value)
         rows.append(row)
     return rows
 
@@ -217,7 +218,7 @@ def _rows_from_history(run: Run) -> list[dict[str, Any]]:
         row = {"run": run.id, "model": str(name), "kind": kinds.get(name, "baseline" if name == "baseline" else None),
                "status": run.status, "best_epoch": int(best["epoch"]), "epochs_run": int(epochs["epoch"].max()),
                "train_seconds": float(seconds.loc[epochs.index].sum()) if seconds is not None else NAN}
-        row.update({col: _num(best[col]) for col in epochs.columns if col.startswith("val_")})
+        row.update({col: to_float(best[col]) for col in epochs.columns if col.startswith("val_")})
         rows.append(row)
     return rows
 
@@ -321,8 +322,8 @@ def sort_rows(rows: list[dict[str, Any]], columns: list[str], sort: str, split: 
         bare = [c.split("_", 1)[1] for c in choices if c.startswith(f"{split}_")]
         raise NnlabError(f"--sort: expected one of {', '.join(dict.fromkeys([*bare, *choices]))}; got '{sort}'")
     sign = -1 if higher else 1
-    return sorted(rows, key=lambda r: (math.isnan(_num(r.get(column))), sign * _num(r.get(column))
-                                       if not math.isnan(_num(r.get(column))) else 0))
+    return sorted(rows, key=lambda r: (math.isnan(to_float(r.get(column))), sign * to_float(r.get(column))
+                                       if not math.isnan(to_float(r.get(column))) else 0))
 
 
 def _checked(option: str, given: list[str], allowed: list[str]) -> list[str]:
@@ -348,7 +349,7 @@ def runs_rows(runs: list[Run]) -> list[dict[str, Any]]:
         pick = max if higher_is_better(monitor) else min
         best = pick(scored, key=lambda r: r[monitor]) if scored else {}
         rows.append({"id": run.id, "name": run.name, "status": run.status, "started_at": run.started_at,
-                     "duration_seconds": _num(run.meta.get("duration_seconds")),
+                     "duration_seconds": to_float(run.meta.get("duration_seconds")),
                      "models": [r["model"] for r in models], "best_model": best.get("model"), "monitor": monitor,
                      "best_val": best.get(monitor, NAN), "best_test": best.get(f"test_{monitor_metric(monitor)}", NAN),
                      "note": run.note})
@@ -393,7 +394,7 @@ def compare_pair(a: Run, b: Run, metrics: list[str] | None = None, split: str | 
     table = []
     for model in common:
         for col in columns:
-            va, vb = _num(rows_a[model].get(col)), _num(rows_b[model].get(col))
+            va, vb = to_float(rows_a[model].get(col)), to_float(rows_b[model].get(col))
             table.append({"model": model, "metric": col, "a": va, "b": vb, "delta": vb - va,
                           "verdict": _verdict(col, va, vb)})
     monitor = run_monitor(b)
@@ -442,7 +443,7 @@ def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[
                 pair.append({})
                 continue
             rows = history[history["model"] == model]
-            pair.append({int(e): _num(v) for e, v in zip(rows["epoch"], rows[monitor])})
+            pair.append({int(e): to_float(v) for e, v in zip(rows["epoch"], rows[monitor])})
         curves[model] = (pair[0], pair[1])
     return curves
 
@@ -463,7 +464,7 @@ def progress(run: Run) -> list[dict[str, Any]]:
     for name in dict.fromkeys([*planned, *seen]):
         epochs = history[history["model"] == name] if name in seen else None
         done = 0 if epochs is None else len(epochs)
-        last = _num(epochs["val_loss"].iloc[-1]) if done and "val_loss" in epochs else NAN
+        last = to_float(epochs["val_loss"].iloc[-1]) if done and "val_loss" in epochs else NAN
         rows.append({"model": name, "epochs_done": done, "epochs_planned": planned.get(name), "val_loss": last})
     return rows
 
@@ -528,7 +529,7 @@ def best_rows(columns: list[str], rows: list[dict[str, Any]]) -> dict[str, set[i
         higher = higher_is_better(col)
         if higher is None or col.endswith(DELTA_SUFFIX) or col == "train_seconds":
             continue
-        values = [_num(row.get(col)) for row in rows]
+        values = [to_float(row.get(col)) for row in rows]
         finite = [v for v in values if not math.isnan(v)]
         if len(finite) > 1:
             target = max(finite) if higher else min(finite)

@@ -49,6 +49,8 @@ class Col:
 
 @dataclass
 class Grid:
+    """A table of pre-formatted cells that fits the console width; optional heading lines between rows."""
+
     columns: list[Col]
     title: str = ""
     notes: list[str] = field(default_factory=list)
@@ -121,16 +123,14 @@ def _style(styles: dict[str | None, Style | None], name: str | None) -> Style | 
 
 
 def _group_labels(shown: list[tuple[Col, int]]) -> str:
-    line, i = "", 0
-    while i < len(shown):
-        j, span = i, 0
-        while j < len(shown) and shown[j][0].group == shown[i][0].group:
-            span += shown[j][1] + (GAP if j > i else 0)
-            j += 1
-        line += (" " * GAP if i else "") + cut(shown[i][0].group, span).center(span) if shown[i][0].group else (
-            (" " * GAP if i else "") + " " * span)
-        i = j
-    return line
+    """The line above the headers: each group's label centred over its consecutive columns."""
+    spans: list[tuple[str, int]] = []  # (group, width), consecutive columns of one group merged
+    for col, width in shown:
+        if spans and spans[-1][0] == col.group:
+            spans[-1] = (col.group, spans[-1][1] + GAP + width)
+        else:
+            spans.append((col.group, width))
+    return (" " * GAP).join(cut(group, width).center(width) for group, width in spans)
 
 
 def cut(text: str, width: int, keep_end: bool = False) -> str:
@@ -178,7 +178,7 @@ def _status_styles(statuses: Iterable[str]) -> list[str | None]:
 
 def seconds(value: Any) -> str:
     """Train seconds: `0.03`, `1.60`, `12.5`, `125`."""
-    value = compare._num(value)
+    value = compare.to_float(value)
     if math.isnan(value):
         return ""
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
@@ -296,7 +296,7 @@ def compare_table(comparison: Comparison, shown_metrics: list[str] | None = None
     for metric in metrics:
         for col in [c for c in comparison.metric_columns if c.split("_", 1)[1] == metric]:
             split = col.split("_", 1)[0]
-            if compact and split == "val" and metric != metrics[0]:
+            if compact and split == "val" and metric != metrics[0] and f"test_{metric}" in comparison.metric_columns:
                 continue  # by default validation is shown for the monitored metric only: it chose the best epoch
             columns.append(Col(split, [format_value(r[col]) for r in rows],
                                [BEST if i in best.get(col, ()) else None for i in range(len(rows))],
@@ -307,7 +307,7 @@ def compare_table(comparison: Comparison, shown_metrics: list[str] | None = None
     shortened = [f"{short[k]} = {k}" for k in comparison.settings if short[k] != k]
     if shortened:
         notes.append("settings: " + ", ".join(shortened))
-    if not comparison.settings and len(rows) > 1:
+    if not comparison.settings and len(rows) > 1 and not comparison.note:
         notes.append("No setting differs between these rows.")
     rest = [m for m in comparison.metrics if m not in metrics]
     if rest:
@@ -421,7 +421,7 @@ def show_view(run: Run) -> Group:
     status = run.status
     head = Text.assemble((run.id, "bold"), "  ", (status, STATUS_STYLES.get(status, "")),
                          f"  started {started_local(run.started_at, True)}",
-                         f"  took {duration(compare._num(meta.get('duration_seconds')))}"
+                         f"  took {duration(compare.to_float(meta.get('duration_seconds')))}"
                          if meta.get("duration_seconds") is not None else "")
     parts: list[Any] = [head]
     if run.note:
@@ -442,7 +442,7 @@ def show_view(run: Run) -> Group:
     for gate in (summary or {}).get("expect") or []:
         mark, style = ("pass", "green") if gate.get("passed") else ("MISS", "red")
         parts.append(Text.assemble((mark, style), f"  {gate.get('key')} {gate.get('rule')}  (got "
-                                   f"{format_value(compare._num(gate.get('value')))})"))
+                                   f"{format_value(compare.to_float(gate.get('value')))})"))
     if summary is None:
         parts.append(_progress(run, status))
     files = [str(path.relative_to(run.path)) for path in run.files().values()]

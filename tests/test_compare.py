@@ -300,3 +300,11 @@ def test_frame_matches_rows(store, three):
     assert frame["test_loss"].tolist() == [0.42, 0.32, 0.42, 0.26, 0.42, 0.5]
     listing = compare.runs_frame(runstore.list_runs(store)[0])
     assert list(listing.columns) == compare.RUNS_COLUMNS and list(listing["note"]) == ["wider", "lr 0.01", "first"]
+
+
+def test_table_split_val_shows_validation_of_every_metric(store, three):
+    out = browse(store, "compare", "--split", "val").stdout
+    header = out.splitlines()[1].split()
+    assert header[:2] == ["model", "hidden"] and header.count("val") == 2 and "test" not in header
+    row = next(line for line in out.splitlines() if "[128, 64]" in line)
+    assert "0.3500" in row and "0.8800" in row and "Δ base: val difference" in out
