@@ -6,6 +6,7 @@ Heavy modules (torch, the runner) are imported inside the commands that train, s
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -31,8 +32,99 @@ def _out() -> Console:
 
 
 def _fail(error: NnlabError) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {error}", markup=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in str(error).splitlines():
+        console.print(f"error: {line}", markup=False)
     raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE (YAML), e.g. "
+                                   "train.epochs=10 or models.mlp.hidden=[128,64]. Repeatable."),
+    note: str = typer.Option("", "--note", help="A note kept with the run (what you changed and why)."),
+    smoke: bool = typer.Option(False, "--smoke", help=f"Quick pipeline check: a small training sample, at most "
+                                                      "2 epochs."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps, for every model."),
+    runs_dir: Optional[Path] = RunsDirOption,
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bars (default: on a terminal only)."),
+    curves: bool = typer.Option(False, "--curves", help="Also draw curves.png (needs matplotlib)."),
+) -> None:
+    """Train the baseline, then every model of SPEC, and write a run folder.
+
+    Exit codes: 0 ok, 1 an `expect` gate missed or a model failed, 2 bad input, 130 interrupted.
+    """
+    from nnlab import runner
+    from nnlab.report import TrainReport, results_table, verdict_lines
+    from nnlab.runstore import store_path
+
+    out = _out()
+    # SIGTERM (a CI timeout, `kill`) and SIGINT end the run like Ctrl-C: status interrupted, finished epochs
+    # kept. SIGINT is set too because a shell starts background jobs with it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    try:
+        plan = runner.plan(spec, set_, device, smoke)
+        outcome = runner.execute(plan, store_path(runs_dir), note, TrainReport(out, progress))
+    except NnlabError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: the run keeps every finished epoch and is marked interrupted")
+        raise typer.Exit(130)
+    out.print(results_table(outcome.summary))
+    for line in verdict_lines(outcome.summary):
+        out.print(line, markup=False, soft_wrap=True)
+    if curves:
+        _draw_curves(outcome.path)
+    out.print(f"run: {outcome.path}", markup=False, soft_wrap=True)
+    if outcome.gates_missed or outcome.failed_models:
+        raise typer.Exit(1)
+
+
+def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
+    from nnlab import runstore
+    from nnlab.curves import draw_curves
+
+    try:
+        run = runstore.resolve_run(str(run_ref), runstore.store_path(runs_dir))
+        path = draw_curves(run, runstore.curves_path(run))
+    except NnlabError as e:
+        _fail(e)
+    _out().print(f"curves: {path}", markup=False, soft_wrap=True)
+
+
+@app.command()
+def curves(run: str = typer.Argument(..., help="Run id, unique prefix, folder, last or last~N.", show_default=False),
+           runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Draw curves.png in a run folder: train and validation loss and the monitored metric per model."""
+    _draw_curves(run, runs_dir)
+
+
+@app.command()
+def validate(spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+             set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE.")) -> None:
+    """Check SPEC and print it with every default filled in (exit 2 and the problems if it is invalid)."""
+    import yaml
+
+    from nnlab.spec import load_spec
+
+    try:
+        loaded, _ = load_spec(spec, set_)
+    except NnlabError as e:
+        _fail(e)
+    typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec format (for editor completion and checks)."""
+    import json
+
+    from nnlab.spec import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
 
 
 # --- browse commands (runs, compare, show): owned by the compare work; edit only between these markers ---

@@ -97,6 +97,9 @@ def _check_for_task(spec: Spec, task: str) -> list[str]:
         if key.rsplit(".", 1)[-1] not in logged:
             raise SpecError(f"expect.{key}: metric not logged for this {task} task; expected one of "
                             + ", ".join(logged))
+    if spec.baseline and spec.baseline.kind != "auto" and (spec.baseline.kind == "linear") != (task == "regression"):
+        raise SpecError(f"baseline.kind: '{spec.baseline.kind}' does not fit a {task} task; expected auto or "
+                        + ("linear" if task == "regression" else "logistic"))
     for i, model in enumerate(spec.models):
         if model.train.loss != "auto" and task != "regression":
             raise SpecError(f"models[{i}].train.loss: '{model.train.loss}' is a regression loss and the task is "
@@ -132,7 +135,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
         if str(device) not in problems:
             problems[str(device)] = train.Problem.from_arrays(
                 prepared.task, prepared.x, prepared.y, plan.metrics, spec.monitor, device,
-                prepared.preprocessing.get("target_std", 1.0))
+                prepared.preprocessing.get("target_std", 1.0), prepared.n_outputs)
         return problems[str(device)]
 
     def on_epoch(record: train.EpochRecord) -> None:

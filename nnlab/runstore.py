@@ -69,8 +69,8 @@ def _json_default(value: Any) -> Any:
 
 def metric_columns(metric_names: list[str]) -> list[str]:
     """The columns of metrics.csv for a run whose models report `metric_names` besides the loss."""
-    per_split = ["loss", *metric_names]
-    return ["model", "epoch", *[f"train_{m}" for m in per_split], *[f"val_{m}" for m in per_split], "lr", "seconds"]
+    return ["model", "epoch", "train_loss", "val_loss", *[f"train_{m}" for m in metric_names],
+            *[f"val_{m}" for m in metric_names], "lr", "seconds"]
 
 
 class RunWriter:
@@ -132,9 +132,6 @@ class RunWriter:
         folder = self.path / ERRORS_DIR
         folder.mkdir(exist_ok=True)
         frame.to_csv(folder / f"{model}.csv", index=False)
-
-    def curves_path(self) -> Path:
-        return self.path / CURVES_FILE
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         _write_json_atomic(self.path / SUMMARY_FILE, {"format_version": FORMAT_VERSION, **summary})
@@ -243,6 +240,10 @@ class Run:
         from safetensors.torch import load_file
 
         return load_file(str(self.path / MODELS_DIR / f"{model}.safetensors"))
+
+
+def curves_path(run: Run) -> Path:
+    return run.path / CURVES_FILE
 
 
 def _pid_alive(pid: Any) -> bool:

@@ -41,14 +41,13 @@ class Problem:
 
     @classmethod
     def from_arrays(cls, task: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], metrics: list[str],
-                    monitor: str, device: torch.device, target_std: float = 1.0) -> Problem:
-        # Moved to the device once; every batch after this is an index into these tensors.
+                    monitor: str, device: torch.device, target_std: float = 1.0, n_outputs: int = 1) -> Problem:
+        # Moved to the device once; every batch after this is a slice of these tensors.
         return cls(task, {k: torch.from_numpy(v).to(device) for k, v in x.items()},
-                   {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std)
+                   {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
+                   n_outputs)
 
-    @property
-    def n_outputs(self) -> int:
-        return int(self.y["train"].max().item()) + 1 if self.task == "multiclass" else 1
+    n_outputs: int = 1  # classes for multiclass, else 1
 
 
 @dataclass
@@ -189,19 +188,21 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
             step_losses[step] = loss.detach()
             train_outputs[start:end] = outputs.detach()
         # The one host sync of the epoch: every train and validation number is read here at once.
+        non_finite = ~torch.isfinite(step_losses)
         train_values = {"loss": (step_losses * sizes).sum() / n,
                         **metric_fns.compute(problem.task, problem.metrics, train_outputs, y_epoch, problem.target_std)}
         val_values = evaluate(model, problem, "val", loss_fn, autocast)
-        values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values)})
+        values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values),
+                        "bad_step": torch.where(non_finite.any(), non_finite.float().argmax(), -1)})
+        bad_step = int(values.pop("bad_step"))
         lr = optimizer.param_groups[0]["lr"]
         record = EpochRecord(name, epoch, values, lr, time.perf_counter() - epoch_start)
         history.append(record)
         on_epoch(record)
-        bad_step = _first_non_finite(step_losses)
-        if bad_step is not None or not math.isfinite(values["val_loss"]):
+        if bad_step >= 0 or not math.isfinite(values["val_loss"]):
             status = "diverged"
-            where = f"epoch {epoch}, step {bad_step + 1}" if bad_step is not None else f"epoch {epoch}"
-            kind = "NaN" if bad_step is None or math.isnan(step_losses[bad_step].item()) else "infinite"
+            where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
+            kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
             message = (f"loss became {kind} at {where}: try a lower learning rate (train.optimizer.lr is "
                        f"{train.optimizer.lr:g}) or set train.grad_clip")
             break
@@ -330,11 +331,6 @@ def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
     numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().tolist()
     return dict(zip(values, numbers))
-
-
-def _first_non_finite(step_losses: torch.Tensor) -> Optional[int]:
-    bad = ~torch.isfinite(step_losses)
-    return int(bad.nonzero()[0].item()) if bool(bad.any()) else None
 
 
 def _improved(score: float, best: Optional[float], higher: bool, min_delta: float) -> bool:

@@ -16,7 +16,8 @@ from nnlab.spec import BaselineSpec, DataSpec
 
 def fit_ours(prepared, l2=1.0, metrics=("accuracy",)):
     problem = train.Problem.from_arrays(prepared.task, prepared.x, prepared.y, list(metrics), "val_loss",
-                                        torch.device("cpu"), prepared.preprocessing.get("target_std", 1.0))
+                                        torch.device("cpu"), prepared.preprocessing.get("target_std", 1.0),
+                                        prepared.n_outputs)
     model = build_baseline(prepared.n_features, prepared.n_outputs)
     result = train.fit_baseline("baseline", model, problem, BaselineSpec(l2=l2), lambda record: None)
     return result, model

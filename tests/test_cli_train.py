@@ -32,8 +32,8 @@ def test_run_folder_contract(tiny, cli, runs):
     assert summary["models"]["baseline"]["kind"] == "logistic" and summary["models"]["baseline"]["params"] == 4
     assert summary["models"]["mlp"]["params"] == 3 * 8 + 8 + 8 + 1
     metrics = pd.read_csv(folder / "metrics.csv")
-    assert list(metrics.columns) == ["model", "epoch", "train_loss", "train_accuracy", "train_f1", "train_roc_auc",
-                                     "val_loss", "val_accuracy", "val_f1", "val_roc_auc", "lr", "seconds"]
+    assert list(metrics.columns) == ["model", "epoch", "train_loss", "val_loss", "train_accuracy", "train_f1",
+                                     "train_roc_auc", "val_accuracy", "val_f1", "val_roc_auc", "lr", "seconds"]
     assert list(zip(metrics.model, metrics.epoch)) == [("baseline", 1), ("mlp", 1), ("mlp", 2), ("mlp", 3)]
     spec = yaml.safe_load((folder / "spec.yaml").read_text())
     assert spec["models"][0]["train"]["epochs"] == 3 and spec["train"]["optimizer"]["lr"] == 0.001
@@ -103,6 +103,12 @@ def test_no_baseline(tiny, cli, runs):
 
 def test_smoke_run_on_spambase(tmp_path, cli, runs):
     result = cli("train", ROOT / "experiments" / "spam.yaml", "--smoke")
+    assert result.exit_code == 1  # the example's gates are for a full run, and smoke runs check them too
+    assert "expect mlp.test.accuracy >= 0.92:" in result.stdout and "MISSED" in result.stdout
+    assert run_folders(runs)[0].joinpath("run.json").exists()
+    for old in run_folders(runs):
+        __import__("shutil").rmtree(old)
+    result = cli("train", ROOT / "experiments" / "spam.yaml", "--smoke", "--set", "expect={}")
     assert result.exit_code == 0, result.output
     run = runstore.read_run(run_folders(runs)[0])
     assert run.meta["smoke"] is True
@@ -162,3 +168,23 @@ def test_commands_that_do_not_train_do_not_import_torch(args):
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stderr.strip().endswith("NO TORCH"), done.stderr
+
+
+def test_curves_are_drawn_on_request(tiny, cli, runs):
+    assert cli("train", tiny, "--curves").exit_code == 0
+    (folder,) = run_folders(runs)
+    png = (folder / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    (folder / "curves.png").unlink()
+    result = cli("curves", "last", "--runs-dir", runs)
+    assert result.exit_code == 0 and (folder / "curves.png").exists()
+    assert cli("curves", "nope", "--runs-dir", runs).exit_code == 2
+
+
+def test_the_spambase_example_clears_its_bar(cli, runs):
+    result = cli("train", ROOT / "experiments" / "spam.yaml")
+    assert result.exit_code == 0, result.output
+    models = runstore.read_run(run_folders(runs)[0]).summary["models"]
+    assert models["baseline"]["test"]["accuracy"] >= 0.90
+    assert max(m["test"]["accuracy"] for name, m in models.items() if name != "baseline") >= 0.93
+    assert all(m["status"] == "completed" for m in models.values())

@@ -1,0 +1,52 @@
+"""curves.png: train and validation loss, and the monitored metric, per model, from a run's metrics.csv.
+
+Drawn on demand (`nnlab curves RUN`, or `nnlab train --curves`) because importing matplotlib takes about a
+second, a third of a whole training run of the example; matplotlib is the optional `plots` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nnlab.errors import NnlabError
+
+
+def draw_curves(run: Any, path: Path) -> Path:
+    """Write the curves of `run` (a runstore.Run) to `path`; returns it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise NnlabError("curves need matplotlib: pip install 'nnlab[plots]' (or pip install matplotlib)") from None
+    history = run.metrics()
+    summary = run.summary or {}
+    monitor = (summary.get("monitor") or run.spec.get("monitor") or "val_loss").removeprefix("val_")
+    baseline = summary.get("baseline")
+    models = [m for m in dict.fromkeys(history["model"]) if m != baseline] if len(history) else []
+    if not models:
+        raise NnlabError(f"run '{run.id}': no epochs of a neural model to draw yet")
+    # The loss, and the monitored metric (or, when the loss is monitored, the first metric of the spec).
+    second = monitor if monitor != "loss" else next(iter(summary.get("metrics") or []), None)
+    panels = ["loss", second] if second else ["loss"]
+    figure = Figure(figsize=(5 * len(panels), 2.6 * len(models)), layout="constrained")
+    axes = figure.subplots(len(models), len(panels), squeeze=False)
+    base_rows = history[history["model"] == baseline] if baseline else history.iloc[:0]
+    for row, model in enumerate(models):
+        rows = history[history["model"] == model]
+        best = (summary.get("models", {}).get(model) or {}).get("best_epoch")
+        for col, metric in enumerate(panels):
+            ax = axes[row][col]
+            for split, style in (("train", "-"), ("val", "-")):
+                column = f"{split}_{metric}"
+                if column in rows:
+                    ax.plot(rows["epoch"], rows[column], style, label=split, alpha=0.6 if split == "train" else 1)
+            if len(base_rows) and f"val_{metric}" in base_rows:
+                ax.axhline(float(base_rows[f"val_{metric}"].iloc[0]), color="grey", ls="--", lw=1,
+                           label="baseline val")
+            if best:
+                ax.axvline(best, color="green", ls=":", lw=1, label=f"best epoch {best}")
+            ax.set_title(f"{model}: {metric}", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.legend(fontsize=7)
+    figure.savefig(path, dpi=110)
+    return path
