@@ -279,8 +279,9 @@ def compare_table(comparison: Comparison, shown_metrics: list[str] | None = None
         sections = {i: [(rows[i]["run"], "bold"), (notes_of.get(rows[i]["run"], ""), "dim")] for i in starts}
     else:
         columns.append(Col("run", [r["run"] for r in rows], min_width=10, max_width=40, keep_end=True, priority=9))
+    # a cut model name could read as another model's: a column is left out rather than a name cut
     columns.append(Col("model", [r["model"] for r in rows], ["dim" if r["model"] == "baseline" else None for r in rows],
-                       min_width=8, max_width=20, priority=9))
+                       min_width=20, max_width=20, priority=9))
     statuses = [str(r["status"]) for r in rows]
     if any(s != "completed" for s in statuses):
         columns.append(Col("status", statuses, _status_styles(statuses), min_width=9, priority=6))
