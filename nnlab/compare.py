@@ -322,8 +322,12 @@ def sort_rows(rows: list[dict[str, Any]], columns: list[str], sort: str, split: 
         bare = [c.split("_", 1)[1] for c in choices if c.startswith(f"{split}_")]
         raise NnlabError(f"--sort: expected one of {', '.join(dict.fromkeys([*bare, *choices]))}; got '{sort}'")
     sign = -1 if higher else 1
-    return sorted(rows, key=lambda r: (math.isnan(to_float(r.get(column))), sign * to_float(r.get(column))
-                                       if not math.isnan(to_float(r.get(column))) else 0))
+
+    def best_first(row: dict[str, Any]) -> tuple[bool, float]:
+        value = to_float(row.get(column))
+        return math.isnan(value), 0.0 if math.isnan(value) else sign * value
+
+    return sorted(rows, key=best_first)
 
 
 def _checked(option: str, given: list[str], allowed: list[str]) -> list[str]:

@@ -308,3 +308,11 @@ def test_table_split_val_shows_validation_of_every_metric(store, three):
     assert header[:2] == ["model", "hidden"] and header.count("val") == 2 and "test" not in header
     row = next(line for line in out.splitlines() if "[128, 64]" in line)
     assert "0.3500" in row and "0.8800" in row and "Δ base: val difference" in out
+
+
+def test_baseline_settings_are_compared_across_baselines(store):
+    write_run(store, make_spec(), two_models(BASE, BASE), minute=1)
+    write_run(store, make_spec(baseline={"kind": "logistic", "l2": 0.1}), two_models(BASE, BASE), minute=2)
+    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    assert comparison.settings == ["baseline.l2"] and comparison.between_runs == ["baseline.l2"]
+    assert [compare.format_value(r["baseline.l2"], None) for r in comparison.rows] == ["1.0", "", "0.1", ""]
