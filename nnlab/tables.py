@@ -509,7 +509,7 @@ def _models_grid(run: Run) -> Any:
     watched = compare.monitor_metric(compare.run_monitor(run))
     cols = [Col("model", [r["model"] for r in rows], min_width=8, max_width=20, priority=9),
             Col("kind", [str(r.get("kind") or "") for r in rows], min_width=8, priority=3),
-            Col("params", [format_value((results.get(r["model"]) or {}).get("params"), None) for r in rows],
+            Col("params", [_given((results.get(r["model"]) or {}).get("params"), None) for r in rows],
                 right=True, priority=2),
             Col("ep", [f"{r.get('best_epoch')}/{r.get('epochs_run')}" for r in rows], right=True, priority=5),
             Col(watched, [format_value(r.get(f"val_{watched}", math.nan)) for r in rows], right=True, priority=8,
@@ -518,11 +518,16 @@ def _models_grid(run: Run) -> Any:
         cols.append(Col(metric, [format_value(r.get(f"test_{metric}", math.nan)) for r in rows], right=True,
                         priority=7 if metric == watched else 4, group="test"))
     cols.append(Col("secs", [seconds(r.get("train_seconds")) for r in rows], right=True, priority=3))
-    cols.append(Col("samples/s", [format_value((results.get(r["model"]) or {}).get("samples_per_second"), 0)
+    cols.append(Col("samples/s", [_given((results.get(r["model"]) or {}).get("samples_per_second"), 0)
                                   for r in rows], right=True, priority=1))
     cols.append(Col("status", [str(r.get("status")) for r in rows], _status_styles(r.get("status") for r in rows),
                     min_width=9, priority=6))
     return Grid(cols, title="\nmodels (ep: best/run; metrics at the best epoch)")
+
+
+def _given(value: Any, digits: int | None) -> str:
+    """A summary number, or nothing where the summary has none (an unfinished run)."""
+    return "" if value is None else format_value(value, digits)
 
 
 def _progress(run: Run, status: str) -> Any:

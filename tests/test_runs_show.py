@@ -134,7 +134,7 @@ def test_running_run_is_shown_as_running(store):
     assert run["status"] == "running" and run["duration_seconds"] is None
     text = browse(store, "show", "last").stdout
     assert "running, no summary yet: is at baseline epoch 1 of 1" in text
-    assert "mlp" in text and "0/3" in text  # planned but not started
+    assert "mlp" in text and "0/3" in text and "null" not in text  # planned but not started
     assert path.name in browse(store, "runs").stdout
 
 
