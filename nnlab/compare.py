@@ -206,7 +206,10 @@ def _rows_from_history(run: Run) -> list[dict[str, Any]]:
     if history.empty or "model" not in history:
         return []
     monitor = run_monitor(run)
-    kinds = {m.get("name"): m.get("kind") for m in read_spec(run).get("models") or [] if isinstance(m, dict)}
+    spec = read_spec(run)
+    kinds = {m.get("name"): m.get("kind") for m in spec.get("models") or [] if isinstance(m, dict)}
+    if isinstance(spec.get("baseline"), dict):
+        kinds[baseline_name(run)] = spec["baseline"].get("kind")
     seconds = history["seconds"] if "seconds" in history else None
     rows = []
     for name, epochs in history.groupby("model", sort=False):
@@ -215,7 +218,7 @@ def _rows_from_history(run: Run) -> list[dict[str, Any]]:
             best = epochs.iloc[-1]
         else:
             best = epochs.loc[score.idxmax() if higher_is_better(monitor) else score.idxmin()]
-        row = {"run": run.id, "model": str(name), "kind": kinds.get(name, "baseline" if name == "baseline" else None),
+        row = {"run": run.id, "model": str(name), "kind": kinds.get(name),
                "status": run.status, "best_epoch": int(best["epoch"]), "epochs_run": int(epochs["epoch"].max()),
                "train_seconds": float(seconds.loc[epochs.index].sum()) if seconds is not None else NAN}
         row.update({col: to_float(best[col]) for col in epochs.columns if col.startswith("val_")})

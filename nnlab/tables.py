@@ -477,8 +477,8 @@ def spec_lines(spec: dict[str, Any], task: str | None = None) -> list[str]:
     for model in spec.get("models") or []:
         if isinstance(model, dict):
             own = _pairs({k: v for k, v in model.items() if k not in ("name", "kind", "train")})
-            changed = compare.flatten(_changed(train, model.get("train") or {}), "train")
-            extra = f"; {_pairs(changed)}" if changed else ""
+            changed = _changed(train, model.get("train") or {})
+            extra = f"; {_pairs(compare.flatten(changed, 'train'))}" if changed else ""
             lines.append(f"model    {model.get('name')}: {model.get('kind')} {own}{extra}")
     lines.append(f"metrics  {', '.join(spec.get('metrics') or [])}; monitor {spec.get('monitor', 'val_loss')}")
     return lines
