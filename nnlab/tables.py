@@ -85,23 +85,27 @@ class Grid:
 
 def _line(cells: list[tuple[str, str | None]], styles: dict[str | None, Style | None] | None = None
           ) -> Iterable[Segment]:
-    """One line of cells: runs of cells in the same style become one segment (rich renders per segment)."""
+    """One line of cells: runs of unstyled text become one segment (rich renders per segment), styled cells
+    are segments of their own, without the gap after them."""
     styles = styles if styles is not None else {None: None}
     last = len(cells) - 1
     while last >= 0 and not cells[last][0].strip():
         last -= 1
-    run: list[str] = []
-    run_style: str | None = None
+    plain: list[str] = []
     for i, (text, style) in enumerate(cells[:last + 1]):
         text = text.rstrip() if i == last else text
         # rich measures a segment with any non-ASCII character (an ellipsis) one character at a time
-        if run and (style != run_style or not text.isascii() or not run[-1].isascii()):
-            yield Segment("".join(run), _style(styles, run_style))
-            run = []
-        run_style = style
-        run.append(text + (" " * GAP if i < last else ""))
-    if run:
-        yield Segment("".join(run), _style(styles, run_style))
+        if style is None and text.isascii():
+            plain.append(text)
+        else:
+            if plain:
+                yield Segment("".join(plain))
+                plain = []
+            yield Segment(text, _style(styles, style))
+        if i < last:
+            plain.append(" " * GAP)
+    if plain:
+        yield Segment("".join(plain))
     yield Segment.line()
 
 
