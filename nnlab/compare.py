@@ -92,15 +92,18 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts -> dotted keys (`train.optimizer.lr`); lists and empty dicts stay values."""
     flat: dict[str, Any] = {}
     if isinstance(value, dict) and value:
-        for key, item in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(item, dict) and item:
-                flat.update(flatten(item, path))
-            else:
-                flat[path] = item
+        _flatten_into(flat, value, f"{prefix}." if prefix else "")
     elif prefix:
         flat[prefix] = value
     return flat
+
+
+def _flatten_into(flat: dict[str, Any], mapping: dict[Any, Any], prefix: str) -> None:
+    for key, item in mapping.items():
+        if type(item) is dict and item:
+            _flatten_into(flat, item, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = item
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -125,12 +128,17 @@ class Settings:
     def of(cls, spec: dict[str, Any]) -> Settings:
         shared = flatten({k: v for k, v in spec.items() if k not in ("models", "train", "baseline")})
         baseline = spec.get("baseline")
+        defaults = spec.get("train") if isinstance(spec.get("train"), dict) else {}
+        flat_defaults = flatten(defaults, "train")
         models = {}
         for model in spec.get("models") or []:
             if isinstance(model, dict):
                 own = flatten({k: v for k, v in model.items() if k not in ("name", "train")}, "models")
-                train = merge(spec.get("train") or {}, model.get("train") or {})
-                models[str(model.get("name"))] = {**own, **flatten(train, "train")}
+                override = model.get("train") if isinstance(model.get("train"), dict) else {}
+                flat_train = flatten(override, "train")
+                if not flat_defaults.keys() <= flat_train.keys():  # the runner writes them merged: rarely taken
+                    flat_train = flatten(merge(defaults, override), "train")
+                models[str(model.get("name"))] = {**own, **flat_train}
         return cls(shared, flatten(baseline, "baseline") if isinstance(baseline, dict) else {}, models)
 
 
