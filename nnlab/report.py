@@ -39,20 +39,20 @@ class TrainReport:
     def data_ready(self, spec: Any, prepared: Any, device: str) -> None:
         s = prepared.summary
         self.monitor = spec.monitor
-        line = (f"[bold]{spec.name}[/]: {s['source']} · {s['rows']} rows · {s['features']} features · "
-                f"{s['task']} ({s['task_reason']})")
-        self.console.print(line)
+        say = lambda text: self.console.print(text, markup=False, soft_wrap=True)  # noqa: E731
+        say(f"{spec.name}: {s['source']} · {s['rows']} rows · {s['features']} features · "
+            f"{s['task']} ({s['task_reason']})")
         if "classes" in s:
             total = sum(s["classes"].values())
-            balance = ", ".join(f"{c}: {n} ({n / total:.1%})" for c, n in s["classes"].items())
+            counts = [f"{c}: {n} ({n / total:.1%})" for c, n in s["classes"].items()]
+            shown = counts if len(counts) <= 6 else counts[:5] + [f"... {len(counts) - 5} more"]
             positive = f" · positive class {s['positive']}" if "positive" in s else ""
-            self.console.print(f"  classes {balance}{positive}", markup=False)
+            say(f"  classes {', '.join(shown)}{positive}")
         split = s["split"]
-        self.console.print(f"  split train {split['train']} / val {split['val']} / test {split['test']} · "
-                           f"device {device}", markup=False)
+        say(f"  split train {split['train']} / val {split['val']} / test {split['test']} · device {device}")
         if spec.default_model:
-            self.console.print("  no models in the spec: training the baseline and a first network "
-                               "(MLP 64-32, ReLU, Adam lr 1e-3), the usual first step", markup=False)
+            say("  no models in the spec: training the baseline and a first network (MLP 64-32, ReLU, "
+                "Adam lr 1e-3), the usual first step")
 
     def model_started(self, name: str, kind: str, params: int, epochs: int) -> None:
         if not self.show_progress:
@@ -79,7 +79,7 @@ class TrainReport:
         metric = self.monitor.removeprefix("val_")
         self.console.print(f"  {name}: {entry['status']}, best epoch {entry['best_epoch']}/{entry['epochs_run']}, "
                            f"val {metric} {fmt(entry['val'].get(metric))}, {entry['train_seconds']:.2f}s",
-                           markup=False)
+                           markup=False, soft_wrap=True)
 
 
 def results_table(summary: dict[str, Any]) -> Table:
