@@ -7,7 +7,7 @@ Heavy modules (torch, the runner) are imported inside the commands that train, s
 from __future__ import annotations
 
 import signal
-import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -127,8 +127,7 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-# --- browse commands (runs, compare, show): owned by the compare work; edit only between these markers ---
-from enum import Enum  # noqa: E402  (kept inside this region; may move to the imports at the top)
+# --- runs, compare, show: read the store only (no torch) ---
 
 
 class Format(str, Enum):
@@ -249,7 +248,6 @@ def show_command(
         _out().print(tables.show_view(run))
     except NnlabError as e:
         _fail(e)
-# --- end of browse commands ---
 
 
 def main() -> None:

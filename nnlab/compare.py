@@ -20,7 +20,7 @@ from typing import Any
 
 from nnlab.errors import NnlabError
 from nnlab.metrics import HIGHER_IS_BETTER
-from nnlab.runstore import Run, list_runs, read_spec, resolve_run
+from nnlab.runstore import Run, list_runs, resolve_run
 
 SPLITS = ("val", "test")
 DELTA_SUFFIX = "_vs_baseline"
@@ -164,19 +164,19 @@ def differing(dicts: list[dict[str, Any]]) -> list[str]:
 
 def run_metrics(run: Run) -> list[str]:
     """The metric names a run reports, the loss first."""
-    names = (run.summary or {}).get("metrics") or read_spec(run).get("metrics") or []
+    names = (run.summary or {}).get("metrics") or run.spec.get("metrics") or []
     return ["loss", *[m for m in names if m != "loss"]]
 
 
 def run_monitor(run: Run) -> str:
-    return (run.summary or {}).get("monitor") or read_spec(run).get("monitor") or "val_loss"
+    return (run.summary or {}).get("monitor") or run.spec.get("monitor") or "val_loss"
 
 
 def baseline_name(run: Run) -> str | None:
     summary = run.summary
     if summary is not None and "baseline" in summary:
         return summary["baseline"]
-    return "baseline" if read_spec(run).get("baseline") not in (None, False) else None
+    return "baseline" if run.spec.get("baseline") not in (None, False) else None
 
 
 def model_rows(run: Run) -> list[dict[str, Any]]:
@@ -202,19 +202,13 @@ def _rows_from_summary(run: Run, models: dict[str, Any]) -> list[dict[str, Any]]
     return rows
 
 
-def read_history(run: Run) -> Any:
-    """metrics.csv (a DataFrame) without a last line that a crash cut short: one whose last field is missing."""
-    frame = run.metrics()
-    return frame[frame[frame.columns[-1]].notna()] if len(frame.columns) > 2 else frame
-
-
 def _rows_from_history(run: Run) -> list[dict[str, Any]]:
     """Rows of a run without a summary (unfinished, crashed or damaged): each model at its best epoch so far."""
-    history = read_history(run)
+    history = run.metrics()
     if history.empty or "model" not in history:
         return []
     monitor = run_monitor(run)
-    spec = read_spec(run)
+    spec = run.spec
     kinds = {m.get("name"): m.get("kind") for m in spec.get("models") or [] if isinstance(m, dict)}
     if isinstance(spec.get("baseline"), dict):
         kinds[baseline_name(run)] = spec["baseline"].get("kind")
@@ -288,7 +282,7 @@ def compare_runs(runs: list[Run], metrics: list[str] | None = None, split: str |
             for col in metric_columns:
                 row.setdefault(col, NAN)
                 row[col + DELTA_SUFFIX] = row[col] - base.get(col, NAN) if base is not None and row is not base else NAN
-        settings_of[run.id] = Settings.of(read_spec(run))
+        settings_of[run.id] = Settings.of(run.spec)
         rows.extend(run_rows)
     if models:
         _checked("--model", models, _union([r["model"]] for r in rows))
@@ -414,7 +408,7 @@ def compare_pair(a: Run, b: Run, metrics: list[str] | None = None, split: str | 
                           "verdict": _verdict(col, va, vb)})
     monitor = run_monitor(b)
     only = {"a": [m for m in rows_a if m not in rows_b], "b": [m for m in rows_b if m not in rows_a]}
-    return Pair(a, b, pair_settings(read_spec(a), read_spec(b)), table, _curves(a, b, common, monitor), monitor, only)
+    return Pair(a, b, pair_settings(a.spec, b.spec), table, _curves(a, b, common, monitor), monitor, only)
 
 
 def pair_settings(spec_a: dict[str, Any], spec_b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -449,7 +443,7 @@ def _verdict(column: str, a: float, b: float) -> str:
 
 
 def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[dict[int, float], dict[int, float]]]:
-    histories = [read_history(run) for run in (a, b)]
+    histories = [run.metrics() for run in (a, b)]
     curves = {}
     for model in models:
         pair = []
@@ -467,7 +461,7 @@ def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[
 
 def progress(run: Run) -> list[dict[str, Any]]:
     """How far each model of a run got: model, epochs_done, epochs_planned, the last epoch's val_loss."""
-    spec, history = read_spec(run), read_history(run)
+    spec, history = run.spec, run.metrics()
     planned: dict[str, Any] = {}
     if spec.get("baseline") not in (None, False):
         planned["baseline"] = 1

@@ -16,6 +16,7 @@ run is reported as a warning, never an exception. Torch is imported only when we
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -96,9 +97,11 @@ class RunWriter:
             run_id = f"{name}-{datetime.now().strftime(_ID_TIME_FORMAT)}-{secrets.token_hex(2)}"
             staging = store / f".creating-{run_id}-{secrets.token_hex(4)}"
             staging.mkdir()
+            # The resolved spec is in run.json too, so that listing and comparing runs reads one JSON file
+            # per run; spec.yaml is the same spec for people.
             full_meta = {"format_version": FORMAT_VERSION, "id": run_id, "name": name, "status": "running",
                          "started_at": now_iso(), "finished_at": None, "duration_seconds": None,
-                         "pid": os.getpid(), "host": socket.gethostname(), **meta}
+                         "pid": os.getpid(), "host": socket.gethostname(), **meta, "spec": spec}
             _write_json_atomic(staging / RUN_FILE, full_meta)
             (staging / SPEC_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
             with open(staging / METRICS_FILE, "w", newline="") as f:
@@ -197,10 +200,14 @@ class Run:
 
     @cached_property
     def spec(self) -> dict[str, Any]:
+        """The resolved spec: from run.json, else (a run.json without it) from spec.yaml."""
+        if isinstance(self.meta.get("spec"), dict):
+            return self.meta["spec"]
         try:
-            return yaml.safe_load((self.path / SPEC_FILE).read_text()) or {}
+            spec = yaml.load((self.path / SPEC_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except (OSError, yaml.YAMLError):
             return {}
+        return spec if isinstance(spec, dict) else {}
 
     @cached_property
     def summary(self) -> dict[str, Any] | None:
@@ -212,12 +219,18 @@ class Run:
         return data if isinstance(data, dict) else None
 
     def metrics(self) -> Any:
-        """metrics.csv as a pandas DataFrame; a half-written last line is dropped."""
+        """metrics.csv as a pandas DataFrame; a last line that a crash cut short is dropped."""
         import pandas as pd
 
         try:
-            frame = pd.read_csv(self.path / METRICS_FILE, on_bad_lines="skip")
-        except (OSError, ValueError):
+            text = (self.path / METRICS_FILE).read_text()
+        except OSError:
+            return pd.DataFrame(columns=["model", "epoch"])
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]  # every row is written whole with its newline: drop a cut one
+        try:
+            frame = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
+        except (ValueError, pd.errors.EmptyDataError):
             return pd.DataFrame(columns=["model", "epoch"])
         if "epoch" in frame:
             frame = frame[pd.to_numeric(frame["epoch"], errors="coerce").notna()]
@@ -314,17 +327,3 @@ def resolve_run(ref: str, store: Path) -> Run:
     known = ", ".join(r.id for r in runs[:5]) + (" ..." if len(runs) > 5 else "")
     raise RunError(f"run '{ref}': no such run in {store} "
                    + (f"(newest: {known}; or use last, last~N)" if runs else "(the store is empty)"))
-
-
-def read_spec(run: Run) -> dict[str, Any]:
-    """`run.spec`, read by `fastyaml` (the output of `yaml.safe_dump`, 50x faster than `yaml.safe_load`;
-    comparing 1,000 runs reads 1,000 specs). The result fills `run.spec`'s cache, so later reads are free."""
-    from nnlab import fastyaml
-
-    if "spec" not in run.__dict__:
-        try:
-            spec = fastyaml.load((run.path / SPEC_FILE).read_text())
-        except (OSError, yaml.YAMLError):
-            spec = None
-        run.__dict__["spec"] = spec if isinstance(spec, dict) else {}
-    return run.spec

@@ -19,7 +19,7 @@ from rich.text import Text
 from nnlab import compare
 from nnlab.compare import DELTA_SUFFIX, Comparison, Pair, format_value, higher_is_better
 from nnlab.grid import Col, Grid
-from nnlab.runstore import Run, read_spec
+from nnlab.runstore import Run
 
 BEST = "bold green"
 BETTER, WORSE = "green", "red"
@@ -274,7 +274,7 @@ def curve_view(model: str, monitor: str, a: dict[int, float], b: dict[int, float
 
 def show_view(run: Run) -> Group:
     """One run: status, note, what the spec trained, each model's results, how far it got, its files."""
-    meta, spec, summary = run.meta, read_spec(run), run.summary
+    meta, spec, summary = run.meta, run.spec, run.summary
     status = run.status
     head = Text.assemble((run.id, "bold"), "  ", (status, STATUS_STYLES.get(status, "")),
                          f"  started {started_local(run.started_at, True)}",
