@@ -51,8 +51,12 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int) -> Prepared:
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"{source}: the table is empty")
     if spec.target not in frame.columns:
+        hint = ""
+        if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|"):
+            hint = ("; the file looks separated by something other than commas (nnlab reads .csv as "
+                    "comma-separated and .tsv as tab-separated)")
         raise DataError(f"data.target: column '{spec.target}' not found in {source} "
-                        f"(columns: {_names(frame.columns)})")
+                        f"(columns: {_names(frame.columns)}){hint}")
     features = _feature_columns(spec, frame, source)
     target = frame[spec.target]
     if target.isna().any():
@@ -90,6 +94,8 @@ def read_table(spec: DataSpec, base_dir: Path, seed: int) -> tuple[pd.DataFrame,
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"data.path: cannot read '{path.name}': expected one of {', '.join(READERS)} files")
+    if path.is_dir():
+        raise DataError(f"data.path: {path} is a folder; expected a {'/'.join(READERS)} file")
     if not path.is_file():
         raise DataError(f"data.path: file not found: {path}")
     try:
@@ -274,6 +280,11 @@ def _column_kinds(train: pd.DataFrame, spec: DataSpec) -> tuple[list[str], list[
         series = train[col]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             numeric.append(col)
+        elif _mostly_numeric(series):
+            junk = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
+            examples = ", ".join(repr(v) for v in junk.unique()[:3])
+            raise DataError(f"data: column '{col}' is numeric except for {len(junk)} value(s) such as {examples}; "
+                            "turn those into empty cells (missing values, see data.impute) or fix them in the file")
         elif series.nunique() <= spec.max_categories:
             categorical.append(col)
         else:
@@ -283,6 +294,12 @@ def _column_kinds(train: pd.DataFrame, spec: DataSpec) -> tuple[list[str], list[
                         f"encodes non-numeric columns of at most {spec.max_categories} values "
                         "(data.max_categories); leave them out with data.exclude")
     return numeric, categorical
+
+
+def _mostly_numeric(series: pd.Series) -> bool:
+    """A text column whose values are nearly all numbers: a placeholder such as '?' or 'n/a' slipped in."""
+    present = series.dropna()
+    return len(present) > 0 and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.9
 
 
 def _check_missing(train: pd.DataFrame, spec: DataSpec) -> None:

@@ -158,3 +158,23 @@ def test_include_exclude(tmp_path):
     assert prepared.feature_names == ["a", "b"]
     with pytest.raises(DataError, match=r"data.include: column\(s\) 'c' not found"):
         prepare(DataSpec(path="data.csv", target="label", include=["a", "c"]), tmp_path, 0)
+
+
+def test_placeholder_in_a_numeric_column_is_named(tmp_path, cli):
+    frame = binary_table().astype({"a": object})
+    frame.loc[[4, 9], "a"] = "?"
+    data_error(tmp_path, cli, frame, "data: column 'a' is numeric except for 2 value(s) such as '?'")
+
+
+def test_semicolon_separated_file_gets_a_hint(tmp_path, cli):
+    binary_table().to_csv(tmp_path / "data.csv", index=False, sep=";")
+    data_error(tmp_path, cli, None, "looks separated by something other than commas")
+
+
+def test_a_folder_is_not_a_data_file(tmp_path, cli):
+    (tmp_path / "data.csv").mkdir()
+    data_error(tmp_path, cli, None, "is a folder; expected a .csv/.txt/.tsv/.parquet/.pq file")
+
+
+def test_empty_file(tmp_path, cli):
+    data_error(tmp_path, cli, "", "data.path: cannot parse data.csv")
