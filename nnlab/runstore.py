@@ -204,7 +204,7 @@ class Run:
         if isinstance(self.meta.get("spec"), dict):
             return self.meta["spec"]
         try:
-            spec = yaml.load((self.path / SPEC_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            spec = yaml.safe_load((self.path / SPEC_FILE).read_text())
         except (OSError, yaml.YAMLError):
             return {}
         return spec if isinstance(spec, dict) else {}

@@ -129,6 +129,64 @@ def fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: i
         return _fit(name, model, problem, train, seed, on_epoch)
 
 
+class _Step:
+    """One optimisation step with every setting resolved once: loss, optimizer, precision, clipping, L1."""
+
+    def __init__(self, model: nn.Module, problem: Problem, train: TrainSpec, device: torch.device):
+        self.model, self.train = model, train
+        self.loss_fn = build_loss(problem.task, train, problem.y["train"], problem.n_outputs)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.penalized = [p for p in self.params if p.dim() > 1]  # L1 on weights, not biases or norm scales
+        self.optimizer = build_optimizer(train.optimizer, self.params)
+        dtype = resolve_precision(train.precision, device)
+        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+        # fp16 needs GradScaler, which steps the optimizer itself; otherwise the lean functional step.
+        self.optimizer_step = make_step(self.optimizer, device) if self.scaler is None else None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast:
+            outputs = self.model(x)
+            loss = self.loss_fn(outputs, y)
+        objective = loss + self.train.l1 * sum(p.abs().sum() for p in self.penalized) if self.train.l1 else loss
+        for p in self.params:
+            p.grad = None
+        if self.scaler:
+            self.scaler.scale(objective).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            objective.backward()
+        if self.train.grad_clip:
+            nn.utils.clip_grad_norm_(self.params, self.train.grad_clip, foreach=True)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer_step()
+        return loss.detach(), outputs.detach()
+
+
+@dataclass
+class _EarlyStopping:
+    monitor: str
+    patience: int
+    min_delta: float
+    best: Optional[float] = None
+    stale: int = 0
+
+    def should_stop(self, values: dict[str, float], epoch: int) -> Optional[str]:
+        """Record an epoch; say why training stops, or None to go on."""
+        current = values[self.monitor]
+        if _improved(current, self.best, metric_fns.higher_is_better(self.monitor), self.min_delta):
+            self.best, self.stale = current, 0
+            return None
+        self.stale += 1
+        if self.stale < self.patience:
+            return None
+        return (f"{self.monitor} did not improve for {self.stale} epochs (best {self.best:.4g} at epoch "
+                f"{epoch - self.stale}); stopped at epoch {epoch}")
+
+
 def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: int,
          on_epoch: OnEpoch) -> FitResult:
     device = problem.x["train"].device
@@ -138,25 +196,14 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
     generator = torch.Generator().manual_seed(seed)
     bounds = _batch_bounds(n, train.batch_size)
     sizes = torch.tensor([end - start for start, end in bounds], dtype=torch.float32, device=device)
-    loss_fn = build_loss(problem.task, train, y, problem.n_outputs)
-    params = [p for p in model.parameters() if p.requires_grad]
-    penalized = [p for p in params if p.dim() > 1]  # L1 on weights, not biases or norm scales
-    optimizer = build_optimizer(train.optimizer, params)
+    step = _Step(model, problem, train, device)
     higher = metric_fns.higher_is_better(problem.monitor)
-    scheduler = build_scheduler(train, optimizer, higher)
-    autocast_dtype = resolve_precision(train.precision, device)
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype
-                else contextlib.nullcontext())
-    scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
-    # fp16 needs GradScaler, which steps the optimizer itself; otherwise the lean functional step.
-    optimizer_step = optimizer.step if scaler else make_step(optimizer, device)
-    stopping = train.early_stopping
-    stop_monitor = (stopping.monitor or problem.monitor) if stopping else problem.monitor
-
+    scheduler = build_scheduler(train, step.optimizer, higher)
+    es = train.early_stopping
+    stopping = _EarlyStopping(es.monitor or problem.monitor, es.patience, es.min_delta) if es else None
     step_losses = torch.zeros(len(bounds), device=device)
     train_outputs = torch.zeros(n, problem.n_outputs, device=device)
     best: dict[str, Any] = {"score": None, "epoch": 0, "state": None, "values": {}}
-    stop_best, stale = None, 0
     history: list[EpochRecord] = []
     status, message, stop_reason = "completed", None, None
     started = time.perf_counter()
@@ -166,45 +213,22 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
         # One gather per epoch puts the rows in a fresh seeded order; each batch is then a contiguous slice.
         order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
         x_epoch, y_epoch = x.index_select(0, order), y.index_select(0, order)
-        for step, (start, end) in enumerate(bounds):
-            with autocast:
-                outputs = model(x_epoch[start:end])
-                loss = loss_fn(outputs, y_epoch[start:end])
-            objective = loss + train.l1 * sum(p.abs().sum() for p in penalized) if train.l1 else loss
-            for p in params:
-                p.grad = None
-            if scaler:
-                scaler.scale(objective).backward()
-                scaler.unscale_(optimizer)
-            else:
-                objective.backward()
-            if train.grad_clip:
-                nn.utils.clip_grad_norm_(params, train.grad_clip, foreach=True)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer_step()
-            step_losses[step] = loss.detach()
-            train_outputs[start:end] = outputs.detach()
+        for i, (start, end) in enumerate(bounds):
+            step_losses[i], train_outputs[start:end] = step(x_epoch[start:end], y_epoch[start:end])
         # The one host sync of the epoch: every train and validation number is read here at once.
         non_finite = ~torch.isfinite(step_losses)
-        train_values = {"loss": (step_losses * sizes).sum() / n,
-                        **metric_fns.compute(problem.task, problem.metrics, train_outputs, y_epoch, problem.target_std)}
-        val_values = evaluate(model, problem, "val", loss_fn, autocast)
-        values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values),
+        train_values = {"loss": (step_losses * sizes).sum() / n, **metric_fns.compute(
+            problem.task, problem.metrics, train_outputs, y_epoch, problem.target_std)}
+        values = _read({**_prefixed("train", train_values),
+                        **_prefixed("val", evaluate(model, problem, "val", step.loss_fn, step.autocast)),
                         "bad_step": torch.where(non_finite.any(), non_finite.float().argmax(), -1)})
         bad_step = int(values.pop("bad_step"))
-        lr = optimizer.param_groups[0]["lr"]
-        record = EpochRecord(name, epoch, values, lr, time.perf_counter() - epoch_start)
+        record = EpochRecord(name, epoch, values, step.optimizer.param_groups[0]["lr"],
+                             time.perf_counter() - epoch_start)
         history.append(record)
         on_epoch(record)
         if bad_step >= 0 or not math.isfinite(values["val_loss"]):
-            status = "diverged"
-            where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
-            kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
-            message = (f"loss became {kind} at {where}: try a lower learning rate (train.optimizer.lr is "
-                       f"{train.optimizer.lr:g}) or set train.grad_clip")
+            status, message = "diverged", _divergence(epoch, bad_step, step_losses, train)
             break
         score = values[problem.monitor]
         if _improved(score, best["score"], higher, 0.0):
@@ -215,26 +239,26 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
                 # The scheduler cannot see steps taken through make_step, so it warns that none were taken.
                 warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
                 scheduler.step(score) if train.scheduler.name == "plateau" else scheduler.step()
-        if stopping:
-            current = values[stop_monitor]
-            if _improved(current, stop_best, metric_fns.higher_is_better(stop_monitor), stopping.min_delta):
-                stop_best, stale = current, 0
-            else:
-                stale += 1
-            if stale >= stopping.patience:
-                stop_reason = (f"{stop_monitor} did not improve for {stale} epochs (best {stop_best:.4g} at "
-                               f"epoch {epoch - stale}); stopped at epoch {epoch}")
-                break
+        stop_reason = stopping.should_stop(values, epoch) if stopping else None
+        if stop_reason:
+            break
     train_seconds = time.perf_counter() - started
-    epochs_run = len(history)
-    if best["state"] is not None:
+    trained = best["state"] is not None
+    if trained:
         model.load_state_dict(best["state"])
-    test = _read(evaluate(model, problem, "test", loss_fn, autocast)) if best["state"] is not None else {}
     return FitResult(
-        name, status, best["epoch"], epochs_run, _unprefixed("val", best["values"]), test, train_seconds,
-        n * epochs_run / train_seconds if train_seconds > 0 else 0.0, history, message, stop_reason,
-        {k: v.cpu() for k, v in best["state"].items()} if best["state"] else None,
-        predict(model, problem, "val", autocast) if best["state"] is not None else None)
+        name, status, best["epoch"], len(history), _unprefixed("val", best["values"]),
+        _read(evaluate(model, problem, "test", step.loss_fn, step.autocast)) if trained else {}, train_seconds,
+        n * len(history) / train_seconds if train_seconds > 0 else 0.0, history, message, stop_reason,
+        {k: v.cpu() for k, v in best["state"].items()} if trained else None,
+        predict(model, problem, "val", step.autocast) if trained else None)
+
+
+def _divergence(epoch: int, bad_step: int, step_losses: torch.Tensor, train: TrainSpec) -> str:
+    where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
+    kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
+    return (f"loss became {kind} at {where}: try a lower learning rate (train.optimizer.lr is "
+            f"{train.optimizer.lr:g}) or set train.grad_clip")
 
 
 def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,
