@@ -109,87 +109,27 @@ def _check_for_task(spec: Spec, task: str) -> list[str]:
 
 def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] = None) -> Outcome:
     """Train the baseline and every model of a plan into a new run folder."""
-    import torch
-
     from nnlab import train
-    from nnlab.models import build_baseline, build_model, count_params
 
-    spec, prepared = plan.spec, plan.prepared
+    spec = plan.spec
     devices = {m.name: train.resolve_device(m.train.device) for m in spec.models}
-    for i, model in enumerate(spec.models):
-        train.resolve_precision(model.train.precision, devices[model.name])
+    for model in spec.models:
+        train.resolve_precision(model.train.precision, devices[model.name])  # a bad pairing fails before the run
     first_device = next(iter(devices.values()))
-    resolved = spec.resolved()
-    resolved["metrics"] = plan.metrics
+    resolved = {**spec.resolved(), "metrics": plan.metrics}
     writer = runstore.RunWriter.create(store, spec.name, resolved, runstore.metric_columns(plan.metrics), {
         "seed": spec.seed, "note": note, "device": str(first_device), "smoke": plan.smoke,
         "versions": _versions(), "git_commit": _git_commit()})
+    session = _Session(plan, writer, report)
     if report:
-        report.data_ready(spec, prepared, str(first_device))
-    summary: dict[str, Any] = {"task": prepared.task, "monitor": spec.monitor,
-                               "baseline": "baseline" if spec.baseline else None, "metrics": plan.metrics,
-                               "data": prepared.summary, "models": {}}
-    problems: dict[str, train.Problem] = {}
-
-    def problem_on(device: torch.device) -> train.Problem:
-        if str(device) not in problems:
-            problems[str(device)] = train.Problem.from_arrays(
-                prepared.task, prepared.x, prepared.y, plan.metrics, spec.monitor, device,
-                prepared.preprocessing.get("target_std", 1.0), prepared.n_outputs)
-        return problems[str(device)]
-
-    def on_epoch(record: train.EpochRecord) -> None:
-        writer.append_epoch({"model": record.model, "epoch": record.epoch, **record.values,
-                             "lr": record.lr, "seconds": round(record.seconds, 6)})
-        if report:
-            report.epoch(record)
-
-    def finish_model(name: str, kind: str, model: Any, result: train.FitResult, max_epochs: int,
-                     model_spec: dict[str, Any]) -> None:
-        baseline_val = summary["models"].get("baseline", {}).get("val")
-        entry = {"kind": kind, "params": count_params(model), "best_epoch": result.best_epoch,
-                 "epochs_run": result.epochs_run, "val": result.val, "test": result.test,
-                 "train_seconds": round(result.train_seconds, 4),
-                 "samples_per_second": round(result.samples_per_second, 1), "status": result.status,
-                 "message": result.message, "stop_reason": result.stop_reason,
-                 "diagnosis": diagnose([r.values for r in result.history], best_epoch=result.best_epoch,
-                                       max_epochs=max_epochs, monitor=spec.monitor, status=result.status,
-                                       message=result.message, stop_reason=result.stop_reason, val=result.val,
-                                       baseline_val=baseline_val if name != "baseline" else None)}
-        summary["models"][name] = entry
-        if result.state is not None:
-            writer.save_model(name, result.state, {
-                "kind": kind, "spec": model_spec, "n_inputs": prepared.n_features, "n_outputs": prepared.n_outputs,
-                "preprocessing": prepared.preprocessing})
-            writer.save_errors(name, data_mod.misclassified(prepared, result.val_probabilities))
-        if report:
-            report.model_finished(name, entry)
-
+        report.data_ready(spec, plan.prepared, str(first_device))
     status, error = "failed", None
     try:
         if spec.baseline:
-            problem = problem_on(first_device)
-            torch.manual_seed(spec.seed)
-            model = build_baseline(prepared.n_features, prepared.n_outputs)
-            kind = _baseline_kind(spec.baseline.kind, prepared.task)
-            if report:
-                report.model_started("baseline", kind, count_params(model), 1)
-            result = train.fit_baseline("baseline", model, problem, spec.baseline, on_epoch)
-            finish_model("baseline", kind, model, result, 1, spec.baseline.model_dump(mode="json"))
+            session.train_baseline(first_device)
         for model_spec in spec.models:
-            problem = problem_on(devices[model_spec.name])
-            torch.manual_seed(spec.seed)
-            model = build_model(model_spec, prepared.n_features, prepared.n_outputs)
-            if report:
-                report.model_started(model_spec.name, model_spec.kind, count_params(model), model_spec.train.epochs)
-            try:
-                result = train.fit(model_spec.name, model, problem, model_spec.train, spec.seed, on_epoch)
-            except RuntimeError as e:  # e.g. out of memory: the run goes on with the next model
-                result = train.FitResult(model_spec.name, "failed", 0, 0, {}, {}, 0.0, 0.0,
-                                         message=f"training failed: {str(e).splitlines()[0]}")
-            finish_model(model_spec.name, model_spec.kind, model, result, model_spec.train.epochs,
-                         model_spec.model_dump(mode="json"))
-        summary["expect"] = check_gates(spec.expect, summary["models"])
+            session.train_model(model_spec, devices[model_spec.name])
+        session.summary["expect"] = check_gates(spec.expect, session.summary["models"])
         status = "completed"
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user (Ctrl-C)"
@@ -198,10 +138,100 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
         error = f"{e.__class__.__name__}: {e}"
         raise
     finally:
-        summary.setdefault("expect", [])
-        writer.write_summary(summary)
+        session.summary.setdefault("expect", [])
+        writer.write_summary(session.summary)
         writer.finish(status, error)
-    return Outcome(writer.id, writer.path, summary, summary["expect"])
+    return Outcome(writer.id, writer.path, session.summary, session.summary["expect"])
+
+
+class _Session:
+    """The models of one run: trains each, hands epochs to the run folder and the report, keeps the summary."""
+
+    def __init__(self, plan: Plan, writer: runstore.RunWriter, report: Optional[Reporter]):
+        self.plan, self.writer, self.report = plan, writer, report
+        self.spec, self.prepared = plan.spec, plan.prepared
+        self.problems: dict[str, Any] = {}  # device -> train.Problem: the data moves to each device once
+        self.summary: dict[str, Any] = {
+            "task": self.prepared.task, "monitor": self.spec.monitor,
+            "baseline": "baseline" if self.spec.baseline else None, "metrics": plan.metrics,
+            "data": self.prepared.summary, "models": {}}
+
+    def problem_on(self, device: Any) -> Any:
+        from nnlab import train
+
+        if str(device) not in self.problems:
+            p = self.prepared
+            self.problems[str(device)] = train.Problem.from_arrays(
+                p.task, p.x, p.y, self.plan.metrics, self.spec.monitor, device,
+                p.preprocessing.get("target_std", 1.0), p.n_outputs)
+        return self.problems[str(device)]
+
+    def on_epoch(self, record: Any) -> None:
+        self.writer.append_epoch({"model": record.model, "epoch": record.epoch, **record.values,
+                                  "lr": record.lr, "seconds": round(record.seconds, 6)})
+        if self.report:
+            self.report.epoch(record)
+
+    def train_baseline(self, device: Any) -> None:
+        import torch
+
+        from nnlab import train
+        from nnlab.models import build_baseline
+
+        torch.manual_seed(self.spec.seed)
+        model = build_baseline(self.prepared.n_features, self.prepared.n_outputs)
+        kind = _baseline_kind(self.spec.baseline.kind, self.prepared.task)
+        self._started("baseline", kind, model, 1)
+        result = train.fit_baseline("baseline", model, self.problem_on(device), self.spec.baseline, self.on_epoch)
+        self._finished("baseline", kind, model, result, 1, self.spec.baseline.model_dump(mode="json"))
+
+    def train_model(self, model_spec: Any, device: Any) -> None:
+        import torch
+
+        from nnlab import train
+        from nnlab.models import build_model
+
+        torch.manual_seed(self.spec.seed)  # each model starts from the seed, whatever trained before it
+        model = build_model(model_spec, self.prepared.n_features, self.prepared.n_outputs)
+        self._started(model_spec.name, model_spec.kind, model, model_spec.train.epochs)
+        try:
+            result = train.fit(model_spec.name, model, self.problem_on(device), model_spec.train, self.spec.seed,
+                               self.on_epoch)
+        except RuntimeError as e:  # e.g. out of memory: the run goes on with the next model
+            result = train.FitResult(model_spec.name, "failed", 0, 0, {}, {}, 0.0, 0.0,
+                                     message=f"training failed: {str(e).splitlines()[0]}")
+        self._finished(model_spec.name, model_spec.kind, model, result, model_spec.train.epochs,
+                       model_spec.model_dump(mode="json"))
+
+    def _started(self, name: str, kind: str, model: Any, epochs: int) -> None:
+        if self.report:
+            from nnlab.models import count_params
+
+            self.report.model_started(name, kind, count_params(model), epochs)
+
+    def _finished(self, name: str, kind: str, model: Any, result: Any, max_epochs: int,
+                  model_spec: dict[str, Any]) -> None:
+        from nnlab.models import count_params
+
+        baseline_val = self.summary["models"].get("baseline", {}).get("val") if name != "baseline" else None
+        entry = {"kind": kind, "params": count_params(model), "best_epoch": result.best_epoch,
+                 "epochs_run": result.epochs_run, "val": result.val, "test": result.test,
+                 "train_seconds": round(result.train_seconds, 4),
+                 "samples_per_second": round(result.samples_per_second, 1), "status": result.status,
+                 "message": result.message, "stop_reason": result.stop_reason,
+                 "diagnosis": diagnose([r.values for r in result.history], best_epoch=result.best_epoch,
+                                       max_epochs=max_epochs, monitor=self.spec.monitor, status=result.status,
+                                       message=result.message, stop_reason=result.stop_reason, val=result.val,
+                                       baseline_val=baseline_val)}
+        self.summary["models"][name] = entry
+        if result.state is not None:
+            p = self.prepared
+            self.writer.save_model(name, result.state, {
+                "kind": kind, "spec": model_spec, "n_inputs": p.n_features, "n_outputs": p.n_outputs,
+                "preprocessing": p.preprocessing})
+            self.writer.save_errors(name, data_mod.misclassified(p, result.val_probabilities))
+        if self.report:
+            self.report.model_finished(name, entry)
 
 
 def _baseline_kind(kind: str, task: str) -> str:
