@@ -75,7 +75,10 @@ def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = No
     prepared = data_mod.prepare(spec.data, base_dir, spec.seed)
     if smoke:
         data_mod.shrink_train(prepared, SMOKE_TRAIN_ROWS, spec.seed)
-    metrics = _check_for_task(spec, prepared.task)
+    try:
+        metrics = _check_for_task(spec, prepared.task)
+    except SpecError as e:  # rules that need the task: name the spec file like the other spec errors
+        raise SpecError(f"{Path(spec_path).name}: {e}") from None
     return Plan(spec, prepared, metrics, smoke)
 
 
