@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from nnlab.metrics import higher_is_better
@@ -13,8 +14,10 @@ MIN_EPOCHS_FOR_TRENDS = 4
 
 def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: int, monitor: str,
              status: str, message: Optional[str], stop_reason: Optional[str],
-             val: dict[str, float], baseline_val: Optional[dict[str, float]]) -> list[str]:
-    """`history` is one dict per epoch with train_loss, val_loss and val_<metric> keys."""
+             val: dict[str, float], baseline_val: Optional[dict[str, float]],
+             baseline_train_loss: Optional[float] = None) -> list[str]:
+    """`history` is one dict per epoch with train_loss, val_loss and val_<metric> keys; the baseline's numbers
+    are None for the baseline itself."""
     notes: list[str] = []
     if status != "completed":
         notes.append(message or status)
@@ -23,6 +26,8 @@ def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: in
     elif status == "completed" and best_epoch == len(history) == max_epochs and max_epochs >= MIN_EPOCHS_FOR_TRENDS:
         notes.append(f"still improving: the best {monitor} came at the last epoch ({best_epoch}); "
                      "more epochs may help.")
+    history = [h for h in history if math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"])]
+    notes += _underfitting(history, baseline_train_loss)
     notes += _overfitting(history, best_epoch)
     notes += _instability(history)
     notes += _versus_baseline(monitor, val, baseline_val)
@@ -38,6 +43,16 @@ def _overfitting(history: list[dict[str, float]], best_epoch: int) -> list[str]:
         return [f"overfitting: after epoch {best_epoch} train loss fell from {at_best['train_loss']:.4g} to "
                 f"{last['train_loss']:.4g} while validation loss rose from {best_val:.4g} to {last['val_loss']:.4g}; "
                 "try dropout, weight decay, a smaller network or more data."]
+    return []
+
+
+def _underfitting(history: list[dict[str, float]], baseline_train_loss: Optional[float]) -> list[str]:
+    if not history or baseline_train_loss is None:
+        return []
+    lowest = min(h["train_loss"] for h in history)
+    if lowest >= baseline_train_loss:
+        return [f"underfitting: the lowest train loss, {lowest:.4g}, is no lower than the linear baseline's "
+                f"{baseline_train_loss:.4g}; try more epochs, a higher learning rate or a larger network."]
     return []
 
 

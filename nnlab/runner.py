@@ -216,7 +216,7 @@ class _Session:
                   model_spec: dict[str, Any]) -> None:
         from nnlab.models import count_params
 
-        baseline_val = self.summary["models"].get("baseline", {}).get("val") if name != "baseline" else None
+        baseline = self.summary["models"].get("baseline", {}) if name != "baseline" else {}
         entry = {"kind": kind, "params": count_params(model), "best_epoch": result.best_epoch,
                  "epochs_run": result.epochs_run, "val": result.val, "test": result.test,
                  "train_seconds": round(result.train_seconds, 4),
@@ -225,7 +225,10 @@ class _Session:
                  "diagnosis": diagnose([r.values for r in result.history], best_epoch=result.best_epoch,
                                        max_epochs=max_epochs, monitor=self.spec.monitor, status=result.status,
                                        message=result.message, stop_reason=result.stop_reason, val=result.val,
-                                       baseline_val=baseline_val)}
+                                       baseline_val=baseline.get("val"),
+                                       baseline_train_loss=baseline.get("train_loss"))}
+        if name == "baseline" and result.history:
+            entry["train_loss"] = result.history[0].values["train_loss"]  # what "underfitting" is measured by
         self.summary["models"][name] = entry
         if result.state is not None:
             p = self.prepared
