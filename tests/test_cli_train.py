@@ -161,13 +161,18 @@ def test_schema_is_json_schema_with_descriptions(cli):
     assert "relative to the spec file" in json.dumps(schema)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["validate", "experiments/spam.yaml"], ["schema"]])
-def test_commands_that_do_not_train_do_not_import_torch(args):
+@pytest.mark.parametrize("args", [["--help"], ["validate", "experiments/spam.yaml"], ["schema"], ["runs"],
+                                  ["compare"], ["compare", "last", "last~1"], ["show", "last"]])
+def test_commands_that_do_not_train_do_not_import_torch(args, tiny, cli, runs, monkeypatch):
+    for _ in range(2):
+        assert cli("train", tiny).exit_code == 0
+    monkeypatch.setenv("NNLAB_RUNS_DIR", str(runs))
     code = ("import sys; from nnlab.cli import app\n"
             f"try: app({args!r})\nexcept SystemExit: pass\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stderr.strip().endswith("NO TORCH"), done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_curves_are_drawn_on_request(tiny, cli, runs):
