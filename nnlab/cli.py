@@ -44,7 +44,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE (YAML), e.g. "
                                    "train.epochs=10 or models.mlp.hidden=[128,64]. Repeatable."),
     note: str = typer.Option("", "--note", help="A note kept with the run (what you changed and why)."),
-    smoke: bool = typer.Option(False, "--smoke", help=f"Quick pipeline check: a small training sample, at most "
+    smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check: a small training sample, at most "
                                                       "2 epochs."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps, for every model."),
     runs_dir: Optional[Path] = RunsDirOption,
@@ -163,12 +163,12 @@ def _warn(warnings: list[str]) -> None:
 
 def _emit(columns: list[str], rows: list[dict], format: Format, table) -> None:
     """csv/markdown/json go to stdout undecorated; `table` builds the rich renderable only when needed."""
-    from nnlab import compare
+    from nnlab import formats
 
     if format is Format.table:
         _out().print(table())
     else:
-        writer = {Format.csv: compare.to_csv, Format.markdown: compare.to_markdown, Format.json: compare.to_json}
+        writer = {Format.csv: formats.to_csv, Format.markdown: formats.to_markdown, Format.json: formats.to_json}
         typer.echo(writer[format](columns, rows), nl=False)
 
 

@@ -301,7 +301,7 @@ def _check_expect(key: str, rule: str, models: list[str], metrics: Optional[list
     if len(parts) < 3 or parts[-2] not in ("val", "test"):
         raise ValueError(f"expect: key '{key}' must read <model>.<val|test>.<metric>, "
                          f"e.g. {models[-1]}.test.{metric_names[1]}")
-    model, split, metric = ".".join(parts[:-2]), parts[-2], parts[-1]
+    model, metric = ".".join(parts[:-2]), parts[-1]
     if model not in models:
         raise ValueError(f"expect: key '{key}': no model '{model}' (models: {', '.join(models)})")
     if metric not in metric_names:

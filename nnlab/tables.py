@@ -17,7 +17,8 @@ from rich.console import Group
 from rich.text import Text
 
 from nnlab import compare
-from nnlab.compare import DELTA_SUFFIX, Comparison, Pair, format_value, higher_is_better
+from nnlab.compare import DELTA_SUFFIX, Comparison, Pair, higher_is_better
+from nnlab.formats import format_value
 from nnlab.grid import Col, Grid
 from nnlab.runstore import Run
 

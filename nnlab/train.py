@@ -9,7 +9,6 @@ This module never prints or writes files: it returns results and calls `on_epoch
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 import warnings
@@ -92,7 +91,7 @@ def resolve_device(name: str) -> torch.device:
         raise SpecError(f"train.device: '{name}' is not available here (CUDA devices: "
                         f"{torch.cuda.device_count() if torch.cuda.is_available() else 'none'}); use auto or cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise SpecError(f"train.device: 'mps' is not available here; use auto or cpu")
+        raise SpecError("train.device: 'mps' is not available here; use auto or cpu")
     return device
 
 

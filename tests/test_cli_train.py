@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, SPAMBASE, binary_table, run_folders, tiny_spec, write_spec
+from conftest import ROOT, binary_table, run_folders, write_spec
 from nnlab import runstore
 
 

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from compare_fixtures import as_json, browse, make_spec, result, two_models, write_run
-from nnlab import compare, runstore, tables
+from nnlab import compare, formats, runstore, tables
 
 BASE = (0.40, 0.42, 0.85, 0.84)
 
@@ -315,4 +315,4 @@ def test_baseline_settings_are_compared_across_baselines(store):
     write_run(store, make_spec(baseline={"kind": "logistic", "l2": 0.1}), two_models(BASE, BASE), minute=2)
     comparison = compare.compare_runs(compare.select_runs(store, [])[0])
     assert comparison.settings == ["baseline.l2"] and comparison.between_runs == ["baseline.l2"]
-    assert [compare.format_value(r["baseline.l2"], None) for r in comparison.rows] == ["1.0", "", "0.1", ""]
+    assert [formats.format_value(r["baseline.l2"], None) for r in comparison.rows] == ["1.0", "", "0.1", ""]

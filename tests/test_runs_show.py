@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from compare_fixtures import as_json, browse, make_spec, result, two_models, write_run
-from nnlab import compare, runstore
+from nnlab import runstore
 
 BASE = (0.40, 0.42, 0.85, 0.84)
 

@@ -1,0 +1,77 @@
+"""Rows -> text for scripts and CI: csv, json and markdown with stable column names, and one cell's text.
+
+csv and json carry every value exactly (floats as their shortest repr, lists as JSON); markdown is for
+people, with the best value of each metric column in bold.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from nnlab.compare import DELTA_SUFFIX, EPOCH_COLUMNS, best_rows, is_measure
+
+
+def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """A header row, then one line per row: numbers as they read back exactly, lists as JSON text
+    (`[64, 32]`), booleans as true/false, missing values empty."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    plain = (str, int, float)
+    for row in rows:
+        # the csv module writes a float as repr() does, the shortest text that reads back to it
+        writer.writerow([v if type(v) in plain and v == v else _csv_cell(v) for v in map(row.get, columns)])
+    return out.getvalue()
+
+def _csv_cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return json.dumps(value) if isinstance(value, (bool, list, dict)) else value
+
+def to_json(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """A JSON list of objects with these keys, `[]` when empty; missing values are null."""
+    return json.dumps([{c: _json_value(row.get(c)) for c in columns} for row in rows], indent=2) + "\n"
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN is not JSON; an infinite setting or metric is as unusable to a script
+    return value
+
+def to_markdown(columns: list[str], rows: list[dict[str, Any]], digits: int = 4) -> str:
+    """A GitHub table; the best value of each metric column in bold."""
+    best = best_rows(columns, rows)
+    numeric = {c: is_measure(c) for c in columns}
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---:" if numeric[c] or c in EPOCH_COLUMNS else "---" for c in columns) + "|"]
+    for i, row in enumerate(rows):
+        cells = []
+        for col in columns:
+            text = format_value(row.get(col), digits if numeric[col] else None, col.endswith(DELTA_SUFFIX))
+            text = text.replace("|", "\\|")
+            cells.append(f"**{text}**" if i in best.get(col, ()) else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+def format_value(value: Any, digits: int | None = 4, signed: bool = False) -> str:
+    """One cell as text. A measure with `digits` decimals (and a sign for differences); a setting as written
+    (`digits=None`: `0.0005`, `[64, 32]`, `true`, `null`); a missing value (NaN) as nothing."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if digits is None:
+            return repr(value)
+        # a tiny metric (an MSE of 3e-05) keeps its digits; a tiny difference may read +0.0000
+        if value != 0 and (abs(value) >= 1e6 or (abs(value) < 10 ** -digits and not signed)):
+            return f"{value:+.{max(digits - 1, 1)}e}" if signed else f"{value:.{max(digits - 1, 1)}e}"
+        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
