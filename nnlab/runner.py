@@ -118,7 +118,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
     devices = {m.name: train.resolve_device(m.train.device) for m in spec.models}
     for model in spec.models:
         train.resolve_precision(model.train.precision, devices[model.name])  # a bad pairing fails before the run
-    first_device = next(iter(devices.values()))
+    first_device = devices[spec.models[0].name] if spec.models else train.resolve_device(spec.train.device)
     resolved = {**spec.resolved(), "metrics": plan.metrics}
     writer = runstore.RunWriter.create(store, spec.name, resolved, runstore.metric_columns(plan.metrics), {
         "seed": spec.seed, "note": note, "device": str(first_device), "smoke": plan.smoke,

@@ -251,6 +251,8 @@ class Spec(StrictModel):
             names.append(model.name)
             if model.train is None:
                 model.train = self.train.model_copy(deep=True)
+        if not self.models and self.baseline is None:
+            raise ValueError("models: nothing to train: the baseline is off and the model list is empty")
         _check_monitor("monitor", self.monitor, self.metrics)
         for i, model in enumerate(self.models):
             es = model.train.early_stopping

@@ -193,3 +193,12 @@ def test_the_spambase_example_clears_its_bar(cli, runs):
     assert models["baseline"]["test"]["accuracy"] >= 0.90
     assert max(m["test"]["accuracy"] for name, m in models.items() if name != "baseline") >= 0.93
     assert all(m["status"] == "completed" for m in models.values())
+
+
+def test_a_baseline_only_run_and_an_empty_one(tiny, cli, runs):
+    result = cli("train", tiny, "--set", "models=[]")
+    assert result.exit_code == 0, result.output
+    assert list(runstore.read_run(run_folders(runs)[0]).summary["models"]) == ["baseline"]
+    nothing = cli("train", tiny, "--set", "models=[]", "--set", "baseline=false")
+    assert nothing.exit_code == 2
+    assert "models: nothing to train: the baseline is off and the model list is empty" in nothing.stderr
