@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError
-from nnlab.metrics import HIGHER_IS_BETTER
+from nnlab.metrics import HIGHER_IS_BETTER, metric_name
 from nnlab.runstore import Run, list_runs, resolve_run
 
 SPLITS = ("val", "test")
@@ -33,10 +33,7 @@ def higher_is_better(column: str) -> bool | None:
     """Direction of a metric column (`test_accuracy`, `val_loss_vs_baseline`, `f1`); None when it is not one."""
     if column == "train_seconds":
         return False
-    metric = column.removesuffix(DELTA_SUFFIX)
-    for prefix in ("train_", "val_", "test_"):
-        metric = metric.removeprefix(prefix)
-    return HIGHER_IS_BETTER.get(metric)
+    return HIGHER_IS_BETTER.get(metric_name(column.removesuffix(DELTA_SUFFIX)))
 
 
 def monitor_metric(monitor: str | None) -> str:

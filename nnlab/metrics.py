@@ -19,12 +19,17 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 
 
+def metric_name(column: str) -> str:
+    """`val_accuracy` -> `accuracy`: a metric column without its split prefix."""
+    for prefix in ("train_", "val_", "test_"):
+        if column.startswith(prefix):
+            return column[len(prefix):]
+    return column
+
+
 def higher_is_better(metric: str) -> bool:
     """Direction of a metric name, with or without a split prefix (`val_accuracy`)."""
-    for prefix in ("train_", "val_", "test_"):
-        if metric.startswith(prefix):
-            metric = metric[len(prefix):]
-    return HIGHER_IS_BETTER[metric]
+    return HIGHER_IS_BETTER[metric_name(metric)]
 
 
 def compute(task: str, names: list[str], outputs: "torch.Tensor", target: "torch.Tensor",

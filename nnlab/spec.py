@@ -443,10 +443,12 @@ def format_errors(error: ValidationError) -> list[str]:
 
 
 def _is_union_tag(part: Any) -> bool:
-    # Pydantic puts the tag of a discriminated union ('mlp') or a union member into the location.
-    return isinstance(part, str) and (part in MODEL_KINDS or part in ("step", "cosine", "plateau")
-                                      or part.startswith(("literal[", "function-")) or part in (
-                                          "BaselineSpec", "StepScheduler", "CosineScheduler", "PlateauScheduler"))
+    # Pydantic puts the tag of a discriminated union ('mlp', 'cosine') or a validator's name into the location.
+    return isinstance(part, str) and (part in _UNION_TAGS or part.startswith(("literal[", "function-")))
+
+
+_UNION_TAGS = {*MODEL_KINDS, *(cls.model_fields["name"].annotation.__args__[0]
+                               for cls in (StepScheduler, CosineScheduler, PlateauScheduler))}
 
 
 def _path(loc: list) -> str:
