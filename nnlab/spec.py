@@ -28,6 +28,7 @@ DEFAULT_METRICS = {"binary": ["accuracy", "f1", "roc_auc"], "multiclass": ["accu
                    "regression": ["rmse", "mae", "r2"]}
 ALL_METRICS = sorted({m for names in METRICS_BY_TASK.values() for m in names})
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take it; repeats use seed .. seed+N-1
 _EXPECT_RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -61,12 +62,34 @@ class SplitSpec(StrictModel):
     val: Fraction = Field(0.15, description="Fraction of rows for validation (model selection).")
     test: Fraction = Field(0.15, description="Fraction of rows held out for the final test, touched once.")
     stratify: bool = Field(True, description="Keep class proportions equal across splits (classification).")
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED,
+                                description="Seed of the split (default: the spec's seed). Fix it to keep one "
+                                            "split while repeats and sweeps vary the training seed.")
 
     @model_validator(mode="after")
     def _check_sum(self) -> SplitSpec:
         if self.val + self.test >= 0.9:
             raise ValueError(f"val + test must leave at least 10% for training; got {self.val} + {self.test}")
         return self
+
+
+class TextSpec(StrictModel):
+    column: str = Field("text", description="The text column; it becomes token ids [N, max_len].")
+    max_len: int = Field(64, ge=1, le=4096, description="Tokens kept per row (longer rows are cut).")
+    max_vocab: int = Field(20000, ge=10, le=1_000_000, description="Most frequent training tokens kept.")
+    min_freq: int = Field(1, ge=1, description="Tokens seen fewer times in the training split are unknown.")
+    lowercase: bool = Field(True, description="Lower-case the text before splitting it into tokens.")
+
+
+class SequenceSpec(StrictModel):
+    steps: Optional[int] = Field(None, ge=1, description="Time steps T: columns are read time-major as [N, T, F] "
+                                                         "(F = columns / T). Omit for a 3-D array in an .npz file.")
+
+
+class ImageSpec(StrictModel):
+    shape: Optional[list[Annotated[int, Field(ge=1)]]] = Field(
+        None, min_length=3, max_length=3, description="[C, H, W]: columns reshaped to images. Omit for a 4-D "
+                                                      "array in an .npz file.")
 
 
 class DataSpec(StrictModel):
@@ -88,6 +111,14 @@ class DataSpec(StrictModel):
                           "Without it, missing values are an error.")
     max_categories: int = Field(20, ge=2, description="Non-numeric columns with at most this many distinct "
                                                       "values are one-hot encoded; more is an error.")
+    text: Optional[TextSpec] = Field(None, description="Read a text column as token ids (text models).")
+    sequence: Optional[SequenceSpec] = Field(None, description="Read the columns as a sequence [N, T, F].")
+    image: Optional[ImageSpec] = Field(None, description="Read the columns as images [N, C, H, W].")
+
+    @property
+    def input_kind(self) -> str:
+        """table, text, sequence or image: how the features are read."""
+        return next((k for k in ("text", "sequence", "image") if getattr(self, k) is not None), "table")
 
     @model_validator(mode="after")
     def _check_source(self) -> DataSpec:
@@ -164,8 +195,13 @@ class ModelBase(StrictModel):
     train: Optional[TrainSpec] = Field(None, description="Overrides of the top-level train settings.")
 
 
+Embedding = Annotated[int, Field(ge=1, le=4096, description="Token embedding size (text data only).")]
+Dropout = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+
+
 class MLPSpec(ModelBase):
     kind: Literal["mlp"]
+    embedding: Embedding = 64
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32])
     activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
@@ -174,6 +210,7 @@ class MLPSpec(ModelBase):
 
 class ResMLPSpec(ModelBase):
     kind: Literal["resmlp"]
+    embedding: Embedding = 64
     width: int = Field(128, ge=1, description="Width of every residual block.")
     blocks: int = Field(2, ge=1, description="Number of residual blocks.")
     activation: Activation = "relu"
@@ -181,8 +218,44 @@ class ResMLPSpec(ModelBase):
     norm: Literal["none", "batchnorm", "layernorm"] = "layernorm"
 
 
-ModelSpec = Annotated[Union[MLPSpec, ResMLPSpec], Field(discriminator="kind")]
-MODEL_KINDS = ("mlp", "resmlp")
+class CNNSpec(ModelBase):
+    kind: Literal["cnn"]
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64], min_length=1,
+                                                         description="Output channels of each conv layer.")
+    kernel: int = Field(5, ge=1, description="Kernel size (k, or k x k on images).")
+    stride: int = Field(1, ge=1)
+    pool: Literal["max", "avg", "none"] = Field("max", description="Pooling (size 2) after each conv layer.")
+    norm: Literal["none", "batchnorm"] = "none"
+    activation: Activation = "relu"
+    dropout: Dropout = 0.0
+    embedding: Embedding = 64
+
+
+class RNNSpec(ModelBase):
+    kind: Literal["rnn"]
+    cell: Literal["gru", "lstm", "rnn"] = "gru"
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1, le=16)
+    bidirectional: bool = False
+    dropout: Dropout = 0.0
+    pool: Literal["last", "mean", "max"] = Field("last", description="How the steps become one vector "
+                                                                    "(padding-aware on text).")
+    embedding: Embedding = 64
+
+
+class TransformerSpec(ModelBase):
+    kind: Literal["transformer"]
+    d_model: int = Field(64, ge=1, le=8192)
+    heads: int = Field(4, ge=1)
+    layers: int = Field(2, ge=1, le=48)
+    ff: int = Field(128, ge=1, description="Width of each feed-forward block.")
+    dropout: Dropout = 0.1
+    positions: Literal["learned", "sinusoidal"] = "learned"
+    pool: Literal["cls", "mean"] = "mean"
+
+
+ModelSpec = Annotated[Union[MLPSpec, ResMLPSpec, CNNSpec, RNNSpec, TransformerSpec], Field(discriminator="kind")]
+MODEL_KINDS = ("mlp", "resmlp", "cnn", "rnn", "transformer")
 
 
 class BaselineSpec(StrictModel):
@@ -199,7 +272,7 @@ class Spec(StrictModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(pattern=MODEL_NAME, description="Used in run names.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataSpec
     baseline: Optional[BaselineSpec] = Field(
         default_factory=BaselineSpec, description="false (or null) skips the baseline.")
@@ -209,6 +282,8 @@ class Spec(StrictModel):
     metrics: Optional[list[Literal[tuple(ALL_METRICS)]]] = Field(
         None, description="Default by task; the loss is always logged.")
     monitor: str = Field("val_loss", description="What 'best' means: val_loss or val_<metric>.")
+    repeats: int = Field(1, ge=1, le=100, description="Train every model this many times, seeds seed .. "
+                                                      "seed+repeats-1, on the same split; scores as mean ± sd.")
     _default_model: bool = PrivateAttr(False)
     expect: dict[str, str] = Field(default_factory=dict, description="CI gates: {'<model>.<val|test>.<metric>': "
                                                                       "'>= 0.9'}; a miss makes train exit 1.")

@@ -1,0 +1,60 @@
+"""What a model needs to know about its input, shared by `data` (which produces it) and `models` (which are
+built from it). Torch-free and pandas-free, so that spec checks and the run store can use it too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+InputKind = Literal["table", "text", "sequence", "image"]
+INPUT_KINDS: tuple[str, ...] = ("table", "text", "sequence", "image")
+PAD_ID = 0  # text: padding token id; models mask positions where the id is PAD_ID
+OOV_ID = 1  # text: out-of-vocabulary token id
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """One example's shape and kind: table (F,), text (T,) token ids, sequence (T, F), image (C, H, W)."""
+
+    kind: InputKind
+    shape: tuple[int, ...]
+    n_outputs: int
+    vocab_size: int = 0  # text only: ids are 0..vocab_size-1, PAD_ID and OOV_ID included
+
+    @property
+    def n_features(self) -> int:
+        """Values per example when flattened (what a table model or the baseline sees)."""
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A CSR matrix in numpy (rows x n_cols), e.g. the text baseline's TF-IDF features, without scipy."""
+
+    indptr: np.ndarray  # int64 [N + 1]
+    indices: np.ndarray  # int64 [nnz]
+    values: np.ndarray  # float32 [nnz]
+    n_cols: int
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.n_cols
+
+    def take(self, rows: np.ndarray) -> SparseRows:
+        """The given rows, in that order."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        picks = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(rows) else np.zeros(0, int)
+        return SparseRows(indptr, self.indices[picks].astype(np.int64), self.values[picks], self.n_cols)
+
+    def to_dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=np.float32)
+        row_of = np.repeat(np.arange(len(self)), np.diff(self.indptr))
+        np.add.at(out, (row_of, self.indices), self.values)
+        return out

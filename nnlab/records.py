@@ -1,0 +1,228 @@
+"""The run contract: what a run records, as types. Torch-free.
+
+`runstore` is the only module that writes or reads these to and from files; everyone else (runner, report,
+tables, compare, curves, check, tests) works with these objects and never with raw dict keys. Every
+record is validated when it is read, so a damaged file is a warning, not a crash.
+
+    RunMeta       run.json: who, when, where, status, the resolved spec
+    RunSummary    summary.json: task, monitor, metrics, data summary, one ModelResult per model, gates
+    ModelResult   one model: status, best epoch, val/test scores (mean and sd over members), diagnosis
+    Gate          an `expect` rule parsed once: `mlp.test.accuracy: ">= 0.92"`
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from typing import Any, Callable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FORMAT_VERSION = 1
+
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
+ModelStatus = Literal["completed", "diverged", "failed", "interrupted"]
+MODEL_STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "interrupted")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+EVAL_SPLITS: tuple[str, ...] = ("val", "test")
+
+# --- metric columns: the one place where `<split>_<metric>` is spelled ---------------------------------
+
+
+def metric_column(split: str, metric: str) -> str:
+    """`("val", "accuracy")` -> `val_accuracy`: the name of a metric column in metrics.csv and tables."""
+    return f"{split}_{metric}"
+
+
+def split_column(column: str) -> tuple[Optional[str], str]:
+    """`val_accuracy` -> `("val", "accuracy")`; a bare metric -> `(None, metric)`."""
+    for split in SPLITS:
+        if column.startswith(split + "_"):
+            return split, column[len(split) + 1:]
+    return None, column
+
+
+def epoch_columns(metric_names: list[str]) -> list[str]:
+    """The columns of metrics.csv for models that report `metric_names` besides the loss. `member` is the
+    repeat (0 .. repeats-1) a row belongs to."""
+    metrics = ["loss", *[m for m in metric_names if m != "loss"]]
+    return ["model", "member", "epoch", *[metric_column("train", m) for m in metrics],
+            *[metric_column("val", m) for m in metrics], "lr", "seconds"]
+
+
+# --- gates ---------------------------------------------------------------------------------------------
+
+_RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
+
+
+class Gate(BaseModel):
+    """One `expect` rule, parsed once: `key` reads <model>.<val|test>.<metric>, `rule` '<op> <number>'."""
+
+    model_config = ConfigDict(frozen=True)
+    key: str
+    rule: str
+    model: str
+    split: Literal["val", "test"]
+    metric: str
+    op: Literal[">=", ">", "<=", "<", "=="]
+    threshold: float
+
+    @classmethod
+    def parse(cls, key: str, rule: str) -> Gate:
+        """Raises ValueError with a one-line message naming the key and what it should read."""
+        parts = key.split(".")
+        if len(parts) < 3 or parts[-2] not in EVAL_SPLITS:
+            raise ValueError(f"expect: key '{key}' must read <model>.<val|test>.<metric>")
+        match = _RULE.match(rule) if isinstance(rule, str) else None
+        if not match:
+            raise ValueError(f"expect.{key}: rule must read '<op> <number>' with op one of >=, >, <=, <, ==; "
+                             f"got {str(rule)[:40]!r}")
+        return cls(key=key, rule=rule, model=".".join(parts[:-2]), split=parts[-2], metric=parts[-1],
+                   op=match.group(1), threshold=float(match.group(2)))
+
+    def check(self, models: dict[str, ModelResult]) -> GateResult:
+        result = models.get(self.model)
+        value = result.score(self.split, self.metric) if result else None
+        passed = value is not None and _OPS[self.op](value, self.threshold)
+        return GateResult(key=self.key, rule=self.rule, value=value, passed=passed)
+
+
+class GateResult(BaseModel):
+    key: str
+    rule: str
+    value: Optional[float] = None  # None: the model or its score is missing (a miss)
+    passed: bool
+
+
+# --- results -------------------------------------------------------------------------------------------
+
+Scores = dict[str, Optional[float]]  # metric -> value; None where it is undefined (NaN is never stored)
+
+
+def _finite_or_none(values: Any) -> Any:
+    if isinstance(values, dict):
+        return {str(k): (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
+                for k, v in values.items()}
+    return values
+
+
+class MemberResult(BaseModel):
+    """One repeat of a model (seed = the spec's seed + member)."""
+
+    member: int = Field(ge=0)
+    seed: int
+    status: ModelStatus
+    best_epoch: int = Field(ge=0)
+    epochs_run: int = Field(ge=0)
+    val: Scores = Field(default_factory=dict)
+    test: Scores = Field(default_factory=dict)
+
+    _finite = field_validator("val", "test", mode="before")(_finite_or_none)
+
+
+class ModelResult(BaseModel):
+    """One model of a run. With repeats, `val`/`test` are the members' means, `val_sd`/`test_sd` their
+    standard deviations (ddof=1), and `members` each member's own numbers."""
+
+    name: str
+    kind: str
+    params: int = Field(ge=0)
+    status: ModelStatus
+    best_epoch: int = Field(ge=0)
+    epochs_run: int = Field(ge=0)
+    epochs_planned: Optional[int] = None
+    val: Scores = Field(default_factory=dict)
+    test: Scores = Field(default_factory=dict)
+    val_sd: Scores = Field(default_factory=dict)
+    test_sd: Scores = Field(default_factory=dict)
+    repeats: int = Field(1, ge=1)
+    members: list[MemberResult] = Field(default_factory=list)
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+    message: Optional[str] = None
+    stop_reason: Optional[str] = None
+    diagnosis: list[str] = Field(default_factory=list)
+    train_loss: Optional[float] = None  # the baseline's, what "underfitting" is measured against
+    stacked: bool = False  # trained as stacked members in one model
+
+    _finite = field_validator("val", "test", "val_sd", "test_sd", mode="before")(_finite_or_none)
+
+    def score(self, split: str, metric: str) -> Optional[float]:
+        scores = self.val if split == "val" else self.test if split == "test" else {}
+        return scores.get(metric)
+
+    def spread(self, split: str, metric: str) -> Optional[float]:
+        spreads = self.val_sd if split == "val" else self.test_sd if split == "test" else {}
+        return spreads.get(metric)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "completed"
+
+
+class RunSummary(BaseModel):
+    """summary.json. Written after every model (so a killed run keeps each finished model) and at the end."""
+
+    format_version: int = FORMAT_VERSION
+    task: str
+    monitor: str
+    baseline: Optional[str] = None
+    metrics: list[str] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, ModelResult] = Field(default_factory=dict)
+    expect: list[GateResult] = Field(default_factory=list)
+    complete: bool = False  # every planned model has a result and the gates were checked
+
+    @property
+    def baseline_result(self) -> Optional[ModelResult]:
+        return self.models.get(self.baseline) if self.baseline else None
+
+    @property
+    def gates_missed(self) -> list[GateResult]:
+        return [g for g in self.expect if not g.passed]
+
+    @property
+    def failed_models(self) -> list[str]:
+        """Models a CI must notice: failed or diverged."""
+        return [n for n, m in self.models.items() if m.status in ("failed", "diverged")]
+
+
+class RunMeta(BaseModel):
+    """run.json. Unknown keys are kept (older and newer writers add fields)."""
+
+    model_config = ConfigDict(extra="allow")
+    format_version: int = FORMAT_VERSION
+    id: str = Field(min_length=1)
+    name: str = ""
+    status: RunStatus = "running"
+    started_at: str = ""
+    finished_at: Optional[str] = None
+    duration_seconds: Optional[float] = None
+    heartbeat_at: Optional[str] = None  # refreshed while training: how another host tells a dead run
+    pid: Optional[int] = None
+    host: Optional[str] = None
+    seed: Optional[int] = None
+    note: str = ""
+    device: Optional[str] = None
+    smoke: bool = False
+    versions: dict[str, Any] = Field(default_factory=dict)
+    git_commit: Optional[str] = None
+    error: Optional[str] = None
+    sweep: Optional[str] = None  # the sweep id this run belongs to
+    data_fingerprint: Optional[dict[str, Any]] = None
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_record(model: type[BaseModel], data: Any, source: str) -> tuple[Optional[BaseModel], Optional[str]]:
+    """Validate a record read from a file; on failure return None and a one-line warning naming the field."""
+    try:
+        return model.model_validate(data), None
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        return None, f"{source}: {where}: {first['msg']}" + (f" (and {e.error_count() - 1} more)"
+                                                            if e.error_count() > 1 else "")
