@@ -131,14 +131,14 @@ def test_run_ids_never_collide(tmp_path, monkeypatch):
     import secrets
 
     suffixes, real_token_hex = iter(["abcd", "abcd", "beef"]), secrets.token_hex
-    monkeypatch.setattr(runstore.secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real_token_hex(n))
+    monkeypatch.setattr(runstore.writer.secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real_token_hex(n))
 
     class FrozenClock(dt.datetime):
         @classmethod
         def now(cls, tz=None):
             return dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
 
-    monkeypatch.setattr(runstore, "datetime", FrozenClock)
+    monkeypatch.setattr(runstore.writer, "datetime", FrozenClock)
     first = runstore.RunWriter.create(tmp_path, "x", {}, ["model"], {})
     second = runstore.RunWriter.create(tmp_path, "x", {}, ["model"], {})
     assert first.id == "x-20260102-030405-abcd" and second.id == "x-20260102-030405-beef"
