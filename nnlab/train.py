@@ -61,7 +61,7 @@ class EpochRecord:
 @dataclass
 class FitResult:
     name: str
-    status: str  # completed | diverged | failed
+    status: str  # completed | diverged | failed | interrupted
     best_epoch: int
     epochs_run: int
     val: dict[str, float]
@@ -72,10 +72,21 @@ class FitResult:
     message: Optional[str] = None
     stop_reason: Optional[str] = None
     state: Optional[dict[str, torch.Tensor]] = None  # best weights, on the CPU
-    val_probabilities: Optional[np.ndarray] = None
+    val_probabilities: Optional[np.ndarray] = None  # `predict` on val: probabilities, or standardized values
 
 
 OnEpoch = Callable[[EpochRecord], None]
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C or a signal arrived during a fit. `result` is what was trained so far: status "interrupted", the
+    best epoch's validation scores, best weights and validation probabilities (best_epoch 0 and no state when
+    no epoch finished); no test evaluation. `cause` is the KeyboardInterrupt that arrived (it may carry the
+    signal)."""
+
+    def __init__(self, result: FitResult, cause: BaseException):
+        super().__init__(f"{result.name}: interrupted after {result.epochs_run} epoch(s)")
+        self.result, self.cause = result, cause
 
 
 def resolve_device(name: str) -> torch.device:
@@ -206,51 +217,69 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
     history: list[EpochRecord] = []
     status, message, stop_reason = "completed", None, None
     started = time.perf_counter()
-    for epoch in range(1, train.epochs + 1):
-        epoch_start = time.perf_counter()
-        model.train()
-        # One gather per epoch puts the rows in a fresh seeded order; each batch is then a contiguous slice.
-        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
-        x_epoch, y_epoch = x.index_select(0, order), y.index_select(0, order)
-        for i, (start, end) in enumerate(bounds):
-            step_losses[i], train_outputs[start:end] = step(x_epoch[start:end], y_epoch[start:end])
-        # The one host sync of the epoch: every train and validation number is read here at once.
-        non_finite = ~torch.isfinite(step_losses)
-        train_values = {"loss": (step_losses * sizes).sum() / n, **metric_fns.compute(
-            problem.task, problem.metrics, train_outputs, y_epoch, problem.target_std)}
-        values = _read({**_prefixed("train", train_values),
-                        **_prefixed("val", evaluate(model, problem, "val", step.loss_fn, step.autocast)),
-                        "bad_step": torch.where(non_finite.any(), non_finite.float().argmax(), -1)})
-        bad_step = int(values.pop("bad_step"))
-        record = EpochRecord(name, epoch, values, step.optimizer.param_groups[0]["lr"],
-                             time.perf_counter() - epoch_start)
-        history.append(record)
-        on_epoch(record)
-        if bad_step >= 0 or not math.isfinite(values["val_loss"]):
-            status, message = "diverged", _divergence(epoch, bad_step, step_losses, train)
-            break
-        score = values[problem.monitor]
-        if _improved(score, best["score"], higher, 0.0):
-            best = {"score": score, "epoch": epoch, "values": values,
-                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        if scheduler is not None:
-            with warnings.catch_warnings():
-                # The scheduler cannot see steps taken through make_step, so it warns that none were taken.
-                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
-                scheduler.step(score) if train.scheduler.name == "plateau" else scheduler.step()
-        stop_reason = stopping.should_stop(values, epoch) if stopping else None
-        if stop_reason:
-            break
-    train_seconds = time.perf_counter() - started
+    try:
+        for epoch in range(1, train.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            # One gather per epoch puts the rows in a fresh seeded order; each batch is then a contiguous slice.
+            order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+            x_epoch, y_epoch = x.index_select(0, order), y.index_select(0, order)
+            for i, (start, end) in enumerate(bounds):
+                step_losses[i], train_outputs[start:end] = step(x_epoch[start:end], y_epoch[start:end])
+            # The one host sync of the epoch: every train and validation number is read here at once.
+            non_finite = ~torch.isfinite(step_losses)
+            train_values = {"loss": (step_losses * sizes).sum() / n, **metric_fns.compute(
+                problem.task, problem.metrics, train_outputs, y_epoch, problem.target_std)}
+            values = _read({**_prefixed("train", train_values),
+                            **_prefixed("val", evaluate(model, problem, "val", step.loss_fn, step.autocast)),
+                            "bad_step": torch.where(non_finite.any(), non_finite.float().argmax(), -1)})
+            bad_step = int(values.pop("bad_step"))
+            diverged = bad_step >= 0 or not math.isfinite(values["val_loss"])
+            score = values[problem.monitor]
+            if not diverged and _improved(score, best["score"], higher, 0.0):
+                best = {"score": score, "epoch": epoch, "values": values,
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            # Recorded after the best weights are kept: an interrupt inside on_epoch keeps this epoch.
+            history.append(EpochRecord(name, epoch, values, step.optimizer.param_groups[0]["lr"],
+                                       time.perf_counter() - epoch_start))
+            on_epoch(history[-1])
+            if diverged:
+                status, message = "diverged", _divergence(epoch, bad_step, step_losses, train)
+                break
+            if scheduler is not None:
+                with warnings.catch_warnings():
+                    # The scheduler cannot see steps taken through make_step, so it warns that none were taken.
+                    warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
+                    scheduler.step(score) if train.scheduler.name == "plateau" else scheduler.step()
+            stop_reason = stopping.should_stop(values, epoch) if stopping else None
+            if stop_reason:
+                break
+    except KeyboardInterrupt as cause:
+        # What trained so far is kept: the best epoch's weights and scores; nothing is tested.
+        result = _result(name, model, problem, "interrupted", best, history, time.perf_counter() - started,
+                         step.autocast, test=False)
+        result.message = f"interrupted during epoch {len(history) + 1}"
+        raise FitInterrupted(result, cause) from cause
+    result = _result(name, model, problem, status, best, history, time.perf_counter() - started, step.autocast,
+                     test=True, loss_fn=step.loss_fn)
+    result.message, result.stop_reason = message, stop_reason
+    return result
+
+
+def _result(name: str, model: nn.Module, problem: Problem, status: str, best: dict[str, Any],
+            history: list[EpochRecord], seconds: float, autocast: Any, test: bool,
+            loss_fn: Optional[LossFn] = None) -> FitResult:
+    """The result of a fit: the best epoch's weights loaded into `model`, scored on val (and test if asked)."""
     trained = best["state"] is not None
     if trained:
         model.load_state_dict(best["state"])
+    n = len(problem.x["train"])
     return FitResult(
         name, status, best["epoch"], len(history), _unprefixed("val", best["values"]),
-        _read(evaluate(model, problem, "test", step.loss_fn, step.autocast)) if trained else {}, train_seconds,
-        n * len(history) / train_seconds if train_seconds > 0 else 0.0, history, message, stop_reason,
-        {k: v.cpu() for k, v in best["state"].items()} if trained else None,
-        predict(model, problem, "val", step.autocast) if trained else None)
+        _read(evaluate(model, problem, "test", loss_fn, autocast)) if trained and test else {}, seconds,
+        n * len(history) / seconds if seconds > 0 else 0.0, history,
+        state={k: v.cpu() for k, v in best["state"].items()} if trained else None,
+        val_probabilities=predict(model, problem, "val", autocast) if trained else None)
 
 
 def _divergence(epoch: int, bad_step: int, step_losses: torch.Tensor, train: TrainSpec) -> str:
@@ -288,21 +317,31 @@ def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineS
         objective.backward()
         return objective
 
-    # LBFGS.step's wrapper only turns grad mode off and marks a torch.compile graph break; calling the
-    # function it wraps skips importing torch._dynamo (2.5 s). The closure turns grad mode back on.
-    with torch.no_grad():
-        getattr(torch.optim.LBFGS.step, "__wrapped__", torch.optim.LBFGS.step)(optimizer, closure)
-    model.float()
-    train_values = evaluate(model, problem, "train", loss_fn, contextlib.nullcontext())
-    val_values = evaluate(model, problem, "val", loss_fn, contextlib.nullcontext())
-    values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values)})
+    history: list[EpochRecord] = []
+    try:
+        # LBFGS.step's wrapper only turns grad mode off and marks a torch.compile graph break; calling the
+        # function it wraps skips importing torch._dynamo (2.5 s). The closure turns grad mode back on.
+        with torch.no_grad():
+            getattr(torch.optim.LBFGS.step, "__wrapped__", torch.optim.LBFGS.step)(optimizer, closure)
+        model.float()
+        train_values = evaluate(model, problem, "train", loss_fn, contextlib.nullcontext())
+        val_values = evaluate(model, problem, "val", loss_fn, contextlib.nullcontext())
+        values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values)})
+        history.append(EpochRecord(name, 1, values, None, time.perf_counter() - started))
+        on_epoch(history[0])
+        finite = math.isfinite(values["train_loss"]) and math.isfinite(values["val_loss"])
+        test = _read(evaluate(model, problem, "test", loss_fn, contextlib.nullcontext()))
+    except KeyboardInterrupt as cause:
+        model.float()
+        best = {"epoch": 1, "values": history[0].values, "state": model.state_dict()} if history else \
+            {"epoch": 0, "values": {}, "state": None}
+        result = _result(name, model, problem, "interrupted", best, history, time.perf_counter() - started,
+                         contextlib.nullcontext(), test=False)
+        result.message = "interrupted during the L-BFGS fit" if not history else "interrupted after the fit"
+        raise FitInterrupted(result, cause) from cause
     seconds = time.perf_counter() - started
-    record = EpochRecord(name, 1, values, None, seconds)
-    on_epoch(record)
-    finite = math.isfinite(values["train_loss"]) and math.isfinite(values["val_loss"])
-    test = _read(evaluate(model, problem, "test", loss_fn, contextlib.nullcontext()))
     return FitResult(name, "completed" if finite else "diverged", 1, 1, _unprefixed("val", values), test,
-                     seconds, n / seconds if seconds > 0 else 0.0, [record],
+                     seconds, n / seconds if seconds > 0 else 0.0, history,
                      None if finite else "the L-BFGS fit did not converge to finite values",
                      state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                      val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
@@ -326,10 +365,9 @@ def evaluate(model: nn.Module, problem: Problem, split: str, loss_fn: LossFn, au
 
 
 def predict(model: nn.Module, problem: Problem, split: str, autocast: Any) -> np.ndarray:
-    """Probabilities (classification) or predictions in the target's units (regression), on the host."""
-    outputs = metric_fns.probabilities(problem.task, _outputs(model, problem.x[split], autocast))
-    scale = problem.target_std if problem.task == "regression" else 1.0
-    return outputs.cpu().numpy() * scale
+    """Model units, on the host: probabilities (binary: of the positive class [N]; multiclass [N, K]) or, for
+    regression, STANDARDIZED predictions (the data's preprocessing turns them into the target's units)."""
+    return metric_fns.probabilities(problem.task, _outputs(model, problem.x[split], autocast)).cpu().numpy()
 
 
 def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:

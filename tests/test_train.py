@@ -158,3 +158,114 @@ def test_multiclass_and_regression_end_to_end(tmp_path, cli, runs, task_spec):
     if summary["task"] == "regression":
         # Regression metrics are in the target's units (diabetes progression is ~25-346): not standardized.
         assert summary["models"]["baseline"]["test"]["rmse"] > 30
+
+
+# --- fit called directly: interrupts and what predict returns -------------------------------------------
+
+def tiny_problem(task="binary", n=200, seed=0):
+    """Train/val/test arrays straight into a Problem: the loop alone, without the data module."""
+    from nnlab.train import Problem
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    signal = x[:, 0] + 0.5 * x[:, 1]
+    y = ((signal > 0).astype(np.float32) if task == "binary"
+         else (signal + rng.normal(scale=0.3, size=n)).astype(np.float32))
+    parts = {"train": slice(0, n // 2), "val": slice(n // 2, 3 * n // 4), "test": slice(3 * n // 4, n)}
+    metrics = ["accuracy"] if task == "binary" else ["rmse"]
+    return Problem.from_arrays(task, {k: x[s] for k, s in parts.items()}, {k: y[s] for k, s in parts.items()},
+                               metrics, "val_loss", torch.device("cpu"), target_std=1.0 if task == "binary" else 7.0)
+
+
+def small_mlp(seed=0, n_outputs=1, dropout=0.0):
+    from nnlab.inputs import InputInfo
+    from nnlab.models import build_model
+    from nnlab.spec import MLPSpec
+
+    torch.manual_seed(seed)
+    return build_model(MLPSpec(kind="mlp", hidden=[8], dropout=dropout), InputInfo("table", (3,), n_outputs))
+
+
+def test_an_interrupt_during_fit_returns_what_was_trained_so_far():
+    from nnlab import train
+    from nnlab.spec import TrainSpec
+
+    problem, seen = tiny_problem(), []
+
+    def on_epoch(record):
+        seen.append(record)
+        if record.epoch == 3:
+            raise KeyboardInterrupt
+    spec = TrainSpec(epochs=10, batch_size=32, early_stopping=None, optimizer={"lr": 0.01})
+    with pytest.raises(train.FitInterrupted) as caught:
+        train.fit("mlp", small_mlp(), problem, spec, 0, on_epoch)
+    assert isinstance(caught.value, KeyboardInterrupt) and type(caught.value.cause) is KeyboardInterrupt
+    result = caught.value.result
+    assert result.status == "interrupted" and result.epochs_run == 3 and result.test == {}
+    best = min(seen, key=lambda r: r.values["val_loss"])
+    assert result.best_epoch == best.epoch and result.val["loss"] == best.values["val_loss"]
+    # The kept weights are the best epoch's: the uninterrupted run's weights after that many epochs.
+    twin = small_mlp()
+    train.fit("mlp", twin, problem, spec.model_copy(update={"epochs": best.epoch}), 0, lambda r: None)
+    for key, value in twin.state_dict().items():
+        torch.testing.assert_close(result.state[key], value, rtol=0, atol=0)
+        assert result.state[key].device.type == "cpu"
+    assert result.val_probabilities.shape == (50,) and ((0 <= result.val_probabilities) &
+                                                       (result.val_probabilities <= 1)).all()
+
+
+def test_an_interrupt_before_the_first_epoch_ends_keeps_nothing(monkeypatch):
+    from nnlab import train
+    from nnlab.spec import TrainSpec
+
+    class SigTerm(KeyboardInterrupt):
+        signal = 15
+
+    real_make_step = train.make_step
+
+    def make_step(optimizer, device):
+        step, calls = real_make_step(optimizer, device), []
+
+        def interrupted():
+            calls.append(1)
+            if len(calls) == 2:
+                raise SigTerm
+            step()
+        return interrupted
+    monkeypatch.setattr(train, "make_step", make_step)
+    with pytest.raises(train.FitInterrupted) as caught:
+        train.fit("mlp", small_mlp(), tiny_problem(), TrainSpec(epochs=5, batch_size=32), 0, lambda r: None)
+    result = caught.value.result
+    assert caught.value.cause.signal == 15
+    assert (result.status, result.best_epoch, result.epochs_run, result.state, result.val_probabilities) == (
+        "interrupted", 0, 0, None, None)
+
+
+def test_an_interrupt_after_the_baseline_fit_keeps_its_weights():
+    from nnlab import train
+    from nnlab.models import build_baseline
+    from nnlab.spec import BaselineSpec
+
+    def on_epoch(record):
+        raise KeyboardInterrupt
+    with pytest.raises(train.FitInterrupted) as caught:
+        train.fit_baseline("baseline", build_baseline(3, 1), tiny_problem(), BaselineSpec(), on_epoch)
+    result = caught.value.result
+    assert (result.status, result.best_epoch, result.test) == ("interrupted", 1, {})
+    assert set(result.state) == {"weight", "bias"} and result.val["loss"] < 0.5
+
+
+def test_predict_is_in_model_units_standardized_for_regression():
+    from nnlab import train
+    from nnlab.spec import TrainSpec
+
+    problem = tiny_problem("regression")
+    model = small_mlp()
+    result = train.fit("mlp", model, problem, TrainSpec(epochs=30, batch_size=32, optimizer={"lr": 0.01}), 0,
+                       lambda r: None)
+    with torch.no_grad():
+        raw = model(problem.x["val"]).reshape(-1).numpy()
+    np.testing.assert_allclose(result.val_probabilities, raw, rtol=1e-6)
+    # Metrics are in the target's units (target_std 7): rmse is 7x the standardized error.
+    standardized_rmse = float(np.sqrt(np.mean((raw - problem.y["val"].numpy()) ** 2)))
+    assert result.val["rmse"] == pytest.approx(7 * standardized_rmse, rel=1e-5)
