@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from nnlab.metrics import higher_is_better
+from nnlab.records import GateResult, ModelResult, RunSummary
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -35,6 +36,10 @@ class TrainReport:
         self.progress: Optional[Progress] = None
         self.task_id: Any = None
         self.monitor = "val_loss"
+        self.run_path: Optional[Any] = None
+
+    def run_created(self, path: Any) -> None:
+        self.run_path = path
 
     def data_ready(self, spec: Any, prepared: Any, device: str) -> None:
         s = prepared.summary
@@ -54,14 +59,17 @@ class TrainReport:
             say("  no models in the spec: training the baseline and a first network (MLP 64-32, ReLU, "
                 "Adam lr 1e-3), the usual first step")
 
-    def model_started(self, name: str, kind: str, params: int, epochs: int) -> None:
+    def model_started(self, name: str, kind: str, params: int, epochs: int, members: int = 1) -> None:
         if not self.show_progress:
             return
+        epochs *= members
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24),
                                  TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[numbers]}"),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
         self.progress.start()
-        self.task_id = self.progress.add_task(f"{name} ({kind}, {params:,} params)", total=epochs, numbers="")
+        self.task_id = self.progress.add_task(
+            f"{name} ({kind}, {params:,} params{f', {members} members' if members > 1 else ''})", total=epochs,
+            numbers="")
 
     def epoch(self, record: Any) -> None:
         if self.progress is None:
@@ -72,42 +80,53 @@ class TrainReport:
             numbers += f" · {self.monitor} {fmt(v.get(self.monitor))}"
         self.progress.update(self.task_id, advance=1, numbers=numbers)
 
-    def model_finished(self, name: str, entry: dict[str, Any]) -> None:
+    def model_finished(self, result: ModelResult) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
         metric = self.monitor.removeprefix("val_")
-        self.console.print(f"  {name}: {entry['status']}, best epoch {entry['best_epoch']}/{entry['epochs_run']}, "
-                           f"val {metric} {fmt(entry['val'].get(metric))}, {entry['train_seconds']:.2f}s",
+        self.console.print(f"  {result.name}: {result.status}, best epoch {result.best_epoch}/{result.epochs_run}, "
+                           f"val {metric} {score(result, 'val', metric)}, {result.train_seconds:.2f}s",
                            markup=False, soft_wrap=True)
 
 
-def results_table(summary: dict[str, Any]) -> Table:
+def score(result: ModelResult, split: str, metric: str) -> str:
+    """`0.9304`, or `0.9304 ± 0.0041` for a model trained as several members."""
+    value, spread = result.score(split, metric), result.spread(split, metric)
+    return fmt(value) + (f" ± {fmt(spread)}" if result.repeats > 1 and spread is not None else "")
+
+
+def results_table(summary: RunSummary) -> Table:
     """One row per model: parameters, best epoch, the monitored validation value, the test metrics (touched
     once, with the best weights), the difference to the baseline on the first metric, training seconds."""
-    monitor = summary["monitor"].removeprefix("val_")
-    tests = summary["metrics"] or ["loss"]
+    monitor = summary.monitor.removeprefix("val_")
+    tests = summary.metrics or ["loss"]
     key = tests[0]
-    models = summary["models"]
-    baseline = models.get(summary.get("baseline") or "", {})
-    table = Table(title=f"best epoch by {summary['monitor']}; test set evaluated once", title_justify="left",
+    models = summary.models
+    baseline = summary.baseline_result
+    repeats = max((m.repeats for m in models.values()), default=1)
+    title = f"best epoch by {summary.monitor}; test set evaluated once"
+    if repeats > 1:
+        title += f"; mean ± sd over {repeats} members"
+    table = Table(title=title, title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
     columns = ["model", "params", "epoch", f"val\n{monitor}", *[f"test\n{m}" for m in tests], f"Δ {key}\nvs base".replace("accuracy", "acc"),
                "sec"]
     for column in columns:
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     cells_for = {f"val\n{monitor}": ("val", monitor), **{f"test\n{m}": ("test", m) for m in tests}}
-    best = {col: _best([e.get(split, {}).get(m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
+    best = {col: _best([e.score(split, m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
     for name, entry in models.items():
-        row = [name if entry["status"] == "completed" else f"{name} ({entry['status']})", f"{entry['params']:,}",
-               f"{entry['best_epoch']}/{entry['epochs_run']}"]
+        row = [name if entry.status == "completed" else f"{name} ({entry.status})", f"{entry.params:,}",
+               f"{entry.best_epoch}/{entry.epochs_run}"]
         for col, (split, m) in cells_for.items():
-            value = entry.get(split, {}).get(m)
+            value = entry.score(split, m)
             highlight = value is not None and value == best[col] and len(models) > 1
-            row.append(f"[bold green]{fmt(value)}[/]" if highlight else fmt(value))
-        ours, theirs = entry.get("test", {}).get(key), baseline.get("test", {}).get(key)
+            row.append(f"[bold green]{score(entry, split, m)}[/]" if highlight else score(entry, split, m))
+        ours = entry.score("test", key)
+        theirs = baseline.score("test", key) if baseline else None
         row.append("" if entry is baseline or ours is None or theirs is None else f"{ours - theirs:+.4f}")
-        row.append(f"{entry['train_seconds']:.2f}")
+        row.append(f"{entry.train_seconds:.2f}")
         table.add_row(*row)
     return table
 
@@ -119,9 +138,12 @@ def _best(values: list[Optional[float]], metric: str) -> Optional[float]:
     return max(present) if higher_is_better(metric) else min(present)
 
 
-def verdict_lines(summary: dict[str, Any]) -> list[str]:
-    lines = [f"{name}: {note}" for name, entry in summary["models"].items() for note in entry.get("diagnosis", [])]
-    for gate in summary.get("expect", []):
-        value = fmt(gate["value"]) if gate["value"] is not None else "missing"
-        lines.append(f"expect {gate['key']} {gate['rule']}: {value} -> {'pass' if gate['passed'] else 'MISSED'}")
+def verdict_lines(summary: RunSummary) -> list[str]:
+    lines = [f"{name}: {note}" for name, entry in summary.models.items() for note in entry.diagnosis]
+    lines += [gate_line(gate) for gate in summary.expect]
     return lines
+
+
+def gate_line(gate: GateResult) -> str:
+    value = fmt(gate.value) if gate.value is not None else "missing"
+    return f"expect {gate.key} {gate.rule}: {value} -> {'pass' if gate.passed else 'MISSED'}"

@@ -1,21 +1,24 @@
 """The run-folder format (version 1): file names and layout under `runs/`, known only to this package.
 
     runs/<name>-<YYYYmmdd-HHMMSS>-<4 hex>/
-      run.json       id, name, status, times, seed, device, versions, git commit, note, format version
+      run.json       records.RunMeta: id, name, status, times, heartbeat, seed, device, versions, note, spec
       spec.yaml      the resolved spec, defaults included, exactly as run
-      metrics.csv    one row per (model, epoch), appended and flushed each epoch
-      summary.json   per-model results, written atomically at the end
+      metrics.csv    one row per (model, member, epoch), appended and flushed each epoch
+      summary.json   records.RunSummary: rewritten atomically as soon as each model ends, and at the end
       models/<model>.safetensors + models/<model>.json (what predicting again needs)
       errors/<model>.csv   validation examples the model gets wrong, most confident first
+      .reserve       a little disk space held back, freed so that the final status fits on a full disk
 
 Writes are crash-safe: a run folder appears complete with `run.json` (renamed into place), JSON files are
-replaced atomically, and metric rows are whole lines. Reading is tolerant: a folder that is not a readable
-run is reported as a warning, never an exception. Torch is imported only when weights are saved or loaded.
+replaced atomically (a temporary file is removed if the write fails), and metric rows are whole lines.
+Reading is tolerant: a folder that is not a readable run is reported as a warning, never an exception.
+Torch is imported only when weights are saved or loaded.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -32,6 +35,8 @@ SUMMARY_FILE = "summary.json"
 MODELS_DIR = "models"
 ERRORS_DIR = "errors"
 CURVES_FILE = "curves.png"
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 256 * 1024
 STATUSES = RUN_STATUSES
 RUNS_DIR_ENV = "NNLAB_RUNS_DIR"
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
@@ -47,22 +52,45 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders runs started in one second
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Replace `path` with `text` in one step; on failure (a full disk) no temporary file is left."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(text if isinstance(text, bytes) else text.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, to_json(data))
+
+
+def to_json(data: Any) -> str:
+    """JSON as nnlab writes it: never `NaN` or `Infinity` (they become null), which strict readers reject."""
+    return json.dumps(_finite(data), indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
     # numpy scalars and Paths reach summaries through metrics and specs.
     if hasattr(value, "item"):
-        return value.item()
+        return _finite(value.item())
     return str(value)
 
 
 def metric_columns(metric_names: list[str]) -> list[str]:
     """The columns of metrics.csv for a run whose models report `metric_names` besides the loss."""
-    return ["model", "epoch", "train_loss", "val_loss", *[f"train_{m}" for m in metric_names],
-            *[f"val_{m}" for m in metric_names], "lr", "seconds"]
+    return epoch_columns(metric_names)
 
 

@@ -1,99 +1,174 @@
-"""Writing one run folder while it trains (see layout.py for the format)."""
+"""Writing one run folder while it trains (see layout.py for the format).
+
+`RunWriter` is a context manager: whatever ends the `with` block (success, an error, Ctrl-C, SIGTERM, a
+full disk), the run leaves it with a final status in run.json. The steps that must not be cut in half
+(creating the folder, each model's result, the final status) run with signals deferred (interrupts.py).
+"""
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import secrets
+import shutil
 import socket
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
 from nnlab.errors import RunError
-from nnlab.runstore.layout import (ERRORS_DIR, FORMAT_VERSION, METRICS_FILE, MODELS_DIR, RUN_FILE, SPEC_FILE,
-                                   STATUSES, SUMMARY_FILE, _ID_TIME_FORMAT, _write_json_atomic, now_iso)
+from nnlab.interrupts import deferred, interrupted_name
+from nnlab.records import RunMeta, RunSummary
+from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
+                                   SPEC_FILE, SUMMARY_FILE, _ID_TIME_FORMAT, now_iso, to_json, write_atomic)
+
+HEARTBEAT_SECONDS = 30.0  # run.json's heartbeat_at is refreshed at most this often, at the end of an epoch
+MIN_FREE_BYTES = 16 * 1024 * 1024  # below this much free space a run is refused before it starts
+
+
+def check_store(store: Path) -> None:
+    """Refuse a store that cannot take a run, before anything trains: a file, read-only, or full."""
+    if store.exists() and not store.is_dir():
+        raise RunError(f"--runs-dir: {store} is a file; expected a folder for run folders")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        probe = store / f".probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise RunError(f"--runs-dir: cannot write run folders in {store} ({e.strerror or e})") from None
+    free = shutil.disk_usage(store).free
+    if free < MIN_FREE_BYTES:
+        raise RunError(f"--runs-dir: {store} has {free / 2**20:.1f} MiB free; a run needs at least "
+                       f"{MIN_FREE_BYTES // 2**20} MiB")
 
 
 class RunWriter:
-    """Writes one run folder while it trains. Create with `RunWriter.create`."""
+    """Writes one run folder. `with RunWriter(store, meta, spec, columns) as run:` creates it (status running)
+    and, on leaving, records completed, failed (with the error) or interrupted (with the signal)."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], columns: list[str]):
-        self.path = path
-        self.meta = meta
-        self.columns = columns
-        self._metrics = open(path / METRICS_FILE, "a", newline="")
-        self._csv = csv.DictWriter(self._metrics, fieldnames=columns, extrasaction="ignore")
+    def __init__(self, store: Path, meta: RunMeta, columns: list[str]):
+        self.store, self.meta, self.columns = store, meta, columns
+        self.path: Optional[Path] = None
+        self.status: Optional[str] = None  # set by `finish`
+        self._metrics: Any = None
+        self._csv: Any = None
+        self._heartbeat = 0.0
 
     @property
     def id(self) -> str:
-        return self.meta["id"]
+        return self.meta.id
 
-    @classmethod
-    def create(cls, store: Path, name: str, spec: dict[str, Any], columns: list[str],
-               meta: dict[str, Any]) -> RunWriter:
-        """Make a new run folder with status `running`. The folder appears whole or not at all."""
-        store.mkdir(parents=True, exist_ok=True)
+    def __enter__(self) -> RunWriter:
+        with deferred():
+            self._create()
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], tb: Any) -> None:
+        if error is None:
+            self.finish("completed")
+        elif isinstance(error, KeyboardInterrupt):
+            self.finish("interrupted", f"interrupted by {interrupted_name(error)}")
+        else:
+            self.finish("failed", describe(error))
+
+    def _create(self) -> None:
+        """Make the folder under a hidden name and rename it into place: it appears whole or not at all."""
+        self.store.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
-            run_id = f"{name}-{datetime.now().strftime(_ID_TIME_FORMAT)}-{secrets.token_hex(2)}"
-            staging = store / f".creating-{run_id}-{secrets.token_hex(4)}"
-            staging.mkdir()
-            # The resolved spec is in run.json too, so that listing and comparing runs reads one JSON file
-            # per run; spec.yaml is the same spec for people.
-            full_meta = {"format_version": FORMAT_VERSION, "id": run_id, "name": name, "status": "running",
-                         "started_at": now_iso(), "finished_at": None, "duration_seconds": None,
-                         "pid": os.getpid(), "host": socket.gethostname(), **meta, "spec": spec}
-            _write_json_atomic(staging / RUN_FILE, full_meta)
-            (staging / SPEC_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
-            with open(staging / METRICS_FILE, "w", newline="") as f:
-                csv.writer(f).writerow(columns)
+            run_id = f"{self.meta.name}-{datetime.now().strftime(_ID_TIME_FORMAT)}-{secrets.token_hex(2)}"
+            staging = self.store / f".creating-{run_id}-{secrets.token_hex(4)}"
             try:
+                self._stage(staging, run_id)
                 # rename() onto an existing run fails (it is never empty), so two runs never share an id.
-                os.rename(staging, store / run_id)
-            except OSError:
+                os.rename(staging, self.store / run_id)
+            except FileExistsError:
                 _remove_tree(staging)
                 continue
-            return cls(store / run_id, full_meta, columns)
-        raise RunError(f"{store}: could not create a unique run folder")
+            except OSError:
+                _remove_tree(staging)
+                raise
+            self.path = self.store / run_id
+            self._metrics = open(self.path / METRICS_FILE, "a", newline="")
+            self._csv = csv.DictWriter(self._metrics, fieldnames=self.columns, extrasaction="ignore")
+            return
+        raise RunError(f"{self.store}: could not create a unique run folder")
+
+    def _stage(self, staging: Path, run_id: str) -> None:
+        staging.mkdir()
+        now = now_iso()
+        self.meta = self.meta.model_copy(update={"id": run_id, "status": "running", "started_at": now,
+                                                 "heartbeat_at": now, "pid": os.getpid(),
+                                                 "host": socket.gethostname()})
+        (staging / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
+        write_atomic(staging / RUN_FILE, to_json(self.meta.model_dump(mode="json")))
+        (staging / SPEC_FILE).write_text(yaml.safe_dump(self.meta.spec, sort_keys=False))
+        with open(staging / METRICS_FILE, "w", newline="") as f:
+            csv.writer(f).writerow(self.columns)
 
     def append_epoch(self, row: dict[str, Any]) -> None:
-        """One row of metrics.csv, flushed so a crash keeps every finished epoch."""
+        """One row of metrics.csv, flushed so that a crash keeps every finished epoch."""
         self._csv.writerow({k: _csv_value(v) for k, v in row.items()})
         self._metrics.flush()
+        if time.monotonic() - self._heartbeat > HEARTBEAT_SECONDS:
+            self._heartbeat = time.monotonic()
+            self._update(heartbeat_at=now_iso())
+
+    def write_summary(self, summary: RunSummary) -> None:
+        """summary.json, replaced whole; called as soon as each model ends, so a killed run keeps it."""
+        with deferred():
+            write_atomic(self.path / SUMMARY_FILE, to_json(summary.model_dump(mode="json")))
 
     def save_model(self, model: str, tensors: dict[str, Any], info: dict[str, Any]) -> None:
         """Weights as safetensors (loads without running code) and what predicting again needs, as JSON."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         folder = self.path / MODELS_DIR
         folder.mkdir(exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                  str(folder / f"{model}.safetensors"))
-        _write_json_atomic(folder / f"{model}.json", info)
+        with deferred():
+            write_atomic(folder / f"{model}.safetensors",
+                         save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
+            write_atomic(folder / f"{model}.json", to_json(info))
 
     def save_errors(self, model: str, frame: Any) -> None:
         """The validation examples `model` gets wrong (a pandas DataFrame), most confident first."""
         folder = self.path / ERRORS_DIR
         folder.mkdir(exist_ok=True)
-        frame.to_csv(folder / f"{model}.csv", index=False)
+        with deferred():
+            write_atomic(folder / f"{model}.csv", frame.to_csv(index=False))
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        _write_json_atomic(self.path / SUMMARY_FILE, {"format_version": FORMAT_VERSION, **summary})
+    def _update(self, **fields: Any) -> None:
+        self.meta = self.meta.model_copy(update=fields)
+        with deferred():
+            write_atomic(self.path / RUN_FILE, to_json(self.meta.model_dump(mode="json")))
 
-    def update(self, **fields: Any) -> None:
-        """Change fields of run.json (atomically), e.g. the device once it is known."""
-        self.meta.update(fields)
-        _write_json_atomic(self.path / RUN_FILE, self.meta)
+    def finish(self, status: str, error: Optional[str] = None) -> None:
+        """The final status. The disk reserve is freed first, so that this write fits on a full disk."""
+        if self.path is None or self.status is not None:
+            return
+        with deferred():
+            self.status = status
+            (self.path / RESERVE_FILE).unlink(missing_ok=True)
+            try:
+                self._metrics.close()
+            except OSError:
+                pass  # a full disk can fail the last flush; rows are flushed whole, so none is half written
+            started = datetime.fromisoformat(self.meta.started_at)
+            finished = datetime.now(timezone.utc)
+            self._update(status=status, error=error, finished_at=finished.isoformat(timespec="milliseconds"),
+                         duration_seconds=round((finished - started).total_seconds(), 3))
 
-    def finish(self, status: str, error: str | None = None) -> None:
-        assert status in STATUSES, status
-        self._metrics.close()
-        started = datetime.fromisoformat(self.meta["started_at"])
-        finished = datetime.now(timezone.utc)
-        self.update(status=status, error=error, finished_at=finished.isoformat(timespec="milliseconds"),
-                    duration_seconds=round((finished - started).total_seconds(), 3))
+
+def describe(error: BaseException) -> str:
+    """One line for a failure: a full disk says so; anything else is its class and first line."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"the disk is full ({error.filename or 'writing the run'}); free space and run it again"
+    text = str(error).strip().splitlines()
+    return f"{error.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _csv_value(value: Any) -> Any:
@@ -103,8 +178,4 @@ def _csv_value(value: Any) -> Any:
 
 
 def _remove_tree(path: Path) -> None:
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
-
-
+    shutil.rmtree(path, ignore_errors=True)

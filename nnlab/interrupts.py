@@ -1,0 +1,88 @@
+"""Ctrl-C and SIGTERM as exceptions that name their signal, and sections where they wait.
+
+`nnlab train` turns SIGINT and SIGTERM into `Interrupted` (a KeyboardInterrupt), so a run ends as
+`interrupted` and keeps what it finished. While the run store writes something that must not be cut in
+half (creating the folder, the final status, a model's result), signals are deferred: the handler notes
+the signal and `deferred()` raises it when the section ends. Repeated Ctrl-C during the final writes
+therefore cannot leave a half-written run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator, Optional
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal asked the run to stop."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self.signum)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class _State:
+    depth = 0  # nesting of deferred() sections
+    pending: Optional[int] = None  # a signal that arrived inside one
+    stopping = False  # an Interrupted was raised: later signals only repeat the request and are ignored
+
+
+def _handler(signum: int, frame: object) -> None:
+    if _State.stopping:
+        return
+    if _State.depth > 0:
+        _State.pending = _State.pending or signum
+        return
+    _State.stopping = True
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Install the handlers for the duration of a command, then restore the previous ones."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. a test runner's worker)
+        return
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED}
+    for signum in HANDLED:
+        signal.signal(signum, _handler)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _State.depth, _State.pending, _State.stopping = 0, None, False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Signals that arrive inside wait until the outermost section ends, then raise `Interrupted`."""
+    _State.depth += 1
+    try:
+        yield
+    finally:
+        _State.depth -= 1
+    if _State.depth == 0 and _State.pending is not None:
+        signum, _State.pending = _State.pending, None
+        _State.stopping = True
+        raise Interrupted(signum)
+
+
+def interrupted_name(error: BaseException) -> str:
+    """The signal behind a KeyboardInterrupt: SIGTERM, SIGINT (a plain KeyboardInterrupt is Ctrl-C)."""
+    return error.signal_name if isinstance(error, Interrupted) else "SIGINT"

@@ -1,0 +1,272 @@
+"""One model of a run trained as N members (`repeats`: seeds seed .. seed+N-1 on the same split), and the
+members' fits summed up as one typed `ModelResult`: means, standard deviations and each member's numbers.
+
+Members that can share one stacked model train together (`train.fit_stack`); the others one after another.
+A member that cannot be built or trained (too large for memory, an error in a layer) is recorded as failed
+with the reason; the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from nnlab.diagnose import diagnose
+from nnlab.inputs import InputInfo
+from nnlab.records import MemberResult, ModelResult
+
+MEMORY_HEADROOM = 0.8  # refuse a model whose estimated training memory exceeds this share of what is free
+
+
+@dataclass(frozen=True)
+class Member:
+    index: int
+    seed: int
+
+
+@dataclass
+class MemberRun:
+    """What is being trained: a model (its spec; None for the baseline) as one or more members."""
+
+    name: str
+    kind: str
+    spec: Any
+    members: list[Member]
+    epochs: int
+
+
+@dataclass
+class MemberFit:
+    """One member's outcome: the loop's FitResult (None when it never started) and how it was built."""
+
+    member: int
+    seed: int
+    params: int = 0
+    n_inputs: int = 0
+    result: Any = None
+    failure: Optional[str] = None  # why the member could not be built or trained
+    stacked: bool = False
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.result is None else self.result.status
+
+    @property
+    def state(self) -> Any:
+        return None if self.result is None else self.result.state
+
+    @property
+    def val_probabilities(self) -> Any:
+        return None if self.result is None else self.result.val_probabilities
+
+
+class ModelTooLarge(Exception):
+    """The estimated training memory of a model exceeds what the device has free."""
+
+
+OnEpochFor = Callable[[int], Callable[[Any], None]]
+Started = Callable[[MemberRun, int], None]
+
+
+def fit_members(run: MemberRun, info: InputInfo, problem: Any, on_epoch_for: OnEpochFor,
+                started: Started) -> list[MemberFit]:
+    """Train every member of `run`; never raises for one model's failure (KeyboardInterrupt and store
+    errors do propagate, the interrupt carrying `.results`: what finished, and the member cut short)."""
+    from nnlab import train
+
+    fits: list[MemberFit] = []
+    stack = getattr(train, "fit_stack", None)
+    can_stack = getattr(train, "can_stack", lambda specs: (False, "no stacked form"))
+    try:
+        check_memory(run.spec, info, problem, len(run.members))
+        if len(run.members) > 1 and stack is not None and can_stack([run.spec] * len(run.members))[0]:
+            return _fit_stacked(run, info, problem, on_epoch_for, started)
+        for member in run.members:
+            fits.append(_fit_one(run, member, info, problem, on_epoch_for(member.index), started, first=not fits))
+    except KeyboardInterrupt as stop:
+        partial = getattr(stop, "result", None)
+        if partial is not None:
+            fits.append(MemberFit(run.members[len(fits)].index, run.members[len(fits)].seed, result=partial))
+        stop.results = fits  # type: ignore[attr-defined]
+        raise
+    except (ModelTooLarge, MemoryError) as e:
+        started(run, 0)
+        fits = [MemberFit(m.index, m.seed, failure=str(e) or "out of memory") for m in run.members]
+    return fits
+
+
+def _fit_one(run: MemberRun, member: Member, info: InputInfo, problem: Any, on_epoch: Any, started: Started,
+             first: bool) -> MemberFit:
+    import torch
+
+    from nnlab import train
+    from nnlab.models import build_model, count_params
+
+    fit = MemberFit(member.index, member.seed)
+    try:
+        torch.manual_seed(member.seed)  # each member starts from its seed, whatever trained before it
+        model = build_model(run.spec, info)
+        fit.params, fit.n_inputs = count_params(model), info.n_features
+        if first:
+            started(run, fit.params)
+        fit.result = train.fit(run.name, model, problem, run.spec.train, member.seed, on_epoch)
+    except (KeyboardInterrupt, OSError):
+        raise  # an interrupt, or the run store failing (a full disk): the run ends, not just this model
+    except Exception as e:  # noqa: BLE001 - one model's failure must not end the run; its reason is kept
+        fit.failure = f"training failed: {e.__class__.__name__}: {_first_line(e)}"
+    return fit
+
+
+def _fit_stacked(run: MemberRun, info: InputInfo, problem: Any, on_epoch_for: OnEpochFor,
+                 started: Started) -> list[MemberFit]:
+    from nnlab import train
+
+    results, params = train.fit_stack(run.name, run.spec, info, problem, [m.seed for m in run.members],
+                                      on_epoch_for)
+    started(run, params)
+    return [MemberFit(m.index, m.seed, params, info.n_features, result, stacked=True)
+            for m, result in zip(run.members, results)]
+
+
+def fit_baseline(run: MemberRun, problem: Any, spec: Any, on_epoch: Any, started: Started) -> list[MemberFit]:
+    import torch
+
+    from nnlab import train
+    from nnlab.models import build_baseline, count_params
+
+    member = run.members[0]
+    torch.manual_seed(member.seed)
+    n_inputs = int(problem.x["train"].shape[1])
+    model = build_baseline(n_inputs, problem.n_outputs)
+    fit = MemberFit(member.index, member.seed, count_params(model), n_inputs)
+    started(run, fit.params)
+    try:
+        fit.result = train.fit_baseline(run.name, model, problem, spec, on_epoch)
+    except KeyboardInterrupt as stop:
+        stop.results = [MemberFit(fit.member, fit.seed, fit.params, n_inputs,  # type: ignore[attr-defined]
+                                  getattr(stop, "result", None))]
+        raise
+    return [fit]
+
+
+def check_memory(spec: Any, info: InputInfo, problem: Any, members: int) -> None:
+    """Refuse, before allocating anything, a model whose training would not fit in the device's memory."""
+    from nnlab import models
+
+    estimate = getattr(models, "estimate_memory", None)
+    if spec is None or estimate is None:
+        return
+    device = problem.x["train"].device
+    need = estimate(spec, info, spec.train.batch_size) * members
+    free = available_bytes(device)
+    if free is not None and need > MEMORY_HEADROOM * free:
+        raise ModelTooLarge(
+            f"needs about {_gib(need)} to train (parameters, gradients, optimizer state and activations at batch "
+            f"size {spec.train.batch_size}{f', {members} members' if members > 1 else ''}); {device} has "
+            f"{_gib(free)} free: make the model or the batch smaller")
+
+
+def available_bytes(device: Any) -> Optional[int]:
+    """Free memory on a device: CUDA's own count, else the host's MemAvailable (Linux)."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 / 10 else f"{n / 2**20:,.0f} MiB"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+# --- summing up -----------------------------------------------------------------------------------------
+
+def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Optional[ModelResult]
+              ) -> tuple[ModelResult, Optional[MemberFit]]:
+    """The model's result over its members, and the member whose weights represent it (best validation)."""
+    from nnlab.metrics import higher_is_better
+
+    members = [_member_result(f) for f in fits]
+    best = _best_member(fits, monitor.removeprefix("val_"), higher_is_better(monitor))
+    lead = best or (fits[0] if fits else None)
+    result = lead.result if lead else None
+    history = [r.values for r in result.history] if result else []
+    status = _status(fits, len(run.members))
+    message = next((f.failure or f.result.message for f in fits if f.failure or (f.result and f.result.message)),
+                   None)
+    if not fits:
+        message = "interrupted before its first epoch finished"
+    val_mean, val_sd = _spread([m.val for m in members])
+    test_mean, test_sd = _spread([m.test for m in members])
+    model = ModelResult(
+        name=run.name, kind=run.kind, params=lead.params if lead else 0, status=status,
+        best_epoch=result.best_epoch if result else 0, epochs_run=result.epochs_run if result else 0,
+        epochs_planned=run.epochs, val=val_mean, test=test_mean, val_sd=val_sd, test_sd=test_sd,
+        repeats=len(run.members), members=members if len(run.members) > 1 else [],
+        train_seconds=round(sum(f.result.train_seconds for f in fits if f.result), 4),
+        samples_per_second=round(statistics.fmean([f.result.samples_per_second for f in fits if f.result] or [0]), 1),
+        message=message, stop_reason=result.stop_reason if result else None,
+        train_loss=history[0]["train_loss"] if run.spec is None and history else None,
+        stacked=any(f.stacked for f in fits))
+    model.diagnosis = diagnose(history, best_epoch=model.best_epoch, max_epochs=run.epochs, monitor=monitor,
+                               status=status, message=message, stop_reason=model.stop_reason,
+                               val=result.val if result else {},
+                               baseline_val=baseline.val if baseline else None,
+                               baseline_train_loss=baseline.train_loss if baseline else None)
+    if status == "interrupted" and result:
+        model.diagnosis.insert(0, f"interrupted at epoch {result.epochs_run} of {run.epochs}; kept the best "
+                                  f"epoch so far ({result.best_epoch}) and its weights; not tested.")
+    return model, best
+
+
+def _member_result(fit: MemberFit) -> MemberResult:
+    r = fit.result
+    return MemberResult(member=fit.member, seed=fit.seed, status=fit.status, best_epoch=r.best_epoch if r else 0,
+                        epochs_run=r.epochs_run if r else 0, val=r.val if r else {}, test=r.test if r else {})
+
+
+def _status(fits: list[MemberFit], planned: int) -> str:
+    statuses = {f.status for f in fits}
+    for worst in ("failed", "diverged", "interrupted"):
+        if worst in statuses:
+            return worst
+    return "completed" if len(fits) == planned else "interrupted"
+
+
+def _best_member(fits: list[MemberFit], metric: str, higher: bool) -> Optional[MemberFit]:
+    scored = [f for f in fits if f.state is not None and _finite(f.result.val.get(metric))]
+    if not scored:
+        return next((f for f in fits if f.state is not None), None)
+    pick = max if higher else min
+    return pick(scored, key=lambda f: f.result.val[metric])
+
+
+def _spread(scores: list[dict[str, Any]]) -> tuple[dict[str, Optional[float]], dict[str, Optional[float]]]:
+    """Mean and sample standard deviation (ddof=1) of each metric over the members that have it."""
+    means: dict[str, Optional[float]] = {}
+    sds: dict[str, Optional[float]] = {}
+    for metric in dict.fromkeys(k for s in scores for k in s):
+        values = [s[metric] for s in scores if _finite(s.get(metric))]
+        means[metric] = statistics.fmean(values) if values else None
+        if len(scores) > 1:
+            sds[metric] = statistics.stdev(values) if len(values) > 1 else None
+    return means, sds
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
