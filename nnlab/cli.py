@@ -6,10 +6,13 @@ Heavy modules (torch, the runner) are imported inside the commands that train, s
 
 from __future__ import annotations
 
-import signal
+import importlib.util
+import io
+import os
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -27,8 +30,53 @@ RunsDirOption = typer.Option(None, "--runs-dir", help="Run store (default: $NNLA
                              show_default=False)
 
 
+class _ClosedSafe(io.TextIOBase):
+    """stdout that keeps working when the reader goes away (`nnlab train ... | head`): output is dropped,
+    training goes on and the run ends normally."""
+
+    def __init__(self, stream: Any):
+        self.stream, self.closed_by_reader = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except (BrokenPipeError, ValueError):
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):
+                self._drop()
+
+    def _drop(self) -> None:
+        self.closed_by_reader = True
+        try:  # Python's own flush at exit must not complain about the closed pipe either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
 def _out() -> Console:
-    return Console(highlight=False)
+    # Not a terminal (a pipe, a file, CI): lines as wide as they need, so that no number is ever cut.
+    stream = _ClosedSafe(sys.stdout)
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 200)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(error: NnlabError) -> None:
@@ -45,7 +93,10 @@ def train(
                                    "train.epochs=10 or models.mlp.hidden=[128,64]. Repeatable."),
     note: str = typer.Option("", "--note", help="A note kept with the run (what you changed and why)."),
     smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check: a small training sample, at most "
-                                                      "2 epochs."),
+                                                      "2 epochs; the spec's expect gates are not checked."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=100, show_default=False,
+                                          help="Train every model N times (seeds seed..seed+N-1, same split); "
+                                               "scores as mean ± sd."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps, for every model."),
     runs_dir: Optional[Path] = RunsDirOption,
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
@@ -54,28 +105,36 @@ def train(
 ) -> None:
     """Train the baseline, then every model of SPEC, and write a run folder.
 
-    Exit codes: 0 ok, 1 an `expect` gate missed or a model failed, 2 bad input, 130 interrupted.
+    Exit codes: 0 ok, 1 an `expect` gate missed or a model failed or diverged, 2 bad input, 130 interrupted.
     """
-    from nnlab import runner
+    from nnlab import interrupts, runner
     from nnlab.report import TrainReport, results_table, verdict_lines
     from nnlab.runstore import store_path
 
     out = _out()
-    # SIGTERM (a CI timeout, `kill`) and SIGINT end the run like Ctrl-C: status interrupted, finished epochs
-    # kept. SIGINT is set too because a shell starts background jobs with it ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    try:
-        plan = runner.plan(spec, set_, device, smoke)
-        outcome = runner.execute(plan, store_path(runs_dir), note, TrainReport(out, progress))
-    except NnlabError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: the run keeps every finished epoch and is marked interrupted")
-        raise typer.Exit(130)
+    if curves and importlib.util.find_spec("matplotlib") is None:
+        _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install 'nnlab[plots]' (or drop --curves)"))
+    report = TrainReport(out, progress)
+    # SIGTERM (a CI timeout, `kill`) and SIGINT end the run as interrupted, finished epochs and the best
+    # weights so far kept; the previous handlers come back when the command ends.
+    with interrupts.handled():
+        try:
+            plan = runner.plan(spec, set_, device, smoke, repeats)
+            outcome = runner.execute(plan, store_path(runs_dir), note, report)
+        except NnlabError as e:
+            _fail(e)
+        except KeyboardInterrupt as stop:
+            where = f": {report.run_path}" if report.run_path else ""
+            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run is marked interrupted and "
+                         f"keeps every finished epoch and model, and the best weights of the model in training"
+                         f"{where}", markup=False)
+            raise typer.Exit(130)
     out.print(results_table(outcome.summary))
     for line in verdict_lines(outcome.summary):
         out.print(line, markup=False, soft_wrap=True)
+    if smoke and plan.spec.expect:
+        out.print("expect: not checked in a smoke run (it trains too little); check them with `nnlab check`",
+                  markup=False, soft_wrap=True)
     if curves:
         _draw_curves(outcome.path)
     out.print(f"run: {outcome.path}", markup=False, soft_wrap=True)
@@ -248,6 +307,60 @@ def show_command(
         _out().print(tables.show_view(run))
     except NnlabError as e:
         _fail(e)
+
+
+@app.command("init")
+def init_command(
+    data: Path = typer.Argument(..., help="The data file (CSV, TSV or Parquet).", show_default=False),
+    target: str = typer.Option(..., "--target", "-t", help="The column to predict.", show_default=False),
+    out: Path = typer.Option(Path("spec.yaml"), "--out", "-o", help="Where to write the spec."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+) -> None:
+    """Write a short, commented starter spec for DATA: a baseline and one small network that fits the data.
+
+    The task and each column's kind (numeric, categorical, text, left out) are inferred from the data; the
+    spec is checked like `nnlab validate` and `nnlab train` would check it before it is written.
+    """
+    from nnlab.starter import write_starter
+
+    try:
+        starter = write_starter(data, target, out, force)
+    except NnlabError as e:
+        _fail(e)
+    kinds = ", ".join(f"{len(starter.named(k))} {k}" for k in ("numeric", "categorical", "text", "left out")
+                      if starter.named(k))
+    _out().print(f"wrote {out}: {starter.task} task on '{starter.target}', {starter.rows:,} rows; columns: "
+                 f"{kinds}", markup=False, soft_wrap=True)
+    _out().print(f"next: nnlab train {out}", markup=False, soft_wrap=True)
+
+
+@app.command("check")
+def check_command(
+    ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
+    expect: list[str] = typer.Option([], "--expect", "-e", show_default=False,
+                                     help="A gate KEY=RULE, e.g. 'mlp.test.accuracy=>=0.92' (repeatable). "
+                                          "Default: the gates in the run's spec."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Re-check a finished run's `expect` gates from its recorded scores, without training.
+
+    Prints one line per gate. Exit codes: 0 every gate passes, 1 a gate missed, 2 a bad run reference or rule.
+    """
+    from nnlab import runstore
+    from nnlab.check import check_run, gate_line, run_summary
+
+    try:
+        run = runstore.resolve_run(ref, runstore.store_path(runs_dir))
+        report = check_run(run, expect)
+        models = run_summary(run).models
+    except NnlabError as e:
+        _fail(e)
+    _warn(report.notes)
+    for result in report.results:
+        model = models.get(result.key.rsplit(".", 2)[0])
+        _out().print(gate_line(result, model), markup=False, soft_wrap=True)
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 def main() -> None:
