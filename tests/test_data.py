@@ -13,29 +13,33 @@ from nnlab.spec import DataSpec
 
 
 def data_error(tmp_path, cli, frame_or_text, message, **data):
+    """The DataError `prepare` raises for this file and data section (one line, containing `message`).
+
+    `prepare` is what `nnlab train` runs before anything is written; test_missing_file checks the CLI's side
+    (exit 2, no traceback, no run folder)."""
     target = tmp_path / "data.csv"
     if isinstance(frame_or_text, pd.DataFrame):
         frame_or_text.to_csv(target, index=False)
     elif frame_or_text is not None:
         target.write_text(frame_or_text)
-    spec = write_spec(tmp_path, tiny_spec(data={"path": "data.csv", "target": "label", **data}))
-    result = cli("train", spec)
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    return result
+    with pytest.raises(DataError) as caught:
+        prepare(DataSpec(**{"path": "data.csv", "target": "label", **data}), tmp_path, 0)
+    text = str(caught.value)
+    assert message in text and "\n" not in text, text
+    return text
 
 
 def test_missing_file(tmp_path, cli, runs):
-    data_error(tmp_path, cli, None, "data.path: file not found:")
+    spec = write_spec(tmp_path, tiny_spec(data={"path": "data.csv", "target": "label"}))
+    result = cli("train", spec)
+    assert result.exit_code == 2, result.output
+    assert "data.path: file not found:" in result.stderr and "Traceback" not in result.stderr
     assert run_folders(runs) == []
 
 
 def test_unsupported_file_type(tmp_path, cli):
-    spec = write_spec(tmp_path, tiny_spec(data={"path": "data.xlsx", "target": "label"}))
-    result = cli("train", spec)
-    assert result.exit_code == 2
-    assert "data.path: cannot read 'data.xlsx': expected one of .csv, .txt, .tsv, .parquet, .pq files" in result.stderr
+    data_error(tmp_path, cli, None, "data.path: cannot read 'data.xlsx': expected one of .csv, .txt, .tsv, "
+                                    ".parquet, .pq, .npz files", path="data.xlsx")
 
 
 def test_unparseable_csv(tmp_path, cli):
@@ -67,7 +71,7 @@ def test_missing_values_need_impute(tmp_path, cli):
     frame = binary_table()
     frame.loc[[3, 5, 8, 13, 21, 34, 55, 89, 144], "b"] = np.nan
     result = data_error(tmp_path, cli, frame, "missing values in column(s) 'b' (")
-    assert "set data.impute: mean|median|most_frequent" in result.stderr
+    assert "set data.impute: mean|median|most_frequent" in result
 
 
 def test_impute_fills_with_training_statistics(tmp_path):
@@ -89,7 +93,7 @@ def test_infinite_values(tmp_path, cli):
 def test_text_column_is_named(tmp_path, cli):
     frame = binary_table().assign(comment=[f"free text {i}" for i in range(240)])
     result = data_error(tmp_path, cli, frame, "non-numeric column(s) 'comment' (")
-    assert "data.exclude" in result.stderr
+    assert "data.exclude" in result
 
 
 def test_scaler_is_fitted_on_the_training_split_only(tmp_path):
@@ -173,7 +177,7 @@ def test_semicolon_separated_file_gets_a_hint(tmp_path, cli):
 
 def test_a_folder_is_not_a_data_file(tmp_path, cli):
     (tmp_path / "data.csv").mkdir()
-    data_error(tmp_path, cli, None, "is a folder; expected a .csv/.txt/.tsv/.parquet/.pq file")
+    data_error(tmp_path, cli, None, "is a folder; expected a .csv/.txt/.tsv/.parquet/.pq/.npz file")
 
 
 def test_empty_file(tmp_path, cli):
