@@ -21,6 +21,7 @@ from torch import nn
 
 from nnlab import metrics as metric_fns
 from nnlab.errors import SpecError
+from nnlab.inputs import SparseRows
 from nnlab.optim import LossFn, build_loss, build_optimizer, build_scheduler, make_step, skip_dynamo_import
 from nnlab.spec import BaselineSpec, TrainSpec
 
@@ -39,14 +40,26 @@ class Problem:
     target_std: float = 1.0
 
     @classmethod
-    def from_arrays(cls, task: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], metrics: list[str],
-                    monitor: str, device: torch.device, target_std: float = 1.0, n_outputs: int = 1) -> Problem:
+    def from_arrays(cls, task: str, x: dict[str, np.ndarray | SparseRows], y: dict[str, np.ndarray],
+                    metrics: list[str], monitor: str, device: torch.device, target_std: float = 1.0,
+                    n_outputs: int = 1) -> Problem:
+        """Dense arrays become dense tensors, SparseRows sparse CSR tensors (only the baseline reads those)."""
         # Moved to the device once; every batch after this is a slice of these tensors.
-        return cls(task, {k: torch.from_numpy(v).to(device) for k, v in x.items()},
+        return cls(task, {k: _tensor(v, device) for k, v in x.items()},
                    {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
                    n_outputs)
 
     n_outputs: int = 1  # classes for multiclass, else 1
+
+
+def _tensor(values: np.ndarray | SparseRows, device: torch.device) -> torch.Tensor:
+    if not isinstance(values, SparseRows):
+        return torch.from_numpy(values).to(device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(values.indptr).long(), torch.from_numpy(values.indices).long(),
+                                       torch.from_numpy(values.values).float(), values.shape,
+                                       check_invariants=False).to(device)
 
 
 @dataclass
@@ -350,6 +363,8 @@ def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineS
 def _outputs(model: nn.Module, x: torch.Tensor, autocast: Any) -> torch.Tensor:
     model.eval()
     with torch.inference_mode(), autocast:
+        if x.layout != torch.strided:  # sparse rows cannot be sliced; they are small by being sparse
+            return model(x).float()
         return torch.cat([model(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
 
 

@@ -61,3 +61,53 @@ def test_ridge_baseline_matches_sklearn_on_diabetes(tmp_path):
     truth = prepared.y["test"] * std + mean
     assert result.test["rmse"] == pytest.approx(float(np.sqrt(np.mean((pred - truth) ** 2))), rel=1e-4)
     assert result.test["r2"] > 0.3
+
+
+def sparse_rows(n=150, d=40, density=0.15, seed=0):
+    from nnlab.inputs import SparseRows
+
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n, d)) < density) * rng.exponential(size=(n, d))
+    indptr = np.concatenate([[0], np.cumsum((dense != 0).sum(1))]).astype(np.int64)
+    rows, cols = np.nonzero(dense)
+    return SparseRows(indptr, cols.astype(np.int64), dense[rows, cols].astype(np.float32), d), rng
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_sparse_rows_fit_the_same_baseline_as_dense_rows_and_sklearn(task):
+    x_sparse, rng = sparse_rows()
+    x_dense = x_sparse.to_dense()
+    score = x_dense[:, :3] @ np.array([1.5, -1.0, 0.8]) + rng.normal(scale=0.5, size=len(x_dense))
+    y = (score > np.median(score)).astype(np.float32) if task == "binary" else np.digitize(
+        score, np.quantile(score, [1 / 3, 2 / 3])).astype(np.int64)
+    n_outputs = 1 if task == "binary" else 3
+    parts = {"train": np.arange(0, 100), "val": np.arange(100, 125), "test": np.arange(125, 150)}
+    fitted = {}
+    for kind, x in (("sparse", x_sparse), ("dense", x_dense)):
+        inputs = {k: (x.take(r) if kind == "sparse" else x[r]) for k, r in parts.items()}
+        problem = train.Problem.from_arrays(task, inputs, {k: y[r] for k, r in parts.items()}, ["accuracy"],
+                                            "val_loss", torch.device("cpu"), n_outputs=n_outputs)
+        assert (problem.x["train"].layout == torch.sparse_csr) == (kind == "sparse")
+        model = build_baseline(40, n_outputs)
+        fitted[kind] = (train.fit_baseline("baseline", model, problem, BaselineSpec(l2=2.0), lambda r: None), model)
+    (sparse_result, sparse_model), (dense_result, dense_model) = fitted["sparse"], fitted["dense"]
+    for name in ("weight", "bias"):
+        np.testing.assert_allclose(sparse_result.state[name], dense_result.state[name], atol=1e-6)
+    assert sparse_result.val["loss"] == pytest.approx(dense_result.val["loss"], abs=1e-6)
+    assert sparse_result.test == pytest.approx(dense_result.test, abs=1e-6)
+    np.testing.assert_allclose(sparse_result.val_probabilities, dense_result.val_probabilities, atol=1e-6)
+    # The oracle: scikit-learn's LogisticRegression(C=1/l2) reaches the same objective value.
+    xt, yt = x_dense[parts["train"]].astype(np.float64), y[parts["train"]]
+    oracle = LogisticRegression(C=0.5, max_iter=10000, tol=1e-12).fit(xt, yt)
+
+    def objective(w, b):
+        z = xt @ w.T + b
+        if task == "binary":
+            z = z.ravel()
+            data = np.mean(np.logaddexp(0, z) - yt * z)
+        else:
+            data = np.mean(np.logaddexp.reduce(z, axis=1) - z[np.arange(len(yt)), yt])
+        return data + 2.0 * (w * w).sum() / (2 * len(yt))
+
+    ours = objective(sparse_model.weight.detach().double().numpy(), sparse_model.bias.detach().double().numpy())
+    assert ours == pytest.approx(objective(oracle.coef_, oracle.intercept_), abs=1e-7)
