@@ -27,7 +27,7 @@ def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: in
         notes.append(f"still improving: the best {monitor} came at the last epoch ({best_epoch}); "
                      "more epochs may help.")
     history = [h for h in history if math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"])]
-    notes += _underfitting(history, baseline_train_loss)
+    notes += _underfitting(history, baseline_train_loss) if status != "diverged" else []
     notes += _overfitting(history, best_epoch)
     notes += _instability(history)
     notes += _versus_baseline(monitor, val, baseline_val)
@@ -47,13 +47,20 @@ def _overfitting(history: list[dict[str, float]], best_epoch: int) -> list[str]:
 
 
 def _underfitting(history: list[dict[str, float]], baseline_train_loss: Optional[float]) -> list[str]:
+    """A higher learning rate is suggested only when the loss never jumped: a loss that reached SPIKE_FACTOR
+    times its lowest value says the steps are already too large."""
     if not history or baseline_train_loss is None:
         return []
     lowest = min(h["train_loss"] for h in history)
-    if lowest >= baseline_train_loss:
-        return [f"underfitting: the lowest train loss, {lowest:.4g}, is no lower than the linear baseline's "
-                f"{baseline_train_loss:.4g}; try more epochs, a higher learning rate or a larger network."]
-    return []
+    if lowest < baseline_train_loss:
+        return []
+    said = (f"underfitting: the lowest train loss, {lowest:.4g}, is no lower than the linear baseline's "
+            f"{baseline_train_loss:.4g}; ")
+    highest = max(history, key=lambda h: h["train_loss"])
+    if highest["train_loss"] > SPIKE_FACTOR * lowest:
+        return [said + f"the train loss reached {highest['train_loss']:.4g} at epoch {history.index(highest) + 1}, "
+                "so the steps are too large: try a lower learning rate or train.grad_clip."]
+    return [said + "try more epochs, a higher learning rate or a larger network."]
 
 
 def _instability(history: list[dict[str, float]]) -> list[str]:

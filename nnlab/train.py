@@ -224,6 +224,7 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
     scheduler = build_scheduler(train, step.optimizer, higher)
     es = train.early_stopping
     stopping = _EarlyStopping(es.monitor or problem.monitor, es.patience, es.min_delta) if es else None
+    prior_loss = _prior_loss(problem, step.loss_fn)
     step_losses = torch.zeros(len(bounds), device=device)
     train_outputs = torch.zeros(n, problem.n_outputs, device=device)
     best: dict[str, Any] = {"score": None, "epoch": 0, "state": None, "values": {}}
@@ -247,7 +248,8 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
                             **_prefixed("val", evaluate(model, problem, "val", step.loss_fn, step.autocast)),
                             "bad_step": torch.where(non_finite.any(), non_finite.float().argmax(), -1)})
             bad_step = int(values.pop("bad_step"))
-            diverged = bad_step >= 0 or not math.isfinite(values["val_loss"])
+            blowup = _divergence(epoch, bad_step, step_losses, values, history, prior_loss, train)
+            diverged = blowup is not None
             score = values[problem.monitor]
             if not diverged and _improved(score, best["score"], higher, 0.0):
                 best = {"score": score, "epoch": epoch, "values": values,
@@ -257,7 +259,7 @@ def _fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: 
                                        time.perf_counter() - epoch_start))
             on_epoch(history[-1])
             if diverged:
-                status, message = "diverged", _divergence(epoch, bad_step, step_losses, train)
+                status, message = "diverged", blowup
                 break
             if scheduler is not None:
                 with warnings.catch_warnings():
@@ -295,11 +297,46 @@ def _result(name: str, model: nn.Module, problem: Problem, status: str, best: di
         val_probabilities=predict(model, problem, "val", autocast) if trained else None)
 
 
-def _divergence(epoch: int, bad_step: int, step_losses: torch.Tensor, train: TrainSpec) -> str:
-    where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
-    kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
-    return (f"loss became {kind} at {where}: try a lower learning rate (train.optimizer.lr is "
-            f"{train.optimizer.lr:g}) or set train.grad_clip")
+# The blow-up rule. A model has diverged when, at the end of an epoch, (a) a step's loss or the validation loss
+# is NaN or infinite, or (b) the train or validation loss is over BLOWUP_VS_PRIOR times the loss of predicting
+# the training split's prior (class frequencies; the mean for regression) — a thousand times worse than knowing
+# nothing — or (c) it is over BLOWUP_VS_FIRST times the first epoch's and worse than the prior's. Training
+# stops there; the best epoch before it is kept.
+BLOWUP_VS_PRIOR = 1000.0
+BLOWUP_VS_FIRST = 100.0
+
+
+def _prior_loss(problem: Problem, loss_fn: LossFn) -> float:
+    """The loss of a model that ignores its input and predicts the training split's prior."""
+    y = problem.y["train"]
+    with torch.inference_mode():
+        if problem.task == "binary":
+            p = y.float().mean().clamp(1e-6, 1 - 1e-6)
+            outputs = torch.log(p / (1 - p)).expand(len(y), 1)
+        elif problem.task == "multiclass":
+            freq = torch.bincount(y, minlength=problem.n_outputs).float() / len(y)
+            outputs = freq.clamp(min=1e-6).log().expand(len(y), problem.n_outputs)
+        else:
+            outputs = y.float().mean().expand(len(y), 1)
+        return float(loss_fn(outputs, y.to(outputs.dtype) if y.is_floating_point() else y))
+
+
+def _divergence(epoch: int, bad_step: int, step_losses: torch.Tensor, values: dict[str, float],
+                history: list[EpochRecord], prior_loss: float, train: TrainSpec) -> Optional[str]:
+    """Why this epoch counts as a blow-up, or None. `history` holds the epochs before this one."""
+    fix = f"try a lower learning rate (train.optimizer.lr is {train.optimizer.lr:g}) or set train.grad_clip"
+    if bad_step >= 0 or not math.isfinite(values["val_loss"]):
+        where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
+        kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
+        return f"loss became {kind} at {where}: {fix}"
+    for split in ("train", "val"):
+        loss = values[f"{split}_loss"]
+        first = history[0].values[f"{split}_loss"] if history else loss
+        if loss > BLOWUP_VS_PRIOR * prior_loss or (loss > BLOWUP_VS_FIRST * first and loss > prior_loss):
+            versus = (f"{BLOWUP_VS_PRIOR:g}x the {prior_loss:.4g} of predicting the prior"
+                      if loss > BLOWUP_VS_PRIOR * prior_loss else f"{BLOWUP_VS_FIRST:g}x epoch 1's {first:.4g}")
+            return f"loss blew up at epoch {epoch}: {split} loss {loss:.4g} is over {versus}; {fix}"
+    return None
 
 
 def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,

@@ -54,3 +54,27 @@ def test_divergence_message_comes_first():
     notes = verdicts(history, best_epoch=1, status="diverged", message="loss became NaN at epoch 2, step 3: ...",
                      val={"loss": 0.5})
     assert notes[0] == "loss became NaN at epoch 2, step 3: ..."
+
+
+# Real histories: an MLP 57-64-32-1 on Spambase with Adam (bench/bench_train.py's split), 10 epochs.
+LR_1 = epochs([95.112, 0.794, 0.604, 0.669, 0.653, 0.607, 1.094, 0.629, 0.617, 1.677],
+              [0.619, 0.593, 0.588, 0.594, 0.775, 1.65, 0.618, 0.609, 0.569, 0.741])
+
+
+def test_a_jumping_loss_never_gets_told_to_raise_the_learning_rate():
+    notes = verdicts(LR_1, best_epoch=9, max_epochs=10, baseline_train_loss=0.21)
+    (underfit,) = [n for n in notes if n.startswith("underfitting")]
+    assert underfit == ("underfitting: the lowest train loss, 0.604, is no lower than the linear baseline's 0.21; "
+                        "the train loss reached 95.11 at epoch 1, so the steps are too large: try a lower learning "
+                        "rate or train.grad_clip.")
+    assert not any("higher learning rate" in n for n in notes)
+
+
+def test_after_a_blow_up_only_the_divergence_speaks_about_the_learning_rate():
+    # lr 100: epoch 1's train loss was 7.9e7 (val 36.7); the loop stops there and calls it diverged.
+    message = ("loss blew up at epoch 1: train loss 7.904e+07 is over 1000x the 0.6715 of predicting the prior; "
+               "try a lower learning rate (train.optimizer.lr is 100) or set train.grad_clip")
+    notes = verdicts(epochs([79044776.0], [36.697]), best_epoch=0, max_epochs=40, status="diverged",
+                     message=message, val={}, baseline_train_loss=0.21)
+    assert notes == [message]
+    assert not any("higher learning rate" in n for n in notes)

@@ -269,3 +269,69 @@ def test_predict_is_in_model_units_standardized_for_regression():
     # Metrics are in the target's units (target_std 7): rmse is 7x the standardized error.
     standardized_rmse = float(np.sqrt(np.mean((raw - problem.y["val"].numpy()) ** 2)))
     assert result.val["rmse"] == pytest.approx(7 * standardized_rmse, rel=1e-5)
+
+
+def spambase_problem():
+    """Spambase split 70/15/15 by a seeded permutation, standardized on train (as bench/bench_train.py)."""
+    from conftest import SPAMBASE
+    from nnlab.train import Problem
+
+    frame = pd.read_csv(SPAMBASE)
+    x, y = frame.drop(columns=["spam"]).to_numpy(np.float32), frame["spam"].to_numpy(np.float32)
+    order = np.random.default_rng(0).permutation(len(frame))
+    n_val = int(0.15 * len(frame))
+    rows = {"val": order[:n_val], "test": order[n_val:2 * n_val], "train": order[2 * n_val:]}
+    mean, std = x[rows["train"]].mean(0), x[rows["train"]].std(0) + 1e-12
+    return Problem.from_arrays("binary", {k: (x[r] - mean) / std for k, r in rows.items()},
+                               {k: y[r] for k, r in rows.items()}, ["accuracy"], "val_loss", torch.device("cpu"))
+
+
+def spam_mlp():
+    from nnlab.inputs import InputInfo
+    from nnlab.models import build_model
+    from nnlab.spec import MLPSpec
+
+    torch.manual_seed(0)
+    return build_model(MLPSpec(kind="mlp", hidden=[64, 32]), InputInfo("table", (57,), 1))
+
+
+def test_adam_at_lr_100_on_spambase_diverges_and_says_lower():
+    from nnlab import train
+    from nnlab.spec import TrainSpec
+
+    problem = spambase_problem()
+    result = train.fit("mlp", spam_mlp(), problem, TrainSpec(epochs=10, optimizer={"lr": 100.0}), 0, lambda r: None)
+    prior = float(torch.nn.functional.binary_cross_entropy(problem.y["train"].mean().expand(len(problem.y["train"])),
+                                                            problem.y["train"]))
+    assert result.status == "diverged" and result.epochs_run == 1 and result.best_epoch == 0
+    train_loss = result.history[0].values["train_loss"]
+    assert train_loss > 1000 * prior  # 7.9e7 against a prior of 0.67
+    assert result.message == (f"loss blew up at epoch 1: train loss {train_loss:.4g} is over 1000x the {prior:.4g} "
+                              "of predicting the prior; try a lower learning rate (train.optimizer.lr is 100) or "
+                              "set train.grad_clip")
+
+
+def test_a_loss_that_rises_a_hundredfold_from_epoch_one_is_a_blow_up():
+    from nnlab import train
+    from nnlab.spec import TrainSpec
+
+    history = [train.EpochRecord("m", 1, {"train_loss": 0.3, "val_loss": 0.4}, 0.1, 0.0)]
+    spec = TrainSpec()
+    ok = {"train_loss": 0.5, "val_loss": 0.5}
+    losses = torch.zeros(3)
+    assert train._divergence(2, -1, losses, ok, history, 0.69, spec) is None
+    assert train._divergence(2, -1, losses, {"train_loss": 0.5, "val_loss": 41.0}, history, 0.69, spec) == (
+        "loss blew up at epoch 2: val loss 41 is over 100x epoch 1's 0.4; try a lower learning rate "
+        "(train.optimizer.lr is 0.001) or set train.grad_clip")
+    # A hundredfold rise that stays below the prior's loss is not a blow-up (a near-perfect fit wobbling).
+    tiny = [train.EpochRecord("m", 1, {"train_loss": 1e-5, "val_loss": 1e-5}, 0.1, 0.0)]
+    assert train._divergence(2, -1, losses, {"train_loss": 1e-2, "val_loss": 1e-2}, tiny, 0.69, spec) is None
+
+
+def test_a_healthy_high_learning_rate_is_not_called_diverged():
+    from nnlab import train
+    from nnlab.spec import TrainSpec
+
+    result = train.fit("mlp", spam_mlp(), spambase_problem(), TrainSpec(epochs=4, optimizer={"lr": 0.1}), 0,
+                       lambda r: None)
+    assert result.status == "completed" and result.epochs_run == 4
