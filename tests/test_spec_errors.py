@@ -9,7 +9,7 @@ from conftest import binary_table, run_folders, tiny_spec, write_spec
 BAD_SPECS = [
     # (what is wrong, spec changes, text the error must contain)
     ("misspelled model kind", {"models": [{"kind": "mpl"}]},
-     "models[0].kind: expected one of 'mlp', 'resmlp'; got 'mpl'"),
+     "models[0].kind: expected one of 'mlp', 'resmlp', 'cnn', 'rnn', 'transformer'; got 'mpl'"),
     ("hidden given as a number", {"models": [{"kind": "mlp", "hidden": 64}]}, "models[0].hidden: expected a valid list"),
     ("unknown key with a close match", {"models": [{"kind": "mlp", "hiden": [4]}]},
      "models[0].hiden: unknown key; did you mean 'hidden'?"),

@@ -1,0 +1,192 @@
+"""From a spec file and `--set` overrides to a raw mapping: safe, bounded YAML, before any validation.
+
+A spec is a short file written by a person. Anything far larger, deeper or more repetitive than that is
+refused early with one line, before it can cost time or memory: the file's size is checked before it is
+read, and the YAML loader counts nesting depth and values (aliases counted at their full size, so that a
+500-byte "billion laughs" stops after the first hundred thousand values instead of filling the memory).
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nnlab.errors import SpecError
+from nnlab.specbase import shorten
+
+MAX_SPEC_BYTES = 1 << 20  # a spec is a few kB; 1 MiB is far past any real one
+MAX_DEPTH = 50  # nesting levels of mappings and lists; a real spec has about 5
+MAX_VALUES = 100_000  # values after alias expansion; a real spec has about 100
+# Mappings whose keys are themselves dotted paths: `--set expect.mlp.test.accuracy='>= 0.9'` sets one key.
+_DOTTED_KEY_MAPS = (("expect",), ("sweep", "grid"))
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load, plus: duplicate keys are errors, `1e-3` is a float (YAML 1.1 wants `1.0e-3`), and bounds
+    on depth and on the number of values, aliases counted at their expanded size."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._values = 0
+        self._sizes: dict[yaml.Node, int] = {}  # a finished node -> values it expands to
+
+    def compose_node(self, parent: Any, index: Any) -> yaml.Node:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            target = self.anchors.get(self.peek_event().anchor)
+            if target is not None:
+                if target not in self._sizes:
+                    raise yaml.composer.ComposerError(None, None, "an alias inside its own anchor (a cycle)", mark)
+                self._count(self._sizes[target], mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels; a spec needs "
+                                                          f"far fewer", mark)
+        before = self._values
+        self._count(1, mark)
+        node = super().compose_node(parent, index)
+        self._sizes[node] = self._values - before
+        self._depth -= 1
+        return node
+
+    def _count(self, values: int, mark: yaml.Mark) -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
+            raise yaml.composer.ComposerError(
+                None, None, f"more than {MAX_VALUES:,} values (aliases count at their expanded size); a spec "
+                            f"needs far fewer", mark)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (list, dict)):
+                break  # unhashable: SafeLoader's own error says so
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{shorten(str(key))}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$|^[-+]?\d[\d_]*\.\d*$|^[-+]?\.\d+$"
+               r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text -> plain data, or a one-line SpecError naming `source`, the line and the column."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: {len(text):,} characters; at most {MAX_SPEC_BYTES:,}")
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = e.problem or e.context or "invalid YAML"
+        raise SpecError(f"{source}:{where}: {shorten(' '.join(problem.split()), 160)}") from None
+    except (yaml.YAMLError, RecursionError) as e:
+        raise SpecError(f"{source}: invalid YAML: {shorten(' '.join(str(e).split()), 160)}") from None
+
+
+def read_spec_file(path: Path) -> Any:
+    """The spec file's YAML as plain data. Refuses what is not a regular file or is too large to be a spec,
+    before reading it."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec file ({e.__class__.__name__}: {e.strerror or e})") from None
+    if not stat.S_ISREG(info.st_mode):
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
+        raise SpecError(f"{path}: {what}; expected a YAML spec file")
+    if info.st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path.name}: {info.st_size:,} bytes; a spec file may have at most {MAX_SPEC_BYTES:,} "
+                        f"(1 MiB)")
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_SPEC_BYTES + 1)  # the size may change after stat
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path.name}: cannot read the spec file ({e.__class__.__name__}: "
+                        f"{shorten(str(e), 120)})") from None
+    return parse_yaml(text, path.name)
+
+
+def apply_override(raw: dict, override: str) -> dict:
+    """Apply `key.path=value` (value parsed as YAML) to the raw spec. Models can be named or indexed."""
+    key, sep, value_text = override.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {shorten(override)!r}: expected KEY.PATH=VALUE, e.g. train.epochs=10")
+    value = parse_yaml(value_text, f"--set {shorten(key)}") if value_text.strip() else None
+    return set_path(raw, key.strip(), value)
+
+
+def set_path(raw: dict, key: str, value: Any) -> dict:
+    """Set the dotted `key` (e.g. `models.mlp.dropout`, `train.optimizer.lr`) in the raw spec to `value`.
+    Used by `--set` and by sweeps; a list (models) is indexed by position or by name."""
+    parts = _split_key(key)
+    node: Any = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            index = _list_index(node, part, where)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = [] if part == "models" else {}
+                node = node[part]
+        else:
+            raise SpecError(f"--set {shorten(key)}: '{shorten('.'.join(parts[:i]))}' is a value, not a mapping")
+    return raw
+
+
+def _split_key(key: str) -> list[str]:
+    if len(key) > 1000:
+        raise SpecError(f"--set {shorten(key)}: the key has {len(key):,} characters; at most 1,000")
+    parts = key.split(".")
+    for prefix in _DOTTED_KEY_MAPS:
+        if tuple(parts[: len(prefix)]) == prefix and len(parts) > len(prefix) + 1:
+            parts = [*prefix, ".".join(parts[len(prefix):])]
+    if len(parts) > MAX_DEPTH:
+        raise SpecError(f"--set {shorten(key)}: nested deeper than {MAX_DEPTH} levels; a spec needs far fewer")
+    return parts
+
+
+def _list_index(items: list, part: str, where: str) -> int:
+    if part.isdigit():
+        if int(part) >= len(items):
+            raise SpecError(f"--set {shorten(where)}: index {shorten(part)} out of range ({len(items)} item(s))")
+        return int(part)
+    names = [m.get("name") or m.get("kind") for m in items if isinstance(m, dict)]
+    if part in names:
+        return names.index(part)
+    shown = ", ".join(shorten(str(n)) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+    raise SpecError(f"--set {shorten(where)}: no model named '{shorten(part)}' (models: {shown or 'none'})")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` over `base`, mapping by mapping; neither is changed. The one deep merge of nnlab."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
