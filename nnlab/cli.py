@@ -309,6 +309,54 @@ def show_command(
         _fail(e)
 
 
+class PredictFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+@app.command("predict")
+def predict_command(
+    ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
+    data: Path = typer.Argument(..., help="Rows to predict (CSV, TSV or Parquet) with the training columns.",
+                                show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", show_default=False,
+                                        help="The model to use (default: the best by validation)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default=False,
+                                       help="Write the predictions to this file (default: stdout)."),
+    format: Optional[PredictFormat] = typer.Option(None, "--format", "-f", show_default=False,
+                                                   help="csv, parquet or json (default: from --out's suffix, "
+                                                        "else csv)."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Predict with a trained model: one output row per row of DATA, in the same order.
+
+    Columns: `prediction` (in the target's own labels or units) and, for classification, `p_<class>` for
+    each class. Columns DATA has beyond the training columns are ignored (a note on stderr says which).
+    """
+    from nnlab import api
+
+    try:
+        run = api.load_run(ref, runs_dir)
+        frame = api.read_rows(data)
+        chosen = run.model(model)
+        ignored = run.ignored_columns(frame, chosen.name)
+        result = api.predict_rows(chosen, frame, data.name)
+        text = api.write_predictions(result, out, format.value if format else None)
+    except NnlabError as e:
+        _fail(e)
+    notes = [f"model '{chosen.name}' of run {run.id}"]
+    if ignored:
+        notes.append(f"ignored column(s) the model does not read: {', '.join(ignored[:12])}"
+                     + (f" and {len(ignored) - 12} more" if len(ignored) > 12 else ""))
+    if out is not None:
+        notes.append(f"wrote {len(result):,} predictions to {out}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print("\n".join(f"note: {n}" for n in notes),
+                                                               markup=False)
+    if text is not None:
+        typer.echo(text, nl=False)
+
+
 @app.command("init")
 def init_command(
     data: Path = typer.Argument(..., help="The data file (CSV, TSV or Parquet).", show_default=False),

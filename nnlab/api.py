@@ -1,0 +1,263 @@
+"""Using a finished run from Python: `nnlab.load_run("last")`, then `.predict(frame)`, `.metrics()`, `.summary`.
+
+A model is rebuilt from what its run folder holds: `models/<model>.json` (its spec, the input description and
+the preprocessing: scaler, category and label maps, vocabulary) and `models/<model>.safetensors` (weights,
+which load without running code). Nothing is unpickled, and scikit-learn is never imported.
+
+    run = nnlab.load_run("last")          # or an id, a unique id prefix, a folder, last~N
+    run.models                            # ['mlp', 'mlp-dropout', 'baseline']: best by validation first
+    run.predict(frame)                    # pandas in, pandas out: `prediction` and `p_<class>` columns
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from nnlab.errors import RunError
+from nnlab.inputs import SparseRows
+from nnlab.metrics import higher_is_better
+from nnlab.records import RunSummary
+
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "p_"
+PREDICT_BATCH = 65_536  # rows per forward pass: bounded memory on large files
+BASELINE_KINDS = ("logistic", "softmax", "linear", "auto")  # what a baseline's json `kind` reads
+
+
+def load_run(ref: str = "last", runs_dir: str | Path | None = None) -> LoadedRun:
+    """A run from the store by reference: `last`, `last~N`, an id, a unique id prefix or a folder path.
+    The store is `runs_dir`, else $NNLAB_RUNS_DIR, else ./runs. Raises RunError (one line) if there is none."""
+    from nnlab import runstore
+
+    return LoadedRun(runstore.resolve_run(str(ref), runstore.store_path(runs_dir)))
+
+
+@dataclass
+class SavedModel:
+    """One model of a run, rebuilt on the CPU with its preprocessing, ready to predict."""
+
+    name: str
+    kind: str
+    module: Any  # torch.nn.Module in eval mode
+    preprocessor: Any  # nnlab.data.Preprocessor
+    baseline: bool  # the baseline reads the baseline input (TF-IDF rows for text)
+
+    @property
+    def columns(self) -> list[str]:
+        """The input columns it reads; other columns of a frame are ignored."""
+        return list(self.preprocessor.columns)
+
+    @property
+    def task(self) -> str:
+        return self.preprocessor.target.task
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.preprocessor.target.classes)
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Probabilities (binary: of the positive class [N]; multiclass [N, K]) or, for regression,
+        standardized predictions: what `Preprocessor.decode` turns into labels or units."""
+        import torch
+
+        from nnlab.metrics import probabilities
+
+        x = self.preprocessor.baseline_transform(frame) if self.baseline else self.preprocessor.transform(frame)
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(x), PREDICT_BATCH):
+                part = x.take(np.arange(start, min(start + PREDICT_BATCH, len(x)))).to_dense() if isinstance(
+                    x, SparseRows) else x[start:start + PREDICT_BATCH]
+                chunks.append(probabilities(self.task, self.module(torch.from_numpy(part))).numpy())
+        width = (len(self.classes),) if self.task == "multiclass" else ()
+        return np.concatenate(chunks) if chunks else np.zeros((0, *width), dtype=np.float32)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """One row per row of `frame` (same index): the prediction in the target's labels or units and, for
+        classification, one probability column per class (`p_<class>`)."""
+        outputs = self.outputs(frame)
+        result = pd.DataFrame({PREDICTION_COLUMN: self.preprocessor.decode(outputs)}, index=frame.index)
+        if self.task == "binary":
+            negative, positive = self.classes
+            result[f"{PROBABILITY_PREFIX}{negative}"] = 1.0 - outputs
+            result[f"{PROBABILITY_PREFIX}{positive}"] = outputs
+        elif self.task == "multiclass":
+            for k, label in enumerate(self.classes):
+                result[f"{PROBABILITY_PREFIX}{label}"] = outputs[:, k]
+        return result
+
+
+class LoadedRun:
+    """A finished (or cut-off) run: its results, its epoch table, and its models for prediction."""
+
+    def __init__(self, run: Any):
+        self.run = run
+        self._loaded: dict[str, SavedModel] = {}
+
+    def __repr__(self) -> str:
+        return f"LoadedRun({self.id!r}, status={self.run.status!r}, models={self.models})"
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec the run trained with."""
+        return self.run.spec
+
+    @property
+    def summary(self) -> RunSummary:
+        """summary.json as a typed `RunSummary` (task, monitor, each model's results, gates)."""
+        summary = self.run.summary
+        if summary is None:
+            raise RunError(f"run '{self.id}' has no results yet (status {self.run.status}; no summary.json)")
+        return summary
+
+    def metrics(self) -> pd.DataFrame:
+        """The epoch table (metrics.csv): one row per model, member and epoch."""
+        return self.run.metrics()
+
+    @cached_property
+    def models(self) -> list[str]:
+        """The models that saved weights, best first by the monitored validation metric (the run's
+        `monitor`): completed models by score, then the others."""
+        saved = [name for name in self.summary.models if self._has_weights(name)]
+        return sorted(saved, key=self._rank)
+
+    @property
+    def best_model(self) -> Optional[str]:
+        """The completed model with the best monitored validation score (what `predict` uses by default)."""
+        ranked = [name for name in self.models if self.summary.models[name].finished]
+        return ranked[0] if ranked else None
+
+    def _rank(self, name: str) -> tuple[int, float]:
+        result = self.summary.models[name]
+        metric = self.summary.monitor.removeprefix("val_")
+        score = result.score("val", metric)
+        if not result.finished or score is None:
+            return (1, 0.0)
+        return (0, -score if higher_is_better(metric) else score)
+
+    def _has_weights(self, name: str) -> bool:
+        files = self.run.files()
+        return f"model:{name}.json" in files and f"model:{name}.safetensors" in files
+
+    def model(self, name: Optional[str] = None) -> SavedModel:
+        """A model rebuilt for prediction: `name`, or the best one."""
+        name = name or self.best_model
+        if name is None:
+            raise RunError(f"run '{self.id}': no completed model with saved weights to predict with")
+        if name not in self.models:
+            raise RunError(f"--model: run '{self.id}' has no saved model '{name}' (models: "
+                           f"{', '.join(self.models) or 'none'})")
+        if name not in self._loaded:
+            self._loaded[name] = _rebuild(self.run, name)
+        return self._loaded[name]
+
+    def predict(self, frame: pd.DataFrame, model: Optional[str] = None) -> pd.DataFrame:
+        """Predictions for the rows of `frame` (pandas in, pandas out, same index): `prediction` in the
+        target's labels or units, and `p_<class>` probabilities for classification. Raises DataError
+        naming missing columns or columns of the wrong type; other columns are ignored."""
+        return self.model(model).predict(frame)
+
+    def ignored_columns(self, frame: pd.DataFrame, model: Optional[str] = None) -> list[str]:
+        """The columns of `frame` the model does not read."""
+        used = set(self.model(model).columns)
+        return [str(c) for c in frame.columns if c not in used]
+
+
+def _rebuild(run: Any, name: str) -> SavedModel:
+    """The module from its spec and input description, the weights from safetensors, strictly matched."""
+    from nnlab.data import Preprocessor
+
+    try:
+        info = run.model_info(name)
+        preprocessor = Preprocessor.from_state(info["preprocessing"])
+        baseline = name == "baseline" or info["kind"] in BASELINE_KINDS
+        module = _build_module(info, preprocessor, baseline)
+        module.load_state_dict(run.load_weights(name), strict=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+        raise RunError(f"run '{run.id}': model '{name}' cannot be rebuilt from its saved files ({first})") from None
+    module.eval()
+    return SavedModel(name, info["kind"], module, preprocessor, baseline)
+
+
+def _build_module(info: dict[str, Any], preprocessor: Any, baseline: bool) -> Any:
+    from nnlab.models import build_baseline, build_model
+
+    if baseline:
+        return build_baseline(int(info["n_inputs"]), int(info["n_outputs"]))
+    from pydantic import TypeAdapter
+
+    from nnlab.spec import ModelSpec
+
+    spec = TypeAdapter(ModelSpec).validate_python(info["spec"])
+    return build_model(spec, preprocessor.info())
+
+
+# --- files: what `nnlab predict` reads and writes ----------------------------------------------------------
+
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """The rows to predict, read with the same readers and checks as training data (CSV, TSV, Parquet)."""
+    from nnlab.data.read import read_source
+    from nnlab.errors import DataError
+    from nnlab.spec import DataSpec
+
+    try:
+        # DataSpec needs a target to be valid; reading never looks at it.
+        return read_source(DataSpec(path=str(path), target="-"), Path.cwd(), 0).frame
+    except DataError as e:
+        raise DataError(f"DATA: {str(e).removeprefix('data.path: ')}") from None
+
+
+def predict_rows(model: SavedModel, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """`model.predict(frame)`, with column errors naming the file the rows came from."""
+    from nnlab.errors import DataError
+
+    try:
+        return model.predict(frame)
+    except DataError as e:
+        raise DataError(f"{source}: {str(e).removeprefix('data: ')}") from None
+
+
+def write_predictions(result: pd.DataFrame, out: Optional[Path], format: Optional[str]) -> Optional[str]:
+    """Write to `out` in `format` (default: from out's suffix, else csv); without `out`, return the text
+    for stdout (csv or json lines)."""
+    from nnlab.errors import DataError
+
+    format = format or OUTPUT_FORMATS.get(out.suffix.lower() if out else "", "csv")
+    if out is None:
+        if format == "parquet":
+            raise DataError("--format parquet needs --out FILE (Parquet is binary, not for a terminal)")
+        return _as_text(result, format)
+    try:
+        if format == "parquet":
+            result.to_parquet(out, index=False)
+        else:
+            out.write_text(_as_text(result, format))
+    except ImportError as e:
+        raise DataError(f"--out {out}: writing Parquet needs an extra package: {e}") from None
+    except OSError as e:
+        raise DataError(f"--out {out}: cannot write ({e.strerror or e})") from None
+    return None
+
+
+def _as_text(result: pd.DataFrame, format: str) -> str:
+    if format == "json":
+        return result.to_json(orient="records", lines=True, force_ascii=False)
+    return result.to_csv(index=False)

@@ -1,0 +1,244 @@
+"""`nnlab init`: from a data file and a target column to a short, commented starter spec. Torch-free.
+
+The columns are looked at once (numeric, categorical, free text, or left out with the reason), the task is
+inferred the way training will infer it, and the spec is checked with the same code as `nnlab validate` and
+the data preparation of `nnlab train` before it is written, so that what `init` writes trains as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from nnlab.errors import DataError, SpecError
+from nnlab.spec import MODEL_NAME, DataSpec
+
+MAX_CATEGORIES = 20  # the spec's default data.max_categories: more distinct values cannot be one-hot encoded
+TEXT_MIN_WORDS = 5  # a non-numeric column whose values average this many tokens is free text
+TEXT_LEN_RANGE = (16, 256)  # text.max_len: the 95th percentile of the token counts, kept in this range
+BIG_TABLE_ROWS = 20_000  # above this, larger batches: more rows per step, fewer steps per epoch
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # numeric | categorical | text | left out
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Starter:
+    """What init found in the data, and the choices the starter spec makes from it."""
+
+    source: str  # the data file's name
+    data_path: str  # as written in the spec: relative to the spec's folder
+    target: str
+    task: str
+    task_reason: str
+    rows: int
+    columns: list[Column]
+    text_max_len: int = 0
+    missing: tuple[str, ...] = ()  # used feature columns with missing values
+
+    @property
+    def text_column(self) -> Optional[str]:
+        return next((c.name for c in self.columns if c.kind == "text"), None)
+
+    def named(self, kind: str) -> list[Column]:
+        return [c for c in self.columns if c.kind == kind]
+
+
+def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
+    """Read `data` and choose a kind for every column. Raises DataError naming the problem."""
+    from nnlab.data.read import names_list, read_source
+    from nnlab.data.target import infer_task
+
+    data_spec = DataSpec(path=str(data.resolve()), target=target)
+    frame = read_source(data_spec, Path.cwd(), 0).frame
+    if target not in frame.columns:
+        raise DataError(f"--target: column '{target}' not found in {data.name} (columns: {names_list(frame.columns)})")
+    if frame[target].isna().any():
+        raise DataError(f"--target: column '{target}' has {int(frame[target].isna().sum())} missing values; "
+                        "drop those rows from the file first")
+    task, why = infer_task(data_spec, frame[target])
+    columns = [_column_kind(name, frame[name]) for name in frame.columns if name != target]
+    columns = _one_text_column(columns, frame)
+    text = next((c.name for c in columns if c.kind == "text"), None)
+    missing = tuple(c.name for c in columns if c.kind in ("numeric", "categorical") and frame[c.name].isna().any())
+    return Starter(data.name, _relative(data, spec_path.parent), target, task, why, len(frame), columns,
+                   _text_max_len(frame[text]) if text else 0, missing)
+
+
+def _column_kind(name: str, series: pd.Series) -> Column:
+    present = series.dropna()
+    if present.empty:
+        return Column(name, "left out", "every value is missing")
+    if pd.api.types.is_bool_dtype(series):
+        return Column(name, "categorical")
+    if pd.api.types.is_numeric_dtype(series):
+        return Column(name, "numeric")
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.notna().mean() >= 0.9:
+        junk = present[numbers.isna()].unique()[:3]
+        return Column(name, "left out", f"numeric except for {', '.join(map(repr, junk))}: make those cells "
+                                        "empty, then use it")
+    if present.nunique() <= MAX_CATEGORIES:
+        return Column(name, "categorical")
+    if _mean_words(present) >= TEXT_MIN_WORDS:
+        return Column(name, "text")
+    return Column(name, "left out", f"{present.nunique()} distinct values: an identifier, or too many "
+                                    "categories to one-hot encode")
+
+
+def _mean_words(values: pd.Series) -> float:
+    from nnlab.data.text import tokenize
+
+    sample = values.astype(str).head(2000)
+    return float(np.mean([len(tokenize(v)) for v in sample])) if len(sample) else 0.0
+
+
+def _one_text_column(columns: list[Column], frame: pd.DataFrame) -> list[Column]:
+    """nnlab reads one text column and, next to it, no other features yet: keep the wordiest text column."""
+    texts = [c.name for c in columns if c.kind == "text"]
+    if not texts:
+        return columns
+    chosen = max(texts, key=lambda name: _mean_words(frame[name].dropna()))
+    return [c if c.name == chosen else Column(c.name, "left out", "a text model reads one text column and "
+                                                                  "no other features") for c in columns]
+
+
+def _text_max_len(values: pd.Series) -> int:
+    from nnlab.data.text import tokenize
+
+    counts = [len(tokenize(v)) for v in values.dropna().astype(str).head(5000)]
+    p95 = int(np.ceil(np.percentile(counts, 95))) if counts else TEXT_LEN_RANGE[0]
+    return int(min(max(-(-p95 // 8) * 8, TEXT_LEN_RANGE[0]), TEXT_LEN_RANGE[1]))
+
+
+def _relative(data: Path, folder: Path) -> str:
+    try:
+        return os.path.relpath(data.resolve(), folder.resolve())
+    except ValueError:  # another drive on Windows
+        return str(data.resolve())
+
+
+def spec_name(data: Path) -> str:
+    """A run name from the file name, within the spec's name pattern."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", data.stem).strip("-._") or "starter"
+    return name if re.match(MODEL_NAME, name) else f"run-{name}"
+
+
+def write_starter(data: Path, target: str, out: Path, force: bool = False) -> Starter:
+    """Plan, render and check the starter spec, then write it. Nothing is written if a check fails."""
+    if out.exists() and not force:
+        raise SpecError(f"{out}: the file exists; choose another name with -o or overwrite it with --force")
+    if out.is_dir():
+        raise SpecError(f"{out}: is a folder; give a file name with -o, e.g. -o {out / 'spec.yaml'}")
+    starter = plan_starter(data, target, out)
+    text = render_spec(starter, spec_name(data))
+    _check_trains(text, out)
+    out.write_text(text)
+    return starter
+
+
+def _check_trains(text: str, out: Path) -> None:
+    """The checks of `nnlab validate` and the data preparation of `nnlab train`, on the text to be written."""
+    from nnlab.data import prepare
+    from nnlab.spec import parse_yaml, validate_spec
+
+    spec = validate_spec(parse_yaml(text, out.name), out.name)
+    prepare(spec.data, out.parent, spec.seed)
+
+
+def _scalar(value: object) -> str:
+    """A YAML scalar for a column or file name: JSON strings are YAML too, and quoting keeps '1' a string."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _names(columns: list[Column], limit: int = 6) -> str:
+    names = [c.name for c in columns]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _line(text: str, comment: str, width: int = 44) -> str:
+    return f"{text:<{width - 1}} # {comment}" if comment else text
+
+
+def render_spec(starter: Starter, name: str) -> str:
+    """The starter spec as YAML text with one comment per field (written by hand: yaml.dump drops comments)."""
+    lines = [f"# Starter spec from `nnlab init` on {starter.source} ({starter.rows:,} rows). Check it with",
+             "# `nnlab validate <this file>`, train with `nnlab train <this file>`, then edit and compare.",
+             _line(f"name: {_scalar(name)}", "used in run names (runs/<name>-<time>-<id>)"),
+             _line("seed: 0", "seeds the split and every model's start: same seed, same numbers"),
+             "data:", *_data_lines(starter), *_model_lines(starter),
+             _line("monitor: val_loss", "what 'best' means: picks each model's epoch and the best model"),
+             f"# metrics: {_metrics_comment(starter.task)}",
+             f"# expect: {{{_network(starter)[0]}.test.{_GATE_METRIC[starter.task]}: \">= 0.9\"}}"
+             "   # CI gates: `nnlab train` exits 1 when one is missed"]
+    return "\n".join(lines) + "\n"
+
+
+def _data_lines(starter: Starter) -> list[str]:
+    lines = [_line(f"  path: {_scalar(starter.data_path)}", "relative to this file"),
+             _line(f"  target: {_scalar(starter.target)}", "the column to predict"),
+             _line("  task: auto", f"inferred: {starter.task} ({starter.task_reason})"),
+             _line("  split: {val: 0.15, test: 0.15}", "validation picks epochs and models; test is scored once")]
+    text = starter.text_column
+    if text:
+        lines.append(_line(f"  text: {{column: {_scalar(text)}, max_len: {starter.text_max_len}}}",
+                           "token ids; max_len covers 95% of the texts"))
+    else:
+        numeric, categorical = starter.named("numeric"), starter.named("categorical")
+        lines.append(_line("  scale: standard", f"{len(numeric)} numeric column(s), standardized on the "
+                                                 "training split"))
+        if categorical:
+            lines.append(f"  # one-hot encoded (categorical): {_names(categorical)}")
+        if starter.missing:
+            lines.append(_line("  impute: median", f"missing values in {_names([Column(n, '') for n in starter.missing], 3)}: "
+                                                  "filled from the training split"))
+    left_out = starter.named("left out")
+    if left_out:
+        lines.append(f"  exclude: [{', '.join(_scalar(c.name) for c in left_out)}]")
+        lines += [f"  #   {c.name}: {c.why}" for c in left_out]
+    return lines
+
+
+def _model_lines(starter: Starter) -> list[str]:
+    batch = 256 if starter.rows > BIG_TABLE_ROWS else 64
+    name, network, why = _network(starter)
+    baseline = "TF-IDF + logistic regression" if starter.text_column else {
+        "regression": "ridge regression"}.get(starter.task, "logistic regression")
+    return [_line("baseline: {kind: auto}", f"{baseline}: the score a network must beat"),
+            "train:",
+            _line("  epochs: 30", "at most; early stopping usually ends sooner"),
+            _line(f"  batch_size: {batch}", "rows per step"),
+            _line("  optimizer: {name: adam, lr: 1.0e-3}", "Adam's usual start"),
+            _line("  early_stopping: {patience: 5}", "stop after 5 epochs without a better val_loss; "
+                                                    "keep the best epoch"),
+            "models:",
+            _line(f"  - {{name: {name}, {network}}}", why)]
+
+
+_GATE_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r2"}
+
+
+def _network(starter: Starter) -> tuple[str, str, str]:
+    """The one network of the starter spec: its name, its settings and why it fits the data."""
+    if starter.text_column:
+        return "cnn", "kind: cnn, channels: [64], kernel: 5, embedding: 64", ("convolution over token "
+                                                                               "embeddings: reads short phrases")
+    return "mlp", "kind: mlp, hidden: [64, 32]", "two hidden layers, ReLU"
+
+
+def _metrics_comment(task: str) -> str:
+    from nnlab.spec import DEFAULT_METRICS, METRICS_BY_TASK
+
+    return (f"[{', '.join(DEFAULT_METRICS[task])}]   # the {task} default; also "
+            + ", ".join(m for m in METRICS_BY_TASK[task] if m not in DEFAULT_METRICS[task]))
