@@ -117,7 +117,7 @@ def train(
     report = TrainReport(out, progress)
     # SIGTERM (a CI timeout, `kill`) and SIGINT end the run as interrupted, finished epochs and the best
     # weights so far kept; the previous handlers come back when the command ends.
-    with interrupts.handled():
+    with interrupts.handled(own_process=_OWN_PROCESS):
         try:
             plan = runner.plan(spec, set_, device, smoke, repeats)
             outcome = runner.execute(plan, store_path(runs_dir), note, report)
@@ -129,6 +129,12 @@ def train(
                          f"keeps every finished epoch and model, and the best weights of the model in training"
                          f"{where}", markup=False)
             raise typer.Exit(130)
+        except OSError as e:  # the run store failed mid-run (a full disk): the run is marked failed
+            from nnlab.runstore.writer import describe
+
+            where = f"; the run keeps what finished: {report.run_path}" if report.run_path else ""
+            _err().print(f"error: {describe(e)}{where}", markup=False)
+            raise typer.Exit(1)
     out.print(results_table(outcome.summary))
     for line in verdict_lines(outcome.summary):
         out.print(line, markup=False, soft_wrap=True)
@@ -411,7 +417,12 @@ def check_command(
         raise typer.Exit(1)
 
 
+_OWN_PROCESS = False  # True when nnlab runs as its own process (not in-process, as in tests or notebooks)
+
+
 def main() -> None:
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     app()
 
 

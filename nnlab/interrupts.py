@@ -53,8 +53,10 @@ def _handler(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def handled() -> Iterator[None]:
-    """Install the handlers for the duration of a command, then restore the previous ones."""
+def handled(own_process: bool = False) -> Iterator[None]:
+    """Install the handlers for the duration of a command, then restore the previous ones. In a process of
+    its own (`own_process`), once interrupted, later signals are ignored until it exits, so that a storm of
+    them cannot cut its shutdown short."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread (e.g. a test runner's worker)
         return
@@ -65,7 +67,7 @@ def handled() -> Iterator[None]:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if own_process and _State.stopping else handler)
         _State.depth, _State.pending, _State.stopping = 0, None, False
 
 

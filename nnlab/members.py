@@ -208,8 +208,10 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
     status = _status(fits, len(run.members))
     message = next((f.failure or f.result.message for f in fits if f.failure or (f.result and f.result.message)),
                    None)
-    if not fits:
-        message = "interrupted before its first epoch finished"
+    if status == "interrupted":
+        message = (f"interrupted at epoch {result.epochs_run} of {run.epochs}; kept the best epoch so far "
+                   f"({result.best_epoch}) and its weights; not tested" if result and result.state is not None
+                   else "interrupted before its first epoch finished")
     val_mean, val_sd = _spread([m.val for m in members])
     test_mean, test_sd = _spread([m.test for m in members])
     model = ModelResult(
@@ -227,9 +229,6 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
                                val=result.val if result else {},
                                baseline_val=baseline.val if baseline else None,
                                baseline_train_loss=baseline.train_loss if baseline else None)
-    if status == "interrupted" and result:
-        model.diagnosis.insert(0, f"interrupted at epoch {result.epochs_run} of {run.epochs}; kept the best "
-                                  f"epoch so far ({result.best_epoch}) and its weights; not tested.")
     return model, best
 
 

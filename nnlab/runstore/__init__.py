@@ -4,7 +4,7 @@ folders (writer.py) and reads them back (reader.py)."""
 from nnlab.runstore.layout import (CURVES_FILE, FORMAT_VERSION, RUNS_DIR_ENV, STATUSES, metric_columns, now_iso,
                                    store_path)
 from nnlab.runstore.reader import Run, curves_path, list_runs, read_run, resolve_run
-from nnlab.runstore.writer import RunWriter
+from nnlab.runstore.writer import RunWriter, check_store
 
-__all__ = ["CURVES_FILE", "FORMAT_VERSION", "RUNS_DIR_ENV", "STATUSES", "Run", "RunWriter", "curves_path",
+__all__ = ["CURVES_FILE", "FORMAT_VERSION", "RUNS_DIR_ENV", "STATUSES", "Run", "RunWriter", "check_store", "curves_path",
            "list_runs", "metric_columns", "now_iso", "read_run", "resolve_run", "store_path"]
