@@ -148,6 +148,60 @@ def train(
         raise typer.Exit(1)
 
 
+@app.command("sweep")
+def sweep_command(
+    spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+    grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,...: values to try, each read as YAML (1e-3 is "
+                                   "a float); quote list values: 'models.mlp.hidden=[64],[128,64]'. Repeatable; "
+                                   "replaces the same key of the spec's sweep.grid."),
+    one_at_a_time: bool = typer.Option(False, "--one-at-a-time", help="Vary each key alone from the spec's own "
+                                       "value (the spec as written is the reference, trained once); default: "
+                                       "every combination."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=100, show_default=False,
+                                          help="Train every point N times (seeds seed..seed+N-1, same split)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Points trained at once, each in its own process "
+                             "with one torch thread."),
+    note: str = typer.Option("", "--note", help="A note kept with every point's run, after its settings."),
+    smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check of every point (small sample, at "
+                                                      "most 2 epochs)."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Train SPEC once per point of a grid, each point its own run, then show each setting's effect.
+
+    Every point is checked before anything trains; the runs share a sweep id (`compare --sweep ID`). The table ranks the points by the monitored validation metric, with each one's change against the reference point.
+
+    Exit codes: 0 ok, 1 a point failed (the others still train), 2 bad input, 130 interrupted.
+    """
+    from nnlab import interrupts
+    from nnlab import sweep as sweeps
+    from nnlab.executors import LocalExecutor
+    from nnlab.runstore import store_path
+
+    out = _out()
+    with interrupts.handled():
+        try:
+            plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
+        except NnlabError as e:
+            _fail(e)
+        out.print(f"sweep {plan.id}: {len(plan.points)} points, {jobs} at a time", markup=False, soft_wrap=True)
+        results: dict = {}
+        stream = LocalExecutor(jobs).run(plan.units(store_path(runs_dir)))
+        try:
+            for result in stream:
+                results[result.index] = result
+                out.print(sweeps.result_line(plan, result, len(results)), markup=False, soft_wrap=True)
+        except KeyboardInterrupt as stop:
+            stream.close()  # stops the points still running (each marked interrupted) and starts no more
+            out.print(sweeps.effect_table(plan, sweeps.effects(plan, results)))
+            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
+                         f"{len(results)} of {len(plan.points)} points finished; the running ones are marked "
+                         "interrupted", markup=False)
+            raise typer.Exit(130)
+    out.print(sweeps.effect_table(plan, sweeps.effects(plan, results)))
+    if any(result.status != "completed" for result in results.values()):
+        raise typer.Exit(1)
+
+
 def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
     from nnlab import runstore
     from nnlab.curves import draw_curves
