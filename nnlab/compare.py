@@ -1,10 +1,10 @@
-"""Runs -> tables: the run list, one row per (run, model) with only the settings that differ, the two-run
-view and how far an unfinished run got. Their csv / markdown / json text is `formats.py`'s.
+"""Runs -> tables: the run list and one row per (run, model) with only the settings that differ, deltas to
+each run's baseline and which differences are within noise. The two-run view is `pair.py`'s, the rows of
+one run `rows.py`'s, their csv / markdown / json text `formats.py`'s.
 
-Reads run folders only through `runstore`, and lazily: run.json (which carries the resolved spec) and
-summary.json; metrics.csv only for unfinished runs and the two-run curves. Rows are plain
-dicts (`columns` + `rows`) so that listing 1,000 runs needs no pandas import (0.6 s of a 2 s budget);
-`.frame` gives the same table as a pandas DataFrame.
+Decisions read validation: sorting by a bare metric (`--sort accuracy`), the best model of a run and the
+highlighted best value of a column use the validation split unless `--split test` is asked for; test
+columns are the final report. Smoke runs (`train --smoke`) are left out unless asked for.
 """
 
 from __future__ import annotations
@@ -13,40 +13,32 @@ import math
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from nnlab.errors import NnlabError
-from nnlab.metrics import HIGHER_IS_BETTER, metric_name
+from nnlab.noise import difference
+from nnlab.numbers import format_value, higher_is_better, stored_float
+from nnlab.records import metric_column, split_column
+from nnlab.rows import SD_SUFFIX, baseline_name, model_rows, monitor_metric, run_metrics, run_monitor
 from nnlab.runstore import Run, list_runs, resolve_run
+from nnlab.settings import Settings, differing, short_keys
 
 SPLITS = ("val", "test")
+DECISION_SPLIT = "val"
 DELTA_SUFFIX = "_vs_baseline"
-RUNS_COLUMNS = ["id", "name", "status", "started_at", "duration_seconds", "models", "best_model", "monitor",
-                "best_val", "best_test", "note"]
+RUNS_COLUMNS = ["id", "name", "status", "smoke", "sweep", "started_at", "duration_seconds", "models",
+                "best_model", "monitor", "repeats", "best_val", "best_val_sd", "best_test", "best_test_sd", "note"]
 ROW_COLUMNS = ["run", "model", "kind", "status"]
-EPOCH_COLUMNS = ["best_epoch", "epochs_run"]
+EPOCH_COLUMNS = ["best_epoch", "epochs_run", "repeats"]
 DEFAULT_LAST = 10
 NAN = math.nan
 
 
-def higher_is_better(column: str) -> bool | None:
-    """Direction of a metric column (`test_accuracy`, `val_loss_vs_baseline`, `f1`); None when it is not one."""
-    if column == "train_seconds":
-        return False
-    return HIGHER_IS_BETTER.get(metric_name(column.removesuffix(DELTA_SUFFIX)))
-
-
-def monitor_metric(monitor: str | None) -> str:
-    """`val_loss` -> `loss`: the metric the monitor names, without its split."""
-    return (monitor or "val_loss").removeprefix("val_")
-
-
-def to_float(value: Any) -> float:
-    """A number from a summary or metrics value; NaN where there is none."""
-    try:
-        return float(value) if value is not None else NAN
-    except (TypeError, ValueError):
-        return NAN
+def is_measure(column: str) -> bool:
+    """Whether a column holds a measured number (a metric, its spread, a delta, seconds), not a setting."""
+    base = column.removesuffix(DELTA_SUFFIX).removesuffix(SD_SUFFIX)
+    return column == "train_seconds" or higher_is_better(base) is not None or base in (
+        "best_val", "best_test", "duration_seconds")
 
 
 def _frame(columns: list[str], rows: list[dict[str, Any]]) -> Any:
@@ -57,169 +49,41 @@ def _frame(columns: list[str], rows: list[dict[str, Any]]) -> Any:
 
 # ---------------------------------------------------------------- selecting runs
 
-def filter_runs(runs: list[Run], name: str | None = None, status: str | None = None,
-                last: int | None = None) -> list[Run]:
-    """Runs whose name matches `name` (exact, or a glob such as `spam*`) and whose status is `status`,
-    then the first `last` of them (the newest, as `list_runs` sorts)."""
+def filter_runs(runs: list[Run], name: Optional[str] = None, status: Optional[str] = None,
+                last: Optional[int] = None, sweep: Optional[str] = None) -> list[Run]:
+    """Runs whose name matches `name` (exact, or a glob such as `spam*`), whose status is `status` and that
+    belong to sweep `sweep`, then the first `last` of them (the newest, as `list_runs` sorts)."""
     if name:
         runs = [r for r in runs if fnmatchcase(r.name, name)]
     if status:
         runs = [r for r in runs if r.status == status]
+    if sweep:
+        runs = [r for r in runs if r.meta.sweep == sweep]
     return runs[:last] if last is not None else runs
 
 
-def select_runs(store: Path, refs: list[str], name: str | None = None,
-                last: int | None = None) -> tuple[list[Run], list[str]]:
-    """The runs `compare` shows and the store's warnings: the referenced ones in the given order, else the
-    newest `last` (10 unless `--name` picks them), oldest first so that each row reads as the next experiment."""
-    if refs:
-        return [resolve_run(ref, store) for ref in refs], []
-    runs, warnings = list_runs(store)
-    if last is None and not name:
-        last = DEFAULT_LAST
-    return filter_runs(runs, name=name, last=last)[::-1], warnings
-
-
-# ---------------------------------------------------------------- settings
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> dotted keys (`train.optimizer.lr`); lists and empty dicts stay values."""
-    flat: dict[str, Any] = {}
-    if isinstance(value, dict) and value:
-        _flatten_into(flat, value, f"{prefix}." if prefix else "")
-    elif prefix:
-        flat[prefix] = value
-    return flat
-
-
-def _flatten_into(flat: dict[str, Any], mapping: dict[Any, Any], prefix: str) -> None:
-    for key, item in mapping.items():
-        if type(item) is dict and item:
-            _flatten_into(flat, item, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = item
-
-
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """`over` on top of `base`, nested dicts merged key by key (a model's train settings over the defaults)."""
-    merged = dict(base)
-    for key, value in over.items():
-        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = merge(merged[key], value) if both else value
-    return merged
-
-
 @dataclass
-class Settings:
-    """A run's spec as flat dicts: what every row shares, the baseline's, and each neural model's
-    own fields (`models.*`) with its merged train settings (`train.*`)."""
-
-    shared: dict[str, Any]
-    baseline: dict[str, Any]
-    models: dict[str, dict[str, Any]]
-
-    @classmethod
-    def of(cls, spec: dict[str, Any]) -> Settings:
-        shared = flatten({k: v for k, v in spec.items() if k not in ("models", "train", "baseline")})
-        baseline = spec.get("baseline")
-        defaults = spec.get("train") if isinstance(spec.get("train"), dict) else {}
-        flat_defaults = flatten(defaults, "train")
-        models = {}
-        for model in spec.get("models") or []:
-            if isinstance(model, dict):
-                own = flatten({k: v for k, v in model.items() if k not in ("name", "train")}, "models")
-                override = model.get("train") if isinstance(model.get("train"), dict) else {}
-                flat_train = flatten(override, "train")
-                if not flat_defaults.keys() <= flat_train.keys():  # the runner writes them merged: rarely taken
-                    flat_train = flatten(merge(defaults, override), "train")
-                models[str(model.get("name"))] = {**own, **flat_train}
-        return cls(shared, flatten(baseline, "baseline") if isinstance(baseline, dict) else {}, models)
+class Selection:
+    runs: list[Run]
+    warnings: list[str]
+    store_runs: list[Run]  # every readable run of the store (for what the store knows about test splits)
+    smoke_left_out: int = 0
 
 
-def differing(dicts: list[dict[str, Any]]) -> list[str]:
-    """Keys whose values differ between the dicts (lists compare as values; a missing key differs from a
-    present one), in first-seen order."""
-    if len(dicts) < 2:
-        return []
-    ref = dicts[0]
-    order, differ = list(ref), set()
-    for other in dicts[1:]:
-        if other.keys() != ref.keys():
-            new = [k for k in other if k not in ref and k not in differ]
-            order.extend(new)
-            differ.update(ref.keys() ^ other.keys())
-        for key, value in other.items():
-            if key not in differ and key in ref and ref[key] != value:
-                differ.add(key)
-    return [k for k in dict.fromkeys(order) if k in differ]
-
-
-# ---------------------------------------------------------------- one run's rows
-
-def run_metrics(run: Run) -> list[str]:
-    """The metric names a run reports, the loss first."""
-    names = (run.summary or {}).get("metrics") or run.spec.get("metrics") or []
-    return ["loss", *[m for m in names if m != "loss"]]
-
-
-def run_monitor(run: Run) -> str:
-    return (run.summary or {}).get("monitor") or run.spec.get("monitor") or "val_loss"
-
-
-def baseline_name(run: Run) -> str | None:
-    summary = run.summary
-    if summary is not None and "baseline" in summary:
-        return summary["baseline"]
-    return "baseline" if run.spec.get("baseline") not in (None, False) else None
-
-
-def model_rows(run: Run) -> list[dict[str, Any]]:
-    """One dict per model of `run`, the baseline first when it has one: run, model, kind, status,
-    best_epoch, epochs_run, train_seconds and `val_<metric>` / `test_<metric>` at the best epoch."""
-    summary = run.summary
-    if summary is not None and isinstance(summary.get("models"), dict):
-        return _rows_from_summary(run, summary["models"])
-    return _rows_from_history(run)
-
-
-def _rows_from_summary(run: Run, models: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for name, result in models.items():
-        result = result if isinstance(result, dict) else {}
-        row = {"run": run.id, "model": name, "kind": result.get("kind"), "status": result.get("status") or run.status,
-               "best_epoch": result.get("best_epoch"), "epochs_run": result.get("epochs_run"),
-               "train_seconds": to_float(result.get("train_seconds"))}
-        for split in SPLITS:
-            for metric, value in (result.get(split) or {}).items():
-                row[f"{split}_{metric}"] = to_float(value)
-        rows.append(row)
-    return rows
-
-
-def _rows_from_history(run: Run) -> list[dict[str, Any]]:
-    """Rows of a run without a summary (unfinished, crashed or damaged): each model at its best epoch so far."""
-    history = run.metrics()
-    if history.empty or "model" not in history:
-        return []
-    monitor = run_monitor(run)
-    spec = run.spec
-    kinds = {m.get("name"): m.get("kind") for m in spec.get("models") or [] if isinstance(m, dict)}
-    if isinstance(spec.get("baseline"), dict):
-        kinds[baseline_name(run)] = spec["baseline"].get("kind")
-    seconds = history["seconds"] if "seconds" in history else None
-    rows = []
-    for name, epochs in history.groupby("model", sort=False):
-        score = epochs[monitor].astype("float64") if monitor in epochs else None
-        if score is None or score.isna().all():
-            best = epochs.iloc[-1]
-        else:
-            best = epochs.loc[score.idxmax() if higher_is_better(monitor) else score.idxmin()]
-        row = {"run": run.id, "model": str(name), "kind": kinds.get(name),
-               "status": run.status, "best_epoch": int(best["epoch"]), "epochs_run": int(epochs["epoch"].max()),
-               "train_seconds": float(seconds.loc[epochs.index].sum()) if seconds is not None else NAN}
-        row.update({col: to_float(best[col]) for col in epochs.columns if col.startswith("val_")})
-        rows.append(row)
-    return rows
+def select_runs(store: Path, refs: list[str], name: Optional[str] = None, last: Optional[int] = None,
+                sweep: Optional[str] = None, smoke: bool = False) -> Selection:
+    """The runs `compare` shows: the referenced ones in the given order, else the newest `last` (10 unless
+    `--name` or `--sweep` picks them), oldest first so that each row reads as the next experiment. Smoke runs
+    are left out unless `smoke` (or named by reference)."""
+    store_runs, warnings = list_runs(store)
+    if refs:
+        return Selection([resolve_run(ref, store) for ref in refs], warnings, store_runs)
+    candidates = [r for r in store_runs if smoke or not r.smoke]
+    if last is None and not name and not sweep:
+        last = DEFAULT_LAST
+    chosen = filter_runs(candidates, name=name, last=last, sweep=sweep)[::-1]
+    left_out = len(filter_runs([r for r in store_runs if r.smoke], name=name, sweep=sweep)) if not smoke else 0
+    return Selection(chosen, warnings, store_runs, left_out)
 
 
 # ---------------------------------------------------------------- the comparison
@@ -227,7 +91,7 @@ def _rows_from_history(run: Run) -> list[dict[str, Any]]:
 @dataclass
 class Comparison:
     """`nnlab compare`: one row per (run, model). `settings`, `metric_columns` and `delta_columns` say
-    which of `columns` are which."""
+    which of `columns` are which; `split` is the split decisions read (validation unless asked)."""
 
     columns: list[str]
     rows: list[dict[str, Any]]
@@ -236,6 +100,7 @@ class Comparison:
     metric_columns: list[str]
     delta_columns: list[str]
     runs: list[Run]
+    split: str = DECISION_SPLIT
     between_runs: list[str] = field(default_factory=list)  # what differs for the same model across runs
     warnings: list[str] = field(default_factory=list)
 
@@ -245,9 +110,13 @@ class Comparison:
         return _frame(self.columns, self.rows)
 
     @property
-    def note(self) -> str | None:
+    def repeated(self) -> bool:
+        return any((r.get("repeats") or 1) > 1 for r in self.rows)
+
+    @property
+    def note(self) -> Optional[str]:
         """A plain-words remark when the runs differ in nothing, or only in their seed."""
-        if len({r.id for r in self.runs}) < 2:
+        if len({r.folder for r in self.runs}) < 2:
             return None
         if not self.between_runs:
             return "No setting differs between these runs: their metric differences are run-to-run noise."
@@ -256,27 +125,29 @@ class Comparison:
         return None
 
 
-def compare_runs(runs: list[Run], metrics: list[str] | None = None, split: str | None = None,
-                 models: list[str] | None = None, sort: str | None = None) -> Comparison:
+def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Optional[str] = None,
+                 models: Optional[list[str]] = None, sort: Optional[str] = None) -> Comparison:
     """Columns: run, model, kind, status, the settings that differ between the rows, best_epoch, epochs_run,
-    then per metric `val_<m>`, `test_<m>`, `val_<m>_vs_baseline`, `test_<m>_vs_baseline`, and train_seconds."""
+    repeats, then per metric `val_<m>`, `val_<m>_sd`, `test_<m>`, `test_<m>_sd`, `val_<m>_vs_baseline`,
+    `test_<m>_vs_baseline`, and train_seconds."""
     available = _union(run_metrics(r) for r in runs)
     chosen = _checked("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
     splits = [split] if split else list(SPLITS)
-    metric_columns = [f"{s}_{m}" for m in chosen for s in splits]
+    metric_columns = [metric_column(s, m) for m in chosen for s in splits]
     rows, settings_of, warnings = [], {}, []
     for run in runs:
         run_rows = model_rows(run)
         if run.summary is None and run.status == "completed":
-            warnings.append(f"{run.id}: summary.json is missing or unreadable; "
+            warnings.append(f"{run.folder}: summary.json is missing or unreadable; "
                             "showing each model's best epoch from metrics.csv")
         base = next((r for r in run_rows if r["model"] == baseline_name(run)), None)
         for row in run_rows:
             row["_baseline"] = row is base
             for col in metric_columns:
                 row.setdefault(col, NAN)
+                row.setdefault(col + SD_SUFFIX, NAN)
                 row[col + DELTA_SUFFIX] = row[col] - base.get(col, NAN) if base is not None and row is not base else NAN
-        settings_of[run.id] = Settings.of(run.spec)
+        settings_of[run.folder] = Settings.of(run.spec)
         rows.extend(run_rows)
     if models:
         _checked("--model", models, _union([r["model"]] for r in rows))
@@ -287,12 +158,15 @@ def compare_runs(runs: list[Run], metrics: list[str] | None = None, split: str |
         own = scope.baseline if row.pop("_baseline") else scope.models.get(row["model"], {})
         for key in settings:
             row[key] = scope.shared[key] if key in scope.shared else own.get(key, NAN)
-    delta_columns = [c + DELTA_SUFFIX for c in metric_columns]
-    by_metric = [c for m in chosen for c in [*(f"{s}_{m}" for s in splits), *(f"{s}_{m}{DELTA_SUFFIX}" for s in splits)]]
+    by_metric = [c for m in chosen for c in [
+        *(x for s in splits for x in (metric_column(s, m), metric_column(s, m) + SD_SUFFIX)),
+        *(metric_column(s, m) + DELTA_SUFFIX for s in splits)]]
     columns = [*ROW_COLUMNS, *settings, *EPOCH_COLUMNS, *by_metric, "train_seconds"]
+    decide = split or DECISION_SPLIT
     if sort:
-        rows = sort_rows(rows, columns, sort, splits[-1])
-    return Comparison(columns, rows, settings, chosen, metric_columns, delta_columns, runs, between, warnings)
+        rows = sort_rows(rows, columns, sort, decide)
+    return Comparison(columns, rows, settings, chosen, metric_columns, [c + DELTA_SUFFIX for c in metric_columns],
+                      runs, decide, between, [*warnings, *(w for r in runs for w in r.warnings)])
 
 
 def _differing_settings(rows: list[dict[str, Any]], settings_of: dict[str, Settings]) -> tuple[list[str], list[str]]:
@@ -313,17 +187,18 @@ def _differing_settings(rows: list[dict[str, Any]], settings_of: dict[str, Setti
 
 
 def sort_rows(rows: list[dict[str, Any]], columns: list[str], sort: str, split: str) -> list[dict[str, Any]]:
-    """Best first by `sort` (`accuracy` means `<split>_accuracy`) in the metric's direction; missing values last."""
-    column = sort if sort in columns else f"{split}_{sort}"
+    """Best first by `sort` (`accuracy` means `<split>_accuracy`, validation by default) in the metric's
+    direction; missing values last."""
+    column = sort if sort in columns else metric_column(split, sort)
     higher = higher_is_better(column) if column in columns else None
     if higher is None:
-        choices = [c for c in columns if higher_is_better(c) is not None and not c.endswith(DELTA_SUFFIX)]
-        bare = [c.split("_", 1)[1] for c in choices if c.startswith(f"{split}_")]
+        choices = [c for c in columns if higher_is_better(c) is not None and not c.endswith((DELTA_SUFFIX, SD_SUFFIX))]
+        bare = [split_column(c)[1] for c in choices if c.startswith(f"{split}_")]
         raise NnlabError(f"--sort: expected one of {', '.join(dict.fromkeys([*bare, *choices]))}; got '{sort}'")
     sign = -1 if higher else 1
 
     def best_first(row: dict[str, Any]) -> tuple[bool, float]:
-        value = to_float(row.get(column))
+        value = stored_float(row.get(column))
         return math.isnan(value), 0.0 if math.isnan(value) else sign * value
 
     return sorted(rows, key=best_first)
@@ -340,22 +215,64 @@ def _union(lists: Any) -> list[Any]:
     return list(dict.fromkeys(item for items in lists for item in items))
 
 
+# ---------------------------------------------------------------- within noise
+
+def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[str]:
+    """Each model's later rows against its first (oldest) row on the decision split, in words:
+    `dropout 0.3: +0.0040 ± 0.0060 accuracy — within noise` (the rule: noise.py)."""
+    if not comparison.repeated or not comparison.rows:
+        return []
+    metric = metric or primary_metric(comparison)
+    column = metric_column(comparison.split, metric)
+    short = short_keys(comparison.settings)
+    first: dict[str, dict[str, Any]] = {}
+    lines = []
+    for row in comparison.rows:
+        ref = first.setdefault(row["model"], row)
+        if ref is row:
+            continue
+        change = difference(column, ref, row)
+        if math.isnan(change.delta):
+            continue
+        changed = [f"{short[k]} {format_value(row.get(k), None)}" for k in comparison.settings
+                   if row.get(k) != ref.get(k) and not _both_missing(row.get(k), ref.get(k))]
+        label = ", ".join(changed) or row["run"]
+        verdict = change.verdict or "no spread to judge by"
+        lines.append(f"{row['model']} {label}: {change.text()} {metric} — {verdict}")
+    if lines:
+        lines.insert(0, f"{comparison.split} {metric} against each model's first row (within noise: |Δ| < "
+                        "sqrt(sd_a² + sd_b²), the members' spreads):")
+    return lines
+
+
+def primary_metric(comparison: Comparison) -> str:
+    """The metric differences are told in: the spec's first metric other than the loss, else the loss."""
+    return next((m for m in comparison.metrics if m != "loss"), comparison.metrics[0] if comparison.metrics else "loss")
+
+
+def _both_missing(a: Any, b: Any) -> bool:
+    return all(isinstance(v, float) and math.isnan(v) for v in (a, b))
+
+
 # ---------------------------------------------------------------- the run list
 
 def runs_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """`nnlab runs`, one dict per run (RUNS_COLUMNS): the best model is the best on the monitored validation
-    metric, and best_test is its test score on that metric."""
+    metric, and best_test is its test score on that metric (the final report, not the choice)."""
     rows = []
     for run in runs:
         monitor, models = run_monitor(run), model_rows(run)
         scored = [r for r in models if not math.isnan(r.get(monitor, NAN))]
         pick = max if higher_is_better(monitor) else min
         best = pick(scored, key=lambda r: r[monitor]) if scored else {}
-        rows.append({"id": run.id, "name": run.name, "status": run.status, "started_at": run.started_at,
-                     "duration_seconds": to_float(run.meta.get("duration_seconds")),
+        test = metric_column("test", monitor_metric(monitor))
+        rows.append({"id": run.folder, "name": run.name, "status": run.status, "smoke": run.smoke,
+                     "sweep": run.meta.sweep, "started_at": run.started_at,
+                     "duration_seconds": stored_float(run.meta.duration_seconds),
                      "models": [r["model"] for r in models], "best_model": best.get("model"), "monitor": monitor,
-                     "best_val": best.get(monitor, NAN), "best_test": best.get(f"test_{monitor_metric(monitor)}", NAN),
-                     "note": run.note})
+                     "repeats": best.get("repeats"), "best_val": best.get(monitor, NAN),
+                     "best_val_sd": best.get(monitor + SD_SUFFIX, NAN), "best_test": best.get(test, NAN),
+                     "best_test_sd": best.get(test + SD_SUFFIX, NAN), "note": run.note})
     return rows
 
 
@@ -364,129 +281,18 @@ def runs_frame(runs: list[Run]) -> Any:
     return _frame(RUNS_COLUMNS, runs_rows(runs))
 
 
-# ---------------------------------------------------------------- two runs side by side
+def best_rows(columns: list[str], rows: list[dict[str, Any]], split: Optional[str] = None) -> dict[str, set[int]]:
+    """Positions of the best value of each metric column (all of them on a tie), where two or more rows have
+    one; only the `split` columns when a split is given (the decision split is what gets highlighted)."""
+    from nnlab.numbers import best_positions
 
-NOT_SET = "(not set)"
-PAIR_SETTINGS_COLUMNS = ["key", "a", "b"]
-PAIR_METRICS_COLUMNS = ["model", "metric", "a", "b", "delta", "verdict"]
-
-
-@dataclass
-class Pair:
-    """`nnlab compare A B`: the settings that differ (key, a, b), each common model's metrics (B - A and
-    whether that is better), and each model's monitored validation curve in A and B."""
-
-    a: Run
-    b: Run
-    settings: list[dict[str, Any]]
-    metrics: list[dict[str, Any]]
-    curves: dict[str, tuple[dict[int, float], dict[int, float]]]  # model -> ({epoch: value} in A, in B)
-    monitor: str
-    only_in: dict[str, list[str]]  # "a" / "b" -> the models the other run lacks
-
-
-def compare_pair(a: Run, b: Run, metrics: list[str] | None = None, split: str | None = None,
-                 models: list[str] | None = None) -> Pair:
-    rows_a, rows_b = {r["model"]: r for r in model_rows(a)}, {r["model"]: r for r in model_rows(b)}
-    if models:
-        _checked("--model", models, _union([rows_a, rows_b]))
-    available = _union([run_metrics(a), run_metrics(b)])
-    chosen = _checked("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
-    columns = ["best_epoch", *[f"{s}_{m}" for m in chosen for s in ([split] if split else SPLITS)], "train_seconds"]
-    common = [m for m in rows_a if m in rows_b and (not models or m in models)]
-    table = []
-    for model in common:
-        for col in columns:
-            va, vb = to_float(rows_a[model].get(col)), to_float(rows_b[model].get(col))
-            table.append({"model": model, "metric": col, "a": va, "b": vb, "delta": vb - va,
-                          "verdict": _verdict(col, va, vb)})
-    monitor = run_monitor(b)
-    only = {"a": [m for m in rows_a if m not in rows_b], "b": [m for m in rows_b if m not in rows_a]}
-    return Pair(a, b, pair_settings(a.spec, b.spec), table, _curves(a, b, common, monitor), monitor, only)
-
-
-def pair_settings(spec_a: dict[str, Any], spec_b: dict[str, Any]) -> list[dict[str, Any]]:
-    """What differs between two specs, each model's settings under `models.<name>.`; a changed train
-    default shows once, not again under every model that inherits it."""
-    fa, fb = _all_settings(spec_a), _all_settings(spec_b)
-    missing = object()
-    keys = [k for k in dict.fromkeys([*fa, *fb]) if fa.get(k, missing) != fb.get(k, missing)]
-    changed = {k: (repr(fa.get(k, NOT_SET)), repr(fb.get(k, NOT_SET))) for k in keys}
-    inherited = [k for k in keys if k.startswith("models.") and ".train." in k
-                 and changed.get("train." + k.split(".train.", 1)[1]) == changed[k]]
-    return [{"key": k, "a": fa.get(k, NOT_SET), "b": fb.get(k, NOT_SET)} for k in keys if k not in inherited]
-
-
-def _all_settings(spec: dict[str, Any]) -> dict[str, Any]:
-    flat = flatten({k: v for k, v in spec.items() if k != "models"})
-    settings = Settings.of(spec)
-    if settings.models:
-        flat["models"] = list(settings.models)
-    for name, own in settings.models.items():
-        flat.update({f"models.{name}.{k.removeprefix('models.')}": v for k, v in own.items()})
-    return flat
-
-
-def _verdict(column: str, a: float, b: float) -> str:
-    higher = higher_is_better(column)
-    if higher is None or column == "train_seconds" or math.isnan(a) or math.isnan(b):
-        return ""
-    if a == b:
-        return "same"
-    return "better" if (b > a) == higher else "worse"
-
-
-def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[dict[int, float], dict[int, float]]]:
-    histories = [run.metrics() for run in (a, b)]
-    curves = {}
-    for model in models:
-        pair = []
-        for history in histories:
-            if monitor not in history or "model" not in history:
-                pair.append({})
-                continue
-            rows = history[history["model"] == model]
-            pair.append({int(e): to_float(v) for e, v in zip(rows["epoch"], rows[monitor])})
-        curves[model] = (pair[0], pair[1])
-    return curves
-
-
-# ---------------------------------------------------------------- one run in detail
-
-def progress(run: Run) -> list[dict[str, Any]]:
-    """How far each model of a run got: model, epochs_done, epochs_planned, the last epoch's val_loss."""
-    spec, history = run.spec, run.metrics()
-    planned: dict[str, Any] = {}
-    if spec.get("baseline") not in (None, False):
-        planned["baseline"] = 1
-    for model in spec.get("models") or []:
-        if isinstance(model, dict):
-            planned[str(model.get("name"))] = merge(spec.get("train") or {}, model.get("train") or {}).get("epochs")
-    seen = [str(m) for m in dict.fromkeys(history["model"])] if "model" in history else []
-    rows = []
-    for name in dict.fromkeys([*planned, *seen]):
-        epochs = history[history["model"] == name] if name in seen else None
-        done = 0 if epochs is None else len(epochs)
-        last = to_float(epochs["val_loss"].iloc[-1]) if done and "val_loss" in epochs else NAN
-        rows.append({"model": name, "epochs_done": done, "epochs_planned": planned.get(name), "val_loss": last})
-    return rows
-
-
-def is_measure(column: str) -> bool:
-    """Whether a column holds a measured number (a metric, a delta, seconds) rather than a setting."""
-    return higher_is_better(column) is not None or column in ("best_val", "best_test", "duration_seconds")
-
-
-def best_rows(columns: list[str], rows: list[dict[str, Any]]) -> dict[str, set[int]]:
-    """Positions of the best value of each metric column (all of them on a tie), where two or more rows have one."""
     best: dict[str, set[int]] = {}
     for col in columns:
-        higher = higher_is_better(col)
-        if higher is None or col.endswith(DELTA_SUFFIX) or col == "train_seconds":
+        if higher_is_better(col) is None or col.endswith((DELTA_SUFFIX, SD_SUFFIX)) or col == "train_seconds":
             continue
-        values = [to_float(row.get(col)) for row in rows]
-        finite = [v for v in values if not math.isnan(v)]
-        if len(finite) > 1:
-            target = max(finite) if higher else min(finite)
-            best[col] = {i for i, v in enumerate(values) if v == target}
+        if split and split_column(col)[0] not in (split, None):
+            continue
+        positions = best_positions([row.get(col) for row in rows], col)
+        if positions:
+            best[col] = positions
     return best

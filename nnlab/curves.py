@@ -6,10 +6,12 @@ second, a third of a whole training run of the example; matplotlib is the option
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError
+from nnlab.records import metric_column
 
 
 def draw_curves(run: Any, path: Path) -> Path:
@@ -18,35 +20,42 @@ def draw_curves(run: Any, path: Path) -> Path:
         from matplotlib.figure import Figure
     except ImportError:
         raise NnlabError("curves need matplotlib: pip install 'nnlab[plots]' (or pip install matplotlib)") from None
+    from nnlab.rows import baseline_name, monitor_metric, run_metrics, run_monitor
+
     history = run.metrics()
-    summary = run.summary or {}
-    monitor = (summary.get("monitor") or run.spec.get("monitor") or "val_loss").removeprefix("val_")
-    baseline = summary.get("baseline")
+    history = history[history["member"] == 0]  # with repeats, the first member stands for the model
+    monitor = monitor_metric(run_monitor(run))
+    baseline = baseline_name(run)
     models = [m for m in dict.fromkeys(history["model"]) if m != baseline] if len(history) else []
     if not models:
         raise NnlabError(f"run '{run.id}': no epochs of a neural model to draw yet")
     # The loss, and the monitored metric (or, when the loss is monitored, the first metric of the spec).
-    second = monitor if monitor != "loss" else next(iter(summary.get("metrics") or []), None)
+    second = monitor if monitor != "loss" else next(iter(run_metrics(run)[1:]), None)
     panels = ["loss", second] if second else ["loss"]
     figure = Figure(figsize=(5 * len(panels), 2.6 * len(models)), layout="constrained")
     axes = figure.subplots(len(models), len(panels), squeeze=False)
     base_rows = history[history["model"] == baseline] if baseline else history.iloc[:0]
     for row, model in enumerate(models):
         rows = history[history["model"] == model]
-        best = (summary.get("models", {}).get(model) or {}).get("best_epoch")
+        result = run.summary.models.get(model) if run.summary else None
+        best = result.best_epoch if result else None
         for col, metric in enumerate(panels):
             ax = axes[row][col]
             for split, style in (("train", "-"), ("val", "-")):
-                column = f"{split}_{metric}"
-                if column in rows:
+                column = metric_column(split, metric)
+                if column in rows and rows[column].notna().any():
                     ax.plot(rows["epoch"], rows[column], style, label=split, alpha=0.6 if split == "train" else 1)
-            if len(base_rows) and f"val_{metric}" in base_rows:
-                ax.axhline(float(base_rows[f"val_{metric}"].iloc[0]), color="grey", ls="--", lw=1,
-                           label="baseline val")
+            base_value = float(base_rows[metric_column("val", metric)].iloc[0]) if len(base_rows) and \
+                metric_column("val", metric) in base_rows else float("nan")
+            if math.isfinite(base_value):
+                ax.axhline(base_value, color="grey", ls="--", lw=1, label="baseline val")
             if best:
                 ax.axvline(best, color="green", ls=":", lw=1, label=f"best epoch {best}")
             ax.set_title(f"{model}: {metric}", fontsize=10)
             ax.set_xlabel("epoch")
             ax.legend(fontsize=7)
-    figure.savefig(path, dpi=110)
+    try:
+        figure.savefig(path, dpi=110)
+    except OSError as e:
+        raise NnlabError(f"{path}: cannot write the curves ({e.strerror or e})") from None
     return path

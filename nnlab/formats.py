@@ -1,7 +1,8 @@
 """Rows -> text for scripts and CI: csv, json and markdown with stable column names, and one cell's text.
 
-csv and json carry every value exactly (floats as their shortest repr, lists as JSON); markdown is for
-people, with the best value of each metric column in bold.
+csv and json carry every value exactly (floats as their shortest repr, stored metrics as the float32 they
+are: `0.9130435`; lists as JSON); markdown is for people, with the best value of each metric column in bold.
+The one cell formatter and "best value" rule are `numbers.py`'s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from typing import Any
 
 from nnlab.compare import DELTA_SUFFIX, EPOCH_COLUMNS, best_rows, is_measure
+from nnlab.numbers import best_value, format_value  # noqa: F401  (one formatter, re-exported)
 
 
 def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
@@ -27,10 +29,12 @@ def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
         writer.writerow([v if type(v) in plain and v == v else _csv_cell(v) for v in map(row.get, columns)])
     return out.getvalue()
 
+
 def _csv_cell(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return json.dumps(value) if isinstance(value, (bool, list, dict)) else value
+
 
 def to_json(columns: list[str], rows: list[dict[str, Any]]) -> str:
     """A JSON list of objects with these keys, `[]` when empty; missing values are null."""
@@ -41,9 +45,10 @@ def _json_value(value: Any) -> Any:
         return None  # NaN is not JSON; an infinite setting or metric is as unusable to a script
     return value
 
-def to_markdown(columns: list[str], rows: list[dict[str, Any]], digits: int = 4) -> str:
-    """A GitHub table; the best value of each metric column in bold."""
-    best = best_rows(columns, rows)
+
+def to_markdown(columns: list[str], rows: list[dict[str, Any]], digits: int = 4, split: str | None = None) -> str:
+    """A GitHub table; the best value of each metric column (of `split` when given) in bold."""
+    best = best_rows(columns, rows, split)
     numeric = {c: is_measure(c) for c in columns}
     lines = ["| " + " | ".join(columns) + " |",
              "|" + "|".join("---:" if numeric[c] or c in EPOCH_COLUMNS else "---" for c in columns) + "|"]
@@ -55,23 +60,3 @@ def to_markdown(columns: list[str], rows: list[dict[str, Any]], digits: int = 4)
             cells.append(f"**{text}**" if i in best.get(col, ()) else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-def format_value(value: Any, digits: int | None = 4, signed: bool = False) -> str:
-    """One cell as text. A measure with `digits` decimals (and a sign for differences); a setting as written
-    (`digits=None`: `0.0005`, `[64, 32]`, `true`, `null`); a missing value (NaN) as nothing."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if digits is None:
-            return repr(value)
-        # a tiny metric (an MSE of 3e-05) keeps its digits; a tiny difference may read +0.0000
-        if value != 0 and (abs(value) >= 1e6 or (abs(value) < 10 ** -digits and not signed)):
-            return f"{value:+.{max(digits - 1, 1)}e}" if signed else f"{value:.{max(digits - 1, 1)}e}"
-        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)

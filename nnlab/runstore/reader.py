@@ -1,101 +1,165 @@
-"""Reading run folders back, tolerantly: a folder that is not a readable run is a warning, never a crash."""
+"""Reading run folders back as typed records, tolerantly: a damaged entry is a warning, never a crash.
+
+`Run.meta` is run.json as a `records.RunMeta`, `Run.summary` summary.json as a `records.RunSummary` (None
+while a run has none, or when it is damaged); both are validated when read. What could not be read is a
+one-line warning: on the run (`Run.warnings`) for its summary and metrics, from `list_runs` for a folder
+that is not a readable run (symlink loops, unreadable files, wrong types, JSON nested past reason).
+Whether a `running` run is still alive is `liveness.py`'s rule.
+"""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Optional
 
 from nnlab.errors import RunError
-from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, FORMAT_VERSION, METRICS_FILE, MODELS_DIR, RUN_FILE,
-                                   SPEC_FILE, SUMMARY_FILE, _LAST_REF)
+from nnlab.records import FORMAT_VERSION, RunMeta, RunSummary, parse_record
+from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, RUN_FILE, SPEC_FILE,
+                                   SUMMARY_FILE, _LAST_REF)
+from nnlab.runstore.liveness import effective_status
+
+MAX_JSON_BYTES = 64 * 2**20  # a run.json with a large spec is well under a megabyte
+MAX_JSON_DEPTH = 100  # deeper nesting is no run record (and would exhaust recursion in readers)
+
+
+class DamagedFile(Exception):
+    """A run file that exists but cannot be read as what it should be; the message is one line."""
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value; DamagedFile (one line) when it cannot be read or parsed; FileNotFoundError
+    passes through (a missing file is the caller's question)."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise DamagedFile(f"{path}: larger than {MAX_JSON_BYTES // 2**20} MiB")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise DamagedFile(f"{path}: unreadable ({e.strerror or e})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise DamagedFile(f"{path}: unreadable (JSON nested too deeply)") from None
+    except ValueError as e:  # bad UTF-8 or bad JSON
+        raise DamagedFile(f"{path}: unreadable ({str(e).splitlines()[0][:120]})") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise DamagedFile(f"{path}: unreadable (JSON nested deeper than {MAX_JSON_DEPTH} levels)")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 @dataclass
 class Run:
-    """A run folder read back. `meta` is run.json; the rest is read on first use."""
+    """A run folder read back. `meta` is run.json; the summary and metrics are read on first use."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: RunMeta
     warnings: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
-        return self.meta["id"]
+        return self.meta.id
+
+    @property
+    def folder(self) -> str:
+        """The folder's name: unique in a store, even where a copied folder repeats another run's id."""
+        return self.path.name
 
     @property
     def name(self) -> str:
-        return self.meta.get("name", "")
+        return self.meta.name
 
     @property
     def note(self) -> str:
-        return self.meta.get("note") or ""
+        return self.meta.note or ""
 
     @property
     def started_at(self) -> str:
-        return self.meta.get("started_at") or ""
+        return self.meta.started_at or ""
 
     @property
+    def smoke(self) -> bool:
+        return bool(self.meta.smoke)
+
+    @cached_property
     def status(self) -> str:
         """run.json's status, except that a `running` run whose process is gone reads as `interrupted`."""
-        status = self.meta.get("status", "running")
-        if status == "running" and self.meta.get("host") == socket.gethostname() and not _pid_alive(
-                self.meta.get("pid")):
-            return "interrupted"
-        return status
+        return effective_status(self.meta, self.path / METRICS_FILE)
 
     @cached_property
     def spec(self) -> dict[str, Any]:
         """The resolved spec: from run.json, else (a run.json without it) from spec.yaml."""
-        if isinstance(self.meta.get("spec"), dict):
-            return self.meta["spec"]
+        if self.meta.spec:
+            return self.meta.spec
+        import yaml
+
         try:
             spec = yaml.safe_load((self.path / SPEC_FILE).read_text())
-        except (OSError, yaml.YAMLError):
+        except (OSError, ValueError, yaml.YAMLError, RecursionError):
             return {}
         return spec if isinstance(spec, dict) else {}
 
     @cached_property
-    def summary(self) -> dict[str, Any] | None:
-        """summary.json, or None while the run is unfinished (or if it was damaged)."""
+    def summary(self) -> Optional[RunSummary]:
+        """summary.json, validated; None while the run has none, or (with a warning) when it is damaged."""
+        path = self.path / SUMMARY_FILE
         try:
-            data = json.loads((self.path / SUMMARY_FILE).read_text())
-        except (OSError, ValueError):
+            data = read_json(path)
+        except FileNotFoundError:
             return None
-        return data if isinstance(data, dict) else None
+        except DamagedFile as e:
+            self.warnings.append(f"{self.folder}: {e}; its models are read from {METRICS_FILE}")
+            return None
+        summary, problem = parse_record(RunSummary, _upgrade_summary(data), str(path))
+        if problem:
+            self.warnings.append(f"{self.folder}: {problem}; its models are read from {METRICS_FILE}")
+            return None
+        if summary.format_version > FORMAT_VERSION:
+            self.warnings.append(f"{self.folder}: {path.name} format version {summary.format_version} is newer "
+                                 f"than this nnlab reads ({FORMAT_VERSION}); upgrade nnlab")
+            return None
+        return summary  # type: ignore[return-value]
 
     def metrics(self) -> Any:
-        """metrics.csv as a pandas DataFrame; a last line that a crash cut short is dropped."""
-        import pandas as pd
+        """metrics.csv as a pandas DataFrame: numeric columns as numbers, `member` 0 where an older run has
+        none; a last line that a crash cut short, binary bytes and rows that do not parse are dropped."""
+        from nnlab.runstore.history import read_history
 
-        try:
-            text = (self.path / METRICS_FILE).read_text()
-        except OSError:
-            return pd.DataFrame(columns=["model", "epoch"])
-        if not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]  # every row is written whole with its newline: drop a cut one
-        try:
-            frame = pd.read_csv(io.StringIO(text), on_bad_lines="skip")
-        except (ValueError, pd.errors.EmptyDataError):
-            return pd.DataFrame(columns=["model", "epoch"])
-        if "epoch" in frame:
-            frame = frame[pd.to_numeric(frame["epoch"], errors="coerce").notna()]
+        frame, problems = read_history(self.path / METRICS_FILE)
+        for problem in problems:
+            if problem not in self.warnings:
+                self.warnings.append(problem)
         return frame
 
     def files(self) -> dict[str, Path]:
         """The files this run has, by what they hold."""
         found = {"run": self.path / RUN_FILE, "spec": self.path / SPEC_FILE, "metrics": self.path / METRICS_FILE,
                  "summary": self.path / SUMMARY_FILE, "curves": self.path / CURVES_FILE}
-        found = {k: p for k, p in found.items() if p.exists()}
+        found = {k: p for k, p in found.items() if _is_file(p)}
         for kind, folder in (("model", MODELS_DIR), ("errors", ERRORS_DIR)):
-            for p in sorted((self.path / folder).glob("*")) if (self.path / folder).is_dir() else []:
+            try:
+                entries = sorted(p for p in (self.path / folder).iterdir() if not p.name.startswith("."))
+            except OSError:  # absent, a file where the folder should be, a loop, unreadable
+                continue
+            for p in entries:
                 found[f"{kind}:{p.name}"] = p
         return found
 
@@ -108,60 +172,79 @@ class Run:
         return load_file(str(self.path / MODELS_DIR / f"{model}.safetensors"))
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _upgrade_summary(data: Any) -> Any:
+    """An older summary.json as today's shape: each model's entry gains its `name` from its key."""
+    if isinstance(data, dict) and isinstance(data.get("models"), dict):
+        models = {key: ({"name": str(key), **entry} if isinstance(entry, dict) and "name" not in entry else entry)
+                  for key, entry in data["models"].items()}
+        return {**data, "models": models}
+    return data
+
+
 def curves_path(run: Run) -> Path:
     return run.path / CURVES_FILE
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_run(path: Path) -> Run:
-    """Read one run folder; RunError says why it is not a readable run."""
+    """Read one run folder; RunError (one line) says why it is not a readable run."""
     try:
-        meta = json.loads((path / RUN_FILE).read_text())
+        data = read_json(path / RUN_FILE)
     except FileNotFoundError:
         raise RunError(f"{path}: not a run folder (no {RUN_FILE})") from None
-    except (OSError, ValueError) as e:
-        raise RunError(f"{path / RUN_FILE}: unreadable ({e})") from None
-    if not isinstance(meta, dict) or "id" not in meta:
+    except NotADirectoryError:
+        raise RunError(f"{path}: a file, not a run folder") from None
+    except DamagedFile as e:
+        raise RunError(str(e)) from None
+    if not isinstance(data, dict) or "id" not in data:
         raise RunError(f"{path / RUN_FILE}: not an nnlab run record")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    version = data.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise RunError(f"{path}: run format version {version!r} is newer than this nnlab reads "
                        f"({FORMAT_VERSION}); upgrade nnlab")
-    return Run(path, meta)
+    meta, problem = parse_record(RunMeta, data, str(path / RUN_FILE))
+    if problem:
+        raise RunError(problem)
+    return Run(path, meta)  # type: ignore[arg-type]
 
 
 def list_runs(store: Path) -> tuple[list[Run], list[str]]:
-    """Every readable run in the store, newest first, and one warning per folder that is not one."""
+    """Every readable run in the store, newest first, and one warning per entry that is not one."""
     runs: list[Run] = []
     warnings: list[str] = []
-    if not store.is_dir():
+    try:
+        entries = sorted(os.scandir(store), key=lambda e: e.name)
+    except FileNotFoundError:
         return runs, warnings
-    for entry in os.scandir(store):
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
+    except NotADirectoryError:
+        return runs, [f"the run store {store} is a file, not a folder"]
+    except OSError as e:
+        return runs, [f"the run store {store} is unreadable ({e.strerror or e})"]
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue  # runs being created, temporary files
         try:
             runs.append(read_run(Path(entry.path)))
         except RunError as e:
             warnings.append(f"skipped {e}")
-    runs.sort(key=lambda r: (r.started_at, r.id), reverse=True)
+        except OSError as e:  # a symlink loop or an unreadable folder met on the way
+            warnings.append(f"skipped {entry.path}: unreadable ({e.strerror or e})")
+    runs.sort(key=lambda r: (r.started_at, r.id, r.folder), reverse=True)
     return runs, warnings
 
 
 def resolve_run(ref: str, store: Path) -> Run:
-    """A run from a reference: a path to its folder, its id, a unique id prefix, `last` or `last~N`."""
+    """A run from a reference: a path to its folder, its folder name or id, a unique prefix of either,
+    `last` or `last~N`. An exact folder name wins over an id that a copied folder repeats; a reference that
+    still matches several runs is an error listing their folders."""
     as_path = Path(ref)
-    if (as_path / RUN_FILE).exists():
+    if _is_file(as_path / RUN_FILE):
         return read_run(as_path)
     runs, _ = list_runs(store)
     last = _LAST_REF.match(ref)
@@ -170,13 +253,14 @@ def resolve_run(ref: str, store: Path) -> Run:
         if back >= len(runs):
             raise RunError(f"run '{ref}': the store {store} has {len(runs)} run(s)")
         return runs[back]
-    exact = [r for r in runs if r.id == ref]
-    matches = exact or [r for r in runs if r.id.startswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        listed = ", ".join(r.id for r in matches[:8]) + (" ..." if len(matches) > 8 else "")
-        raise RunError(f"run '{ref}' is ambiguous: it matches {len(matches)} runs ({listed})")
-    known = ", ".join(r.id for r in runs[:5]) + (" ..." if len(runs) > 5 else "")
+    for matches in ([r for r in runs if r.folder == ref], [r for r in runs if r.id == ref],
+                    [r for r in runs if r.folder.startswith(ref) or r.id.startswith(ref)]):
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            listed = ", ".join(str(r.path) for r in matches[:8]) + (" ..." if len(matches) > 8 else "")
+            raise RunError(f"run '{ref}' is ambiguous: it matches {len(matches)} runs ({listed}); "
+                           "name one by its folder")
+    known = ", ".join(r.folder for r in runs[:5]) + (" ..." if len(runs) > 5 else "")
     raise RunError(f"run '{ref}': no such run in {store} "
                    + (f"(newest: {known}; or use last, last~N)" if runs else "(the store is empty)"))

@@ -1,0 +1,97 @@
+"""Numbers as nnlab shows them: one formatter, one "best value" rule, one reading of stored floats.
+
+Used by every table (`train`'s results, `runs`, `compare`, `show`) and by the csv/json/markdown output, so a
+value reads the same everywhere. Torch-free and numpy-free (the browse commands start fast).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, Iterable, Optional
+
+from nnlab.metrics import HIGHER_IS_BETTER, metric_name
+
+NAN = math.nan
+PLUS_MINUS = " ± "
+
+
+def stored_float(value: Any) -> float:
+    """A number read from a run file, as what it is; NaN where there is none.
+
+    Metrics are computed in float32 and stored as Python floats, so 0.9130435 (a float32) is stored as
+    0.9130434989929199. A value that is exactly a float32 reads back as the shortest decimal that is that
+    float32 (`0.9130435`); any other float is kept as it is."""
+    try:
+        number = float(value) if value is not None and not isinstance(value, bool) else NAN
+    except (TypeError, ValueError):
+        return NAN
+    if not math.isfinite(number) or number == 0:
+        return number
+    try:
+        as_float32 = struct.unpack("f", struct.pack("f", number))[0]
+    except OverflowError:
+        return number
+    if as_float32 != number:
+        return number
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        text = f"{number:.{digits}g}"
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == number:
+            return float(text)
+    return number
+
+
+def format_value(value: Any, digits: Optional[int] = 4, signed: bool = False) -> str:
+    """One cell as text. A measure with `digits` decimals (and a sign for differences); a setting as written
+    (`digits=None`: `0.0005`, `[64, 32]`, `true`, `null`); a missing value (NaN) as nothing."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if digits is None:
+            return repr(value)
+        # a tiny metric (an MSE of 3e-05) keeps its digits; a tiny difference may read +0.0000
+        if value != 0 and (abs(value) >= 1e6 or (abs(value) < 10 ** -digits and not signed)):
+            return f"{value:+.{max(digits - 1, 1)}e}" if signed else f"{value:.{max(digits - 1, 1)}e}"
+        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def format_spread(mean: Any, sd: Any, digits: int = 4, signed: bool = False) -> str:
+    """`0.9130 ± 0.0040`: a mean over repeats and its standard deviation; the mean alone without a spread."""
+    text = format_value(mean, digits, signed)
+    spread = stored_float(sd)
+    if not text or math.isnan(spread):
+        return text
+    return f"{text}{PLUS_MINUS}{format_value(spread, digits)}"
+
+
+def higher_is_better(column: str) -> Optional[bool]:
+    """Direction of a metric or metric column (`accuracy`, `test_accuracy`); None when it is not one."""
+    return HIGHER_IS_BETTER.get(metric_name(column))
+
+
+def best_value(values: Iterable[Any], metric: str) -> Optional[float]:
+    """The best of `values` for `metric` (a name or a column): the highest where higher is better, else the
+    lowest; missing values (None, NaN) are ignored; None when no value is left or the metric has no
+    direction."""
+    higher = higher_is_better(metric)
+    present = [v for v in (stored_float(x) for x in values) if not math.isnan(v)]
+    if not present or higher is None:
+        return None
+    return max(present) if higher else min(present)
+
+
+def best_positions(values: list[Any], metric: str) -> set[int]:
+    """Positions holding the best value of `metric` (all of them on a tie), where two or more values exist."""
+    numbers = [stored_float(v) for v in values]
+    if sum(1 for v in numbers if not math.isnan(v)) < 2:
+        return set()
+    best = best_value(numbers, metric)
+    return set() if best is None else {i for i, v in enumerate(numbers) if v == best}

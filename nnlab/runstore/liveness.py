@@ -1,0 +1,105 @@
+"""Whether a run that says `running` still runs.
+
+run.json says `running` from the moment the folder exists until the run ends; a process killed by SIGKILL,
+a power cut or a lost machine never writes its end. The rule, checked whenever a run is read:
+
+- **On this host** (run.json's `host` is this machine's name): the run is alive while the process with its
+  `pid` exists *and* that process started no later than the run (process start time from
+  /proc/<pid>/stat, allowing `START_SLACK_SECONDS` for clock rounding). A PID reused by a later process
+  therefore does not keep a dead run alive. Where /proc is missing (macOS), a live PID counts as alive.
+- **On another host**: the run is alive while its last sign of life — run.json's `heartbeat_at` (the
+  writer refreshes it at the end of an epoch, at most every 30 s), or metrics.csv's last change, whichever
+  is later — is younger than `HEARTBEAT_TIMEOUT_SECONDS` (10 minutes). A run whose single epoch takes
+  longer than that reads as interrupted from other hosts until its next heartbeat.
+
+A dead run reads as `interrupted`; nothing is written (reading never changes the store).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+HEARTBEAT_TIMEOUT_SECONDS = 600.0
+START_SLACK_SECONDS = 2.0
+PROC = Path("/proc")
+
+
+def effective_status(meta: Any, metrics_file: Path) -> str:
+    """`meta.status`, except `interrupted` for a `running` run whose process is gone (see the module doc)."""
+    if meta.status != "running":
+        return meta.status
+    if meta.host == socket.gethostname():
+        return "running" if process_alive(meta.pid, iso_seconds(meta.started_at)) else "interrupted"
+    return "running" if _heard_from_lately(meta, metrics_file) else "interrupted"
+
+
+def process_alive(pid: Any, run_started: Optional[float]) -> bool:
+    """Whether process `pid` exists and is the one that started a run at `run_started` (epoch seconds)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    started = process_start_time(pid)
+    if started is not None:
+        return run_started is None or started <= run_started + START_SLACK_SECONDS
+    if PROC.is_dir():
+        return False  # /proc lists every live process: no entry, no process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def process_start_time(pid: int) -> Optional[float]:
+    """When process `pid` started (epoch seconds) from /proc; None where /proc or the process is missing."""
+    boot = _boot_time()
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # the command name (field 2) may hold spaces and parentheses: the fields after it follow the last ')'
+    fields = stat[stat.rfind(")") + 2:].split()
+    try:
+        ticks = int(fields[19])  # field 22, starttime, in clock ticks since boot
+    except (IndexError, ValueError):
+        return None
+    return None if boot is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+@lru_cache(maxsize=1)
+def _boot_time() -> Optional[float]:
+    try:
+        for line in (PROC / "stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _heard_from_lately(meta: Any, metrics_file: Path) -> bool:
+    signs = [iso_seconds(meta.heartbeat_at), iso_seconds(meta.started_at)]
+    try:
+        signs.append(metrics_file.stat().st_mtime)
+    except OSError:
+        pass
+    known = [s for s in signs if s is not None]
+    return bool(known) and time.time() - max(known) < HEARTBEAT_TIMEOUT_SECONDS
+
+
+def iso_seconds(iso: Any) -> Optional[float]:
+    """An ISO time (UTC when it names no zone) as epoch seconds; None when it is not one."""
+    if not isinstance(iso, str) or not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
