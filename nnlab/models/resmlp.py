@@ -1,10 +1,14 @@
 """Residual MLP: a projection to `width`, `blocks` residual blocks x + f(x), then a linear head.
-The skip connections keep deeper tabular networks trainable."""
+The skip connections keep deeper tabular networks trainable. Inputs are read as in `mlp` (text: a bag of
+embeddings; sequences and images: flattened)."""
+
+from __future__ import annotations
 
 import torch
 from torch import nn
 
-from nnlab.models.mlp import hidden_block
+from nnlab.inputs import InputInfo
+from nnlab.models.mlp import flat_input, hidden_block
 from nnlab.spec import ResMLPSpec
 
 
@@ -17,7 +21,8 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def build(spec: ResMLPSpec, n_inputs: int, n_outputs: int) -> nn.Module:
+def build(spec: ResMLPSpec, info: InputInfo) -> nn.Module:
+    layers, width = flat_input(info, spec.embedding)
     blocks = [Residual(nn.Sequential(*hidden_block(spec.width, spec.width, spec.activation, spec.norm,
                                                    spec.dropout))) for _ in range(spec.blocks)]
-    return nn.Sequential(nn.Linear(n_inputs, spec.width), *blocks, nn.Linear(spec.width, n_outputs))
+    return nn.Sequential(*layers, nn.Linear(width, spec.width), *blocks, nn.Linear(spec.width, info.n_outputs))
