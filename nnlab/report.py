@@ -59,6 +59,19 @@ class TrainReport:
             say("  no models in the spec: training the baseline and a first network (MLP 64-32, ReLU, "
                 "Adam lr 1e-3), the usual first step")
 
+    def changes(self, previous: Optional[str], lines: list[str]) -> None:
+        """What changed since the newest earlier run of this spec: one change at a time reads clearly."""
+        if previous is None:
+            return
+        say = lambda text: self.console.print(text, markup=False, soft_wrap=True)  # noqa: E731
+        if not lines:
+            say(f"  no setting changed since {previous}")
+            return
+        say(f"  changed since {previous}: {'; '.join(lines)}")
+        if len(lines) > 1:
+            say(f"  {len(lines)} settings changed at once: their effects cannot be told apart "
+                "(say why with --note)")
+
     def model_started(self, name: str, kind: str, params: int, epochs: int, members: int = 1) -> None:
         if not self.show_progress:
             return

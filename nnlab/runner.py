@@ -21,14 +21,7 @@ from nnlab.errors import SpecError
 from nnlab.inputs import InputInfo
 from nnlab.members import Member, MemberRun, aggregate
 from nnlab.records import Gate, ModelResult, RunMeta, RunSummary, epoch_columns
-from nnlab.spec import Spec, load_spec
-
-try:  # TEMPORARY until the spec module's check_for_task lands
-    from nnlab.spec import check_for_task
-except ImportError:
-    def check_for_task(spec, task):
-        from nnlab.spec import DEFAULT_METRICS
-        return spec.metrics if spec.metrics is not None else DEFAULT_METRICS[task]
+from nnlab.spec import Spec, check_for_task, load_spec
 
 SMOKE_TRAIN_ROWS = 512
 SMOKE_EPOCHS = 2
@@ -38,6 +31,7 @@ class Reporter(Protocol):
     """What the runner tells the person watching (report.TrainReport implements it)."""
 
     def run_created(self, path: Path) -> None: ...
+    def changes(self, previous: Optional[str], lines: list[str]) -> None: ...
     def data_ready(self, spec: Spec, prepared: data_mod.Prepared, device: str) -> None: ...
     def model_started(self, name: str, kind: str, params: int, epochs: int, members: int) -> None: ...
     def epoch(self, record: Any) -> None: ...
@@ -91,6 +85,18 @@ def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = No
     return Plan(spec, prepared, metrics, smoke)
 
 
+def previous_run(plan: Plan, store: Path) -> tuple[Optional[str], list[str]]:
+    """The newest earlier run of the same spec name in the store, and what changed since it, a line per
+    setting (`train.optimizer.lr 0.001 → 0.01`), so that "one change at a time" is visible."""
+    from nnlab.changes import changes_since
+
+    runs, _ = runstore.list_runs(store)
+    earlier = next((r for r in runs if r.name == plan.spec.name and r.spec), None)
+    if earlier is None:
+        return None, []
+    return earlier.id, changes_since(earlier.spec, {**plan.spec.resolved(), "metrics": plan.metrics})
+
+
 def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] = None,
             sweep: Optional[str] = None) -> Outcome:
     """Train the baseline and every model of a plan into a new run folder."""
@@ -101,6 +107,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
     for model in spec.models:
         train.resolve_precision(model.train.precision, placed[model.name])  # a bad pairing fails before the run
     runstore.check_store(store)
+    previous = previous_run(plan, store)
     first_device = placed[spec.models[0].name] if spec.models else train.resolve_device(spec.train.device)
     meta = RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(first_device), smoke=plan.smoke,
                    versions=_versions(), git_commit=_git_commit(), sweep=sweep,
@@ -111,6 +118,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
         if report:
             report.run_created(writer.path)
             report.data_ready(spec, plan.prepared, str(first_device))
+            report.changes(*previous)
         if spec.baseline:
             session.train_baseline(first_device)
         for model_spec in spec.models:

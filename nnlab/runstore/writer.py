@@ -86,11 +86,10 @@ class RunWriter:
                 self._stage(staging, run_id)
                 # rename() onto an existing run fails (it is never empty), so two runs never share an id.
                 os.rename(staging, self.store / run_id)
-            except FileExistsError:
+            except OSError as e:
                 _remove_tree(staging)
-                continue
-            except OSError:
-                _remove_tree(staging)
+                if e.errno in (errno.EEXIST, errno.ENOTEMPTY):  # the id is taken: draw another
+                    continue
                 raise
             self.path = self.store / run_id
             self._metrics = open(self.path / METRICS_FILE, "a", newline="")
