@@ -104,9 +104,9 @@ def _input_kind_problems(spec: Spec) -> list[str]:
     for i, model in enumerate(spec.models):
         fits = INPUT_KINDS_BY_MODEL[model.kind]
         if have not in fits:
-            needs = " or ".join(_DATA_SETTING[k] for k in fits)
-            problems.append(f"models[{i}].kind: a {model.kind} needs {needs}; the data is read as "
-                            f"{_DATA_SETTING[have]}")
+            needs = ", ".join(_DATA_SETTING[k] for k in fits[:-1]) + f" or {_DATA_SETTING[fits[-1]]}"
+            problems.append(f"models[{i}].kind: '{model.kind}' needs {needs}; the data is read "
+                            f"as {_DATA_SETTING[have]}")
     return problems
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from nnlab.specbase import shorten
 
 MAX_LINES = 20  # problems shown; the rest are counted
+MAX_FORMATTED = 500  # errors turned into lines; past it, a list of bad values is only counted
 _RELATIVE_FIELD = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): ")
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 40, 40
@@ -26,7 +27,8 @@ def format_errors(error: ValidationError, root: type[BaseModel], union_tags: set
     """One line per problem. `root` is the class that was validated (for the keys allowed where an unknown
     key was found); `union_tags` are the `kind`/`name` tags that Pydantic puts into error locations."""
     lines: list[str] = []
-    for err in error.errors(include_url=False):
+    errors = error.errors(include_url=False)
+    for err in errors[:MAX_FORMATTED]:
         loc = [p for p in err["loc"] if not _is_tag(p, union_tags)]
         if err["type"] == "extra_forbidden":  # the unknown key itself may read like a tag ('mlp')
             loc = [p for p in err["loc"][:-1] if not _is_tag(p, union_tags)] + [err["loc"][-1]]
@@ -37,10 +39,13 @@ def format_errors(error: ValidationError, root: type[BaseModel], union_tags: set
             lines.append(_locate(loc, line))
     lines = list(dict.fromkeys(lines))
     # A bad top-level train default also fails inside every model that inherits it: report it once.
+    unique = set(lines)
     lines = [line for line in lines if not re.match(r"models\[\d+\]\.(train\..*)", line)
-             or re.sub(r"^models\[\d+\]\.", "", line) not in lines]
-    if len(lines) > MAX_LINES:
-        lines = [*lines[: MAX_LINES - 1], f"... and {len(lines) - MAX_LINES + 1} more problems"]
+             or re.sub(r"^models\[\d+\]\.", "", line) not in unique]
+    if len(lines) > MAX_LINES or len(errors) > MAX_FORMATTED:
+        shown = lines[: MAX_LINES - 1]
+        not_shown = len(lines) - len(shown) + max(len(errors) - MAX_FORMATTED, 0)
+        lines = [*shown, f"... and {not_shown:,} more problem(s)"]
     return lines
 
 
