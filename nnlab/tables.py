@@ -110,11 +110,11 @@ def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
         Col("status", statuses, status_styles(statuses), min_width=11, priority=8),
         Col("started", [started_local(r["started_at"], with_year) for r in rows], min_width=16, priority=5),
         Col("took", took, right=True, priority=4),
-        Col("models", [str(len(r["models"])) for r in rows], right=True, min_width=6, priority=2),
+        Col("models", [str(len(r["models"])) for r in rows], right=True, min_width=6, priority=1),
         Col("best", [r["best_model"] or "" for r in rows], min_width=6, max_width=20, priority=7),
         Col(f"val {metric}" if metric else "val", vals, right=True, priority=6),
         Col(f"test {metric}" if metric else "test", tests, right=True, priority=7),
-        Col("note", [r["note"] for r in rows], min_width=8, max_width=60, priority=1),
+        Col("note", [r["note"] for r in rows], min_width=8, max_width=60, priority=2),
     ]
     return Grid(columns)
 

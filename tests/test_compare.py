@@ -64,7 +64,7 @@ def test_nested_settings_flatten_to_dotted_keys(store):
     write_run(store, make_spec(), two_models(BASE, BASE), minute=1)
     write_run(store, make_spec(train={"scheduler": cosine, "early_stopping": {"patience": 3}}),
               two_models(BASE, BASE), minute=2)
-    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    comparison = compare.compare_runs(compare.select_runs(store, []).runs)
     # null -> a mapping: the old key and every new leaf differ
     assert comparison.settings == ["train.scheduler", "train.early_stopping.patience", "train.scheduler.name",
                                    "train.scheduler.t_max"]
@@ -81,7 +81,7 @@ def test_per_model_overrides_are_compared_per_model(store):
     write_run(store, make_spec(models=models), results, minute=1)
     models[1]["train"] = {"optimizer": {"lr": 0.0001}}
     write_run(store, make_spec(models=models), results, minute=2)
-    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    comparison = compare.compare_runs(compare.select_runs(store, []).runs)
     assert comparison.settings == ["train.optimizer.lr"]
     assert [(r["model"], r["train.optimizer.lr"]) for r in comparison.rows if r["model"] != "baseline"] == [
         ("small", 0.001), ("wide", 0.0005), ("small", 0.001), ("wide", 0.0001)]
@@ -95,7 +95,7 @@ def test_identical_lists_do_not_differ_and_seed_only_is_said(store):
     out = browse(store, "compare")
     assert out.exit_code == 0, out.output
     assert "Only the seed differs between these runs" in out.stdout
-    assert compare.compare_runs(compare.select_runs(store, [])[0]).settings == ["seed"]
+    assert compare.compare_runs(compare.select_runs(store, []).runs).settings == ["seed"]
 
 
 def test_no_difference_at_all_is_said(store):
@@ -121,20 +121,22 @@ def test_no_baseline_means_no_delta(store):
     assert row["model"] == "mlp" and row["test_loss_vs_baseline"] is None and row["test_loss"] == 0.42
 
 
-@pytest.mark.parametrize("sort, expected", [
-    ("loss", [0.26, 0.32, 0.42, 0.42, 0.42, 0.50]),  # test loss, lower first
-    ("test_loss", [0.26, 0.32, 0.42, 0.42, 0.42, 0.50]),
+@pytest.mark.parametrize("args, column, expected", [
+    (["--sort", "loss"], "val_loss", [0.25, 0.30, 0.35, 0.40, 0.40, 0.40]),  # validation by default, lower first
+    (["--sort", "test_loss"], "test_loss", [0.26, 0.32, 0.42, 0.42, 0.42, 0.50]),
+    (["--sort", "loss", "--split", "test"], "test_loss", [0.26, 0.32, 0.42, 0.42, 0.42, 0.50]),
 ])
-def test_sort_by_loss_is_ascending(store, three, sort, expected):
-    frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", sort))
-    assert list(frame["test_loss"]) == expected
+def test_sort_by_loss_is_ascending(store, three, args, column, expected):
+    frame = csv_frame(browse(store, "compare", "--format", "csv", *args))
+    assert list(frame[column]) == expected
 
 
-def test_sort_by_a_score_is_descending(store, three):
+def test_sort_by_a_score_is_descending_on_validation_unless_test_is_asked(store, three):
     frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", "accuracy"))
-    assert list(frame["test_accuracy"]) == [0.93, 0.89, 0.84, 0.84, 0.84, 0.80]
-    frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", "val_accuracy"))
     assert list(frame["val_accuracy"]) == [0.92, 0.90, 0.88, 0.85, 0.85, 0.85]
+    assert list(frame["test_accuracy"]) == [0.93, 0.89, 0.80, 0.84, 0.84, 0.84]  # not the test order
+    frame = csv_frame(browse(store, "compare", "--format", "csv", "--sort", "test_accuracy"))
+    assert list(frame["test_accuracy"]) == [0.93, 0.89, 0.84, 0.84, 0.84, 0.80]
 
 
 def test_sort_puts_missing_values_last(store):
@@ -154,7 +156,7 @@ def test_metric_split_and_model_choose_columns_and_rows(store, three):
     frame = csv_frame(browse(store, "compare", "--format", "csv", "--metric", "accuracy", "--split", "test",
                              "--model", "mlp"))
     assert [c for c in frame.columns if compare.is_measure(c)] == [
-        "test_accuracy", "test_accuracy_vs_baseline", "train_seconds"]
+        "test_accuracy", "test_accuracy_sd", "test_accuracy_vs_baseline", "train_seconds"]
     assert list(frame["model"]) == ["mlp"] * 3 and list(frame["test_accuracy"]) == [0.89, 0.93, 0.80]
     # the delta still refers to the run's baseline, although its row is filtered out
     assert list(frame["test_accuracy_vs_baseline"]) == pytest.approx([0.05, 0.09, -0.04])
@@ -174,9 +176,11 @@ def test_csv_and_json_have_the_same_columns_and_values(store, three):
     records = as_json(browse(store, "compare", "--format", "json"))
     assert list(records[0]) == list(frame.columns)
     assert list(frame.columns[:4]) == ["run", "model", "kind", "status"]
-    assert list(frame.columns[-11:]) == ["best_epoch", "epochs_run", "val_loss", "test_loss", "val_loss_vs_baseline",
-                                         "test_loss_vs_baseline", "val_accuracy", "test_accuracy",
-                                         "val_accuracy_vs_baseline", "test_accuracy_vs_baseline", "train_seconds"]
+    assert list(frame.columns[-16:]) == [
+        "best_epoch", "epochs_run", "repeats", "val_loss", "val_loss_sd", "test_loss", "test_loss_sd",
+        "val_loss_vs_baseline", "test_loss_vs_baseline", "val_accuracy", "val_accuracy_sd", "test_accuracy",
+        "test_accuracy_sd", "val_accuracy_vs_baseline", "test_accuracy_vs_baseline", "train_seconds"]
+    assert list(frame["repeats"]) == [1] * 6 and frame["test_accuracy_sd"].isna().all()
     assert [r["test_loss"] for r in records] == list(frame["test_loss"]) == [0.42, 0.32, 0.42, 0.26, 0.42, 0.5]
     assert records[1]["models.hidden"] == [64, 32] and records[1]["best_epoch"] == 2
 
@@ -227,17 +231,20 @@ def test_table_fits_100_columns_and_keeps_numbers_whole(store):
     assert "batch_size = train.batch_size" in out or "left out to fit 100 columns" in out
 
 
-def test_best_value_of_each_metric_column_is_highlighted(store, three):
-    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+def test_best_value_of_each_validation_column_is_highlighted(store, three):
+    comparison = compare.compare_runs(compare.select_runs(store, []).runs)
     grid = tables.compare_table(comparison, ["loss", "accuracy"])
-    test_cols = [c for c in grid.columns if c.header == "test"]
-    loss, accuracy = test_cols
-    assert [i for i, s in enumerate(loss.styles) if s == tables.BEST] == [3]  # 0.26, the second run's mlp
-    assert [i for i, s in enumerate(accuracy.styles) if s == tables.BEST] == [3]
-    val_loss = next(c for c in grid.columns if c.header == "val" and c.group == "loss")
-    assert [i for i, s in enumerate(val_loss.styles) if s == tables.BEST] == [3]
+    val_loss, val_acc = [c for c in grid.columns if c.header == "val"]
+    assert [i for i, s in enumerate(val_loss.styles) if s == tables.BEST] == [3]  # 0.25, the second run's mlp
+    assert [i for i, s in enumerate(val_acc.styles) if s == tables.BEST] == [3]
+    # the test columns are the final report: nothing there invites choosing on the test split
+    assert all(s is None for c in grid.columns if c.header == "test" for s in c.styles)
     text = render(grid)
     assert "0.2600" in text and "Δ base" in text and "more metrics" not in text
+    assert "bold green: the best val value of a column" in text
+    test_grid = tables.compare_table(compare.compare_runs(comparison.runs, split="test"), ["loss"])
+    (test_loss,) = [c for c in test_grid.columns if c.header == "test"]
+    assert [i for i, s in enumerate(test_loss.styles) if s == tables.BEST] == [3]  # 0.26 when test is asked
 
 
 def test_table_shows_the_differing_settings_and_the_deltas(store, three):
@@ -294,7 +301,7 @@ def test_two_runs_with_json_format_give_rows(store, three):
 
 
 def test_frame_matches_rows(store, three):
-    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    comparison = compare.compare_runs(compare.select_runs(store, []).runs)
     frame = comparison.frame
     assert list(frame.columns) == comparison.columns and len(frame) == 6
     assert frame["test_loss"].tolist() == [0.42, 0.32, 0.42, 0.26, 0.42, 0.5]
@@ -313,6 +320,6 @@ def test_table_split_val_shows_validation_of_every_metric(store, three):
 def test_baseline_settings_are_compared_across_baselines(store):
     write_run(store, make_spec(), two_models(BASE, BASE), minute=1)
     write_run(store, make_spec(baseline={"kind": "logistic", "l2": 0.1}), two_models(BASE, BASE), minute=2)
-    comparison = compare.compare_runs(compare.select_runs(store, [])[0])
+    comparison = compare.compare_runs(compare.select_runs(store, []).runs)
     assert comparison.settings == ["baseline.l2"] and comparison.between_runs == ["baseline.l2"]
     assert [formats.format_value(r["baseline.l2"], None) for r in comparison.rows] == ["1.0", "", "0.1", ""]

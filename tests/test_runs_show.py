@@ -44,8 +44,9 @@ def listed(store):
 def test_runs_lists_newest_first_with_the_best_model(store, listed):
     records = as_json(browse(store, "runs", "--format", "json"))
     assert [r["id"] for r in records] == [listed[2], listed[1], listed[0]]
-    assert list(records[0]) == ["id", "name", "status", "started_at", "duration_seconds", "models", "best_model",
-                                "monitor", "best_val", "best_test", "note"]
+    assert list(records[0]) == ["id", "name", "status", "smoke", "sweep", "started_at", "duration_seconds", "models",
+                                "best_model", "monitor", "repeats", "best_val", "best_val_sd", "best_test",
+                                "best_test_sd", "note"]
     first = records[2]
     assert first["name"] == "spam" and first["status"] == "completed" and first["note"] == "first"
     assert first["models"] == ["baseline", "mlp"] and first["monitor"] == "val_loss"
@@ -108,7 +109,7 @@ def test_damaged_and_foreign_folders_are_skipped_with_one_warning_each(store, li
     assert any("notes: not a run folder (no run.json)" in w for w in warnings)
     assert any(newer.name in w and "format version 99 is newer than this nnlab reads (1)" in w for w in warnings)
     assert any("broken" in w and "unreadable" in w for w in warnings)
-    assert [line.split()[0] for line in out.stdout.splitlines()[2:]] == [listed[2], listed[1], listed[0]]
+    assert [line.split()[0] for line in out.stdout.splitlines()[2:5]] == [listed[2], listed[1], listed[0]]
     # compare skips them the same way and still compares the rest
     out = browse(store, "compare", "--format", "json")
     assert out.exit_code == 0 and len(json.loads(out.stdout)) == 6 and len(out.stderr.splitlines()) == 3
@@ -214,7 +215,8 @@ def test_show_a_failed_run_gives_its_error(store):
 def test_reading_is_lazy(store, listed, monkeypatch):
     """`runs` reads no spec.yaml and no metrics.csv of a finished run: run.json and summary.json only."""
     calls = []
-    real_read_text = Path.read_text
+    real_read_bytes, real_read_text = Path.read_bytes, Path.read_text
+    monkeypatch.setattr(Path, "read_bytes", lambda self: calls.append(self.name) or real_read_bytes(self))
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: calls.append(self.name) or real_read_text(self, *a, **k))
     monkeypatch.setattr(runstore.Run, "metrics", lambda self: calls.append(self))
     assert browse(store, "runs", "--format", "json").exit_code == 0
