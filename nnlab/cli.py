@@ -174,6 +174,7 @@ def sweep_command(
     """
     from nnlab import interrupts
     from nnlab import sweep as sweeps
+    from nnlab import sweepview
     from nnlab.executors import LocalExecutor
     from nnlab.runstore import store_path
 
@@ -189,15 +190,15 @@ def sweep_command(
         try:
             for result in stream:
                 results[result.index] = result
-                out.print(sweeps.result_line(plan, result, len(results)), markup=False, soft_wrap=True)
+                out.print(sweepview.result_line(plan, result, len(results)), markup=False, soft_wrap=True)
         except KeyboardInterrupt as stop:
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
-            out.print(sweeps.effect_table(plan, sweeps.effects(plan, results)))
+            out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
             _err().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
                          f"{len(results)} of {len(plan.points)} points finished; the running ones are marked "
                          "interrupted", markup=False)
             raise typer.Exit(130)
-    out.print(sweeps.effect_table(plan, sweeps.effects(plan, results)))
+    out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
     if any(result.status != "completed" for result in results.values()):
         raise typer.Exit(1)
 
@@ -212,6 +213,7 @@ def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
     except NnlabError as e:
         _fail(e)
     _out().print(f"curves: {path}", markup=False, soft_wrap=True)
+    _warn(run.warnings)
 
 
 @app.command()
@@ -223,17 +225,56 @@ def curves(run: str = typer.Argument(..., help="Run id, unique prefix, folder, l
 
 @app.command()
 def validate(spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
-             set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE.")) -> None:
-    """Check SPEC and print it with every default filled in (exit 2 and the problems if it is invalid)."""
+             set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE."),
+             models: bool = typer.Option(False, "--models", help="Also read the data and print each model's "
+                                         "layers (output shape, parameters) from a dry pass; nothing is trained.")
+             ) -> None:
+    """Check SPEC and print it with every default filled in (exit 2 and the problems if it is invalid).
+
+    With --models, the data is read too and each model's layer table is printed instead, like Keras'
+    model.summary(): layer, output shape, parameters, and the memory training would need.
+    """
     import yaml
 
     from nnlab.spec import load_spec
 
     try:
-        loaded, _ = load_spec(spec, set_)
+        loaded, base_dir = load_spec(spec, set_)
     except NnlabError as e:
         _fail(e)
-    typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False), nl=False)
+    if models:
+        _print_layer_tables(loaded, base_dir)
+    else:
+        typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False), nl=False)
+
+
+def _print_layer_tables(loaded, base_dir: Path) -> None:
+    """One table per model, built on the spec's real input shape (the data is read and split for it)."""
+    from rich.table import Table
+
+    from nnlab.data import prepare
+    from nnlab.models import count_params_of, estimate_memory, layer_table
+
+    try:
+        info = prepare(loaded.data, base_dir, loaded.seed).info
+    except NnlabError as e:
+        _fail(e)
+    out = _out()
+    vocabulary = f", vocabulary {info.vocab_size:,}" if info.kind == "text" else ""
+    out.print(f"{loaded.name}: input {info.kind} {list(info.shape)} per example{vocabulary}; "
+              f"{info.n_outputs} output(s)", markup=False, soft_wrap=True)
+    for model in loaded.models:
+        rows = layer_table(model, info)
+        memory = estimate_memory(model, info, model.train.batch_size) / 2**20
+        out.print(f"\n{model.name} ({model.kind}): {count_params_of(rows):,} parameters; about {memory:,.1f} MiB "
+                  f"to train at batch size {model.train.batch_size}", markup=False, soft_wrap=True)
+        table = Table()
+        for column in ("layer", "type", "output shape"):
+            table.add_column(column)
+        table.add_column("parameters", justify="right")
+        for row in rows:
+            table.add_row(row.name, row.type, str(["B", *row.output_shape]).replace("'", ""), f"{row.params:,}")
+        out.print(table)
 
 
 @app.command()
@@ -410,9 +451,9 @@ def show_command(
 
         store = runstore.store_path(runs_dir)
         run = runstore.resolve_run(ref, store)
-        store_runs, _ = runstore.list_runs(store)
+        store_runs, warnings = runstore.list_runs(store)
         _browse_out().print(showview.show_view(run, StoreFacts(store_runs).lines([run])))
-        _warn(run.warnings)
+        _warn([*warnings, *run.warnings])
     except NnlabError as e:
         _fail(e)
 

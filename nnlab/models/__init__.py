@@ -1,4 +1,5 @@
-"""Model families. Adding one = a file here, a spec class in spec.py, one line in MODELS and one in FITS.
+"""Model families. Adding one = a file here, a spec class in spec.py (with its line in INPUT_KINDS_BY_MODEL)
+and one line in MODELS.
 
 Every model is built from `(model spec, InputInfo)` and maps a batch [B, *info.shape] to [B, n_outputs].
 """
@@ -11,20 +12,15 @@ from torch import nn
 
 from nnlab.inputs import InputInfo
 from nnlab.models import cnn, linear, mlp, resmlp, rnn, transformer
-from nnlab.models.summary import LayerRow, estimate_memory, layer_table
+from nnlab.models.summary import LayerRow, count_params_of, estimate_memory, layer_table
+from nnlab.spec import INPUT_KINDS_BY_MODEL
 
-__all__ = ["MODELS", "FITS", "LayerRow", "build_model", "build_baseline", "count_params", "estimate_memory",
-           "layer_table"]
+__all__ = ["MODELS", "LayerRow", "build_model", "build_baseline", "count_params", "count_params_of",
+           "estimate_memory", "layer_table"]
 
 # kind -> build(model_spec, info) -> nn.Module producing [B, info.n_outputs]
 MODELS: dict[str, Callable[[Any, InputInfo], nn.Module]] = {
     "mlp": mlp.build, "resmlp": resmlp.build, "cnn": cnn.build, "rnn": rnn.build, "transformer": transformer.build}
-
-# kind -> the input kinds it can read. The spec check says the same to users before a run exists; this is
-# the backstop for code that builds models directly.
-FITS: dict[str, tuple[str, ...]] = {
-    "mlp": ("table", "text", "sequence", "image"), "resmlp": ("table", "text", "sequence", "image"),
-    "cnn": ("text", "sequence", "image"), "rnn": ("text", "sequence"), "transformer": ("text", "sequence")}
 
 DATA_SETTING = {"text": "data.text", "sequence": "data.sequence", "image": "data.image"}
 
@@ -36,8 +32,10 @@ def build_model(model_spec: Any, info: InputInfo) -> nn.Module:
 
 
 def check_fits(kind: str, info: InputInfo) -> None:
-    if info.kind not in FITS[kind]:
-        settings = [DATA_SETTING[k] for k in FITS[kind] if k in DATA_SETTING]
+    """The spec reports a model that does not fit the data before a run exists; this is the backstop for
+    code that builds models directly."""
+    if info.kind not in INPUT_KINDS_BY_MODEL[kind]:
+        settings = [DATA_SETTING[k] for k in INPUT_KINDS_BY_MODEL[kind] if k in DATA_SETTING]
         needs = ", ".join(settings[:-1]) + " or " + settings[-1] if len(settings) > 1 else settings[0]
         raise ValueError(f"model kind '{kind}' does not fit {info.kind} data; it needs {needs}")
     if info.kind == "text" and info.vocab_size < 2:

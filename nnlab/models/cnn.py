@@ -59,10 +59,10 @@ class ConvBlock(nn.Module):
         super().__init__()
         conv, norm = (nn.Conv1d, nn.BatchNorm1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d)
         self.conv = conv(c_in, c_out, spec.kernel, stride=spec.stride, padding=spec.kernel // 2)
-        self.norm = norm(c_out) if spec.norm == "batchnorm" else nn.Identity()
+        self.norm = norm(c_out) if spec.norm == "batchnorm" else None
         self.activation = ACTIVATIONS[spec.activation]()
         self.pool = Pool2(spec.pool, dims) if spec.pool != "none" else None
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else None
         self.stride, self.even_kernel = spec.stride, spec.kernel % 2 == 0
 
     def forward(self, x: torch.Tensor, real: Mask) -> tuple[torch.Tensor, Mask]:
@@ -72,10 +72,12 @@ class ConvBlock(nn.Module):
             x = x[:, :, :sizes[0]] if x.dim() == 3 else x[:, :, :sizes[0], :sizes[1]]
         if real is not None:
             real = real[:, ::self.stride]
-        x = _zero_padding(self.activation(self.norm(x)), real)
+        if self.norm is not None:
+            x = self.norm(x)
+        x = _zero_padding(self.activation(x), real)
         if self.pool is not None:
             x, real = self.pool(x, real)
-        return self.dropout(x), real
+        return (x if self.dropout is None else self.dropout(x)), real
 
 
 class GlobalPool(nn.Module):

@@ -48,7 +48,7 @@ class RNN(nn.Module):
         self.forward_layers = nn.ModuleList(cell(n, spec.hidden, batch_first=True) for n in inputs)
         self.backward_layers = nn.ModuleList(cell(n, spec.hidden, batch_first=True) for n in inputs) \
             if spec.bidirectional else None
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 and spec.layers > 1 else nn.Identity()
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 and spec.layers > 1 else None
         self.head = nn.Linear(spec.hidden * directions, info.n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ class RNN(nn.Module):
                 x = torch.cat([forward_out, backward_out], dim=-1)
             else:
                 x = forward_out
-            if i < len(self.forward_layers) - 1:
+            if self.dropout is not None and i < len(self.forward_layers) - 1:
                 x = self.dropout(x)
         return self.head(self._pooled(x, forward_out, backward_out, real, lengths))
 

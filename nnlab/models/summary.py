@@ -119,6 +119,11 @@ def layer_table(model_spec: Any, info: InputInfo) -> list[LayerRow]:
     return rows
 
 
+def count_params_of(rows: list[LayerRow]) -> int:
+    """The model's parameter count from its layer table (each parameter is in exactly one row)."""
+    return sum(row.params for row in rows)
+
+
 def estimate_memory(model_spec: Any, info: InputInfo, batch_size: int) -> int:
     """Bytes that training with Adam at `batch_size` needs: four float32 copies of the parameters, and
     every shown layer's output twice (kept for backward, and its gradient). Every output grows with the
