@@ -1,5 +1,5 @@
 """Sweeps: settings to try, expanded into points; every point checked before anything trains; each point
-trained into its own run folder by an executor; and one table of each setting's effect on validation.
+trained into its own run folder by an executor (sweepview.py shows each setting's effect on validation).
 
     --grid train.optimizer.lr=1e-3,1e-2 --grid models.mlp.hidden=[64],[128,64]
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -21,11 +20,7 @@ from typing import Any, Optional
 
 from nnlab.changes import show_value
 from nnlab.errors import NnlabError, SpecError
-from nnlab.executors import Unit, UnitResult
-from nnlab.metrics import metric_name
-from nnlab.noise import Difference
-from nnlab.numbers import format_spread, higher_is_better
-from nnlab.records import ModelResult, RunSummary
+from nnlab.executors import Unit
 
 _MISSING = object()
 _GRID_HELP = "expected KEY=V1,V2,..., e.g. train.optimizer.lr=1e-3,1e-2 or 'models.mlp.hidden=[64],[128,64]'"
@@ -177,6 +172,11 @@ class SweepPlan:
     note: str = ""
     smoke: bool = False
 
+    @property
+    def keys(self) -> list[str]:
+        """The swept keys, in the order they were given."""
+        return list(dict.fromkeys(key for point in self.points for key, _ in point.settings))
+
     def units(self, store: Path) -> list[Unit]:
         return [Unit(i, str(self.spec_path), tuple(point.overrides + self.common), str(store),
                      _note(point, self.note), self.id, self.smoke) for i, point in enumerate(self.points)]
@@ -229,123 +229,3 @@ def _which(bad: list[Point], points: list[Point]) -> str:
     if len(bad) == len(points):
         return ""
     return f" (point {bad[0].label})" if len(bad) == 1 else f" ({len(bad)} of {len(points)} points)"
-
-
-# --- results: each setting's effect on the monitored validation metric -----------------------------
-
-@dataclass
-class Effect:
-    """One model of one point: its monitored validation score (mean ± sd over repeats) and its change
-    against the same model at the reference point (noise.py's within-noise rule)."""
-
-    point: Point
-    model: str
-    status: str
-    value: float = math.nan
-    sd: float = math.nan
-    change: Optional[Difference] = None  # None at the reference point itself, or with nothing to compare
-    run_id: Optional[str] = None
-    message: str = ""
-
-
-def effects(plan: SweepPlan, results: dict[int, UnitResult]) -> list[Effect]:
-    """Every finished point's models (the baseline left out: a sweep varies the networks), best first by the
-    monitored validation metric; points without results last."""
-    column = plan.monitor
-    summaries = {i: _summary(result) for i, result in results.items()}
-    reference = summaries.get(plan.reference)
-    rows: list[Effect] = []
-    for i, point in enumerate(plan.points):
-        if i not in results:
-            continue
-        result, summary = results[i], summaries[i]
-        if summary is None:
-            rows.append(Effect(point, "", result.status, run_id=result.run_id, message=result.message))
-            continue
-        for name, model in summary.models.items():
-            if name == summary.baseline:
-                continue
-            value, sd = _score(model, column)
-            ref_model = reference.models.get(name) if reference and i != plan.reference else None
-            change = _change(column, ref_model, value, sd) if ref_model else None
-            rows.append(Effect(point, name, model.status, value, sd, change, result.run_id, result.message))
-    return sorted(rows, key=lambda row: _rank(row, column))
-
-
-def _summary(result: UnitResult) -> Optional[RunSummary]:
-    from nnlab import runstore
-
-    if result.path is None:
-        return None
-    try:
-        return runstore.read_run(Path(result.path)).summary
-    except NnlabError:
-        return None
-
-
-def _score(model: ModelResult, column: str) -> tuple[float, float]:
-    metric = metric_name(column)
-    value, sd = model.score("val", metric), model.spread("val", metric)
-    has_sd = model.repeats > 1 and sd is not None
-    return (math.nan if value is None else value), (sd if has_sd else math.nan)
-
-
-def _change(column: str, reference: ModelResult, value: float, sd: float) -> Difference:
-    ref_value, ref_sd = _score(reference, column)
-    spread = math.nan if math.isnan(sd) and math.isnan(ref_sd) else math.hypot(
-        0.0 if math.isnan(sd) else sd, 0.0 if math.isnan(ref_sd) else ref_sd)
-    return Difference(column, value - ref_value, spread)
-
-
-def _rank(row: Effect, column: str) -> tuple[bool, float]:
-    if math.isnan(row.value):
-        return True, 0.0
-    return False, -row.value if higher_is_better(column) else row.value
-
-
-def effect_table(plan: SweepPlan, rows: list[Effect]) -> Any:
-    """The sweep's one table: setting, model, the monitored validation metric, change vs the reference."""
-    from rich.table import Table
-
-    spreads = any(not math.isnan(row.sd) for row in rows)
-    against = plan.points[plan.reference].label if plan.reference_is_spec else \
-        f"the first point ({plan.points[plan.reference].label}; the spec's own values are not in the grid)"
-    table = Table(title=f"sweep {plan.id}: {plan.monitor}, best first", title_justify="left",
-                  caption=f"change vs {against}" + (" · within noise: |change| < its spread" if spreads else ""),
-                  caption_justify="left")
-    table.add_column("setting")
-    table.add_column("model")
-    table.add_column(plan.monitor, justify="right")
-    table.add_column("change", justify="right")
-    if spreads:
-        table.add_column("verdict")
-    table.add_column("run")
-    for row in rows:
-        cells = [_setting_cell(row, plan), row.model, _value_cell(row), _change_cell(row, plan)]
-        table.add_row(*cells, *([row.change.verdict if row.change else ""] if spreads else []), row.run_id or "")
-    return table
-
-
-def _setting_cell(row: Effect, plan: SweepPlan) -> str:
-    return "reference" if not row.point.settings else row.point.label
-
-
-def _value_cell(row: Effect) -> str:
-    if row.status != "completed" and math.isnan(row.value):
-        return f"{row.status}: {row.message}" if row.message else row.status
-    return format_spread(row.value, row.sd)
-
-
-def _change_cell(row: Effect, plan: SweepPlan) -> str:
-    if row.point is plan.points[plan.reference]:
-        return "(reference)"
-    return row.change.text() if row.change else ""
-
-
-def result_line(plan: SweepPlan, result: UnitResult, done: int) -> str:
-    """What the sweep prints as each point ends: `[2/4] lr=0.01: completed · run tiny-…`."""
-    point = plan.points[result.index]
-    line = f"[{done}/{len(plan.points)}] {point.label}: {result.status}"
-    if result.message:
-        line += f" ({result.message})"
-    return line + (f" · run {result.run_id}" if result.run_id else "")

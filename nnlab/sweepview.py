@@ -1,0 +1,155 @@
+"""What a sweep shows: a line as each point ends, and one table of each setting's effect on the monitored
+validation metric (mean ± sd over repeats), best first, with each point's change against the reference and,
+with spreads, noise.py's within-noise verdict. Torch-free: it reads the points' run folders."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from nnlab.changes import show_value
+from nnlab.errors import NnlabError
+from nnlab.executors import UnitResult
+from nnlab.metrics import metric_name
+from nnlab.noise import Difference
+from nnlab.numbers import format_spread, higher_is_better
+from nnlab.records import ModelResult, RunSummary
+from nnlab.sweep import Point, SweepPlan
+
+
+@dataclass
+class Effect:
+    """One model of one point: its monitored validation score (mean ± sd over repeats) and its change
+    against the same model at the reference point (noise.py's within-noise rule)."""
+
+    point: Point
+    model: str
+    status: str
+    value: float = math.nan
+    sd: float = math.nan
+    change: Optional[Difference] = None  # None at the reference point itself, or with nothing to compare
+    run_id: Optional[str] = None
+    message: str = ""
+
+
+def effects(plan: SweepPlan, results: dict[int, UnitResult]) -> list[Effect]:
+    """Every finished point's models (the baseline left out: a sweep varies the networks), best first by the
+    monitored validation metric; points without results last."""
+    column = plan.monitor
+    summaries = {i: _summary(result) for i, result in results.items()}
+    reference = summaries.get(plan.reference)
+    rows: list[Effect] = []
+    for i, point in enumerate(plan.points):
+        if i not in results:
+            continue
+        result, summary = results[i], summaries[i]
+        if summary is None:
+            rows.append(Effect(point, "", result.status, run_id=result.run_id, message=result.message))
+            continue
+        for name, model in summary.models.items():
+            if name == summary.baseline:
+                continue
+            value, sd = _score(model, column)
+            ref_model = reference.models.get(name) if reference and i != plan.reference else None
+            change = _change(column, ref_model, value, sd) if ref_model else None
+            rows.append(Effect(point, name, model.status, value, sd, change, result.run_id, result.message))
+    return sorted(rows, key=lambda row: _rank(row, column))
+
+
+def _summary(result: UnitResult) -> Optional[RunSummary]:
+    from nnlab import runstore
+
+    if result.path is None:
+        return None
+    try:
+        return runstore.read_run(Path(result.path)).summary
+    except NnlabError:
+        return None
+
+
+def _score(model: ModelResult, column: str) -> tuple[float, float]:
+    metric = metric_name(column)
+    value, sd = model.score("val", metric), model.spread("val", metric)
+    has_sd = model.repeats > 1 and sd is not None
+    return (math.nan if value is None else value), (sd if has_sd else math.nan)
+
+
+def _change(column: str, reference: ModelResult, value: float, sd: float) -> Difference:
+    ref_value, ref_sd = _score(reference, column)
+    spread = math.nan if math.isnan(sd) and math.isnan(ref_sd) else math.hypot(
+        0.0 if math.isnan(sd) else sd, 0.0 if math.isnan(ref_sd) else ref_sd)
+    return Difference(column, value - ref_value, spread)
+
+
+def _rank(row: Effect, column: str) -> tuple[bool, float]:
+    if math.isnan(row.value):
+        return True, 0.0
+    return False, -row.value if higher_is_better(column) else row.value
+
+
+def effect_table(plan: SweepPlan, rows: list[Effect]) -> Any:
+    """The sweep's one table (setting, model, the monitored validation metric, change vs the reference)
+    between a heading and the notes that read it; lines outside the table are never wrapped to its width."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    names = short_names(plan.keys)
+    spreads = any(not math.isnan(row.sd) for row in rows)
+    table = Table()
+    for column, justify in (("setting", "left"), ("model", "left"), (plan.monitor, "right"),
+                            ("change", "right"), *([("verdict", "left")] if spreads else []), ("run", "left")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        setting = ", ".join(f"{names[k]}={show_value(v)}" for k, v in row.point.settings) or "reference"
+        change = "(reference)" if row.point is plan.points[plan.reference] else row.change.text() if row.change else ""
+        verdict = [row.change.verdict if row.change else ""] if spreads else []
+        table.add_row(setting, row.model, _value_cell(row), change, *verdict, row.run_id or "")
+    heading = f"sweep {plan.id}: best first by {plan.monitor}"
+    return Group(Text(heading), table, Text(_notes(plan, names, spreads)))
+
+
+def _notes(plan: SweepPlan, names: dict[str, str], spreads: bool) -> str:
+    reference = plan.points[plan.reference]
+    against = "the spec's own values" if not reference.settings else \
+        ", ".join(f"{names[k]}={show_value(v)}" for k, v in reference.settings)
+    if not plan.reference_is_spec:
+        against += " (the first point: the spec's own values are not in the grid)"
+    lines = [f"change vs {against}"]
+    shortened = [f"{short} = {key}" for key, short in names.items() if short != key]
+    if shortened:
+        lines.append(" · ".join(shortened))
+    if spreads:
+        lines.append("mean ± sd over repeats; within noise: |change| < sqrt(sd² + sd_reference²)")
+    return "\n".join(lines)
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix that tells each key apart: `train.optimizer.lr` -> `lr`."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-n:])
+            if not any(other != key and (other == suffix or other.endswith("." + suffix)) for other in keys):
+                break
+        names[key] = suffix
+    return names
+
+
+def _value_cell(row: Effect) -> str:
+    if math.isnan(row.value):
+        return row.status
+    text = format_spread(row.value, row.sd)
+    return text if row.status == "completed" else f"{text} ({row.status})"
+
+
+def result_line(plan: SweepPlan, result: UnitResult, done: int) -> str:
+    """What the sweep prints as each point ends: `[2/4] lr=0.01: completed · run tiny-…`."""
+    point = plan.points[result.index]
+    line = f"[{done}/{len(plan.points)}] {point.label}: {result.status}"
+    if result.message:
+        line += f" ({result.message})"
+    return line + (f" · run {result.run_id}" if result.run_id else "")

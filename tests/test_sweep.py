@@ -1,0 +1,188 @@
+"""`nnlab sweep`: grid values parsed as YAML, grids and one-at-a-time expanded into exact points, every
+point checked before anything trains, points trained in worker processes into run folders that share the
+sweep id, and the effect table; `changes_since` for `nnlab train`."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import run_folders, tiny_spec, write_spec
+from nnlab import runstore
+from nnlab.changes import changes_since
+from nnlab.cli import app
+from nnlab.errors import SpecError
+from nnlab.spec import validate_spec
+from nnlab.sweep import Axis, Point, expand_grid, expand_one_at_a_time, merge_axes, parse_grid_option
+
+
+def sweep(*args, runs):
+    return CliRunner().invoke(app, ["sweep", *map(str, args), "--runs-dir", str(runs)], catch_exceptions=False)
+
+
+# --- values -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, key, values", [
+    ("train.optimizer.lr=1e-3,1e-2", "train.optimizer.lr", (0.001, 0.01)),
+    ("train.epochs=5, 10", "train.epochs", (5, 10)),
+    ("models.mlp.hidden=[64],[128,64]", "models.mlp.hidden", ([64], [128, 64])),
+    ("models.mlp.activation=relu,tanh", "models.mlp.activation", ("relu", "tanh")),
+    ("data.split.stratify=true,false", "data.split.stratify", (True, False)),
+    ("note='a,b',c", "note", ("a,b", "c")),
+    ("train.scheduler={name: cosine},null", "train.scheduler", ({"name": "cosine"}, None)),
+])
+def test_grid_values_are_yaml_split_on_top_level_commas(text, key, values):
+    axis = parse_grid_option(text)
+    assert axis == Axis(key, values)
+    assert [type(v) for v in axis.values] == [type(v) for v in values]  # 1e-3 is a float, 5 an int
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train.epochs", "--grid 'train.epochs': expected KEY=V1,V2,..."),
+    ("train.epochs=", "--grid 'train.epochs=': expected KEY=V1,V2,..."),
+    ("train.epochs=5,,10", "--grid train.epochs: an empty value in '5,,10'"),
+    ("models.mlp.hidden=[64],[128,64", "--grid models.mlp.hidden: unclosed bracket in '[64],[128,64'"),
+    ("models.mlp.hidden=64]", "--grid models.mlp.hidden: ']' without its opening bracket in '64]'"),
+    ("train.epochs=5,5.0", "--grid train.epochs: the value 5 appears twice"),
+])
+def test_bad_grid_options_name_the_problem(text, message):
+    with pytest.raises(SpecError) as error:
+        parse_grid_option(text)
+    assert str(error.value).startswith(message)
+
+
+def test_a_cli_grid_replaces_the_same_key_of_the_spec_and_adds_new_keys_after():
+    spec_axes = [Axis("train.epochs", (5, 10)), Axis("train.optimizer.lr", (0.1,))]
+    cli_axes = [Axis("train.optimizer.lr", (0.01, 0.02)), Axis("seed", (1, 2))]
+    assert merge_axes(spec_axes, cli_axes) == [Axis("train.epochs", (5, 10)), Axis("train.optimizer.lr", (0.01, 0.02)),
+                                               Axis("seed", (1, 2))]
+    with pytest.raises(SpecError, match=r"^--grid seed: given twice"):
+        merge_axes([], [Axis("seed", (1,)), Axis("seed", (2,))])
+
+
+# --- expansion ----------------------------------------------------------------------------------------
+
+def test_grid_is_every_combination_first_key_slowest():
+    points = expand_grid([Axis("train.optimizer.lr", (0.001, 0.01)), Axis("models.mlp.hidden", ([8], [16, 8]))])
+    assert [p.settings for p in points] == [
+        (("train.optimizer.lr", 0.001), ("models.mlp.hidden", [8])),
+        (("train.optimizer.lr", 0.001), ("models.mlp.hidden", [16, 8])),
+        (("train.optimizer.lr", 0.01), ("models.mlp.hidden", [8])),
+        (("train.optimizer.lr", 0.01), ("models.mlp.hidden", [16, 8]))]
+    assert points[1].overrides == ["train.optimizer.lr=0.001", "models.mlp.hidden=[16, 8]"]
+
+
+def test_one_at_a_time_varies_each_key_alone_from_the_spec_value_which_is_trained_once():
+    resolved = validate_spec(tiny_spec(), "spec.yaml").resolved()  # lr 0.001, hidden [8], dropout 0
+    axes = [Axis("train.optimizer.lr", (1e-3, 1e-2, 1e-1)), Axis("models.mlp.hidden", ([8], [32])),
+            Axis("models.mlp.dropout", (0.2,)), Axis("train.scheduler", ({"name": "cosine"},))]
+    points = expand_one_at_a_time(axes, resolved)
+    assert [p.settings for p in points] == [
+        (),  # the reference: the spec as written
+        (("train.optimizer.lr", 0.01),), (("train.optimizer.lr", 0.1),),
+        (("models.mlp.hidden", [32]),),
+        (("models.mlp.dropout", 0.2),),
+        (("train.scheduler", {"name": "cosine"}),)]  # the spec has none: every value is a change
+    assert points[0].label == "reference (the spec's own values)" and points[0].overrides == []
+    assert points[2].label == "train.optimizer.lr=0.1"
+
+
+def test_override_text_round_trips_through_the_spec_loader():
+    from nnlab.spec import parse_yaml
+
+    point = Point((("train.optimizer.lr", 1e-5), ("models.mlp.activation", "tanh"), ("train.scheduler", None)))
+    parsed = [parse_yaml(o.split("=", 1)[1], "test") for o in point.overrides]
+    assert parsed == [1e-5, "tanh", None] and isinstance(parsed[0], float)
+
+
+# --- the command ----------------------------------------------------------------------------------------
+
+def test_a_bad_grid_key_is_one_line_exit_2_and_no_run(tiny, runs):
+    result = sweep(tiny, "--grid", "train.optimizer.lrr=0.01,0.1", "--one-at-a-time", runs=runs)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: spec.yaml: train.optimizer.lrr: unknown key; did you mean 'lr'?")
+    assert run_folders(runs) == []
+
+
+def test_every_bad_point_is_reported_before_anything_trains(tiny, runs):
+    result = sweep(tiny, "--grid", "train.optimizer.lr=0.01,-1,0", "--grid", "models.mlp.dropout=0.5,2",
+                   runs=runs)
+    assert result.exit_code == 2
+    errors = result.stderr.strip().splitlines()
+    assert any("train.optimizer.lr: must be greater than 0; got -1" in e and "(2 of 6 points)" in e for e in errors)
+    assert any("train.optimizer.lr: must be greater than 0; got 0" in e for e in errors)
+    assert any("models[0].dropout" in e and "got 2" in e and "(3 of 6 points)" in e for e in errors), errors
+    assert len(errors) == 3 and run_folders(runs) == []
+
+
+def test_nothing_to_sweep_is_an_error(tiny, runs):
+    result = sweep(tiny, runs=runs)
+    assert result.exit_code == 2
+    assert "spec.yaml: nothing to sweep; give --grid KEY=V1,V2,..." in result.stderr
+
+
+def test_four_points_in_two_worker_processes(tmp_path, tiny, runs):
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 2, "batch_size": 32}))
+    result = sweep(spec, "--grid", "train.optimizer.lr=1e-3,3e-2", "--grid", "models.mlp.hidden=[8],[4]",
+                   "--jobs", "2", "--note", "why not", runs=runs)
+    assert result.exit_code == 0, result.output
+    sweep_id = re.search(r"sweep (tiny-sweep-\d{8}-\d{6}-[0-9a-f]{4}): 4 points, 2 at a time", result.stdout)[1]
+    folders = run_folders(runs)
+    assert len(folders) == 4
+    runs_read = [runstore.read_run(f) for f in folders]
+    assert {r.meta.sweep for r in runs_read} == {sweep_id}
+    assert {r.status for r in runs_read} == {"completed"}
+    assert sorted(r.note for r in runs_read) == [
+        "train.optimizer.lr=0.001, models.mlp.hidden=[4]; why not", "train.optimizer.lr=0.001, models.mlp.hidden=[8]; why not",
+        "train.optimizer.lr=0.03, models.mlp.hidden=[4]; why not", "train.optimizer.lr=0.03, models.mlp.hidden=[8]; why not"]
+    for run in runs_read:  # each point trained what its note says
+        lr, hidden = re.match(r"train.optimizer.lr=([\d.]+), models.mlp.hidden=(\[\d\])", run.note).groups()
+        assert run.spec["models"][0]["train"]["optimizer"]["lr"] == float(lr)
+        assert run.spec["models"][0]["hidden"] == json.loads(hidden)
+    val_loss = {r.id: r.summary.models["mlp"].val["loss"] for r in runs_read}
+    reference = next(r.id for r in runs_read if r.note.startswith("train.optimizer.lr=0.001, models.mlp.hidden=[8]"))
+    table = [line for line in result.stdout.splitlines() if re.search(r"tiny-\d{8}-\d{6}-[0-9a-f]{4} ", line)]
+    order = [re.search(r"(tiny-\d{8}-\d{6}-[0-9a-f]{4}) ", line)[1] for line in table]
+    assert order == sorted(val_loss, key=val_loss.get)  # best first by the monitored val_loss
+    for line in table:
+        run_id = re.search(r"(tiny-\d{8}-\d{6}-[0-9a-f]{4}) ", line)[1]
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        assert cells[2] == f"{val_loss[run_id]:.4f}"
+        assert cells[3] == "(reference)" if run_id == reference else \
+            cells[3] == f"{val_loss[run_id] - val_loss[reference]:+.4f}"
+
+
+# --- changes_since -----------------------------------------------------------------------------------
+
+def _resolved(**overrides) -> dict:
+    return validate_spec(tiny_spec(**overrides), "spec.yaml").resolved()
+
+
+def test_changes_since_names_each_changed_setting_old_to_new():
+    old = _resolved()
+    assert changes_since(old, old) == []
+    assert changes_since(old, _resolved(train={"epochs": 3, "batch_size": 32, "optimizer": {"lr": 0.01}})) == [
+        "train.optimizer.lr 0.001 → 0.01"]  # said once, not again under every model that inherits it
+    new = _resolved(models=[{"name": "mlp", "kind": "mlp", "hidden": [16, 8], "dropout": 0.3}])
+    assert changes_since(old, new) == ["models.mlp.hidden [8] → [16, 8]", "models.mlp.dropout 0 → 0.3"]
+
+
+def test_changes_since_a_model_own_train_setting_models_added_and_removed():
+    old = _resolved(models=[{"name": "mlp", "kind": "mlp", "hidden": [8]}, {"name": "deep", "kind": "mlp"}])
+    new = _resolved(models=[{"name": "mlp", "kind": "mlp", "hidden": [8], "train": {"epochs": 9}},
+                            {"name": "wide", "kind": "mlp", "hidden": [256]}], seed=3)
+    assert changes_since(old, new) == ["seed 0 → 3", "models.mlp.train.epochs 3 → 9", "models.wide added",
+                                       "models.deep removed"]
+
+
+def test_changes_since_a_default_changed_where_a_model_overrides_it_is_said_once():
+    models = [{"name": "mlp", "kind": "mlp", "train": {"epochs": 7}}, {"name": "b", "kind": "mlp"}]
+    old, new = _resolved(models=models), _resolved(models=models, train={"epochs": 5, "batch_size": 32})
+    assert changes_since(old, new) == ["train.epochs 3 → 5"]  # mlp keeps its own 7; b inherits the change
+    assert changes_since({"data": {"scale": "standard"}}, {"data": {"scale": None}}) == ["data.scale standard → null"]
+    assert changes_since({"a": {"b": 1}}, {"a": {"b": 1, "c": True}}) == ["a.c (not set) → true"]
