@@ -259,5 +259,5 @@ def write_predictions(result: pd.DataFrame, out: Optional[Path], format: Optiona
 
 def _as_text(result: pd.DataFrame, format: str) -> str:
     if format == "json":
-        return result.to_json(orient="records", lines=True, force_ascii=False)
+        return result.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
     return result.to_csv(index=False)

@@ -58,7 +58,7 @@ class Starter:
 def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     """Read `data` and choose a kind for every column. Raises DataError naming the problem."""
     from nnlab.data.read import names_list, read_source
-    from nnlab.data.target import infer_task
+    from nnlab.data.target import fit_target
 
     data_spec = DataSpec(path=str(data.resolve()), target=target)
     frame = read_source(data_spec, Path.cwd(), 0).frame
@@ -67,7 +67,10 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     if frame[target].isna().any():
         raise DataError(f"--target: column '{target}' has {int(frame[target].isna().sum())} missing values; "
                         "drop those rows from the file first")
-    task, why = infer_task(data_spec, frame[target])
+    coder, _, why = fit_target(data_spec, frame[target])
+    task = coder.task
+    if task == "binary":
+        why += f"; positive class {coder.classes[-1]!r}, set data.positive to change it"
     columns = [_column_kind(name, frame[name]) for name in frame.columns if name != target]
     columns = _one_text_column(columns, frame)
     text = next((c.name for c in columns if c.kind == "text"), None)
@@ -201,11 +204,11 @@ def _data_lines(starter: Starter) -> list[str]:
         if categorical:
             lines.append(f"  # one-hot encoded (categorical): {_names(categorical)}")
         if starter.missing:
-            lines.append(_line("  impute: median", f"missing values in {_names([Column(n, '') for n in starter.missing], 3)}: "
-                                                  "filled from the training split"))
+            where = _names([Column(name, "") for name in starter.missing], 3)
+            lines.append(_line("  impute: median", f"missing values in {where}: filled from the training split"))
     left_out = starter.named("left out")
     if left_out:
-        lines.append(f"  exclude: [{', '.join(_scalar(c.name) for c in left_out)}]")
+        lines.append(_line(f"  exclude: [{', '.join(_scalar(c.name) for c in left_out)}]", "left out, because:"))
         lines += [f"  #   {c.name}: {c.why}" for c in left_out]
     return lines
 

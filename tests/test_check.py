@@ -1,0 +1,90 @@
+"""`nnlab check`: a finished run's gates re-checked from its recorded scores, without training or torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, binary_table, tiny_spec, write_spec
+from nnlab import runstore
+
+
+@pytest.fixture
+def gated(tmp_path, cli, runs):
+    """A trained tiny run whose spec has two gates that pass; returns its recorded models."""
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(expect={"baseline.test.accuracy": ">= 0.5", "mlp.val.loss": "< 10"}))
+    assert cli("train", spec).exit_code == 0
+    return runstore.resolve_run("last", runs).summary.models
+
+
+def check(cli, runs, *args):
+    return cli("check", *args, "--runs-dir", runs)
+
+
+def test_the_runs_own_gates_pass_with_one_line_each(gated, cli, runs):
+    result = check(cli, runs, "last")
+    assert result.exit_code == 0, result.output
+    accuracy = gated["baseline"].test["accuracy"]
+    assert result.stdout.splitlines() == [
+        f"expect baseline.test.accuracy >= 0.5: {accuracy:.4f} -> pass",
+        f"expect mlp.val.loss < 10: {gated['mlp'].val['loss']:.4f} -> pass"]
+
+
+def test_given_gates_replace_the_specs_and_a_miss_exits_1(gated, cli, runs):
+    accuracy = gated["mlp"].test["accuracy"]
+    above, below = f"{accuracy + 0.01:.4f}", f"{accuracy - 0.01:.4f}"
+    result = check(cli, runs, "last", "--expect", f"mlp.test.accuracy=>={below}",
+                   "--expect", f"mlp.test.accuracy >= {above}")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [f"expect mlp.test.accuracy >={below}: {accuracy:.4f} -> pass",
+                                          f"expect mlp.test.accuracy >= {above}: {accuracy:.4f} -> MISSED"]
+    assert check(cli, runs, "last", "-e", f"mlp.test.accuracy>={below}").exit_code == 0
+    assert check(cli, runs, "last", "-e", f"mlp.test.accuracy=={accuracy!r}").exit_code == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "run 'nope': no such run"),
+    (["last~5"], "run 'last~5': the store"),
+    (["last", "-e", "mlp.test.accuracy=>=0.9x"], "--expect mlp.test.accuracy: rule must read '<op> <number>'"),
+    (["last", "-e", "mlp.accuracy>=0.9"], "--expect key 'mlp.accuracy' must read <model>.<val|test>.<metric>"),
+    (["last", "-e", "mlp.test.accuracy"], "--expect 'mlp.test.accuracy': expected KEY=RULE"),
+    (["last", "-e", "mpl.test.accuracy>=0.9"], "expect mpl.test.accuracy: run '"),
+    (["last", "-e", "mlp.test.r2>=0.9"], "metric 'r2' was not logged"),
+])
+def test_bad_references_and_rules_exit_2_with_one_line(gated, cli, runs, args, message):
+    result = check(cli, runs, *args)
+    assert result.exit_code == 2
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert message in result.stderr, result.stderr
+
+
+def test_a_run_without_gates_needs_expect(tiny, cli, runs):
+    assert cli("train", tiny).exit_code == 0
+    result = check(cli, runs, "last")
+    assert result.exit_code == 2 and "its spec has no expect gates and none were given" in result.stderr
+    assert check(cli, runs, "last", "-e", "baseline.val.loss>=0").exit_code == 0
+
+
+def test_a_failed_model_is_a_miss_not_an_error(gated, cli, runs):
+    """A model the spec planned but that has no score (it failed, or the run was cut off) misses its gate."""
+    run = runstore.resolve_run("last", runs)
+    summary = (run.path / "summary.json")
+    text = summary.read_text()
+    import json
+
+    data = json.loads(text)
+    del data["models"]["mlp"]
+    summary.write_text(json.dumps(data))
+    result = check(cli, runs, "last", "-e", "mlp.val.loss<10")
+    assert result.exit_code == 1 and result.stdout.strip() == "expect mlp.val.loss <10: missing -> MISSED"
+
+
+def test_check_does_not_import_torch(gated, runs):
+    code = ("import sys; from nnlab.cli import app\n"
+            f"try: app(['check', 'last', '--runs-dir', {str(runs)!r}])\nexcept SystemExit as e: print(e.code)\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-2:] == ["0", "NO TORCH"], done.stdout + done.stderr

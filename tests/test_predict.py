@@ -1,0 +1,219 @@
+"""Predicting with a finished run: `nnlab predict` and `nnlab.load_run(...).predict(frame)`.
+
+The round trip: the run's own validation rows, fed back through the saved weights and preprocessing, give
+the validation scores the run recorded (scikit-learn computes them here as the oracle), for classification
+with string labels and for regression in the target's units.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+import nnlab
+from conftest import ROOT, binary_table, tiny_spec, write_spec
+from nnlab.data import prepare
+from nnlab.errors import RunError
+from nnlab.spec import load_spec
+
+TOLERANCE = dict(rel=2e-5, abs=2e-6)  # float32 outputs, summed in a different order
+
+
+def string_labels(n: int = 300) -> pd.DataFrame:
+    """Three classes named by strings; features that separate them, a categorical column, and a text id."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 3))
+    score = x[:, 0] + 0.7 * x[:, 1]
+    label = np.where(score < -0.5, "low", np.where(score > 0.5, "high", "mid"))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "shade": rng.choice(["dark", "light"], n),
+                         "kind": label})
+
+
+def regression_table(n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(n, 3))
+    price = 1000 + 250 * x[:, 0] - 120 * x[:, 1] + rng.normal(scale=30, size=n)  # far from 0 and 1: units show
+    return pd.DataFrame({"size": x[:, 0], "age": x[:, 1], "noise": x[:, 2], "price": price})
+
+
+def train(tmp_path, cli, frame: pd.DataFrame, target: str, **spec):
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    path = write_spec(tmp_path, tiny_spec(target=target, **{"train": {"epochs": 4, "batch_size": 32}, **spec}))
+    result = cli("train", path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def validation_rows(spec_path) -> pd.DataFrame:
+    """The run's validation rows, by re-creating its split from the same spec."""
+    spec, base = load_spec(spec_path)
+    prepared = prepare(spec.data, base, spec.seed)
+    return prepared.frame.iloc[prepared.rows["val"]]
+
+
+def predict_cli(cli, runs, tmp_path, rows: pd.DataFrame, *args) -> pd.DataFrame:
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, *args)
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(io.StringIO(result.stdout))
+
+
+@pytest.mark.parametrize("model", ["baseline", "mlp"])
+def test_binary_string_labels_reproduce_the_recorded_validation_scores(tmp_path, cli, runs, model):
+    table = binary_table(seed=3)
+    table["label"] = table["label"].map({0: "ham", 1: "spam"})
+    spec = train(tmp_path, cli, table, "label", metrics=["accuracy", "f1", "roc_auc", "log_loss"])
+    val = validation_rows(spec)
+    out = predict_cli(cli, runs, tmp_path, val, "--model", model)
+    assert list(out.columns) == ["prediction", "p_ham", "p_spam"] and len(out) == len(val)
+    assert set(out["prediction"]) <= {"ham", "spam"}
+    recorded = nnlab.load_run("last", runs).summary.models[model].val
+    truth, p_spam = val["label"].to_numpy(), out["p_spam"].to_numpy()
+    assert skm.accuracy_score(truth, out["prediction"]) == pytest.approx(recorded["accuracy"], **TOLERANCE)
+    assert skm.f1_score(truth, out["prediction"], pos_label="spam") == pytest.approx(recorded["f1"], **TOLERANCE)
+    assert skm.roc_auc_score(truth == "spam", p_spam) == pytest.approx(recorded["roc_auc"], **TOLERANCE)
+    assert skm.log_loss(truth == "spam", p_spam) == pytest.approx(recorded["loss"], rel=1e-4)
+    np.testing.assert_allclose(out["p_ham"] + out["p_spam"], 1.0, atol=1e-6)
+
+
+def test_multiclass_string_labels_reproduce_the_recorded_validation_scores(tmp_path, cli, runs):
+    spec = train(tmp_path, cli, string_labels(), "kind")
+    val = validation_rows(spec)
+    out = predict_cli(cli, runs, tmp_path, val)
+    run = nnlab.load_run("last", runs)
+    assert list(out.columns) == ["prediction", "p_high", "p_low", "p_mid"]
+    recorded = run.summary.models[run.best_model].val
+    assert skm.accuracy_score(val["kind"], out["prediction"]) == pytest.approx(recorded["accuracy"], **TOLERANCE)
+    assert skm.f1_score(val["kind"], out["prediction"], average="macro") == pytest.approx(recorded["f1"],
+                                                                                            **TOLERANCE)
+    probabilities = out[["p_high", "p_low", "p_mid"]].to_numpy()
+    assert (out["prediction"].to_numpy() == np.array(["high", "low", "mid"])[probabilities.argmax(1)]).all()
+
+
+def test_regression_predicts_in_target_units_and_reproduces_the_recorded_scores(tmp_path, cli, runs):
+    spec = train(tmp_path, cli, regression_table(), "price", train={"epochs": 30, "batch_size": 32})
+    val = validation_rows(spec)
+    run = nnlab.load_run("last", runs)
+    for model in ("baseline", "mlp"):
+        out = predict_cli(cli, runs, tmp_path, val, "-m", model)
+        assert list(out.columns) == ["prediction"]
+        recorded = run.summary.models[model].val
+        truth, pred = val["price"].to_numpy(), out["prediction"].to_numpy()
+        assert np.sqrt(skm.mean_squared_error(truth, pred)) == pytest.approx(recorded["rmse"], **TOLERANCE)
+        assert skm.mean_absolute_error(truth, pred) == pytest.approx(recorded["mae"], **TOLERANCE)
+        assert skm.r2_score(truth, pred) == pytest.approx(recorded["r2"], **TOLERANCE)
+    assert run.summary.models["baseline"].val["r2"] > 0.9 and abs(pred.mean() - 1000) < 100  # units, not z-scores
+
+
+def test_the_python_api(tmp_path, cli, runs):
+    spec = train(tmp_path, cli, string_labels(), "kind", models=[
+        {"name": "mlp", "kind": "mlp", "hidden": [8]}, {"name": "wide", "kind": "mlp", "hidden": [32]}])
+    run = nnlab.load_run("last", runs_dir=runs)
+    summary = run.summary
+    scores = {name: summary.models[name].val["loss"] for name in ("baseline", "mlp", "wide")}
+    assert run.models == sorted(scores, key=scores.get) and run.best_model == run.models[0]
+    epochs = run.metrics()
+    assert len(epochs) == sum(m.epochs_run for m in summary.models.values())
+    assert set(epochs["model"]) == {"baseline", "mlp", "wide"}
+    rows = validation_rows(spec).set_index(pd.Index([f"r{i}" for i in range(len(validation_rows(spec)))]))
+    out = run.predict(rows, model="wide")
+    assert out.index.equals(rows.index) and list(out.columns) == ["prediction", "p_high", "p_low", "p_mid"]
+    default = run.predict(rows)
+    assert default.equals(run.predict(rows, model=run.best_model))
+    assert run.ignored_columns(rows) == ["kind"]
+    with pytest.raises(RunError, match=r"--model: run '.*' has no saved model 'nope' \(models: "):
+        run.predict(rows, model="nope")
+    with pytest.raises(RunError, match="no such run"):
+        nnlab.load_run("nope", runs_dir=runs)
+
+
+@pytest.fixture
+def trained(tmp_path, cli, runs):
+    table = binary_table()
+    table["label"] = table["label"].map({0: "no", 1: "yes"})
+    train(tmp_path, cli, table.assign(color=np.where(table.index % 2 == 0, "red", "blue")), "label")
+    return table.assign(color=np.where(table.index % 2 == 0, "red", "blue"))
+
+
+def test_missing_and_mistyped_columns_are_one_line_errors(trained, tmp_path, cli, runs):
+    trained.drop(columns=["b", "color"]).to_csv(tmp_path / "missing.csv", index=False)
+    result = cli("predict", "last", tmp_path / "missing.csv", "--runs-dir", runs)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("error: missing.csv: column(s) b, color missing from the rows to predict "
+                                     "(expected columns: a, b, noise, color)")
+    trained.assign(a=["x"] + list(trained["a"][1:])).to_csv(tmp_path / "typed.csv", index=False)
+    result = cli("predict", "last", tmp_path / "typed.csv", "--runs-dir", runs)
+    assert result.exit_code == 2
+    assert re.fullmatch(r"error: typed.csv: column 'a' must hold numbers; got \w+ values such as 'x'",
+                        result.stderr.strip()), result.stderr
+    result = cli("predict", "last", tmp_path / "none.csv", "--runs-dir", runs)
+    assert result.exit_code == 2 and "file not found" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_extra_columns_are_ignored_and_said_so(trained, tmp_path, cli, runs):
+    rows = trained.drop(columns=["label"]).assign(comment="anything")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    plain = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs)
+    assert plain.exit_code == 0
+    assert "note: ignored column(s) the model does not read: comment" in plain.stderr
+    reordered = rows[["comment", "color", "noise", "b", "a"]]
+    reordered.to_csv(tmp_path / "reordered.csv", index=False)
+    again = cli("predict", "last", tmp_path / "reordered.csv", "--runs-dir", runs)
+    assert again.stdout == plain.stdout  # columns are found by name, not position
+
+
+@pytest.mark.parametrize("suffix, fmt, reader", [
+    (".csv", None, pd.read_csv), (".parquet", None, pd.read_parquet),
+    (".json", None, lambda p: pd.read_json(p, lines=True)), (".out", "json", lambda p: pd.read_json(p, lines=True))])
+def test_one_output_row_per_input_row_in_each_format(trained, tmp_path, cli, runs, suffix, fmt, reader):
+    trained.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / f"pred{suffix}"
+    result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, "-o", out,
+                 *(["--format", fmt] if fmt else []))
+    assert result.exit_code == 0 and result.stdout == ""
+    frame = reader(out)
+    assert len(frame) == len(trained) and list(frame.columns) == ["prediction", "p_no", "p_yes"]
+    expected = nnlab.load_run("last", runs).predict(trained)
+    assert list(frame["prediction"]) == list(expected["prediction"])
+    np.testing.assert_allclose(frame["p_yes"], expected["p_yes"], rtol=1e-6)
+
+
+def test_parquet_to_a_terminal_is_refused(trained, tmp_path, cli, runs):
+    trained.to_csv(tmp_path / "rows.csv", index=False)
+    result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, "--format", "parquet")
+    assert result.exit_code == 2 and "--format parquet needs --out FILE" in result.stderr
+
+
+def test_predicting_never_imports_scikit_learn_and_never_unpickles(trained, tmp_path, runs):
+    trained.to_csv(tmp_path / "rows.csv", index=False)
+    code = (
+        "import sys, pickle, torch\n"
+        "def refuse(*a, **k): raise AssertionError('unpickling')\n"
+        "pickle.load = pickle.loads = torch.load = refuse\n"
+        "import pandas as pd, nnlab\n"
+        f"out = nnlab.load_run('last', {str(runs)!r}).predict(pd.read_csv({str(tmp_path / 'rows.csv')!r}))\n"
+        "print(len(out), 'sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == [str(len(trained)), "False"], done.stderr
+
+
+def test_the_weights_file_is_what_predicts(trained, tmp_path, cli, runs):
+    """Zeroing the saved weights changes the predictions: nothing else (a cache, a pickle) carries the model."""
+    from safetensors.numpy import load_file, save_file
+
+    run = nnlab.load_run("last", runs)
+    before = run.predict(trained, model="mlp")
+    path = run.path / "models" / "mlp.safetensors"
+    save_file({k: np.zeros_like(v) for k, v in load_file(str(path)).items()}, str(path))
+    after = nnlab.load_run("last", runs).predict(trained, model="mlp")
+    np.testing.assert_allclose(after["p_yes"], 0.5)
+    assert not np.allclose(before["p_yes"], 0.5)
+    json.loads((run.path / "models" / "mlp.json").read_text())  # what predicting reads besides the weights
