@@ -8,6 +8,7 @@ column) drops the rows it touches and says so once; it never raises.
 from __future__ import annotations
 
 import io
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ def read_history(path: Path) -> tuple[Any, list[str]]:
 
     problems: list[str] = []
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            return _empty(), [f"{path}: not a regular file; no epochs shown"]
         raw = path.read_bytes()
     except FileNotFoundError:
         return _empty(), problems

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,10 +36,13 @@ def read_json(path: Path) -> Any:
     """A JSON file's value; DamagedFile (one line) when it cannot be read or parsed; FileNotFoundError
     passes through (a missing file is the caller's question)."""
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a folder, a FIFO (reading it would wait forever), a device
+            raise DamagedFile(f"{path}: not a regular file")
+        if info.st_size > MAX_JSON_BYTES:
             raise DamagedFile(f"{path}: larger than {MAX_JSON_BYTES // 2**20} MiB")
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as e:
         raise DamagedFile(f"{path}: unreadable ({e.strerror or e})") from None
