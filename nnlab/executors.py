@@ -78,7 +78,7 @@ def run_unit(unit: Unit) -> UnitResult:
         return UnitResult(unit.index, "failed", message=str(e).splitlines()[0])
     except Exception as e:  # one point's bug or crash must not end the sweep: report it and go on
         return UnitResult(unit.index, "failed", message=f"{e.__class__.__name__}: {str(e).splitlines()[0]}")
-    problems = [f"{name} failed" for name in outcome.failed_models]
+    problems = [f"{name} {outcome.summary.models[name].status}" for name in outcome.failed_models]
     problems += [f"expect {gate.key} missed" for gate in outcome.gates_missed]
     return UnitResult(unit.index, "failed" if problems else "completed", outcome.run_id, str(outcome.path),
                       "; ".join(problems))

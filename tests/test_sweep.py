@@ -5,12 +5,18 @@ sweep id, and the effect table; `changes_since` for `nnlab train`."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import run_folders, tiny_spec, write_spec
+from conftest import ROOT, binary_table, run_folders, tiny_spec, write_spec
 from nnlab import runstore
 from nnlab.changes import changes_since
 from nnlab.cli import app
@@ -186,3 +192,64 @@ def test_changes_since_a_default_changed_where_a_model_overrides_it_is_said_once
     assert changes_since(old, new) == ["train.epochs 3 → 5"]  # mlp keeps its own 7; b inherits the change
     assert changes_since({"data": {"scale": "standard"}}, {"data": {"scale": None}}) == ["data.scale standard → null"]
     assert changes_since({"a": {"b": 1}}, {"a": {"b": 1, "c": True}}) == ["a.c (not set) → true"]
+
+
+# --- repeats, failures, Ctrl-C ------------------------------------------------------------------------
+
+def test_one_at_a_time_with_repeats_shows_mean_sd_and_the_change_with_its_spread(tmp_path, tiny, runs):
+    result = sweep(tiny, "--grid", "train.optimizer.lr=1e-3,3e-2", "--grid", "models.mlp.dropout=0.3",
+                   "--one-at-a-time", "--repeats", "2", runs=runs)
+    assert result.exit_code == 0, result.output
+    by_note = {r.note: r for r in map(runstore.read_run, run_folders(runs))}
+    assert sorted(by_note) == ["models.mlp.dropout=0.3", "reference", "train.optimizer.lr=0.03"]
+    results = {note: run.summary.models["mlp"] for note, run in by_note.items()}
+    assert {m.repeats for m in results.values()} == {2}
+    ref = results["reference"]
+    for note, short in (("train.optimizer.lr=0.03", "lr=0.03"), ("models.mlp.dropout=0.3", "dropout=0.3")):
+        point = results[note]
+        line = next(line for line in result.stdout.splitlines() if line.startswith(f"│ {short} "))
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        assert cells[2] == f"{point.val['loss']:.4f} ± {point.val_sd['loss']:.4f}"
+        delta, spread = point.val["loss"] - ref.val["loss"], math.hypot(point.val_sd["loss"], ref.val_sd["loss"])
+        assert cells[3] == f"{delta:+.4f} ± {spread:.4f}"
+        assert cells[4] == ("within noise" if abs(delta) < spread else "better" if delta < 0 else "worse")
+    assert "lr = train.optimizer.lr · dropout = models.mlp.dropout" in result.stdout
+
+
+def test_a_point_that_diverges_is_reported_and_the_sweep_goes_on_then_exits_1(tiny, runs):
+    result = sweep(tiny, "--grid", "train.optimizer={name: sgd, lr: 1e30},{name: sgd, lr: 0.01}", runs=runs)
+    assert result.exit_code == 1
+    assert re.search(r"\[1/2\] train.optimizer=\{name: sgd, lr: 1e\+30\}: failed \(mlp diverged\) · run tiny-",
+                     result.stdout)
+    assert "[2/2] train.optimizer={name: sgd, lr: 0.01}: completed" in result.stdout
+    assert [r.status for r in map(runstore.read_run, run_folders(runs))] == ["completed", "completed"]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ optimizer=")]
+    assert "lr: 0.01}" in rows[0] and "diverged" in rows[1]  # the finished point first
+
+
+def test_ctrl_c_stops_the_running_points_as_interrupted_and_starts_no_more(tmp_path, runs):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 100_000, "batch_size": 32, "early_stopping": None}))
+    driver = subprocess.Popen([sys.executable, "-m", "nnlab.cli", "sweep", str(spec), "--grid", "seed=0,1,2,3",
+                               "--jobs", "2", "--runs-dir", str(runs)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len([f for f in run_folders(runs) if _epochs_logged(f) > 0]) < 2:
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGINT)  # to the driver alone: it must stop its workers itself
+        out, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, err
+    assert "interrupted by SIGINT: sweep tiny-sweep-" in err and "with 0 of 4 points finished" in err
+    folders = run_folders(runs)
+    assert len(folders) == 2  # the two points waiting never started
+    assert [runstore.read_run(f).meta.status for f in folders] == ["interrupted", "interrupted"]
+
+
+def _epochs_logged(folder) -> int:
+    metrics = folder / "metrics.csv"
+    return max(0, len(metrics.read_text().splitlines()) - 1) if metrics.exists() else 0
