@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import yaml
 
 from conftest import binary_table, run_folders, tiny_spec, write_spec
+from nnlab.errors import SpecError
+from nnlab.spec import MAX_SEED
 
+DATA = {"path": "data.csv", "target": "label"}
 BAD_SPECS = [
     # (what is wrong, spec changes, text the error must contain)
     ("misspelled model kind", {"models": [{"kind": "mpl"}]},
@@ -40,6 +46,59 @@ BAD_SPECS = [
     ("no data source", {"data": {"target": "label"}}, "give exactly one of data.path"),
     ("model override with a bad value", {"models": [{"kind": "mlp", "train": {"batch_size": 0}}]},
      "models[0].train.batch_size: must be greater than or equal to 1; got 0"),
+    # what passes validation must not crash later
+    ("a column included twice", {"data": {**DATA, "include": ["a", "b", "a"]}},
+     "data.include: column 'a' listed more than once; list each column once"),
+    ("a metric listed twice", {"metrics": ["f1", "accuracy", "f1"]},
+     "metrics: 'f1' listed more than once; list each metric once"),
+    ("a name too long for a file name", {"name": "n" * 300},
+     "name: must be at most 100 characters long; got 'nnnnnnnnnnnnnnnnn...nnnnnnnnnnnnnnnnnn' (300 characters)"),
+    ("a model name too long for a file name", {"models": [{"kind": "mlp", "name": "m" * 101}]},
+     "models[0].name: must be at most 100 characters long; got 'mmmmmmmmmmmmmmmmm...mmmmmmmmmmmmmmmmmm' "
+     "(101 characters)"),
+    ("a seed beyond 64 bits", {"seed": 2**64}, "seed: must be less than or equal to 4294967295; got 18446744073709551616"),
+    ("repeats that carry the seed past the limit", {"seed": MAX_SEED, "repeats": 2},
+     "seed: must be at most 4294967294 with repeats: 2 (repeats use seeds seed .. seed+1, each at most 4294967295); "
+     "got 4294967295"),
+    ("a split seed beyond the limit", {"data": {**DATA, "split": {"seed": 2**40}}},
+     "data.split.seed: must be less than or equal to 4294967295; got 1099511627776"),
+    ("class weights for a regression task", {"data": {**DATA, "task": "regression"},
+                                             "train": {"class_weights": "balanced"}},
+     "models[0].train.class_weights: 'balanced' weights classes, and the task is regression (data.task); remove it"),
+    # model kind against data kind
+    ("a cnn on a plain table", {"models": [{"kind": "cnn"}]},
+     "models[0].kind: 'cnn' needs data.sequence, data.image or data.text; the data is read as a plain table"),
+    ("an rnn on a plain table", {"models": [{"kind": "mlp"}, {"kind": "rnn"}]},
+     "models[1].kind: 'rnn' needs data.sequence or data.text; the data is read as a plain table"),
+    ("a transformer on images", {"data": {**DATA, "image": {"shape": [1, 2, 2]}}, "models": [{"kind": "transformer"}]},
+     "models[0].kind: 'transformer' needs data.sequence or data.text; the data is read as data.image"),
+    ("text and sequence at once", {"data": {**DATA, "text": {}, "sequence": {"steps": 3}}},
+     "data.sequence: cannot be given together with data.text; choose one way to read the features (data.text, "
+     "data.sequence or data.image)"),
+    ("other columns next to the text column", {"data": {**DATA, "text": {"column": "a"}, "include": ["a", "b"]}},
+     "data.include: other feature columns next to the text column are not supported yet; got 'b' beside 'a'"),
+    ("transformer heads that do not divide d_model",
+     {"data": {**DATA, "sequence": {}}, "models": [{"kind": "transformer", "d_model": 64, "heads": 5}]},
+     "models[0].heads: must divide d_model (64) so that every head gets d_model / heads features; got 5"),
+    ("an image shape of two numbers", {"data": {**DATA, "image": {"shape": [8, 8]}}},
+     "data.image.shape: must have at least 3 item(s); got [8, 8]"),
+    # sweeps
+    ("a sweep key without values", {"sweep": {"grid": {"train.optimizer.lr": []}}},
+     "sweep.grid.train.optimizer.lr: must have at least 1 item(s); got []"),
+    ("a sweep of too many points", {"sweep": {"grid": {"train.optimizer.lr": [0.1] * 40, "seed": list(range(40))}}},
+     "sweep.grid: 1,600 points (40 x 40); at most 1,000"),
+    ("a sweep key that is no setting", {"sweep": {"grid": {"train.optimizer.rl": [0.1]}}},
+     "sweep.grid: key 'train.optimizer.rl': 'rl' is not a setting of train.optimizer (settings: name, lr, "
+     "momentum, weight_decay)"),
+    ("a sweep key naming no model", {"sweep": {"grid": {"models.big.dropout": [0.1]}}},
+     "sweep.grid: key 'models.big.dropout': no model 'big' in models (models: mlp)"),
+    ("a sweep key that is no path", {"sweep": {"grid": {"train optimizer": [0.1]}}},
+     "sweep.grid: key 'train optimizer' must be a dotted spec path such as train.optimizer.lr or models.mlp.dropout"),
+    # unknown keys keep their own name, even one that reads like a model kind
+    ("a model kind as a top-level key", {"mlp": {"hidden": [3]}}, "spec.yaml: mlp: unknown key; allowed: "
+     "schema_version, name, seed, data, baseline, train, models, metrics, monitor, repeats, expect, sweep"),
+    ("an expect key too long to show", {"expect": {"e" * 300 + ".test.accuracy": ">= 1"}},
+     "expect: key 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee...' has 314 characters; at most 250"),
 ]
 
 
@@ -107,3 +166,86 @@ def test_scientific_notation_is_a_float(tmp_path, cli):
     result = cli("validate", spec)
     assert result.exit_code == 0, result.stderr
     assert "lr: 0.001" in result.stdout
+
+
+def test_unknown_keys_at_every_level_are_reported_together(tmp_path, cli):
+    spec = write_spec(tmp_path, {**tiny_spec(trian={"epochs": 3}, models=[{"kind": "mlp", "hiden": [4]}]),
+                                 "data": {"path": "data.csv", "target": "label", "scael": "none"}})
+    result = cli("validate", spec)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith("error: spec.yaml: ") for line in lines)
+    assert "error: spec.yaml: trian: unknown key; did you mean 'train'? allowed: schema_version, name," in result.stderr
+    assert "error: spec.yaml: data.scael: unknown key; did you mean 'scale'? allowed: path, builtin," in result.stderr
+    assert "error: spec.yaml: models[0].hiden: unknown key; did you mean 'hidden'? allowed: name, train, kind," \
+        in result.stderr
+
+
+def test_cross_field_problems_are_reported_together(tmp_path, cli):
+    spec = write_spec(tmp_path, tiny_spec(seed=MAX_SEED, repeats=3, models=[{"kind": "cnn"}, {"kind": "rnn"}],
+                                          expect={"nope.test.accuracy": ">= 0.5"}))
+    lines = cli("validate", spec).stderr.strip().splitlines()
+    assert [line.split(": ")[2] for line in lines] == ["expect", "seed", "models[0].kind", "models[1].kind"]
+
+
+def test_class_weights_on_an_inferred_regression_task_is_an_error_naming_the_model():
+    from nnlab.spec import check_for_task, validate_spec
+
+    spec = validate_spec(tiny_spec(models=[{"kind": "mlp"}, {"kind": "mlp", "name": "w", "train": {
+        "class_weights": "balanced"}}], metrics=["rmse"]), "spec.yaml")
+    with pytest.raises(SpecError) as raised:
+        check_for_task(spec, "regression")
+    assert str(raised.value) == ("models[1].train.class_weights: 'balanced' weights classes, and the task is "
+                                 "regression (inferred from the target); remove it")
+    spec.models[1].train.class_weights = None
+    assert check_for_task(spec, "regression") == ["rmse"]
+
+
+def test_check_for_task_keeps_the_messages_of_the_runner():
+    from nnlab.spec import check_for_task, validate_spec
+
+    spec = validate_spec(tiny_spec(metrics=["rmse"]), "spec.yaml")
+    with pytest.raises(SpecError, match=r"^metrics\[0\]: 'rmse' is not a binary metric; expected one of accuracy, "):
+        check_for_task(spec, "binary")
+    spec = validate_spec(tiny_spec(baseline={"kind": "linear"}), "spec.yaml")
+    with pytest.raises(SpecError, match="^baseline.kind: 'linear' does not fit a binary task; expected auto or logistic"):
+        check_for_task(spec, "binary")
+    spec = validate_spec(tiny_spec(train={"loss": "mae"}), "spec.yaml")
+    with pytest.raises(SpecError, match=r"^models\[0\].train.loss: 'mae' is a regression loss and the task is binary"):
+        check_for_task(spec, "binary")
+    assert check_for_task(validate_spec(tiny_spec(), "spec.yaml"), "multiclass") == ["accuracy", "f1"]
+
+
+def test_set_reaches_dotted_keys_of_expect_and_sweep(tmp_path, cli):
+    spec = write_spec(tmp_path, tiny_spec())
+    result = cli("validate", spec, "--set", "expect.mlp.test.accuracy='>= 0.5'",
+                 "--set", "sweep.grid.train.optimizer.lr=[0.01, 0.1]", "--set", "models.mlp.dropout=0.25")
+    assert result.exit_code == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["expect"] == {"mlp.test.accuracy": ">= 0.5"}
+    assert resolved["sweep"] == {"grid": {"train.optimizer.lr": [0.01, 0.1]}, "one_at_a_time": False}
+    assert resolved["models"][0]["dropout"] == 0.25
+
+
+def test_one_deep_merge_and_one_gate_parser():
+    from nnlab.spec import deep_merge, parse_expect_rule
+
+    base = {"optimizer": {"name": "adam", "lr": 0.1}, "epochs": 3}
+    assert deep_merge(base, {"optimizer": {"lr": 0.5}, "loss": "mse"}) == {
+        "optimizer": {"name": "adam", "lr": 0.5}, "epochs": 3, "loss": "mse"}
+    assert base["optimizer"]["lr"] == 0.1  # neither input changes
+    assert parse_expect_rule(" >= 1e-2 ") == (">=", 0.01)
+    with pytest.raises(ValueError, match="rule must read '<op> <number>'"):
+        parse_expect_rule("about 3")
+
+
+def test_an_npz_path_and_a_sweep_section_validate(tmp_path, cli):
+    spec = write_spec(tmp_path, tiny_spec(data={"path": "arrays.npz", "target": "y", "sequence": {}},
+                                          models=[{"kind": "rnn"}, {"kind": "transformer", "heads": 8}],
+                                          sweep={"grid": {"models.rnn.hidden": [8, 16]}, "one_at_a_time": True}))
+    result = cli("validate", spec)
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["sweep"]["grid"] == {"models.rnn.hidden": [8, 16]}
+    schema = json.loads(cli("schema").stdout)
+    assert {"grid", "one_at_a_time"} <= set(schema["$defs"]["SweepSpec"]["properties"])
