@@ -316,7 +316,7 @@ NameOption = typer.Option(None, "--name", help="Only runs with this name (a glob
 
 
 SweepOption = typer.Option(None, "--sweep", help="Only the runs of this sweep (its id).", show_default=False)
-PIPE_WIDTH = 10_000  # piped output has no width to fit: nothing is cut or left out
+PIPE_WIDTH = 10_000  # piped output has no width to fit: nothing is cut or left out (grid.UNBOUNDED)
 
 
 def _browse_out() -> Console:
@@ -489,15 +489,12 @@ def predict_command(
         run = api.load_run(ref, runs_dir)
         frame = api.read_rows(data)
         chosen = run.model(model)
-        ignored = run.ignored_columns(frame, chosen.name)
         result = api.predict_rows(chosen, frame, data.name)
+        column_notes = api.column_notes(chosen, frame)
         text = api.write_predictions(result, out, format.value if format else None)
     except NnlabError as e:
         _fail(e)
-    notes = [f"model '{chosen.name}' of run {run.id}"]
-    if ignored:
-        notes.append(f"ignored column(s) the model does not read: {', '.join(ignored[:12])}"
-                     + (f" and {len(ignored) - 12} more" if len(ignored) > 12 else ""))
+    notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]
     if out is not None:
         notes.append(f"wrote {len(result):,} predictions to {out}")
     Console(stderr=True, highlight=False, soft_wrap=True).print("\n".join(f"note: {n}" for n in notes),

@@ -17,6 +17,7 @@ from rich.style import Style
 from rich.text import Text
 
 GAP = 2
+UNBOUNDED = 10_000  # a console this wide (output to a pipe or a file) shows every cell whole
 
 
 @dataclass
@@ -137,7 +138,10 @@ def layout(columns: list[Col], width: int) -> tuple[list[int], list[str]]:
     """Column widths that fit `width` (0 = left out), and the headers of the columns left out. Columns shrink
     lowest priority first (the widest of a priority first), down to their minimum; if that is not enough,
     the lowest-priority column is left out and the rest start again from their natural widths."""
-    natural = [min(c.max_width, max([len(c.header), *map(len, c.cells)])) for c in columns]
+    whole = [max([len(c.header), *map(len, c.cells)]) for c in columns]
+    if sum(whole) + GAP * len(columns) <= width and width >= UNBOUNDED:
+        return whole, []  # piped output: every cell whole, however long
+    natural = [min(c.max_width, w) for c, w in zip(columns, whole)]
     # numbers are never cut: a truncated number is a wrong number
     floor = [n if c.right else min(n, c.min_width) for n, c in zip(natural, columns)]
     live = list(range(len(columns)))

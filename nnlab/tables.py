@@ -107,7 +107,7 @@ def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
     statuses = [status_text(r["status"], r["smoke"]) for r in rows]
     columns = [
         Col("id", [r["id"] for r in rows], min_width=40, max_width=40, priority=9, keep_end=True),
-        Col("status", statuses, status_styles(statuses), min_width=11, priority=8),
+        Col("status", statuses, status_styles(statuses), min_width=max(map(len, statuses)), priority=8),
         Col("started", [started_local(r["started_at"], with_year) for r in rows], min_width=16, priority=5),
         Col("took", took, right=True, priority=4),
         Col("models", [str(len(r["models"])) for r in rows], right=True, min_width=6, priority=1),
@@ -165,7 +165,8 @@ def _row_heads(comparison: Comparison) -> tuple[list[Col], dict[int, list[tuple[
                        min_width=20, max_width=20, priority=PRIORITY["model"]))
     statuses = [status_text(str(r["status"]), _smoke(runs, r)) for r in rows]
     if any(s != "completed" for s in statuses):
-        columns.append(Col("status", statuses, status_styles(statuses), min_width=9, priority=PRIORITY["status"]))
+        columns.append(Col("status", statuses, status_styles(statuses), min_width=max(map(len, statuses)),
+                           priority=PRIORITY["status"]))
     return columns, sections
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
+import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from compare_fixtures import as_json, browse, make_spec, result, two_models, write_run
+from typer.testing import CliRunner
+
+from compare_fixtures import as_json, browse, make_spec, patch_meta, result, two_models, write_run
 from nnlab import runstore
+from nnlab.cli import app
 
 BASE = (0.40, 0.42, 0.85, 0.84)
 
@@ -221,3 +226,118 @@ def test_reading_is_lazy(store, listed, monkeypatch):
     monkeypatch.setattr(runstore.Run, "metrics", lambda self: calls.append(self))
     assert browse(store, "runs", "--format", "json").exit_code == 0
     assert calls and set(calls) <= {"run.json", "summary.json"}
+
+
+# ---------------------------------------------------------------- a dead run, a reused PID, another host
+
+def test_a_reused_pid_does_not_keep_a_dead_run_alive(store):
+    """This test's process is alive but started long after the run did: the run's own process is gone."""
+    path = write_run(store, make_spec(), minute=1, status="running", history={"baseline": [0.4]}, summary=False)
+    assert runstore.read_run(path).status == "running"  # its pid is this (older) process
+    patch_meta(path, started_at="2025-01-01T00:01:00+00:00")  # the run is older than the process with its pid
+    assert runstore.read_run(path).status == "interrupted"
+    assert as_json(browse(store, "runs", "--format", "json"))[0]["status"] == "interrupted"
+
+
+def test_a_run_on_another_host_reads_by_its_heartbeat(store):
+    from datetime import datetime, timedelta, timezone
+
+    from nnlab.runstore.liveness import HEARTBEAT_TIMEOUT_SECONDS
+
+    path = write_run(store, make_spec(), minute=1, status="running", history={"baseline": [0.4]}, summary=False)
+    now = datetime.now(timezone.utc)
+    fresh = (now - timedelta(seconds=30)).isoformat()
+    stale = (now - timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS + 60)).isoformat()
+    patch_meta(path, host="another-machine", pid=1, started_at=stale, heartbeat_at=fresh)
+    assert runstore.read_run(path).status == "running"
+    patch_meta(path, heartbeat_at=stale)
+    os.utime(path / "metrics.csv", (0, 0))  # its last row is as old
+    assert runstore.read_run(path).status == "interrupted"
+
+
+def test_a_copied_run_folder_does_not_make_its_id_ambiguous(store, listed):
+    original = store / listed[0]
+    copy = store / "copy-of-a-run"
+    shutil.copytree(original, copy)
+    out = browse(store, "show", listed[0])  # the exact folder name wins over the copy's repeated id
+    assert out.exit_code == 0 and out.stdout.startswith(listed[0])
+    assert browse(store, "show", "copy-of-a-run").stdout.startswith("copy-of-a-run")
+    records = as_json(browse(store, "runs", "--format", "json"))
+    assert sorted(r["id"] for r in records if r["name"] == "spam") == sorted([listed[0], listed[1], "copy-of-a-run"])
+    shutil.move(original, store / "moved-away")  # now two folders share the id and neither is named so
+    out = browse(store, "show", listed[0])
+    assert out.exit_code == 2 and "is ambiguous: it matches 2 runs" in out.stderr
+    assert str(copy) in out.stderr and str(store / "moved-away") in out.stderr
+
+
+# ---------------------------------------------------------------- what show says
+
+def test_show_says_where_an_interrupted_model_stopped(store):
+    results = {"baseline": result(*BASE, kind="softmax"),
+               "mlp": result(0.31, 0.33, 0.8810, 0.87, best_epoch=5, epochs_run=7, status="interrupted",
+                             epochs_planned=40)}
+    write_run(store, make_spec(baseline={"kind": "auto", "l2": 1.0}), results, minute=1, status="interrupted")
+    text = browse(store, "show", "last").stdout
+    assert "mlp: interrupted at epoch 7 of 40; best epoch 5: val_loss 0.3100, val_accuracy 0.8810" in text
+    assert "baseline kind=softmax l2=1.0" in text  # the kind `auto` became, as compare shows it
+    row = next(line for line in text.splitlines() if line.startswith("mlp "))
+    assert row.split()[3:6] == ["5/7", "0.3100", "0.3300"] and row.split()[-1] == "interrupted"
+
+
+def test_smoke_runs_are_marked_and_left_out_of_compare(store):
+    full = write_run(store, make_spec(name="spam"), two_models(BASE, (0.3, 0.32, 0.9, 0.89)), minute=1)
+    smoke = write_run(store, make_spec(name="spam", train={"epochs": 40}),
+                      two_models(BASE, (0.6, 0.62, 0.61, 0.6)), minute=2, smoke=True)
+    (row,) = [r for r in as_json(browse(store, "runs", "--format", "json")) if r["smoke"]]
+    assert row["id"] == smoke.name
+    listing = browse(store, "runs").stdout
+    assert "completed smoke" in next(line for line in listing.splitlines() if line.startswith(smoke.name))
+    text = browse(store, "show", smoke.name).stdout
+    assert text.splitlines()[0].startswith(f"{smoke.name}  completed  smoke")
+    assert "epochs run: baseline 1 of 1, mlp 3 of 40" in " ".join(text.split())  # a long line may wrap
+    assert [r["run"] for r in as_json(browse(store, "compare", "--format", "json"))] == [full.name] * 2
+    assert "left out 1 smoke run(s) (--smoke to include)" in browse(store, "compare").stdout
+    both = as_json(browse(store, "compare", "--smoke", "--format", "json"))
+    assert [r["run"] for r in both] == [full.name] * 2 + [smoke.name] * 2
+    assert "smoke run" in browse(store, "compare", "--smoke").stdout
+
+
+def test_stored_float32_noise_reads_as_the_float32(store):
+    noisy = result(0.30000001192092896, 0.32, 0.9130434989929199, 0.8999999761581421)
+    write_run(store, make_spec(), {"baseline": result(*BASE, kind="logistic"), "mlp": noisy}, minute=1)
+    csv_text = browse(store, "compare", "--format", "csv").stdout
+    assert "0.9130435" in csv_text and "0.9130434989929199" not in csv_text and ",0.9," in csv_text
+    mlp = as_json(browse(store, "compare", "--format", "json"))[1]
+    assert (mlp["val_accuracy"], mlp["val_loss"], mlp["test_accuracy"]) == (0.9130435, 0.3, 0.9)
+    assert as_json(browse(store, "runs", "--format", "json"))[0]["best_val"] == 0.3
+
+
+def test_piped_output_is_never_cut(store, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    long_note = "a long note that says exactly what changed and why, " * 4
+    path = write_run(store, make_spec(name="spam-" + "x" * 60), two_models(BASE, (0.123456, 0.2, 0.9, 0.91)),
+                     minute=1, note=long_note)
+    out = CliRunner().invoke(app, ["runs", "--runs-dir", str(store)])  # stdout is not a terminal
+    assert out.exit_code == 0 and path.name in out.stdout and long_note.strip() in out.stdout
+    assert "…" not in out.stdout and "left out" not in out.stdout
+    out = CliRunner().invoke(app, ["compare", "--runs-dir", str(store)])
+    assert "…" not in out.stdout and "0.1235" in out.stdout
+
+
+def test_show_and_compare_count_the_runs_that_saw_a_test_split_and_notice_changed_data(store):
+    def fingerprint(sha: str, seed: int = 0) -> dict:
+        return {"sha256": sha, "rows": 240, "split_seed": seed, "val": 0.15, "test": 0.15, "stratify": True}
+
+    for minute in range(3):
+        write_run(store, make_spec(name="spam", seed=minute), two_models(BASE, BASE), minute=minute,
+                  data_fingerprint=fingerprint("a" * 64))
+    write_run(store, make_spec(name="spam"), two_models(BASE, BASE), minute=3, data_fingerprint=fingerprint("a" * 64, 7))
+    changed = write_run(store, make_spec(name="spam"), two_models(BASE, BASE), minute=4,
+                        data_fingerprint=fingerprint("b" * 64))
+    text = browse(store, "show", "last~1").stdout  # the run on split seed 7
+    assert "test split seen by 1 run(s)" in text
+    text = browse(store, "show", "last~2").stdout
+    assert "test split seen by 3 run(s)" in text
+    text = browse(store, "show", "last").stdout
+    assert f"{changed.name}: data file data.csv changed since run" in text and "aaaaaaaaaaaa → bbbbbbbbbbbb" in text
+    assert "test split seen by 1–3 run(s)" in browse(store, "compare").stdout
