@@ -78,9 +78,27 @@ class SavedModel:
         width = (len(self.classes),) if self.task == "multiclass" else ()
         return np.concatenate(chunks) if chunks else np.zeros((0, *width), dtype=np.float32)
 
+    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
+        """Categorical columns -> their values in `frame` that training never saw (one-hot encoded as no
+        known level). A column where no value is known is an error: it is the wrong column or type."""
+        from nnlab.data.read import names_list
+        from nnlab.errors import DataError
+
+        unseen = {}
+        for column, levels in getattr(self.preprocessor.features, "categories", {}).items():
+            values = frame[column].dropna() if column in frame else pd.Series([], dtype=object)
+            new = values[~values.isin(levels)]
+            if len(new) and len(new) == len(values):
+                raise DataError(f"data: column '{column}' holds none of the values it had in training "
+                                f"({names_list(levels, 6)}); got values such as {str(new.iloc[0])[:40]!r}")
+            if len(new):
+                unseen[column] = new
+        return unseen
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per row of `frame` (same index): the prediction in the target's labels or units and, for
         classification, one probability column per class (`p_<class>`)."""
+        self.unseen_categories(frame)
         outputs = self.outputs(frame)
         result = pd.DataFrame({PREDICTION_COLUMN: self.preprocessor.decode(outputs)}, index=frame.index)
         if self.task == "binary":
@@ -175,6 +193,19 @@ class LoadedRun:
         """The columns of `frame` the model does not read."""
         used = set(self.model(model).columns)
         return [str(c) for c in frame.columns if c not in used]
+
+
+def column_notes(model: SavedModel, frame: pd.DataFrame) -> list[str]:
+    """What a person predicting should know about the columns: ignored ones, categories never seen."""
+    used = set(model.columns)
+    ignored = [str(c) for c in frame.columns if c not in used]
+    notes = [f"ignored column(s) the model does not read: {', '.join(ignored[:12])}"
+             + (f" and {len(ignored) - 12} more" if len(ignored) > 12 else "")] if ignored else []
+    for column, values in model.unseen_categories(frame).items():
+        examples = ", ".join(repr(v) for v in values.unique()[:3])
+        notes.append(f"column '{column}': {len(values)} value(s) not seen in training ({examples}) are encoded "
+                     "as none of the known categories")
+    return notes
 
 
 def _rebuild(run: Any, name: str) -> SavedModel:

@@ -46,9 +46,6 @@ def parse_expect_option(text: str) -> Gate:
 def run_summary(run: Any) -> RunSummary:
     """The typed summary of a run read from the store; RunError when it has none to check."""
     summary = run.summary
-    if isinstance(summary, dict):  # readers before the typed contract hand back the raw JSON
-        models = {name: {"name": name, **entry} for name, entry in (summary.get("models") or {}).items()}
-        summary = RunSummary.model_validate({**summary, "models": models})
     if summary is None:
         raise RunError(f"run '{run.id}' has no results to check (status {run.status}; no summary.json)")
     return summary
@@ -73,6 +70,9 @@ def check_run(run: Any, given: list[str]) -> CheckReport:
         _check_gate_fits(gate, summary, run)
     notes = [] if run.status == "completed" else [f"run '{run.id}' is {run.status}: checking the models it "
                                                    "finished"]
+    if run.smoke and not given:
+        notes.append(f"run '{run.id}' is a smoke run (a small training sample): its spec's gates are meant "
+                     "for a full run")
     return CheckReport(run.id, run.status, [gate.check(summary.models) for gate in gates], notes)
 
 

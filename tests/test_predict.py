@@ -170,6 +170,42 @@ def test_extra_columns_are_ignored_and_said_so(trained, tmp_path, cli, runs):
     assert again.stdout == plain.stdout  # columns are found by name, not position
 
 
+def test_categories_never_seen_in_training(trained, tmp_path, cli, runs):
+    rows = trained.assign(color=["green"] + list(trained["color"][1:]))
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs)
+    assert result.exit_code == 0 and len(pd.read_csv(io.StringIO(result.stdout))) == len(rows)
+    assert ("note: column 'color': 1 value(s) not seen in training ('green') are encoded as none of the known "
+            "categories") in result.stderr
+    trained.assign(color=3).to_csv(tmp_path / "numbers.csv", index=False)
+    result = cli("predict", "last", tmp_path / "numbers.csv", "--runs-dir", runs)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: numbers.csv: column 'color' holds none of the values it had in "
+                                     "training (blue, red); got values such as '3'")
+
+
+def test_text_runs_reuse_their_vocabulary(tmp_path, cli, runs):
+    """The baseline (TF-IDF rows) and a text model (token ids) both reproduce their validation scores."""
+    rng = np.random.default_rng(0)
+    spam, ham = ["win", "cash", "prize", "free", "call", "now", "see"], ["see", "you", "at", "lunch", "home", "now"]
+    is_spam = rng.random(240) < 0.4
+    text = [" ".join(rng.choice(spam if s else ham, rng.integers(3, 9))) for s in is_spam]
+    table = pd.DataFrame({"message": text, "label": np.where(is_spam, "spam", "ham")})
+    spec = train(tmp_path, cli, table, "label", data={"path": "data.csv", "target": "label",
+                                                      "text": {"column": "message", "max_len": 12}},
+                 models=[{"name": "bag", "kind": "mlp", "hidden": [8], "embedding": 8}])
+    val = validation_rows(spec)
+    run = nnlab.load_run("last", runs)
+    for model in ("baseline", "bag"):
+        out = run.predict(val.drop(columns=["label"]), model=model)
+        recorded = run.summary.models[model].val
+        assert skm.accuracy_score(val["label"], out["prediction"]) == pytest.approx(recorded["accuracy"], **TOLERANCE)
+        assert skm.roc_auc_score(val["label"] == "spam", out["p_spam"]) == pytest.approx(recorded["roc_auc"],
+                                                                                          **TOLERANCE)
+    unknown = run.predict(pd.DataFrame({"message": ["zzz qqq", ""]}), model="bag")
+    assert len(unknown) == 2  # words never seen (and an empty message) are out-of-vocabulary, not errors
+
+
 @pytest.mark.parametrize("suffix, fmt, reader", [
     (".csv", None, pd.read_csv), (".parquet", None, pd.read_parquet),
     (".json", None, lambda p: pd.read_json(p, lines=True)), (".out", "json", lambda p: pd.read_json(p, lines=True))])
