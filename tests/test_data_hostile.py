@@ -1,0 +1,185 @@
+"""Hostile data: duplicated column names (a leaked target), values that overflow the scaler, Parquet types nnlab
+cannot read, special files as data.path, misleading messages; plus the split seed and the data fingerprint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import binary_table, tiny_spec, write_spec
+from nnlab.data import prepare
+from nnlab.errors import DataError
+from nnlab.spec import DataSpec
+
+
+def raises(tmp_path, message: str, **data) -> str:
+    with pytest.raises(DataError) as caught:
+        prepare(DataSpec(**{"path": "data.csv", "target": "label", **data}), tmp_path, 0)
+    text = str(caught.value)
+    assert message in text and "\n" not in text, text
+    return text
+
+
+def test_duplicated_target_column_is_an_error_naming_it(tmp_path):
+    frame = binary_table()
+    frame.insert(1, "label_copy", frame["label"])
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    text = (tmp_path / "data.csv").read_text().replace("label_copy", "label", 1)
+    (tmp_path / "data.csv").write_text(text)
+    assert "label.1" in pd.read_csv(tmp_path / "data.csv").columns  # what pandas would have done silently
+    raises(tmp_path, "data.path: data.csv has repeated column name(s) 'label' (2 times); every column needs "
+                     "its own name (a copy of the target would leak the label into the features)")
+
+
+def test_duplicated_parquet_column_is_an_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([pa.array([1.0, 2.0]), pa.array([0, 1]), pa.array([0, 1])], names=["a", "y", "y"]),
+                   tmp_path / "data.parquet")
+    raises(tmp_path, "data.path: data.parquet has repeated column name(s) 'y' (2 times)", path="data.parquet",
+           target="y")
+
+
+@pytest.mark.parametrize("scale", ["standard", "minmax"])
+def test_huge_and_tiny_columns_scale_like_ordinary_ones(tmp_path, scale):
+    frame = binary_table()
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    plain = prepare(DataSpec(path="data.csv", target="label", scale=scale), tmp_path, 0)
+    frame.assign(a=frame["a"] * 1e200, b=frame["b"] * 1e-200).to_csv(tmp_path / "data.csv", index=False)
+    extreme = prepare(DataSpec(path="data.csv", target="label", scale=scale), tmp_path, 0)
+    for split in plain.x:
+        np.testing.assert_allclose(extreme.x[split], plain.x[split], rtol=1e-5, atol=1e-6)
+        assert np.isfinite(extreme.x[split]).all()
+    json.dumps(extreme.preprocessing, allow_nan=False)  # no Infinity or NaN in what the run folder stores
+    assert extreme.preprocessing["spread"][0] == pytest.approx(plain.preprocessing["spread"][0] * 1e200, rel=1e-9)
+
+
+def test_a_huge_column_trains_to_the_same_accuracy(tmp_path, cli, runs):
+    frame = binary_table()
+    accuracies = []
+    for factor in (1.0, 1e200):
+        frame.assign(a=frame["a"] * factor).to_csv(tmp_path / "data.csv", index=False)
+        result = cli("train", write_spec(tmp_path, tiny_spec(name=f"scale{len(accuracies)}")))
+        assert result.exit_code == 0, result.output
+        folder = max((p for p in runs.iterdir() if p.name.startswith(f"scale{len(accuracies)}")), key=os.path.getmtime)
+        summary = folder.joinpath("summary.json").read_text()
+        assert "Infinity" not in summary and "NaN" not in summary
+        accuracies.append({m: v["val"]["accuracy"] for m, v in json.loads(summary)["models"].items()})
+    assert accuracies[0] == accuracies[1] and accuracies[0]["baseline"] > 0.85
+
+
+def test_values_beyond_the_scalers_range_are_rejected_with_the_column(tmp_path):
+    frame = binary_table()
+    frame.loc[::2, "b"] = 1.5e308
+    frame.loc[1::2, "b"] = -1.5e308
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    raises(tmp_path, "data: column 'b' has values too large to scale", scale="minmax")
+
+
+@pytest.mark.parametrize("column, message", [
+    ("tags", "data: column 'tags' in data.parquet has type list<element: int64>, which nnlab cannot read; flatten it "
+             "into plain number or string columns, or leave it out with data.exclude"),
+    ("when", "data: column 'when' in data.parquet has type timestamp[us], which nnlab cannot read; convert it to a "
+             "number (e.g. seconds since 1970) or leave it out with data.exclude"),
+    ("price", "data: column 'price' in data.parquet has type decimal128(10, 2), which nnlab cannot read; cast it "
+              "to float64 in the file or leave it out with data.exclude"),
+    ("point", "data: column 'point' in data.parquet has type struct<x: int64>"),
+    ("props", "data: column 'props' in data.parquet has type map<string, int64"),
+])
+def test_parquet_types_nnlab_cannot_read(tmp_path, column, message):
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 30
+    columns = {
+        "a": pa.array(np.arange(n, dtype=float)), "label": pa.array(np.arange(n) % 2),
+        "tags": pa.array([[i] for i in range(n)]),
+        "when": pa.array([datetime.datetime(2024, 1, 1 + i % 28) for i in range(n)], pa.timestamp("us")),
+        "price": pa.array([decimal.Decimal(f"{i}.50") for i in range(n)], pa.decimal128(10, 2)),
+        "point": pa.array([{"x": i} for i in range(n)]),
+        "props": pa.array([[("k", i)] for i in range(n)], pa.map_(pa.string(), pa.int64()))}
+    keep = ["a", "label", column]
+    pq.write_table(pa.table([columns[k] for k in keep], names=keep), tmp_path / "data.parquet")
+    raises(tmp_path, message, path="data.parquet")
+    assert prepare(DataSpec(path="data.parquet", target="label", exclude=[column]), tmp_path, 0).n_features == 1
+    with pytest.raises(DataError, match=re.escape(f"data.target: column '{column}' in data.parquet has type")):
+        prepare(DataSpec(path="data.parquet", target=column), tmp_path, 0)
+
+
+def test_a_fifo_is_named_and_never_opened(tmp_path):
+    os.mkfifo(tmp_path / "data.csv")
+    outcome: list[str] = []
+    worker = threading.Thread(target=lambda: outcome.append(raises(tmp_path, "is a named pipe (FIFO), not a "
+                                                                             "regular file")), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert outcome, "reading a FIFO blocked"
+
+
+def test_a_device_is_not_file_not_found(tmp_path):
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null")
+    (tmp_path / "data.csv").symlink_to("/dev/null")
+    raises(tmp_path, "is a character device, not a regular file")
+
+
+def test_a_symlink_loop_is_not_file_not_found(tmp_path):
+    (tmp_path / "data.csv").symlink_to(tmp_path / "data.csv")
+    text = raises(tmp_path, "data.path: cannot read")
+    assert "not found" not in text
+
+
+def test_numbers_stored_as_text_get_a_message_with_an_example(tmp_path):
+    frame = binary_table().assign(a=lambda f: f["a"].map(str))  # a Parquet string column of numbers
+    frame.to_parquet(tmp_path / "data.parquet")
+    text = raises(tmp_path, "data: column 'a' holds numbers written as text (such as ", path="data.parquet")
+    assert "0 value(s)" not in text and "write them as plain numbers" in text
+    frame.loc[4, "a"] = "1e5000"  # out of float range: not a number nnlab can scale
+    frame.to_parquet(tmp_path / "data.parquet")
+    raises(tmp_path, "data: column 'a' is numeric except for 1 value(s) such as '1e5000'", path="data.parquet")
+
+
+def test_impute_on_a_column_empty_in_training_says_what_to_do(tmp_path):
+    frame = binary_table().assign(empty=np.nan)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    for how in ("mean", "median", "most_frequent"):
+        text = raises(tmp_path, "data.impute: column(s) 'empty' have no values in the training split", impute=how)
+        assert "set data.impute" not in text and "data.exclude" in text
+
+
+def test_split_seed_is_separate_from_the_training_seed(tmp_path):
+    binary_table(n=400).to_csv(tmp_path / "data.csv", index=False)
+    fixed = DataSpec(path="data.csv", target="label", split={"seed": 7})
+    a, b = prepare(fixed, tmp_path, 0), prepare(fixed, tmp_path, 1)
+    assert all(np.array_equal(a.rows[k], b.rows[k]) for k in a.rows)
+    default = DataSpec(path="data.csv", target="label")
+    assert all(np.array_equal(a.rows[k], prepare(default, tmp_path, 7).rows[k]) for k in a.rows)
+    assert not np.array_equal(a.rows["test"], prepare(default, tmp_path, 0).rows["test"])
+    assert a.summary["fingerprint"] == b.summary["fingerprint"]
+    assert a.summary["fingerprint"]["split_seed"] == 7
+
+
+def test_fingerprint_names_the_data_and_the_split(tmp_path):
+    import hashlib
+
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = DataSpec(path="data.csv", target="label")
+    facts = prepare(spec, tmp_path, 0).summary["fingerprint"]
+    assert facts["sha256"] == hashlib.sha256((tmp_path / "data.csv").read_bytes()).hexdigest()
+    assert {k: facts[k] for k in ("rows", "columns", "split_seed", "val", "test", "stratify")} == {
+        "rows": 240, "columns": 4, "split_seed": 0, "val": 0.15, "test": 0.15, "stratify": True}
+    other_split = prepare(spec.model_copy(update={"split": spec.split.model_copy(update={"test": 0.2})}),
+                          tmp_path, 0).summary["fingerprint"]
+    assert other_split["sha256"] == facts["sha256"] and other_split["split"] != facts["split"]
+    binary_table(seed=1).to_csv(tmp_path / "data.csv", index=False)
+    assert prepare(spec, tmp_path, 0).summary["fingerprint"]["sha256"] != facts["sha256"]
