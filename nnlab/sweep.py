@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any, Optional
 from nnlab.changes import show_value
 from nnlab.errors import NnlabError, SpecError
 from nnlab.executors import Unit
+from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml, shorten
 
 _MISSING = object()
 _GRID_HELP = "expected KEY=V1,V2,..., e.g. train.optimizer.lr=1e-3,1e-2 or 'models.mlp.hidden=[64],[128,64]'"
@@ -59,8 +61,6 @@ class Point:
 
 def parse_grid_option(text: str) -> Axis:
     """`KEY=V1,V2,...` -> Axis. Each value is read as YAML; commas inside [] or {} belong to the value."""
-    from nnlab.spec import parse_yaml
-
     key, sep, values_text = text.partition("=")
     key = key.strip()
     if not sep or not key or not values_text.strip():
@@ -191,16 +191,15 @@ def plan_sweep(spec_path: Path, grid_options: list[str], one_at_a_time: bool = F
                repeats: Optional[int] = None, note: str = "", smoke: bool = False) -> SweepPlan:
     """Expand the sweep and check every point (spec and data) as `train` would. Raises SpecError listing
     every bad point at once; writes nothing."""
-    from nnlab.spec import load_spec
-
     spec, _ = load_spec(spec_path)
-    section = getattr(spec, "sweep", None)  # the spec's own `sweep:` (grid, one_at_a_time), when given
+    section = spec.sweep  # the spec's own `sweep:` (grid, one_at_a_time), when given
     spec_axes = [_axis(k, list(v), "sweep.grid") for k, v in section.grid.items()] if section else []
     axes = merge_axes(spec_axes, [parse_grid_option(text) for text in grid_options])
     if not axes:
         raise SpecError(f"{spec_path.name}: nothing to sweep; give --grid KEY=V1,V2,... or a sweep.grid "
                         "section in the spec")
     one_at_a_time = one_at_a_time or bool(section and section.one_at_a_time)
+    _check_size(axes, one_at_a_time)
     resolved = spec.resolved()
     points = expand_one_at_a_time(axes, resolved) if one_at_a_time else expand_grid(axes)
     own = [i for i, p in enumerate(points) if all(_same(v, value_at(resolved, k)) for k, v in p.settings)]
@@ -208,6 +207,15 @@ def plan_sweep(spec_path: Path, grid_options: list[str], one_at_a_time: bool = F
     check_points(spec_path, points, common, smoke)
     return SweepPlan(new_sweep_id(spec.name), Path(spec_path), spec.monitor, points, own[0] if own else 0,
                      bool(own), one_at_a_time, common, note, smoke)
+
+
+def _check_size(axes: list[Axis], one_at_a_time: bool) -> None:
+    sizes = [len(axis.values) for axis in axes]
+    count = 1 + sum(sizes) if one_at_a_time else math.prod(sizes)
+    if count > MAX_SWEEP_POINTS:
+        how = "1 + " + " + ".join(map(str, sizes)) if one_at_a_time else " x ".join(map(str, sizes))
+        raise SpecError(f"--grid: {count:,} points ({shorten(how, 60)}); at most {MAX_SWEEP_POINTS:,}: fewer values, "
+                        "or --one-at-a-time")
 
 
 def check_points(spec_path: Path, points: list[Point], common: list[str], smoke: bool) -> None:

@@ -22,7 +22,7 @@ from nnlab.changes import changes_since
 from nnlab.cli import app
 from nnlab.errors import SpecError
 from nnlab.spec import validate_spec
-from nnlab.sweep import Axis, Point, expand_grid, expand_one_at_a_time, merge_axes, parse_grid_option
+from nnlab.sweep import Axis, Point, expand_grid, expand_one_at_a_time, merge_axes, parse_grid_option, plan_sweep
 
 
 def sweep(*args, runs):
@@ -253,3 +253,21 @@ def test_ctrl_c_stops_the_running_points_as_interrupted_and_starts_no_more(tmp_p
 def _epochs_logged(folder) -> int:
     metrics = folder / "metrics.csv"
     return max(0, len(metrics.read_text().splitlines()) - 1) if metrics.exists() else 0
+
+
+def test_the_spec_sweep_section_with_a_cli_grid_added(tmp_path, tiny):
+    spec = write_spec(tmp_path, tiny_spec(sweep={"grid": {"train.optimizer.lr": [0.001, 0.01], "train.epochs": [3]},
+                                                 "one_at_a_time": True}), "swept.yaml")
+    plan = plan_sweep(spec, ["train.epochs=2,4", "models.mlp.dropout=0.3"], repeats=2, note="n")
+    assert [p.label for p in plan.points] == ["reference (the spec's own values)", "train.optimizer.lr=0.01",
+                                              "train.epochs=2", "train.epochs=4", "models.mlp.dropout=0.3"]
+    assert plan.one_at_a_time and plan.reference == 0 and plan.reference_is_spec
+    units = plan.units(tmp_path / "runs")
+    assert units[2].overrides == ("train.epochs=2", "repeats=2") and units[2].note == "train.epochs=2; n"
+    assert {u.sweep for u in units} == {plan.id} and plan.id.startswith("tiny-sweep-")
+
+
+def test_a_grid_too_large_is_refused_before_expanding(tiny):
+    values = ",".join(str(i) for i in range(1, 40))
+    with pytest.raises(SpecError, match=r"^--grid: 1,521 points \(39 x 39\); at most 1,000"):
+        plan_sweep(tiny, [f"train.epochs={values}", f"train.batch_size={values}"])
