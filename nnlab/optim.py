@@ -1,15 +1,24 @@
-"""Spec names -> torch optimizers, schedulers and losses. Plain dicts; the spec's Literal fields list the
-same names (tests/test_registries.py checks that they agree)."""
+"""Losses, the optimizer step and learning-rate schedules, for a stack of K members (K = 1: one model).
+
+The spec's Literal fields list the same names as the dicts here (tests/test_registries.py checks that they
+agree). The step is written by hand on the members' flat parameters [K, P]: Adam, AdamW and SGD are
+elementwise, so one set of ops updates every member, each with its own learning rate, weight decay and
+momentum as [K, 1] tensors. tests/test_optim.py checks it against torch.optim, member by member.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+import warnings
+from typing import Callable, Optional
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from nnlab.spec import OptimizerSpec, TrainSpec
 
+# The torch optimizer each name reproduces (the oracle in tests/test_optim.py).
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 SCHEDULERS = {
@@ -18,8 +27,10 @@ SCHEDULERS = {
     "plateau": lambda opt, s, epochs, mode: torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=mode, factor=s.factor, patience=s.patience),
 }
-REGRESSION_LOSSES: dict[str, Callable[[], nn.Module]] = {
-    "auto": nn.MSELoss, "mse": nn.MSELoss, "mae": nn.L1Loss, "huber": nn.HuberLoss}
+REGRESSION_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "auto": F.mse_loss, "mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch's Adam defaults; the spec does not expose them
+CLIP_EPS = 1e-6  # what clip_grad_norm_ adds to the norm
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -35,74 +46,172 @@ def skip_dynamo_import() -> None:
         plain.__dynamo_disable = plain
 
 
-def build_optimizer(spec: OptimizerSpec, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The torch optimizer: it holds the hyperparameters that schedulers change and is what `make_step` steps."""
-    skip_dynamo_import()
-    kwargs: dict = {"lr": spec.lr, "weight_decay": spec.weight_decay}
-    if spec.name == "sgd":
-        kwargs["momentum"] = spec.momentum
-    return OPTIMIZERS[spec.name](params, **kwargs)
-
-
-def _fused_supported(device: torch.device) -> bool:
-    version = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
-    return device.type == "cuda" or (device.type == "cpu" and version >= (2, 4))
-
-
-def make_step(optimizer: torch.optim.Optimizer, device: torch.device) -> Callable[[], None]:
-    """A function doing `optimizer.step()` through the same functional kernel torch.optim uses (fused where
-    the device has it), minus Optimizer.step's per-call bookkeeping: that costs ~0.4 ms a step, more than the
-    whole forward and backward pass of a small MLP. Hyperparameters are read from the optimizer's param
-    group on every step, so learning-rate schedulers work as usual."""
-    from torch.optim import adam, adamw, sgd
-
-    group = optimizer.param_groups[0]
-    params: list[torch.Tensor] = group["params"]
-    fused = _fused_supported(device)
-    step_device = device if fused else torch.device("cpu")
-    if isinstance(optimizer, torch.optim.SGD):
-        buffers: list = [None] * len(params)
-
-        def sgd_step() -> None:
-            with torch.no_grad():
-                sgd.sgd(params, [p.grad for p in params], buffers, foreach=True, weight_decay=group["weight_decay"],
-                        momentum=group["momentum"], lr=group["lr"], dampening=0.0, nesterov=False, maximize=False)
-        return sgd_step
-    kernel = adamw.adamw if isinstance(optimizer, torch.optim.AdamW) else adam.adam
-    exp_avgs = [torch.zeros_like(p) for p in params]
-    exp_avg_sqs = [torch.zeros_like(p) for p in params]
-    steps = [torch.zeros((), dtype=torch.float32, device=step_device) for _ in params]
-    beta1, beta2 = group["betas"]
-
-    def adam_step() -> None:
-        with torch.no_grad():
-            kernel(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps, foreach=not fused,
-                   fused=fused or None, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
-                   weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
-    return adam_step
-
-
-def build_scheduler(train: TrainSpec, optimizer: torch.optim.Optimizer, higher_is_better: bool):
-    if train.scheduler is None:
-        return None
-    mode = "max" if higher_is_better else "min"
-    return SCHEDULERS[train.scheduler.name](optimizer, train.scheduler, train.epochs, mode)
-
+# --- losses -------------------------------------------------------------------------------------------
 
 def build_loss(task: str, train: TrainSpec, y_train: torch.Tensor, n_outputs: int) -> LossFn:
-    """The loss for a task, taking raw model outputs [N, n_outputs] and targets [N]."""
+    """The loss of a task: raw outputs [..., N, n_outputs] and targets [..., N] -> the mean over N, per
+    leading index: a scalar for one model's [N, O], a [K] vector for K members' [K, N, O]."""
     if task == "multiclass":
-        weight = None
-        if train.class_weights == "balanced":
-            counts = torch.bincount(y_train, minlength=n_outputs).float()
-            weight = counts.sum() / (n_outputs * counts.clamp(min=1))
-        return nn.CrossEntropyLoss(weight=weight)
+        weight = class_weights(task, y_train, n_outputs) if train.class_weights == "balanced" else None
+
+        def cross_entropy(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            losses = F.cross_entropy(outputs.reshape(-1, n_outputs), target.reshape(-1), weight=weight,
+                                     reduction="none").reshape(target.shape)
+            if weight is None:
+                return losses.mean(-1)
+            return losses.sum(-1) / weight[target].sum(-1)  # torch's weighted mean: sum(w·l) / sum(w)
+        return cross_entropy
     if task == "binary":
-        pos_weight = None
-        if train.class_weights == "balanced":
-            positives = y_train.sum()
-            pos_weight = ((len(y_train) - positives) / positives.clamp(min=1)).reshape(1)
-        criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    else:
-        criterion = REGRESSION_LOSSES[train.loss]()
-    return lambda outputs, target: criterion(outputs.reshape(-1), target)
+        pos_weight = class_weights(task, y_train, n_outputs) if train.class_weights == "balanced" else None
+        return lambda outputs, target: F.binary_cross_entropy_with_logits(
+            outputs.squeeze(-1), target, pos_weight=pos_weight, reduction="none").mean(-1)
+    criterion = REGRESSION_LOSSES[train.loss]
+    return lambda outputs, target: criterion(outputs.squeeze(-1), target, reduction="none").mean(-1)
+
+
+def class_weights(task: str, y_train: torch.Tensor, n_outputs: int) -> torch.Tensor:
+    """`balanced`: multiclass weight_c = n / (classes · count_c) (scikit-learn's formula); binary: the
+    positive class's weight n_negative / n_positive, as BCE's pos_weight."""
+    if task == "multiclass":
+        counts = torch.bincount(y_train, minlength=n_outputs).float()
+        return counts.sum() / (n_outputs * counts.clamp(min=1))
+    positives = y_train.sum()
+    return ((len(y_train) - positives) / positives.clamp(min=1)).reshape(1)
+
+
+# --- the step -----------------------------------------------------------------------------------------
+
+class StackedStep:
+    """One optimizer step for K members whose parameters are the rows of `params` [K, P] and whose gradients
+    are the rows of `grads` (a backward pass fills them). Hyperparameters are per member; `set_lrs` and
+    `set_active` change them between epochs. An inactive member (stopped early, or diverged) gets a zero
+    learning rate and zero gradients: its weights stay exactly as they are."""
+
+    def __init__(self, specs: list[OptimizerSpec], params: torch.Tensor, grads: torch.Tensor,
+                 grad_clips: Optional[list[Optional[float]]] = None):
+        names = {s.name for s in specs}
+        assert len(names) == 1 and len(specs) == len(params), "one optimizer kind, one spec per member"
+        self.name, self.params, self.grads = names.pop(), params, grads
+        column = lambda values: torch.tensor(values, dtype=params.dtype, device=params.device).reshape(-1, 1)
+        self.weight_decay = column([s.weight_decay for s in specs])
+        self.decays = bool(any(s.weight_decay for s in specs))
+        self.momentum = column([s.momentum for s in specs])
+        self.uses_momentum = self.name == "sgd" and any(s.momentum for s in specs)
+        clips = grad_clips or [None] * len(specs)
+        self.clip = column([c if c else math.inf for c in clips]) if any(clips) else None
+        self.lrs = [s.lr for s in specs]
+        self.active = torch.ones(len(specs), 1, dtype=torch.bool, device=params.device)
+        self.all_active = True
+        self.lr = column(self.lrs)
+        self.steps = 0
+        self.exp_avg = torch.zeros_like(params) if self.name != "sgd" or self.uses_momentum else None
+        self.exp_avg_sq = torch.zeros_like(params) if self.name != "sgd" else None
+
+    def set_lrs(self, lrs: list[float]) -> None:
+        self.lrs = list(lrs)
+        self._refresh()
+
+    def set_active(self, active: list[bool]) -> None:
+        self.all_active = all(active)
+        self.active = torch.tensor(active, dtype=torch.bool, device=self.params.device).reshape(-1, 1)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # One small host-to-device copy per change (per epoch at most), never inside the step loop.
+        self.lr = torch.tensor(self.lrs, dtype=self.params.dtype, device=self.params.device).reshape(-1, 1)
+        self.lr = torch.where(self.active, self.lr, 0.0)
+
+    def __call__(self, skip: Optional[torch.Tensor] = None) -> None:
+        """`skip` (bool [K, 1], optional): members whose step this is not, e.g. fp16 gradients that overflowed."""
+        with torch.no_grad():
+            lr, keep = self.lr, self.active
+            if skip is not None:
+                lr, keep = torch.where(skip, 0.0, lr), keep & ~skip
+            grads = self.grads if self.all_active and skip is None else torch.where(keep, self.grads, 0.0)
+            if self.clip is not None:
+                # clip_grad_norm_ per member: one norm over all of a member's gradients.
+                norms = torch.linalg.vector_norm(grads, dim=1, keepdim=True)
+                grads = grads * (self.clip / (norms + CLIP_EPS)).clamp(max=1.0)
+            self.steps += 1
+            if self.name == "sgd":
+                self._sgd(grads, lr)
+            else:
+                self._adam(grads, lr)
+
+    def _sgd(self, grads: torch.Tensor, lr: torch.Tensor) -> None:
+        if self.decays:
+            grads = grads + self.weight_decay * self.params
+        if self.uses_momentum:
+            # torch starts the buffer as a copy of the first gradient; 0 * momentum + g is that copy.
+            self.exp_avg.mul_(self.momentum).add_(grads)
+            grads = self.exp_avg
+        self.params.sub_(lr * grads)
+
+    def _adam(self, grads: torch.Tensor, lr: torch.Tensor) -> None:
+        beta1, beta2 = BETAS
+        if self.name == "adamw":
+            if self.decays:
+                self.params.mul_(1 - lr * self.weight_decay)
+        elif self.decays:
+            grads = grads + self.weight_decay * self.params
+        self.exp_avg.lerp_(grads, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grads, grads, value=1 - beta2)
+        # Bias corrections are Python floats: the step count lives on the host, no sync needed.
+        step_size = lr / (1 - beta1 ** self.steps)
+        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** self.steps)).add_(EPS)
+        self.params.sub_(step_size * self.exp_avg / denom)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "lrs": list(self.lrs), "active": self.active.clone(),
+                "exp_avg": None if self.exp_avg is None else self.exp_avg.clone(),
+                "exp_avg_sq": None if self.exp_avg_sq is None else self.exp_avg_sq.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.lrs = state["steps"], list(state["lrs"])
+        self.active = state["active"].to(self.params.device).clone()
+        self.all_active = bool(self.active.all())
+        for name in ("exp_avg", "exp_avg_sq"):
+            if state[name] is not None:
+                getattr(self, name).copy_(state[name])
+        self._refresh()
+
+
+def make_step(specs: list[OptimizerSpec], params: torch.Tensor, grads: torch.Tensor,
+              grad_clips: Optional[list[Optional[float]]] = None) -> StackedStep:
+    return StackedStep(specs, params, grads, grad_clips)
+
+
+# --- schedules ----------------------------------------------------------------------------------------
+
+class Schedule:
+    """One member's learning rate over epochs, by torch's own scheduler classes acting on a stand-in
+    optimizer (a 0-element parameter), so that StepLR, CosineAnnealingLR and ReduceLROnPlateau behave
+    exactly as documented while the real step reads the rate from here."""
+
+    def __init__(self, train: TrainSpec, higher_is_better: bool):
+        skip_dynamo_import()
+        self.optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(0))], lr=train.optimizer.lr)
+        self.name = train.scheduler.name if train.scheduler else None
+        self.scheduler = None if train.scheduler is None else SCHEDULERS[train.scheduler.name](
+            self.optimizer, train.scheduler, train.epochs, "max" if higher_is_better else "min")
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def step(self, score: float) -> None:
+        """After an epoch: `score` is the monitored validation value (plateau reads it)."""
+        if self.scheduler is None:
+            return
+        with warnings.catch_warnings():
+            # The stand-in optimizer never steps, so torch warns that the scheduler stepped first.
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
+            self.scheduler.step(score) if self.name == "plateau" else self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "scheduler": None if self.scheduler is None else self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.param_groups[0]["lr"] = state["lr"]
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])

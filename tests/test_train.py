@@ -95,21 +95,17 @@ def test_divergence_stops_that_model_and_the_run_goes_on(tmp_path, cli, runs):
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_epochs(tmp_path, cli, runs, monkeypatch):
-    from nnlab import train as train_mod
+    from nnlab.optim import StackedStep
 
-    real_make_step = train_mod.make_step
+    real_step, calls = StackedStep.__call__, []
 
-    def make_step_that_is_interrupted(optimizer, device):
-        step, calls = real_make_step(optimizer, device), []
+    def interrupted_step(self, skip=None):
+        calls.append(1)
+        if len(calls) == 14:  # mid-epoch 3: 168 training rows make 6 batches of up to 32
+            raise KeyboardInterrupt
+        real_step(self, skip)
 
-        def interrupted_step():
-            calls.append(1)
-            if len(calls) == 14:  # mid-epoch 3: 168 training rows make 6 batches of up to 32
-                raise KeyboardInterrupt
-            step()
-        return interrupted_step
-
-    monkeypatch.setattr(train_mod, "make_step", make_step_that_is_interrupted)
+    monkeypatch.setattr(StackedStep, "__call__", interrupted_step)
     spec = write_spec(tmp_path, tiny_spec())
     binary_table().to_csv(tmp_path / "data.csv", index=False)
     result = cli("train", spec)
@@ -221,18 +217,16 @@ def test_an_interrupt_before_the_first_epoch_ends_keeps_nothing(monkeypatch):
     class SigTerm(KeyboardInterrupt):
         signal = 15
 
-    real_make_step = train.make_step
+    from nnlab.optim import StackedStep
 
-    def make_step(optimizer, device):
-        step, calls = real_make_step(optimizer, device), []
+    real_step, calls = StackedStep.__call__, []
 
-        def interrupted():
-            calls.append(1)
-            if len(calls) == 2:
-                raise SigTerm
-            step()
-        return interrupted
-    monkeypatch.setattr(train, "make_step", make_step)
+    def interrupted(self, skip=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SigTerm
+        real_step(self, skip)
+    monkeypatch.setattr(StackedStep, "__call__", interrupted)
     with pytest.raises(train.FitInterrupted) as caught:
         train.fit("mlp", small_mlp(), tiny_problem(), TrainSpec(epochs=5, batch_size=32), 0, lambda r: None)
     result = caught.value.result
@@ -312,20 +306,20 @@ def test_adam_at_lr_100_on_spambase_diverges_and_says_lower():
 
 
 def test_a_loss_that_rises_a_hundredfold_from_epoch_one_is_a_blow_up():
-    from nnlab import train
+    from nnlab import loop, train
     from nnlab.spec import TrainSpec
 
     history = [train.EpochRecord("m", 1, {"train_loss": 0.3, "val_loss": 0.4}, 0.1, 0.0)]
     spec = TrainSpec()
     ok = {"train_loss": 0.5, "val_loss": 0.5}
     losses = torch.zeros(3)
-    assert train._divergence(2, -1, losses, ok, history, 0.69, spec) is None
-    assert train._divergence(2, -1, losses, {"train_loss": 0.5, "val_loss": 41.0}, history, 0.69, spec) == (
+    assert loop._divergence(2, -1, losses, ok, history, 0.69, spec) is None
+    assert loop._divergence(2, -1, losses, {"train_loss": 0.5, "val_loss": 41.0}, history, 0.69, spec) == (
         "loss blew up at epoch 2: val loss 41 is over 100x epoch 1's 0.4; try a lower learning rate "
         "(train.optimizer.lr is 0.001) or set train.grad_clip")
     # A hundredfold rise that stays below the prior's loss is not a blow-up (a near-perfect fit wobbling).
     tiny = [train.EpochRecord("m", 1, {"train_loss": 1e-5, "val_loss": 1e-5}, 0.1, 0.0)]
-    assert train._divergence(2, -1, losses, {"train_loss": 1e-2, "val_loss": 1e-2}, tiny, 0.69, spec) is None
+    assert loop._divergence(2, -1, losses, {"train_loss": 1e-2, "val_loss": 1e-2}, tiny, 0.69, spec) is None
 
 
 def test_a_healthy_high_learning_rate_is_not_called_diverged():

@@ -1,0 +1,459 @@
+"""The one training loop: K members (K = 1 is one model) trained as one stack (`nnlab.stack`).
+
+The data set lives on the device as tensors. Each member orders the rows by its own seeded permutation each
+epoch (one gather puts them in order, [K, N, ...]); a batch is then a contiguous slice. Inside the step
+loop nothing is read back to the host: step losses and training outputs go into device buffers that are
+read once per epoch, together with the validation metrics (the one sync point of an epoch). Members stop
+on their own (early stopping, their epoch count, divergence): a stopped member's updates are masked and
+its best weights kept. This module never prints or writes files: it returns results and calls `on_epoch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnlab import metrics as metric_fns
+from nnlab.inputs import SparseRows
+from nnlab.optim import LossFn, Schedule, build_loss, make_step
+from nnlab.stack import Stack, build_stack
+from nnlab.spec import TrainSpec
+
+EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
+
+
+@dataclass
+class Problem:
+    """What every fit needs to know about the data: tensors on the device, the task and how to score it."""
+
+    task: str
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    metrics: list[str]
+    monitor: str
+    target_std: float = 1.0
+    n_outputs: int = 1  # classes for multiclass, else 1
+
+    @classmethod
+    def from_arrays(cls, task: str, x: dict[str, np.ndarray | SparseRows], y: dict[str, np.ndarray],
+                    metrics: list[str], monitor: str, device: torch.device, target_std: float = 1.0,
+                    n_outputs: int = 1) -> Problem:
+        """Dense arrays become dense tensors, SparseRows sparse CSR tensors (only the baseline reads those)."""
+        # Moved to the device once; every batch after this is a slice of these tensors.
+        return cls(task, {k: _tensor(v, device) for k, v in x.items()},
+                   {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
+                   n_outputs)
+
+
+def _tensor(values: np.ndarray | SparseRows, device: torch.device) -> torch.Tensor:
+    if not isinstance(values, SparseRows):
+        return torch.from_numpy(values).to(device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(values.indptr).long(), torch.from_numpy(values.indices).long(),
+                                       torch.from_numpy(values.values).float(), values.shape,
+                                       check_invariants=False).to(device)
+
+
+@dataclass
+class EpochRecord:
+    model: str
+    epoch: int
+    values: dict[str, float]  # train_loss, val_loss, train_<metric>, val_<metric>
+    lr: Optional[float]
+    seconds: float  # the epoch's wall time (shared by the members of a stack)
+    member: int = 0
+
+
+@dataclass
+class FitResult:
+    name: str
+    status: str  # completed | diverged | failed | interrupted
+    best_epoch: int
+    epochs_run: int
+    val: dict[str, float]
+    test: dict[str, float]
+    train_seconds: float
+    samples_per_second: float
+    history: list[EpochRecord] = field(default_factory=list)
+    message: Optional[str] = None
+    stop_reason: Optional[str] = None
+    state: Optional[dict[str, torch.Tensor]] = None  # best weights, on the CPU
+    val_probabilities: Optional[np.ndarray] = None  # `predict` on val: probabilities, or standardized values
+    member: int = 0
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C or a signal arrived during a fit. `result` is what was trained so far: status "interrupted", the
+    best epoch's validation scores, best weights and validation probabilities (best_epoch 0 and no state when
+    no epoch finished); no test evaluation. `results` holds every member's (members that had already
+    finished keep their own status and test scores). `cause` is the KeyboardInterrupt that arrived (it may
+    carry the signal)."""
+
+    def __init__(self, results: list[FitResult], cause: BaseException):
+        self.results, self.result, self.cause = results, results[0], cause
+        super().__init__(f"{self.result.name}: interrupted after {self.result.epochs_run} epoch(s)")
+
+
+@dataclass
+class Member:
+    """One model to train: its module (built with its seed), settings and seed; `member` is its repeat."""
+
+    name: str
+    model: nn.Module
+    train: TrainSpec
+    seed: int
+    member: int = 0
+
+
+OnEpoch = Callable[[EpochRecord], None]
+
+# The blow-up rule. A member has diverged when, at the end of an epoch, (a) a step's loss or the validation
+# loss is NaN or infinite, or (b) the train or validation loss is over BLOWUP_VS_PRIOR times the loss of
+# predicting the training split's prior (class frequencies; the mean for regression) — a thousand times worse
+# than knowing nothing — or (c) it is over BLOWUP_VS_FIRST times the first epoch's and worse than the prior's.
+# Training stops there; the best epoch before it is kept.
+BLOWUP_VS_PRIOR = 1000.0
+BLOWUP_VS_FIRST = 100.0
+
+
+@dataclass
+class _EarlyStopping:
+    monitor: str
+    patience: int
+    min_delta: float
+    best: Optional[float] = None
+    stale: int = 0
+
+    def should_stop(self, values: dict[str, float], epoch: int) -> Optional[str]:
+        """Record an epoch; say why training stops, or None to go on."""
+        current = values[self.monitor]
+        if _improved(current, self.best, metric_fns.higher_is_better(self.monitor), self.min_delta):
+            self.best, self.stale = current, 0
+            return None
+        self.stale += 1
+        if self.stale < self.patience:
+            return None
+        return (f"{self.monitor} did not improve for {self.stale} epochs (best {self.best:.4g} at epoch "
+                f"{epoch - self.stale}); stopped at epoch {epoch}")
+
+
+@dataclass
+class _MemberState:
+    """What the loop knows about one member between epochs (host side)."""
+
+    spec: Member
+    schedule: Schedule
+    stopping: Optional[_EarlyStopping]
+    status: str = "running"
+    message: Optional[str] = None
+    stop_reason: Optional[str] = None
+    best_score: Optional[float] = None
+    best_epoch: int = 0
+    best_values: dict[str, float] = field(default_factory=dict)
+    best_buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.status == "running"
+
+
+class Loop:
+    """One stack of members in training: everything an epoch reads and changes."""
+
+    def __init__(self, members: list[Member], problem: Problem, autocast: Any, scaler: Any = None):
+        self.problem, self.members_spec, self.autocast, self.scaler = problem, members, autocast, scaler
+        self.device = problem.x["train"].device
+        self.stack: Stack = build_stack([m.model for m in members], [m.seed for m in members], self.device)
+        first = members[0].train  # the settings members share (stack.SHARED_TRAIN_SETTINGS)
+        self.loss_fn = build_loss(problem.task, first, problem.y["train"], problem.n_outputs)
+        self.step = make_step([m.train.optimizer for m in members], self.stack.params, self.stack.grads,
+                              [m.train.grad_clip for m in members])
+        l1 = [m.train.l1 for m in members]
+        self.l1 = (torch.tensor(l1, device=self.device).reshape(-1, 1) * self.stack.penalized) if any(l1) else None
+        higher = metric_fns.higher_is_better(problem.monitor)
+        self.members = [_MemberState(m, Schedule(m.train, higher), _stopping(m.train, problem.monitor))
+                        for m in members]
+        self.step.set_lrs([m.schedule.lr for m in self.members])
+        self.orders = [torch.Generator().manual_seed(m.seed) for m in members]
+        self.best_params = self.stack.params.clone()
+        self.n = len(problem.x["train"])
+        self.bounds = _batch_bounds(self.n, first.batch_size)
+        self.sizes = torch.tensor([e - s for s, e in self.bounds], dtype=torch.float32, device=self.device)
+        self.step_losses = torch.zeros(len(self.bounds), len(members), device=self.device)
+        self.train_outputs = torch.zeros(len(members), self.n, problem.n_outputs, device=self.device)
+        self.prior_loss = _prior_loss(problem, self.loss_fn)
+        self.epoch = 0
+        self.max_epochs = max(m.train.epochs for m in members)
+
+    @property
+    def running(self) -> bool:
+        return self.epoch < self.max_epochs and any(m.active for m in self.members)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast:
+            outputs = self.stack(x, training=True)
+            losses = self.loss_fn(outputs, y)  # [K]: members' gradients do not mix in the sum
+        self.stack.grads.zero_()
+        objective = losses.sum()
+        (self.scaler.scale(objective) if self.scaler else objective).backward()
+        if self.l1 is not None:  # L1's subgradient, as autograd would add it for l1 * |w|.sum()
+            self.stack.grads.addcmul_(self.l1, self.stack.params.sign())
+        self.step(self.scaler.unscale(self.stack.grads) if self.scaler else None)
+        return losses.detach(), outputs.detach()
+
+    def run_epoch(self, on_epoch: OnEpoch) -> None:
+        started = time.perf_counter()
+        self.epoch += 1
+        x, y, k = self.problem.x["train"], self.problem.y["train"], self.stack.k
+        # One gather per epoch puts the rows in each member's seeded order; each batch is then a slice.
+        orders = torch.stack([torch.randperm(self.n, generator=g) for g in self.orders]).to(self.device).reshape(-1)
+        x_epoch = x.index_select(0, orders).reshape(k, self.n, *x.shape[1:])
+        y_epoch = y.index_select(0, orders).reshape(k, self.n)
+        for i, (start, end) in enumerate(self.bounds):
+            self.step_losses[i], self.train_outputs[:, start:end] = self.train_step(
+                x_epoch[:, start:end], y_epoch[:, start:end])
+        values, bad_steps = self._epoch_values(y_epoch)
+        seconds = time.perf_counter() - started
+        self._keep_best(values, bad_steps)
+        records = []
+        for k, m in enumerate(self.members):
+            if values[k]:  # trained this epoch (diverged in it included)
+                m.seconds += seconds
+                m.history.append(EpochRecord(m.spec.name, self.epoch, values[k], m.schedule.lr, seconds,
+                                             m.spec.member))
+                records.append(m.history[-1])
+        for record in records:  # after the best weights are kept: an interrupt in on_epoch keeps this epoch
+            on_epoch(record)
+        self._stop_or_go_on(values)
+
+    def _epoch_values(self, y_epoch: torch.Tensor) -> tuple[list[dict[str, float]], list[int]]:
+        """The one host sync of the epoch: every member's train and validation numbers, read at once."""
+        p = self.problem
+        val_outputs = outputs(self.stack, p.x["val"], self.autocast)
+        y_val = p.y["val"]
+        val_losses = self.loss_fn(val_outputs, _as_target(y_val, val_outputs).expand(self.stack.k, *y_val.shape))
+        train_losses = (self.step_losses * self.sizes[:, None]).sum(0) / self.n
+        non_finite = ~torch.isfinite(self.step_losses)
+        bad = torch.where(non_finite.any(0), non_finite.float().argmax(0), -1)
+        tensors: dict[str, torch.Tensor] = {}
+        for k, m in enumerate(self.members):
+            if not m.active:
+                continue
+            member = {"train_loss": train_losses[k],
+                      **_prefixed("train", metric_fns.compute(p.task, p.metrics, self.train_outputs[k], y_epoch[k],
+                                                              p.target_std)),
+                      "val_loss": val_losses[k],
+                      **_prefixed("val", metric_fns.compute(p.task, p.metrics, val_outputs[k], y_val,
+                                                            p.target_std)),
+                      "bad_step": bad[k]}
+            tensors.update({f"{k}/{name}": v for name, v in member.items()})
+        read = _read(tensors)
+        values: list[dict[str, float]] = [{} for _ in self.members]
+        for key, number in read.items():
+            k, name = key.split("/", 1)
+            values[int(k)][name] = number
+        return values, [int(v.pop("bad_step", -1)) for v in values]
+
+    def _keep_best(self, values: list[dict[str, float]], bad_steps: list[int]) -> None:
+        higher = metric_fns.higher_is_better(self.problem.monitor)
+        improved = []
+        for k, m in enumerate(self.members):
+            if not m.active:
+                continue
+            blowup = _divergence(self.epoch, bad_steps[k], self.step_losses[:, k], values[k], m.history,
+                                 self.prior_loss, m.spec.train)
+            if blowup:
+                m.status, m.message = "diverged", blowup
+            elif _improved(values[k][self.problem.monitor], m.best_score, higher, 0.0):
+                m.best_score, m.best_epoch, m.best_values = values[k][self.problem.monitor], self.epoch, values[k]
+                m.best_buffers = self.stack.buffers()
+                improved.append(k)
+        if improved:
+            rows = torch.tensor(improved, device=self.device)
+            self.best_params.index_copy_(0, rows, self.stack.params.index_select(0, rows))
+
+    def _stop_or_go_on(self, values: list[dict[str, float]]) -> None:
+        for k, m in enumerate(self.members):
+            if not m.active:
+                continue
+            m.schedule.step(values[k][self.problem.monitor])
+            m.stop_reason = m.stopping.should_stop(values[k], self.epoch) if m.stopping else None
+            if m.stop_reason or self.epoch >= m.spec.train.epochs:
+                m.status = "completed"
+        self.step.set_lrs([m.schedule.lr for m in self.members])
+        if any(not m.active for m in self.members):
+            self.step.set_active([m.active for m in self.members])
+
+    def results(self, interrupted: bool) -> list[FitResult]:
+        """Every member's result with its best weights: tested unless the fit was interrupted while it ran."""
+        for m in self.members:
+            if m.active:
+                m.status = "interrupted" if interrupted else "completed"
+        with torch.no_grad():
+            self.stack.params.copy_(self.best_params)
+        trained = [m.best_epoch > 0 for m in self.members]
+        tested = [t and m.status != "interrupted" for t, m in zip(trained, self.members)]
+        buffers = next((m.best_buffers for m in self.members if m.best_buffers), None)
+        if buffers:  # only a Single (K = 1) has buffers
+            self.stack.load_buffers(buffers)
+        states = self.stack.member_states()
+        test = self._test_values() if any(tested) else [{} for _ in self.members]
+        val_outputs = predictions(self.stack, self.problem, "val", self.autocast) if any(trained) else None
+        results = []
+        for k, m in enumerate(self.members):
+            results.append(FitResult(
+                m.spec.name, m.status, m.best_epoch, len(m.history), _unprefixed("val", m.best_values),
+                test[k] if tested[k] else {}, m.seconds,
+                self.n * len(m.history) / m.seconds if m.seconds > 0 else 0.0, m.history,
+                m.message or (f"interrupted during epoch {len(m.history) + 1}" if m.status == "interrupted" else None),
+                m.stop_reason, states[k] if trained[k] else None, val_outputs[k] if trained[k] else None,
+                m.spec.member))
+        return results
+
+    def _test_values(self) -> list[dict[str, float]]:
+        p = self.problem
+        out = outputs(self.stack, p.x["test"], self.autocast)
+        y = p.y["test"]
+        losses = self.loss_fn(out, _as_target(y, out).expand(self.stack.k, *y.shape))
+        tensors = {}
+        for k in range(self.stack.k):
+            tensors.update({f"{k}/loss": losses[k], **{f"{k}/{name}": v for name, v in metric_fns.compute(
+                p.task, p.metrics, out[k], y, p.target_std).items()}})
+        values: list[dict[str, float]] = [{} for _ in range(self.stack.k)]
+        for key, number in _read(tensors).items():
+            k, name = key.split("/", 1)
+            values[int(k)][name] = number
+        return values
+
+
+class LossScale:
+    """fp16's dynamic loss scale, kept on the device so that no step waits for the host (GradScaler's rule:
+    halve on an overflow, double after 2000 clean steps). A member whose gradients overflowed skips the step."""
+
+    def __init__(self, device: torch.device):
+        self.value = torch.full((), 2.0 ** 16, device=device)
+        self.growth = torch.zeros((), dtype=torch.int32, device=device)
+
+    def scale(self, objective: torch.Tensor) -> torch.Tensor:
+        return objective * self.value
+
+    def unscale(self, grads: torch.Tensor) -> torch.Tensor:
+        """Divide the gradients by the scale in place; the members to skip, bool [K, 1]."""
+        grads.div_(self.value)
+        skip = ~torch.isfinite(grads).all(dim=1, keepdim=True)
+        torch._amp_update_scale_(self.value, self.growth, skip.any().float(), 2.0, 0.5, 2000)
+        return skip
+
+
+def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autocast: Any = None,
+              scaler: Any = None) -> list[FitResult]:
+    """Train members that can share a stack (K = 1 included) to the end; results in member order."""
+    loop = Loop(members, problem, autocast or contextlib.nullcontext(), scaler)
+    try:
+        while loop.running:
+            loop.run_epoch(on_epoch)
+    except KeyboardInterrupt as cause:
+        # What trained so far is kept: each member's best epoch's weights and scores; nothing is tested.
+        raise FitInterrupted(loop.results(interrupted=True), cause) from cause
+    return loop.results(interrupted=False)
+
+
+def _stopping(train: TrainSpec, monitor: str) -> Optional[_EarlyStopping]:
+    es = train.early_stopping
+    return _EarlyStopping(es.monitor or monitor, es.patience, es.min_delta) if es else None
+
+
+def _prior_loss(problem: Problem, loss_fn: LossFn) -> float:
+    """The loss of a model that ignores its input and predicts the training split's prior."""
+    y = problem.y["train"]
+    with torch.inference_mode():
+        if problem.task == "binary":
+            p = y.float().mean().clamp(1e-6, 1 - 1e-6)
+            out = torch.log(p / (1 - p)).expand(len(y), 1)
+        elif problem.task == "multiclass":
+            freq = torch.bincount(y, minlength=problem.n_outputs).float() / len(y)
+            out = freq.clamp(min=1e-6).log().expand(len(y), problem.n_outputs)
+        else:
+            out = y.float().mean().expand(len(y), 1)
+        return float(loss_fn(out, _as_target(y, out)))
+
+
+def _divergence(epoch: int, bad_step: int, step_losses: torch.Tensor, values: dict[str, float],
+                history: list[EpochRecord], prior_loss: float, train: TrainSpec) -> Optional[str]:
+    """Why this epoch counts as a blow-up, or None. `history` holds the epochs before this one;
+    `step_losses` this member's losses of this epoch's steps."""
+    fix = f"try a lower learning rate (train.optimizer.lr is {train.optimizer.lr:g}) or set train.grad_clip"
+    if bad_step >= 0 or not math.isfinite(values["val_loss"]):
+        where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
+        kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
+        return f"loss became {kind} at {where}: {fix}"
+    for split in ("train", "val"):
+        loss = values[f"{split}_loss"]
+        first = history[0].values[f"{split}_loss"] if history else loss
+        if loss > BLOWUP_VS_PRIOR * prior_loss or (loss > BLOWUP_VS_FIRST * first and loss > prior_loss):
+            versus = (f"{BLOWUP_VS_PRIOR:g}x the {prior_loss:.4g} of predicting the prior"
+                      if loss > BLOWUP_VS_PRIOR * prior_loss else f"{BLOWUP_VS_FIRST:g}x epoch 1's {first:.4g}")
+            return f"loss blew up at epoch {epoch}: {split} loss {loss:.4g} is over {versus}; {fix}"
+    return None
+
+
+# --- evaluation -----------------------------------------------------------------------------------------
+
+def outputs(stack: Stack, x: torch.Tensor, autocast: Any) -> torch.Tensor:
+    """Every member's raw outputs on rows x: [K, N, n_outputs], in float32."""
+    with torch.inference_mode(), autocast:
+        return torch.cat([stack.outputs(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)], 1)
+
+
+def predictions(stack: Stack, problem: Problem, split: str, autocast: Any) -> list[np.ndarray]:
+    """Model units per member, on the host: probabilities (binary [N], multiclass [N, K]) or, for
+    regression, STANDARDIZED predictions (the data's preprocessing turns them into the target's units)."""
+    out = outputs(stack, problem.x[split], autocast)
+    return [metric_fns.probabilities(problem.task, out[k]).cpu().numpy() for k in range(stack.k)]
+
+
+def _as_target(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return y.to(out.dtype) if y.is_floating_point() else y
+
+
+def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        # A batch of one breaks batch norm and is a noisy step: fold it into the previous batch.
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _prefixed(split: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{split}_{k}": v for k, v in values.items()}
+
+
+def _unprefixed(split: str, values: dict[str, float]) -> dict[str, float]:
+    return {k[len(split) + 1:]: v for k, v in values.items() if k.startswith(f"{split}_")}
+
+
+def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Device tensors -> floats with one transfer."""
+    if not values:
+        return {}
+    numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().tolist()
+    return dict(zip(values, numbers))
+
+
+def _improved(score: float, best: Optional[float], higher: bool, min_delta: float) -> bool:
+    if math.isnan(score):
+        return False
+    if best is None:
+        return True
+    return score > best + min_delta if higher else score < best - min_delta

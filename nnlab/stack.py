@@ -1,0 +1,283 @@
+"""K members of one architecture as one model: every weight gets a leading member dimension.
+
+The loop (`nnlab.loop`) trains a `Stack` and nothing else. Its parameters are the rows of one flat tensor
+`params` [K, P] (the weights the layers use are views into it) and their gradients the rows of `grads`, so
+that one optimizer step, one gradient clip and one early-stopping copy serve every member at once.
+
+- `StackedMLP`: nn.Sequential MLPs (Linear, elementwise activation, Dropout; optionally a leading Flatten)
+  as batched matmuls, `torch.baddbmm` on weights [K, out, in]. Each member draws its dropout masks from its
+  own generator, seeded by its own seed, so member k of a stack equals the same member trained alone
+  (which also goes through `StackedMLP`, with K = 1).
+- `Single`: any other module (batch norm, residual blocks, embeddings, ...), K = 1, its parameters moved
+  into the flat tensor. Its dropout uses torch's global generator, as a plain module does.
+
+`can_stack` says from the specs whether members can share a stack; everything that cannot is trained one
+after another by the same loop.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+# The weights of stacked layers are strided views of `params` ([K, out, in] with member stride P): gradients
+# accumulate into them in place, which is what we want, and torch warns about the layout once.
+warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout contract")
+
+STACKED_KINDS = ("mlp",)  # model kinds with a stacked form
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU)
+SHARED_TRAIN_SETTINGS = ("batch_size", "optimizer.name", "loss", "class_weights", "precision", "device")
+
+
+def can_stack(model_specs: list[Any], input_kind: str = "table") -> tuple[bool, str]:
+    """Whether these models can train as members of one stack; if not, the reason in words. Members may
+    differ in seed, learning rate, weight decay, momentum, dropout, L1, grad_clip, epochs, early stopping
+    and scheduler; they must share the architecture and the settings in SHARED_TRAIN_SETTINGS."""
+    first = model_specs[0]
+    for spec in model_specs:
+        name = spec.name or spec.kind
+        if spec.kind not in STACKED_KINDS:
+            return False, f"{name}: kind '{spec.kind}' has no stacked form (only {', '.join(STACKED_KINDS)})"
+        if spec.norm != "none":
+            return False, f"{name}: {spec.norm} layers do not stack"
+        if input_kind == "text":
+            return False, f"{name}: a text MLP starts with a token embedding, which has no stacked form"
+        for field in ("hidden", "activation"):
+            if getattr(spec, field) != getattr(first, field):
+                return False, (f"different architectures: {field} {getattr(first, field)} "
+                               f"({first.name or first.kind}) vs {getattr(spec, field)} ({name})")
+    return shared_train_settings([s.train for s in model_specs if s.train is not None])
+
+
+def shared_train_settings(trains: list[Any]) -> tuple[bool, str]:
+    for setting in SHARED_TRAIN_SETTINGS:
+        values = [_setting(t, setting) for t in trains]
+        if any(v != values[0] for v in values):
+            return False, f"different train.{setting}: {', '.join(dict.fromkeys(map(str, values)))}"
+    return True, ""
+
+
+def _setting(train: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        train = getattr(train, part)
+    return train
+
+
+# --- the structure of an MLP ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Layer:
+    key: str  # the module's state-dict prefix in its nn.Sequential ("0" -> "0.weight", "0.bias")
+    n_in: int
+    n_out: int
+    activation: Optional[nn.Module]
+    dropout: float
+
+
+def mlp_layers(model: nn.Module) -> tuple[Optional[list[Layer]], bool, str]:
+    """An nn.Sequential of Linear, activation and Dropout modules as layers; (None, _, reason) otherwise.
+    Also says whether it starts with nn.Flatten."""
+    if not isinstance(model, nn.Sequential):
+        return None, False, f"{type(model).__name__} is not an nn.Sequential"
+    modules = list(model.named_children())
+    flatten = bool(modules) and isinstance(modules[0][1], nn.Flatten)
+    layers: list[dict] = []
+    for key, module in modules[1:] if flatten else modules:
+        if isinstance(module, nn.Linear):
+            layers.append({"key": key, "n_in": module.in_features, "n_out": module.out_features,
+                           "activation": None, "dropout": 0.0})
+        elif isinstance(module, ELEMENTWISE) and layers and layers[-1]["activation"] is None:
+            layers[-1]["activation"] = module
+        elif isinstance(module, nn.Dropout) and layers:
+            layers[-1]["dropout"] = float(module.p)
+        else:
+            return None, flatten, f"a {type(module).__name__} layer has no stacked form"
+    if not layers:
+        return None, flatten, "no Linear layer"
+    return [Layer(**layer) for layer in layers], flatten, ""
+
+
+def _signature(layers: list[Layer], flatten: bool) -> tuple:
+    """What members must share: shapes and activations; dropout rates may differ."""
+    return flatten, tuple((l.n_in, l.n_out, repr(l.activation)) for l in layers)
+
+
+def can_stack_modules(models: list[nn.Module]) -> tuple[bool, str]:
+    parsed = [mlp_layers(m) for m in models]
+    for layers, _, reason in parsed:
+        if layers is None:
+            return False, reason
+    if len({_signature(layers, flatten) for layers, flatten, _ in parsed}) > 1:
+        return False, "the members' layers differ in shape or activation"
+    return True, ""
+
+
+# --- stacks -----------------------------------------------------------------------------------------
+
+class Stack:
+    """K members. `params`, `grads`: [K, P]; `penalized`: bool [P], the weights L1 applies to (not biases)."""
+
+    k: int
+    params: torch.Tensor
+    grads: torch.Tensor
+    penalized: torch.Tensor
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """[K, B, ...] -> [K, B, n_outputs]."""
+        raise NotImplementedError
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation: one split's rows [N, ...], the same for every member -> [K, N, n_outputs]."""
+        raise NotImplementedError
+
+    def buffers(self) -> dict[str, torch.Tensor]:
+        """State besides the parameters (batch-norm statistics), copied with the best weights."""
+        return {}
+
+    def load_buffers(self, buffers: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def member_states(self) -> list[dict[str, torch.Tensor]]:
+        """Each member's state dict as its own module names it, on the CPU; also loaded into the modules."""
+        raise NotImplementedError
+
+    def generator_states(self) -> list[torch.Tensor]:
+        return []
+
+    def load_generator_states(self, states: list[torch.Tensor]) -> None:
+        pass
+
+
+class StackedMLP(Stack):
+    def __init__(self, models: list[nn.Sequential], seeds: list[int], device: torch.device):
+        parsed = [mlp_layers(m) for m in models]
+        self.models, self.k, self.flatten = models, len(models), parsed[0][1]
+        self.keys = [[layer.key for layer in layers] for layers, _, _ in parsed]
+        self.layers: list[Layer] = parsed[0][0]
+        sizes = [layer.n_out * layer.n_in + layer.n_out for layer in self.layers]
+        self.params = torch.zeros(self.k, sum(sizes), device=device)
+        self.grads = torch.zeros_like(self.params)
+        self.penalized = torch.zeros(sum(sizes), dtype=torch.bool, device=device)
+        self.weights, self.biases = [], []
+        offset = 0
+        for i, (layer, size) in enumerate(zip(self.layers, sizes)):
+            w_end = offset + layer.n_out * layer.n_in
+            weight = self.params[:, offset:w_end].view(self.k, layer.n_out, layer.n_in)
+            bias = self.params[:, w_end:offset + size]
+            with torch.no_grad():
+                for k, (member, keys) in enumerate(zip(models, self.keys)):
+                    linear = member.get_submodule(keys[i])
+                    weight[k].copy_(linear.weight)
+                    bias[k].copy_(linear.bias)
+            self.penalized[offset:w_end] = True
+            self.weights.append(_leaf(weight, self.grads[:, offset:w_end].view(self.k, layer.n_out, layer.n_in)))
+            self.biases.append(_leaf(bias, self.grads[:, w_end:offset + size]))
+            offset += size
+        dropouts = [[layer.dropout for layer in layers] for layers, _, _ in parsed]
+        self.dropout = [torch.tensor([d[i] for d in dropouts], device=device).reshape(-1, 1, 1)
+                        for i in range(len(self.layers))]
+        self.dropout_rates = [[d[i] for d in dropouts] for i in range(len(self.layers))]
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        h = x.flatten(2) if self.flatten else x
+        for i, layer in enumerate(self.layers):
+            h = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i].transpose(1, 2))
+            if layer.activation is not None:
+                h = layer.activation(h)
+            if training and any(self.dropout_rates[i]):
+                h = h * self._dropout_mask(i, h)
+        return h
+
+    def _dropout_mask(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout, each member's mask from its own generator (a member without dropout here
+        draws nothing, exactly as when it trains alone)."""
+        rates = self.dropout_rates[i]
+        uniform = torch.stack([
+            torch.rand(h.shape[1:], generator=g, device=h.device, dtype=h.dtype) if p > 0
+            else torch.ones(h.shape[1:], device=h.device, dtype=h.dtype)
+            for g, p in zip(self.generators, rates)])
+        keep = 1 - self.dropout[i]
+        return (uniform >= self.dropout[i]).to(h.dtype) / keep
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1) if self.flatten else x
+        return self(x.unsqueeze(0).expand(self.k, *x.shape), training=False)
+
+    def member_states(self) -> list[dict[str, torch.Tensor]]:
+        states = []
+        for k, (model, keys) in enumerate(zip(self.models, self.keys)):
+            state = {}
+            for key, weight, bias in zip(keys, self.weights, self.biases):
+                state[f"{key}.weight"] = weight[k].detach().cpu().clone()
+                state[f"{key}.bias"] = bias[k].detach().cpu().clone()
+            model.load_state_dict(state)
+            states.append(state)
+        return states
+
+    def generator_states(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def load_generator_states(self, states: list[torch.Tensor]) -> None:
+        for g, state in zip(self.generators, states):
+            g.set_state(state)
+
+
+class Single(Stack):
+    """One module of any kind as a stack of one: its parameters become views into `params` [1, P]."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        self.model, self.k = model.to(device), 1
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        total = sum(p.numel() for p in trainable)
+        dtype = trainable[0].dtype if trainable else torch.float32
+        self.params = torch.zeros(1, total, device=device, dtype=dtype)
+        self.grads = torch.zeros_like(self.params)
+        self.penalized = torch.zeros(total, dtype=torch.bool, device=device)
+        offset = 0
+        for p in trainable:
+            end = offset + p.numel()
+            with torch.no_grad():
+                self.params[0, offset:end].copy_(p.reshape(-1))
+            p.data = self.params[0, offset:end].view_as(p)
+            p.grad = self.grads[0, offset:end].view_as(p)
+            self.penalized[offset:end] = p.dim() > 1
+            offset = end
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        self.model.train(training)
+        return self.model(x[0]).unsqueeze(0)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x.unsqueeze(0), training=False)
+
+    def buffers(self) -> dict[str, torch.Tensor]:
+        return {name: b.detach().clone() for name, b in self.model.named_buffers()}
+
+    def load_buffers(self, buffers: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, b in self.model.named_buffers():
+                b.copy_(buffers[name])
+
+    def member_states(self) -> list[dict[str, torch.Tensor]]:
+        return [{k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}]
+
+
+def _leaf(view: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """A view of the flat parameters that autograd treats as a leaf, its gradient a view of the flat
+    gradients: backward adds into `grads` in place."""
+    view.requires_grad_()
+    view.grad = grad
+    return view
+
+
+def build_stack(models: list[nn.Module], seeds: list[int], device: torch.device) -> Stack:
+    """The stacked form of these members when they have one, else (one member) the module as it is."""
+    if can_stack_modules(models)[0]:
+        return StackedMLP(models, seeds, device)
+    assert len(models) == 1, "members without a stacked form train one at a time"
+    return Single(models[0], device)
