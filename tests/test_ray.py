@@ -1,0 +1,196 @@
+"""RayExecutor on a real local Ray instance (2 CPUs, started once for the module): the same numbers as the
+local executor, a worker that dies once is retried into exactly one run folder, a worker that always dies
+fails its unit while the others complete, Ctrl-C ends running units as interrupted and never starts the
+rest, and `compare --sweep` reads what the workers wrote."""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import binary_table, run_folders, tiny_spec, write_spec
+from nnlab import runstore
+from nnlab.cli import app
+from nnlab.errors import NnlabError
+from nnlab.executors import LocalExecutor, Unit, UnitResult, run_unit
+from nnlab.sweep import plan_sweep
+
+ray = pytest.importorskip("ray")
+
+from nnlab.executors_ray import ATTEMPTS_DIR, NOT_STARTED, RAY_MISSING, STOPPED, RayExecutor  # noqa: E402
+
+GRID = ["train.optimizer.lr=1e-3,3e-2", "models.mlp.hidden=[8],[4]"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    # The crash wrappers below run in Ray workers, which cannot import this test module: send them by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("spec")
+    binary_table(n=160).to_csv(folder / "data.csv", index=False)
+    return write_spec(folder, tiny_spec(train={"epochs": 2, "batch_size": 32}))
+
+
+# --- workers that die: wrappers around run_unit, sent to the workers by value ------------------------------
+
+def die_mid_run(unit: Unit, marker: Path) -> None:
+    """The worker process dies once the run folder exists and the baseline has trained, before its result is
+    written; the marker records the half-done run folder it leaves behind in its staging folder."""
+    from nnlab.runstore import writer
+
+    def die(*args, **kwargs):
+        marker.write_text(json.dumps([p.name for p in Path(unit.store).iterdir()]))
+        os._exit(1)
+
+    writer.RunWriter.write_summary = die
+
+
+def crash_once(marker: Path, index: int, unit: Unit) -> UnitResult:
+    if unit.index == index and not marker.exists():
+        die_mid_run(unit, marker)
+    return run_unit(unit)
+
+
+def crash_always(index: int, marker: Path, unit: Unit) -> UnitResult:
+    if unit.index == index:
+        die_mid_run(unit, marker)
+    return run_unit(unit)
+
+
+def crash_unit_1_once_unit_2_always(once: Path, always: Path, unit: Unit) -> UnitResult:
+    return crash_once(once, 1, unit) if unit.index == 1 else crash_always(2, always, unit)
+
+
+# --- the same numbers both ways ----------------------------------------------------------------------------
+
+def scores(result: UnitResult) -> dict:
+    summary = runstore.read_run(Path(result.path)).summary
+    return {name: (model.status, model.val, model.test) for name, model in summary.models.items()}
+
+
+@pytest.fixture(scope="module")
+def swept(spec, tmp_path_factory):
+    """One 4-point sweep plan trained both ways, into two stores."""
+    plan = plan_sweep(spec, GRID)
+    local_store, ray_store = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("ray")
+    local = {r.index: r for r in LocalExecutor(1).run(plan.units(local_store))}
+    on_ray = {r.index: r for r in RayExecutor().run(plan.units(ray_store))}
+    return plan, local, on_ray, ray_store
+
+
+def test_a_sweep_on_ray_gives_the_numbers_of_the_local_executor(swept):
+    plan, local, on_ray, ray_store = swept
+    assert sorted(on_ray) == sorted(local) == [0, 1, 2, 3]
+    assert {r.status for r in on_ray.values()} == {"completed"}, on_ray
+    for index in local:
+        assert scores(on_ray[index]) == scores(local[index])  # exactly: same seeds, same CPU arithmetic
+    val_losses = {scores(on_ray[i])["mlp"][1]["loss"] for i in on_ray}
+    assert len(val_losses) == 4  # the points differ from each other: equal numbers are not one point trained 4 times
+    folders = run_folders(ray_store)
+    assert sorted(f.name for f in folders) == sorted(r.run_id for r in on_ray.values())
+    assert not (ray_store / ATTEMPTS_DIR).exists()
+    for index, result in on_ray.items():
+        run = runstore.read_run(Path(result.path))
+        assert (run.status, run.meta.sweep) == ("completed", plan.id)
+        assert run.note == ", ".join(plan.points[index].overrides)
+
+
+def test_compare_sweep_reads_the_runs_the_ray_workers_wrote(swept):
+    plan, _, on_ray, ray_store = swept
+    result = CliRunner().invoke(app, ["compare", "--sweep", plan.id, "--format", "json", "--metric", "loss",
+                                      "--runs-dir", str(ray_store)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [row for row in json.loads(result.stdout) if row["model"] == "mlp"]
+    assert len(rows) == 4
+    for row in rows:
+        result_of_run = next(r for r in on_ray.values() if r.run_id == row["run"])
+        status, val, test = scores(result_of_run)["mlp"]
+        assert row["val_loss"] == pytest.approx(val["loss"], rel=1e-6)  # JSON output keeps 7 digits
+        assert row["test_loss"] == pytest.approx(test["loss"], rel=1e-6)
+
+
+# --- workers that die -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def faults(spec, tmp_path_factory):
+    """Three units, one retry each: unit 0 trains, unit 1's worker dies once, unit 2's worker always dies."""
+    folder = tmp_path_factory.mktemp("faults")
+    store, once, always = folder / "runs", folder / "once.json", folder / "always.json"
+    units = plan_sweep(spec, ["train.optimizer.lr=1e-3,1e-2,3e-2"]).units(store)
+    work = functools.partial(crash_unit_1_once_unit_2_always, once, always)
+    results = {r.index: r for r in RayExecutor(max_retries=1, train_unit=work).run(units)}
+    return results, store, once, always
+
+
+def test_a_worker_that_dies_once_is_retried_into_exactly_one_run_folder(faults):
+    results, store, once, _ = faults
+    dead = json.loads(once.read_text())
+    assert len(dead) == 1 and dead[0].startswith("tiny-")  # it died with a half-written run folder
+    assert results[1].status == "completed", results[1]
+    run = runstore.read_run(Path(results[1].path))
+    assert run.status == "completed" and set(run.summary.models) == {"baseline", "mlp"}
+    assert dead[0] not in {f.name for f in run_folders(store)}  # the dead attempt's folder is gone
+
+
+def test_a_worker_that_always_dies_fails_its_unit_and_the_others_complete(faults):
+    results, store, _, always = faults
+    assert results[2].status == "failed" and results[2].run_id is None
+    assert results[2].message.startswith("the worker died on each of 2 attempts (")
+    assert results[0].status == "completed"
+    assert always.exists()  # it did die mid-run
+    assert sorted(f.name for f in run_folders(store)) == sorted([results[0].run_id, results[1].run_id])
+    assert not (store / ATTEMPTS_DIR).exists()  # nothing half-written left, staged or not
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------------------
+
+def _interrupt_when_running(staging: Path, runs: int) -> None:
+    """Ctrl-C in the driver once `runs` run folders exist in the workers' staging folders."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(staging.glob("*/*/*/run.json"))) < runs:
+        time.sleep(0.05)
+    _thread.interrupt_main()
+
+
+def test_ctrl_c_cancels_the_rest_and_the_running_units_end_interrupted(tmp_path):
+    binary_table(n=160).to_csv(tmp_path / "data.csv", index=False)
+    long = write_spec(tmp_path, tiny_spec(train={"epochs": 5000, "batch_size": 32, "early_stopping": None}))
+    store = tmp_path / "runs"
+    units = plan_sweep(long, ["train.optimizer.lr=1e-3,1e-2,3e-2"]).units(store)
+    stream = RayExecutor().run(units)  # 2 CPUs: two units run, the third waits
+    threading.Thread(target=_interrupt_when_running, args=(store / ATTEMPTS_DIR, 2), daemon=True).start()
+    results = []
+    with pytest.raises(KeyboardInterrupt):
+        for result in stream:
+            results.append(result)
+    assert sorted(r.index for r in results) == [0, 1, 2] and {r.status for r in results} == {"interrupted"}
+    running = [r for r in results if r.run_id]
+    assert len(running) == 2 and {r.message for r in running} == {STOPPED}
+    assert [r.message for r in results if not r.run_id] == [NOT_STARTED]
+    assert sorted(f.name for f in run_folders(store)) == sorted(r.run_id for r in running)
+    assert {runstore.read_run(Path(r.path)).status for r in running} == {"interrupted"}
+
+
+# --- without Ray --------------------------------------------------------------------------------------------
+
+def test_without_ray_the_executor_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(NnlabError) as error:
+        RayExecutor().run([])
+    assert str(error.value) == RAY_MISSING == "--executor ray needs Ray: pip install 'nnlab[ray]'"
