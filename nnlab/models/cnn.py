@@ -2,8 +2,8 @@
 `channels`, then a global pooling head (global max when `pool: max`, else global average) and a linear layer.
 
 Conv1d slides along time for sequences ([B, T, F] read channels-first) and along the token embeddings for
-text; Conv2d slides over images. Padding of kernel // 2 keeps lengths ('same' for odd kernels, also with a
-stride), and pooling keeps a last odd position (ceil mode), so short inputs work at any depth.
+text; Conv2d slides over images. 'Same' padding keeps ceil(length / stride) positions, and pooling keeps a
+last odd position (ceil mode), so short inputs work at any depth.
 
 On text, padded positions are held at zero between layers and left out of every pool, so appending padding
 never changes an output: a real position's window sees zeros past the end of the text either way.
@@ -11,7 +11,6 @@ never changes an output: a real position's window sees zeros past the end of the
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -58,18 +57,20 @@ class ConvBlock(nn.Module):
     def __init__(self, dims: int, c_in: int, c_out: int, spec: CNNSpec):
         super().__init__()
         conv, norm = (nn.Conv1d, nn.BatchNorm1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d)
-        self.conv = conv(c_in, c_out, spec.kernel, stride=spec.stride, padding=spec.kernel // 2)
+        # 'same' padding that also holds for even kernels and strides: (k-1)//2 zeros before, k//2 after, so
+        # the output keeps ceil(length / stride) positions, each centred on an input position.
+        before, after = (spec.kernel - 1) // 2, spec.kernel // 2
+        self.pad = None if before == after else (nn.ConstantPad1d if dims == 1 else nn.ConstantPad2d)(
+            (before, after) * dims, 0.0)
+        self.conv = conv(c_in, c_out, spec.kernel, stride=spec.stride, padding=before if before == after else 0)
         self.norm = norm(c_out) if spec.norm == "batchnorm" else None
         self.activation = ACTIVATIONS[spec.activation]()
         self.pool = Pool2(spec.pool, dims) if spec.pool != "none" else None
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else None
-        self.stride, self.even_kernel = spec.stride, spec.kernel % 2 == 0
+        self.stride = spec.stride
 
     def forward(self, x: torch.Tensor, real: Mask) -> tuple[torch.Tensor, Mask]:
-        sizes = [math.ceil(n / self.stride) for n in x.shape[2:]]
-        x = self.conv(x)
-        if self.even_kernel:  # an even kernel with padding k // 2 yields one extra position at the end
-            x = x[:, :, :sizes[0]] if x.dim() == 3 else x[:, :, :sizes[0], :sizes[1]]
+        x = self.conv(x if self.pad is None else self.pad(x))
         if real is not None:
             real = real[:, ::self.stride]
         if self.norm is not None:
