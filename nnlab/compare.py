@@ -229,8 +229,8 @@ def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[st
     lines = []
     for row in comparison.rows:
         ref = first.setdefault(row["model"], row)
-        if ref is row:
-            continue
+        if ref is row or (row.get("repeats") or 1) == (ref.get("repeats") or 1) == 1:
+            continue  # single runs on both sides: no spread to tell noise by
         change = difference(column, ref, row)
         if math.isnan(change.delta):
             continue

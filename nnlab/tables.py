@@ -134,7 +134,8 @@ def compare_table(comparison: Comparison, shown_metrics: Optional[list[str]] = N
     """One row per (run, model) under a heading line per run (its id, note, smoke): the settings that
     differ, the best epoch, each metric per split (`mean ± sd` with repeats) with the difference to the
     run's baseline, train seconds; under it what is within noise and what the store knows about the test
-    split. Without `shown_metrics`: the monitored metric (val and test) and the spec's first metric (test)."""
+    split. Without `shown_metrics`: the monitored metric and the spec's first other metric, on validation,
+    and the other metric's test score and its difference to the baseline (the loss's only with --metric)."""
     rows = comparison.rows
     if not rows:
         return Text("No runs to compare." if not comparison.runs else "No model rows to compare.")
@@ -194,12 +195,13 @@ def _metric_cols(comparison: Comparison, metrics: list[str], compact: bool) -> l
     for metric in metrics:
         for col in [c for c in comparison.metric_columns if split_column(c)[1] == metric]:
             split = split_column(col)[0]
-            if compact and split == "val" and metric != metrics[0] and f"test_{metric}" in comparison.metric_columns:
-                continue  # by default validation is shown for the monitored metric only: it chose the best epoch
+            if compact and split != comparison.split and metric == "loss" and len(metrics) > 1:
+                continue  # by default the loss is shown on validation only: the other metric's test is the report
             columns.append(Col(split or "", [metric_cell(r, col) for r in rows],
                                [BEST if i in best.get(col, ()) else None for i in range(len(rows))],
                                right=True, priority=PRIORITY.get(split or "", 6), group=metric))
-        columns.append(_delta_col(rows, f"{delta_split}_{metric}{DELTA_SUFFIX}", metric))
+        if not (compact and metric == "loss" and len(metrics) > 1):
+            columns.append(_delta_col(rows, f"{delta_split}_{metric}{DELTA_SUFFIX}", metric))
     return columns
 
 

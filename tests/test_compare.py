@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from compare_fixtures import as_json, browse, make_spec, result, two_models, write_run
+from compare_fixtures import as_json, browse, make_spec, repeated, result, two_models, write_run
 from nnlab import compare, formats, runstore, tables
 
 BASE = (0.40, 0.42, 0.85, 0.84)
@@ -227,7 +227,7 @@ def test_table_fits_100_columns_and_keeps_numbers_whole(store):
     rows = [line for line in lines if line.startswith("mlp ")]
     assert len(rows) == 3 and all("0.1235" in row for row in rows)  # the number rounded, never cut
     assert any("0.0003" in row for row in rows)
-    assert [row.split()[2] for row in rows] == ["…/on/data.csv0", "…/on/data.csv1", "…/on/data.csv2"]  # cut, not wrapped
+    assert [row.split()[2] for row in rows] == ["…on/data.csv0", "…on/data.csv1", "…on/data.csv2"]  # cut, not wrapped
     assert "batch_size = train.batch_size" in out or "left out to fit 100 columns" in out
 
 
@@ -251,7 +251,10 @@ def test_table_shows_the_differing_settings_and_the_deltas(store, three):
     out = browse(store, "compare").stdout
     assert "hidden" in out and "lr" in out and "settings: hidden = models.hidden, lr = train.optimizer.lr" in out
     row = next(line for line in out.splitlines() if "[128, 64]" in line)
-    assert "-0.0400" in row and "+0.0800" in row  # test accuracy and test loss against the baseline
+    assert "-0.0400" in row and "+0.0800" not in row  # test accuracy against the baseline; the loss's on request
+    out = browse(store, "compare", "--metric", "loss", "--metric", "accuracy").stdout
+    row = next(line for line in out.splitlines() if "[128, 64]" in line)
+    assert "-0.0400" in row and "+0.0800" in row
 
 
 def test_two_runs_side_by_side(store, three):
@@ -323,3 +326,107 @@ def test_baseline_settings_are_compared_across_baselines(store):
     comparison = compare.compare_runs(compare.select_runs(store, []).runs)
     assert comparison.settings == ["baseline.l2"] and comparison.between_runs == ["baseline.l2"]
     assert [formats.format_value(r["baseline.l2"], None) for r in comparison.rows] == ["1.0", "", "0.1", ""]
+
+
+# ---------------------------------------------------------------- width: metrics before settings
+
+def test_runs_of_several_data_sets_keep_their_metrics_at_80_columns(store):
+    for minute, data in enumerate(["spambase.csv", "digits.csv", "/data/some/long/path/adult_income.csv"]):
+        spec = make_spec(name=f"d{minute}", data={"path": data, "target": ["spam", "digit", "income"][minute]},
+                         train={"optimizer": {"lr": 0.001 * (minute + 1)}, "batch_size": 32 * (minute + 1)})
+        write_run(store, spec, two_models(BASE, (0.3, 0.32, 0.9, 0.8765)), minute=minute)
+    out = browse(store, "compare", columns=80).stdout
+    header = out.splitlines()[1].split()
+    assert header.count("val") >= 1 and header.count("test") >= 1  # the metrics stay
+    assert "0.8765" in out and "left out to fit 80 columns:" in out
+    left_out = out.split("left out to fit 80 columns:")[1].split("(see")[0]
+    assert "lr" in left_out and "batch_size" in left_out  # settings went first
+
+
+# ---------------------------------------------------------------- repeats and noise
+
+@pytest.fixture
+def repeated_runs(store):
+    """A reference, a change that is noise (dropout) and one that is a real gain (lr), each repeated 4 times."""
+    ref = write_run(store, make_spec(name="sweep"), {
+        "baseline": result(*BASE, kind="logistic"),
+        "mlp": repeated("mlp", [0.90, 0.91, 0.89, 0.90], [0.88, 0.89, 0.90, 0.89])}, minute=1, sweep="s1")
+    noise = write_run(store, make_spec(name="sweep", models=[{"name": "mlp", "kind": "mlp", "hidden": [64, 32],
+                                                              "dropout": 0.3}]), {
+        "baseline": result(*BASE, kind="logistic"),
+        "mlp": repeated("mlp", [0.905, 0.915, 0.885, 0.905], [0.88, 0.90, 0.89, 0.90])}, minute=2, sweep="s1")
+    gain = write_run(store, make_spec(name="sweep", train={"optimizer": {"lr": 0.01}}), {
+        "baseline": result(*BASE, kind="logistic"),
+        "mlp": repeated("mlp", [0.95, 0.96, 0.95, 0.96], [0.94, 0.95, 0.95, 0.96])}, minute=3, sweep="s1")
+    write_run(store, make_spec(name="other"), two_models(BASE, BASE), minute=4, sweep="s2")
+    return ref, noise, gain
+
+
+def test_repeats_read_as_mean_and_sd_in_every_format(store, repeated_runs):
+    import numpy as np
+
+    rows = as_json(browse(store, "compare", "--sweep", "s1", "--format", "json"))
+    mlp = rows[1]
+    assert mlp["repeats"] == 4 and rows[0]["repeats"] == 1
+    assert mlp["val_accuracy"] == pytest.approx(np.mean([0.90, 0.91, 0.89, 0.90]))
+    assert mlp["val_accuracy_sd"] == pytest.approx(np.std([0.90, 0.91, 0.89, 0.90], ddof=1))
+    assert rows[0]["val_accuracy_sd"] is None
+    table = browse(store, "compare", "--sweep", "s1").stdout
+    assert "0.9000 ± 0.0082" in table and " N " in table.splitlines()[1] + " "  # val accuracy, mean ± sd
+    shown = browse(store, "show", repeated_runs[0].name).stdout
+    assert "0.8900 ± 0.0082" in shown and "mean ± sd over N repeats" in shown  # test accuracy
+    listing = browse(store, "runs", "--sweep", "s1")
+    records = as_json(browse(store, "runs", "--sweep", "s1", "--format", "json"))
+    assert [r["sweep"] for r in records] == ["s1"] * 3 and records[2]["repeats"] == 4
+    assert records[2]["best_val_sd"] == pytest.approx(np.std([0.1, 0.09, 0.11, 0.1], ddof=1))
+    assert "±" in listing.stdout
+
+
+def test_compare_tells_noise_from_a_real_gain(store, repeated_runs):
+    out = browse(store, "compare", "--sweep", "s1").stdout
+    words = " ".join(out.split())
+    # dropout: +0.0025 against a spread of sqrt(0.0082² + 0.0126²) = 0.0150
+    assert "mlp dropout 0.3: +0.0025 ± 0.0150 accuracy — within noise" in words
+    assert "mlp lr 0.01: +0.0550 ± 0.0100 accuracy — better" in words
+    ref, noise, gain = repeated_runs
+    pair = browse(store, "compare", ref.name, noise.name).stdout
+    row = next(line for line in pair.splitlines() if "val_accuracy" in line and "±" in line)
+    assert row.split()[-2:] == ["within", "noise"]
+    assert "mlp dropout 0.3: +0.0025 ± 0.0150 accuracy (validation) — within noise" in " ".join(pair.split())
+    pair = browse(store, "compare", ref.name, gain.name).stdout
+    assert "accuracy (validation) — better" in " ".join(pair.split())
+
+
+def test_the_within_noise_rule():
+    from nnlab.noise import difference
+
+    a = {"val_accuracy": 0.90, "val_accuracy_sd": 0.006}
+    b = {"val_accuracy": 0.904, "val_accuracy_sd": 0.008}
+    change = difference("val_accuracy", a, b)
+    assert change.spread == pytest.approx(0.010) and change.within_noise and change.verdict == "within noise"
+    assert difference("val_accuracy", a, {"val_accuracy": 0.92}).verdict == "better"  # 0.02 > 0.006
+    assert difference("val_loss", {"val_loss": 0.3}, {"val_loss": 0.2}).verdict == "better"  # no spread: no noise call
+    assert math.isnan(difference("val_loss", {"val_loss": 0.3}, {"val_loss": 0.2}).spread)
+
+
+def test_sweep_filters_compare_and_runs(store, repeated_runs):
+    assert {r["run"] for r in as_json(browse(store, "compare", "--sweep", "s2", "--format", "json"))} == {
+        r for r in [p.name for p in store.iterdir()] if r.startswith("other")}
+    assert len(as_json(browse(store, "runs", "--sweep", "s1", "--format", "json"))) == 3
+    assert as_json(browse(store, "runs", "--sweep", "nope", "--format", "json")) == []
+
+
+# ---------------------------------------------------------------- one formatter, one best rule
+
+def test_numbers_format_and_best():
+    from nnlab.numbers import best_value, format_spread, format_value, stored_float
+
+    assert stored_float(0.9130434989929199) == 0.9130435 and stored_float(0.1) == 0.1  # 0.1 is no float32
+    assert stored_float(None) != stored_float(None) and stored_float("x") != stored_float("x")
+    assert format_value(0.12345) == "0.1235" and format_value(-0.01, signed=True) == "-0.0100"
+    assert format_value(3e-05) == "3.000e-05" and format_value(0.0005, None) == "0.0005"
+    assert format_value(math.nan) == "" and format_value([64, 32]) == "[64, 32]" and format_value(True) == "true"
+    assert format_spread(0.9, 0.0082) == "0.9000 ± 0.0082" and format_spread(0.9, None) == "0.9000"
+    assert best_value([0.3, None, math.nan, 0.2], "val_loss") == 0.2
+    assert best_value([0.8, 0.9], "accuracy") == 0.9 and best_value([], "accuracy") is None
+    assert best_value([1, 2], "lr") is None
