@@ -26,6 +26,9 @@ MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_NAME_LENGTH = 100
 MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take it; repeats use seed .. seed+N-1
 MAX_MODELS = 1000
+# Sizes and counts (widths, batch size, patience, ...): torch takes 64-bit integers only, and nothing real
+# comes near 2**31.
+MAX_COUNT = 2**31 - 1
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from nnlab.specbase import MAX_SEED, TASKS, Fraction, StrictModel, quoted, shorten
+from nnlab.specbase import MAX_COUNT, MAX_SEED, TASKS, Fraction, StrictModel, quoted, shorten
 
 INPUT_KINDS = ("text", "sequence", "image")  # besides the default, a plain table
 
@@ -34,17 +34,19 @@ class TextSpec(StrictModel):
     column: str = Field("text", description="The text column; it becomes token ids [N, max_len].")
     max_len: int = Field(64, ge=1, le=4096, description="Tokens kept per row (longer rows are cut).")
     max_vocab: int = Field(20000, ge=10, le=1_000_000, description="Most frequent training tokens kept.")
-    min_freq: int = Field(1, ge=1, description="Tokens seen fewer times in the training split are unknown.")
+    min_freq: int = Field(1, ge=1, le=MAX_COUNT,
+                          description="Tokens seen fewer times in the training split are unknown.")
     lowercase: bool = Field(True, description="Lower-case the text before splitting it into tokens.")
 
 
 class SequenceSpec(StrictModel):
-    steps: Optional[int] = Field(None, ge=1, description="Time steps T: columns are read time-major as [N, T, F] "
-                                                         "(F = columns / T). Omit for a 3-D array in an .npz file.")
+    steps: Optional[int] = Field(None, ge=1, le=MAX_COUNT,
+                                 description="Time steps T: columns are read time-major as [N, T, F] "
+                                             "(F = columns / T). Omit for a 3-D array in an .npz file.")
 
 
 class ImageSpec(StrictModel):
-    shape: Optional[list[Annotated[int, Field(ge=1)]]] = Field(
+    shape: Optional[list[Annotated[int, Field(ge=1, le=MAX_COUNT)]]] = Field(
         None, min_length=3, max_length=3, description="[C, H, W]: columns reshaped to images. Omit for a 4-D "
                                                       "array in an .npz file.")
 
@@ -67,8 +69,9 @@ class DataSpec(StrictModel):
     impute: Optional[Literal["mean", "median", "most_frequent"]] = Field(
         None, description="Fill missing feature values (statistics from the training split). "
                           "Without it, missing values are an error.")
-    max_categories: int = Field(20, ge=2, description="Non-numeric columns with at most this many distinct "
-                                                      "values are one-hot encoded; more is an error.")
+    max_categories: int = Field(20, ge=2, le=MAX_COUNT,
+                                description="Non-numeric columns with at most this many distinct values are one-hot "
+                                            "encoded; more is an error.")
     text: Optional[TextSpec] = Field(None, description="Read a text column as token ids (text models).")
     sequence: Optional[SequenceSpec] = Field(None, description="Read the columns as a sequence [N, T, F].")
     image: Optional[ImageSpec] = Field(None, description="Read the columns as images [N, C, H, W].")

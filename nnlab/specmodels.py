@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from nnlab.specbase import MAX_NAME_LENGTH, MODEL_NAME, Dropout, NonNegFloat, StrictModel
+from nnlab.specbase import MAX_COUNT, MAX_NAME_LENGTH, MODEL_NAME, Dropout, NonNegFloat, StrictModel
 from nnlab.spectrain import TrainSpec
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "leaky_relu"]
@@ -28,7 +28,7 @@ Embedding = Annotated[int, Field(ge=1, le=4096, description="Token embedding siz
 class MLPSpec(ModelBase):
     kind: Literal["mlp"]
     embedding: Embedding = 64
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32])
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(default_factory=lambda: [64, 32])
     activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
     norm: Literal["none", "batchnorm", "layernorm"] = "none"
@@ -37,8 +37,8 @@ class MLPSpec(ModelBase):
 class ResMLPSpec(ModelBase):
     kind: Literal["resmlp"]
     embedding: Embedding = 64
-    width: int = Field(128, ge=1, description="Width of every residual block.")
-    blocks: int = Field(2, ge=1, description="Number of residual blocks.")
+    width: int = Field(128, ge=1, le=MAX_COUNT, description="Width of every residual block.")
+    blocks: int = Field(2, ge=1, le=1000, description="Number of residual blocks.")
     activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
     norm: Literal["none", "batchnorm", "layernorm"] = "layernorm"
@@ -46,10 +46,10 @@ class ResMLPSpec(ModelBase):
 
 class CNNSpec(ModelBase):
     kind: Literal["cnn"]
-    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64], min_length=1,
+    channels: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(default_factory=lambda: [32, 64], min_length=1,
                                                          description="Output channels of each conv layer.")
-    kernel: int = Field(5, ge=1, description="Kernel size (k, or k x k on images).")
-    stride: int = Field(1, ge=1)
+    kernel: int = Field(5, ge=1, le=MAX_COUNT, description="Kernel size (k, or k x k on images).")
+    stride: int = Field(1, ge=1, le=MAX_COUNT)
     pool: Literal["max", "avg", "none"] = Field("max", description="Pooling (size 2) after each conv layer.")
     norm: Literal["none", "batchnorm"] = "none"
     activation: Activation = "relu"
@@ -60,7 +60,7 @@ class CNNSpec(ModelBase):
 class RNNSpec(ModelBase):
     kind: Literal["rnn"]
     cell: Literal["gru", "lstm", "rnn"] = "gru"
-    hidden: int = Field(64, ge=1)
+    hidden: int = Field(64, ge=1, le=MAX_COUNT)
     layers: int = Field(1, ge=1, le=16)
     bidirectional: bool = False
     dropout: Dropout = 0.0
@@ -72,9 +72,9 @@ class RNNSpec(ModelBase):
 class TransformerSpec(ModelBase):
     kind: Literal["transformer"]
     d_model: int = Field(64, ge=1, le=8192)
-    heads: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1, le=8192)
     layers: int = Field(2, ge=1, le=48)
-    ff: int = Field(128, ge=1, description="Width of each feed-forward block.")
+    ff: int = Field(128, ge=1, le=MAX_COUNT, description="Width of each feed-forward block.")
     dropout: Dropout = 0.1
     positions: Literal["learned", "sinusoidal"] = "learned"
     pool: Literal["cls", "mean"] = "mean"
@@ -103,4 +103,4 @@ class BaselineSpec(StrictModel):
     kind: Literal["auto", "logistic", "linear"] = Field(
         "auto", description="auto: logistic (softmax) regression for classification, ridge for regression.")
     l2: NonNegFloat = Field(1.0, description="L2 strength; scikit-learn's C = 1/l2 (Ridge's alpha = l2).")
-    max_iter: int = Field(500, ge=1, description="L-BFGS iterations.")
+    max_iter: int = Field(500, ge=1, le=MAX_COUNT, description="L-BFGS iterations.")

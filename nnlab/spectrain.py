@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field
 
-from nnlab.specbase import Fraction, NonNegFloat, PositiveFloat, StrictModel
+from nnlab.specbase import MAX_COUNT, Fraction, NonNegFloat, PositiveFloat, StrictModel
 
 
 class OptimizerSpec(StrictModel):
@@ -21,7 +21,7 @@ class OptimizerSpec(StrictModel):
 
 class StepScheduler(StrictModel):
     name: Literal["step"]
-    step_size: int = Field(10, ge=1, description="Epochs between learning-rate drops.")
+    step_size: int = Field(10, ge=1, le=MAX_COUNT, description="Epochs between learning-rate drops.")
     gamma: Fraction = Field(0.1, description="Factor applied at each drop.")
 
 
@@ -32,7 +32,7 @@ class CosineScheduler(StrictModel):
 
 class PlateauScheduler(StrictModel):
     name: Literal["plateau"]
-    patience: int = Field(3, ge=0, description="Epochs without improvement of the monitor before a drop.")
+    patience: int = Field(3, ge=0, le=MAX_COUNT, description="Epochs without improvement of the monitor before a drop.")
     factor: Fraction = Field(0.1, description="Factor applied at each drop.")
 
 
@@ -42,13 +42,13 @@ SCHEDULER_NAMES = ("step", "cosine", "plateau")
 
 class EarlyStoppingSpec(StrictModel):
     monitor: Optional[str] = Field(None, description="Default: the spec's top-level monitor.")
-    patience: int = Field(8, ge=1, description="Epochs without improvement before stopping.")
+    patience: int = Field(8, ge=1, le=MAX_COUNT, description="Epochs without improvement before stopping.")
     min_delta: NonNegFloat = Field(0.0, description="Smallest change that counts as an improvement.")
 
 
 class TrainSpec(StrictModel):
     epochs: int = Field(50, ge=1, le=100_000)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     l1: NonNegFloat = Field(0.0, description="L1 penalty on weights (not biases), added to the loss.")
     scheduler: Optional[SchedulerSpec] = None

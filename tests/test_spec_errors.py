@@ -56,7 +56,8 @@ BAD_SPECS = [
     ("a model name too long for a file name", {"models": [{"kind": "mlp", "name": "m" * 101}]},
      "models[0].name: must be at most 100 characters long; got 'mmmmmmmmmmmmmmmmm...mmmmmmmmmmmmmmmmmm' "
      "(101 characters)"),
-    ("a seed beyond 64 bits", {"seed": 2**64}, "seed: must be less than or equal to 4294967295; got 18446744073709551616"),
+    ("a seed beyond 64 bits", {"seed": 2**64},
+     "seed: must be less than or equal to 4294967295; got 18446744073709551616"),
     ("repeats that carry the seed past the limit", {"seed": MAX_SEED, "repeats": 2},
      "seed: must be at most 4294967294 with repeats: 2 (repeats use seeds seed .. seed+1, each at most 4294967295); "
      "got 4294967295"),
@@ -209,7 +210,7 @@ def test_check_for_task_keeps_the_messages_of_the_runner():
     with pytest.raises(SpecError, match=r"^metrics\[0\]: 'rmse' is not a binary metric; expected one of accuracy, "):
         check_for_task(spec, "binary")
     spec = validate_spec(tiny_spec(baseline={"kind": "linear"}), "spec.yaml")
-    with pytest.raises(SpecError, match="^baseline.kind: 'linear' does not fit a binary task; expected auto or logistic"):
+    with pytest.raises(SpecError, match="^baseline.kind: 'linear' does not fit a binary task; expected auto or "):
         check_for_task(spec, "binary")
     spec = validate_spec(tiny_spec(train={"loss": "mae"}), "spec.yaml")
     with pytest.raises(SpecError, match=r"^models\[0\].train.loss: 'mae' is a regression loss and the task is binary"):
