@@ -69,12 +69,11 @@ class SavedModel:
         from nnlab.metrics import probabilities
 
         x = self.preprocessor.baseline_transform(frame) if self.baseline else self.preprocessor.transform(frame)
-        chunks = []
         with torch.inference_mode():
-            for start in range(0, len(x), PREDICT_BATCH):
-                part = x.take(np.arange(start, min(start + PREDICT_BATCH, len(x)))).to_dense() if isinstance(
-                    x, SparseRows) else x[start:start + PREDICT_BATCH]
-                chunks.append(probabilities(self.task, self.module(torch.from_numpy(part))).numpy())
+            if isinstance(x, SparseRows):  # TF-IDF rows: sparse, so one product; densified they can be gigabytes
+                return probabilities(self.task, self.module(_sparse_tensor(x))).numpy()
+            chunks = [probabilities(self.task, self.module(torch.from_numpy(x[start:start + PREDICT_BATCH]))).numpy()
+                      for start in range(0, len(x), PREDICT_BATCH)]
         width = (len(self.classes),) if self.task == "multiclass" else ()
         return np.concatenate(chunks) if chunks else np.zeros((0, *width), dtype=np.float32)
 
@@ -150,7 +149,9 @@ class LoadedRun:
     def models(self) -> list[str]:
         """The models that saved weights, best first by the monitored validation metric (the run's
         `monitor`): completed models by score, then the others."""
-        saved = [name for name in self.summary.models if self._has_weights(name)]
+        files = self.run.files()
+        saved = [name for name in self.summary.models
+                 if f"model:{name}.json" in files and f"model:{name}.safetensors" in files]
         return sorted(saved, key=self._rank)
 
     @property
@@ -166,10 +167,6 @@ class LoadedRun:
         if not result.finished or score is None:
             return (1, 0.0)
         return (0, -score if higher_is_better(metric) else score)
-
-    def _has_weights(self, name: str) -> bool:
-        files = self.run.files()
-        return f"model:{name}.json" in files and f"model:{name}.safetensors" in files
 
     def model(self, name: Optional[str] = None) -> SavedModel:
         """A model rebuilt for prediction: `name`, or the best one."""
@@ -206,6 +203,18 @@ def column_notes(model: SavedModel, frame: pd.DataFrame) -> list[str]:
         notes.append(f"column '{column}': {len(values)} value(s) not seen in training ({examples}) are encoded "
                      "as none of the known categories")
     return notes
+
+
+def _sparse_tensor(rows: SparseRows) -> Any:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(rows.indptr).long(),
+                                       torch.from_numpy(rows.indices).long(), torch.from_numpy(rows.values).float(),
+                                       rows.shape, check_invariants=False)  # built by our own encoder
 
 
 def _rebuild(run: Any, name: str) -> SavedModel:
