@@ -172,6 +172,8 @@ def sweep_command(
 
     Exit codes: 0 ok, 1 a point failed (the others still train), 2 bad input, 130 interrupted.
     """
+    import time
+
     from nnlab import interrupts
     from nnlab import sweep as sweeps
     from nnlab import sweepview
@@ -186,11 +188,13 @@ def sweep_command(
             _fail(e)
         out.print(f"sweep {plan.id}: {len(plan.points)} points, {jobs} at a time", markup=False, soft_wrap=True)
         results: dict = {}
+        started = time.monotonic()
         stream = LocalExecutor(jobs).run(plan.units(store_path(runs_dir)))
         try:
             for result in stream:
                 results[result.index] = result
-                out.print(sweepview.result_line(plan, result, len(results)), markup=False, soft_wrap=True)
+                line = sweepview.result_line(plan, result, len(results), time.monotonic() - started)
+                out.print(line, markup=False, soft_wrap=True)
         except KeyboardInterrupt as stop:
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
             out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
@@ -199,6 +203,7 @@ def sweep_command(
                          "interrupted", markup=False)
             raise typer.Exit(130)
     out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
+    out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
     if any(result.status != "completed" for result in results.values()):
         raise typer.Exit(1)
 

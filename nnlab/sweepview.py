@@ -146,10 +146,19 @@ def _value_cell(row: Effect) -> str:
     return text if row.status == "completed" else f"{text} ({row.status})"
 
 
-def result_line(plan: SweepPlan, result: UnitResult, done: int) -> str:
-    """What the sweep prints as each point ends: `[2/4] lr=0.01: completed · run tiny-…`."""
+def result_line(plan: SweepPlan, result: UnitResult, done: int, seconds: float) -> str:
+    """What the sweep prints as each point ends: `[2/4] lr=0.01: completed · run tiny-… · about 40 s left`."""
     point = plan.points[result.index]
     line = f"[{done}/{len(plan.points)}] {point.label}: {result.status}"
     if result.message:
         line += f" ({result.message})"
-    return line + (f" · run {result.run_id}" if result.run_id else "")
+    if result.run_id:
+        line += f" · run {result.run_id}"
+    left = len(plan.points) - done
+    return line + (f" · about {_duration(seconds / done * left)} left" if left and done else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

@@ -152,7 +152,7 @@ def test_four_points_in_two_worker_processes(tmp_path, tiny, runs):
         assert run.spec["models"][0]["hidden"] == json.loads(hidden)
     val_loss = {r.id: r.summary.models["mlp"].val["loss"] for r in runs_read}
     reference = next(r.id for r in runs_read if r.note.startswith("train.optimizer.lr=0.001, models.mlp.hidden=[8]"))
-    table = [line for line in result.stdout.splitlines() if re.search(r"tiny-\d{8}-\d{6}-[0-9a-f]{4} ", line)]
+    table = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
     order = [re.search(r"(tiny-\d{8}-\d{6}-[0-9a-f]{4}) ", line)[1] for line in table]
     assert order == sorted(val_loss, key=val_loss.get)  # best first by the monitored val_loss
     for line in table:
@@ -161,6 +161,10 @@ def test_four_points_in_two_worker_processes(tmp_path, tiny, runs):
         assert cells[2] == f"{val_loss[run_id]:.4f}"
         assert cells[3] == "(reference)" if run_id == reference else \
             cells[3] == f"{val_loss[run_id] - val_loss[reference]:+.4f}"
+    assert f"every point's run: nnlab compare --sweep {sweep_id}" in result.stdout
+    listed = CliRunner().invoke(app, ["compare", "--sweep", sweep_id, "--runs-dir", str(runs), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert {row["run"] for row in json.loads(listed.stdout) if row["model"] == "mlp"} == set(val_loss)
 
 
 # --- changes_since -----------------------------------------------------------------------------------
