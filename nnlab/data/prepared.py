@@ -82,21 +82,29 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int) -> Prepared:
         y = {name: target.standardize(y_all[rows]) for name, rows in splits.items()}
     else:
         y = {name: y_all[rows] for name, rows in splits.items()}
-    info = preprocessor.info()
-    summary = {"source": source.name, "rows": len(frame), "features": info.n_features, "columns": len(features),
-               "task": target.task, "task_reason": why, "input": {"kind": info.kind, "shape": list(info.shape)},
-               "split": {name: len(rows) for name, rows in splits.items()},
-               "fingerprint": fingerprint(source.sha256, len(frame), len(frame.columns), spec.split, seed_of_split,
-                                          stratified)}
+    summary = _summary(source, frame, features, preprocessor, why, splits, y_all)
+    summary["fingerprint"] = fingerprint(source.sha256, len(frame), len(frame.columns), spec.split, seed_of_split,
+                                         stratified)
+    names = encoder.encoded_names if isinstance(encoder, TableEncoder) else list(features)
+    return Prepared(target.task, x, y, splits, frame, names, target.classes, preprocessor.state(), summary,
+                    preprocessor.info(), baseline_x)
+
+
+def _summary(source: Source, frame: pd.DataFrame, features: list[str], preprocessor: Preprocessor, why: str,
+             splits: dict[str, np.ndarray], y_all: np.ndarray) -> dict[str, Any]:
+    """What `train` prints and summary.json keeps about the data."""
+    info, target = preprocessor.info(), preprocessor.target
+    summary: dict[str, Any] = {
+        "source": source.name, "rows": len(frame), "features": info.n_features, "columns": len(features),
+        "task": target.task, "task_reason": why, "input": {"kind": info.kind, "shape": list(info.shape)},
+        "split": {name: len(rows) for name, rows in splits.items()}}
     if info.vocab_size:
         summary["input"]["vocab_size"] = info.vocab_size
     if target.task != "regression":
         summary["classes"] = {str(c): int((y_all == i).sum()) for i, c in enumerate(target.classes)}
         if target.task == "binary":
             summary["positive"] = str(target.classes[1])
-    names = encoder.encoded_names if isinstance(encoder, TableEncoder) else list(features)
-    return Prepared(target.task, x, y, splits, frame, names, target.classes, preprocessor.state(), summary, info,
-                    baseline_x)
+    return summary
 
 
 def _check_target_column(spec: DataSpec, frame: pd.DataFrame, source: str) -> None:
