@@ -1,7 +1,8 @@
 """Benchmark: how long `nnlab runs` and `nnlab compare` take on a large run store.
 
 Generates a store of N runs (default 1,000), each with a baseline and M neural models (default 5) trained
-for E epochs (default 50), written through `runstore.RunWriter` exactly as `nnlab train` writes them, with a
+for E epochs (default 50), written through `runstore.RunWriter` as `nnlab train` writes them (typed
+records: `RunMeta`, `RunSummary` rewritten after each model), with a
 resolved spec of the real shape and a different learning rate, dropout and seed per run. Then times each
 command in a fresh process (wall clock, as a user waits for it) and prints the numbers. The goal is under
 2 seconds for listing and for comparing.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import random
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 from nnlab import runstore
+from nnlab.records import ModelResult, RunMeta, RunSummary, epoch_columns
 
 METRICS = ["accuracy", "f1", "roc_auc"]
 TRAIN = {"epochs": 50, "batch_size": 64,
@@ -52,31 +55,33 @@ def make_spec(i: int, n_models: int, epochs: int, rng: random.Random) -> dict:
 
 def write_run(store: Path, i: int, n_models: int, epochs: int, rng: random.Random) -> None:
     spec = make_spec(i, n_models, epochs, rng)
-    writer = runstore.RunWriter.create(store, spec["name"], spec, runstore.metric_columns(METRICS),
-                                       {"seed": i, "note": f"bench run {i}: lr {spec['train']['optimizer']['lr']}",
-                                        "device": "cpu"})
+    meta = RunMeta(id="pending", name=spec["name"], seed=i, note=f"bench run {i}: lr {spec['train']['optimizer']['lr']}",
+                   device="cpu", spec=spec)
     results = {}
-    for model, n_epochs in [("baseline", 1), *[(m["name"], epochs) for m in spec["models"]]]:
-        best = None
-        for epoch in range(1, n_epochs + 1):
-            loss = 0.25 + 0.5 * math.exp(-epoch / 8) + rng.random() * 0.02
-            row = {"model": model, "epoch": epoch, "train_loss": loss * 0.9, "val_loss": loss, "lr": 1e-3,
-                   "seconds": 0.05}
-            row.update({f"{split}_{m}": 0.9 - loss / 10 + rng.random() * 0.01 for split in ("train", "val")
-                        for m in METRICS})
-            writer.append_epoch(row)
-            best = row if best is None or row["val_loss"] < best["val_loss"] else best
-        results[model] = {"kind": "logistic" if model == "baseline" else "mlp", "params": 58 + 6000,
-                          "best_epoch": best["epoch"], "epochs_run": n_epochs,
-                          "val": {"loss": best["val_loss"], **{m: best[f"val_{m}"] for m in METRICS}},
-                          "test": {"loss": best["val_loss"] * 1.02, **{m: best[f"val_{m}"] - 0.003 for m in METRICS}},
-                          "train_seconds": 0.05 * n_epochs, "samples_per_second": 50000.0, "status": "completed",
-                          "message": None, "diagnosis": []}
-    writer.write_summary({"task": "binary", "monitor": "val_loss", "baseline": "baseline", "metrics": METRICS,
-                          "models": results, "expect": []})
-    writer.finish("completed")
+    with runstore.RunWriter(store, meta, epoch_columns(METRICS)) as writer:
+        for model, n_epochs in [("baseline", 1), *[(m["name"], epochs) for m in spec["models"]]]:
+            best = None
+            for epoch in range(1, n_epochs + 1):
+                loss = 0.25 + 0.5 * math.exp(-epoch / 8) + rng.random() * 0.02
+                row = {"model": model, "member": 0, "epoch": epoch, "train_loss": loss * 0.9, "val_loss": loss,
+                       "lr": 1e-3, "seconds": 0.05}
+                row.update({f"{split}_{m}": 0.9 - loss / 10 + rng.random() * 0.01 for split in ("train", "val")
+                            for m in METRICS})
+                writer.append_epoch(row)
+                best = row if best is None or row["val_loss"] < best["val_loss"] else best
+            results[model] = ModelResult(
+                name=model, kind="logistic" if model == "baseline" else "mlp", params=58 + 6000, status="completed",
+                best_epoch=best["epoch"], epochs_run=n_epochs, epochs_planned=n_epochs,
+                val={"loss": best["val_loss"], **{m: best[f"val_{m}"] for m in METRICS}},
+                test={"loss": best["val_loss"] * 1.02, **{m: best[f"val_{m}"] - 0.003 for m in METRICS}},
+                train_seconds=0.05 * n_epochs, samples_per_second=50000.0)
+            writer.write_summary(RunSummary(task="binary", monitor="val_loss", baseline="baseline", metrics=METRICS,
+                                            models=results, complete=model == spec["models"][-1]["name"]))
     # distinct start times, one minute apart, so that `last` and the newest-first order mean something
-    writer.update(started_at=_minutes_after(i), finished_at=_minutes_after(i, 0.5), duration_seconds=30.0)
+    run_file = writer.path / "run.json"
+    data = json.loads(run_file.read_text())
+    data.update(started_at=_minutes_after(i), finished_at=_minutes_after(i, 0.5), duration_seconds=30.0)
+    run_file.write_text(json.dumps(data))
 
 
 def _minutes_after(i: int, extra: float = 0.0) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 
 from typer.testing import CliRunner
 
-from compare_fixtures import as_json, browse, make_spec, patch_meta, result, two_models, write_run
+from compare_fixtures import as_json, browse, make_spec, patch_meta, patch_summary, result, two_models, write_run
 from nnlab import runstore
 from nnlab.cli import app
 
@@ -341,3 +342,43 @@ def test_show_and_compare_count_the_runs_that_saw_a_test_split_and_notice_change
     text = browse(store, "show", "last").stdout
     assert f"{changed.name}: data file data.csv changed since run" in text and "aaaaaaaaaaaa → bbbbbbbbbbbb" in text
     assert "test split seen by 1–3 run(s)" in browse(store, "compare").stdout
+
+
+@pytest.mark.parametrize("args", [["runs"], ["compare"], ["compare", "last", "last~1"], ["show", "last"]])
+def test_browsing_never_imports_torch(store, listed, args):
+    code = ("import sys; from nnlab.cli import app\n"
+            f"try: app({[*args, '--runs-dir', str(store)]!r})\nexcept SystemExit: pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ,
+                                                                                            "COLUMNS": "100"})
+    assert done.stderr.strip().endswith("NO TORCH"), done.stderr
+    assert listed[2] in done.stdout
+
+
+def test_runs_written_by_an_older_nnlab_still_read(store):
+    """format 1 before the typed contract: summary entries without `name`/`repeats`, metrics.csv without `member`."""
+    path = write_run(store, make_spec(), two_models(BASE, (0.3, 0.32, 0.9, 0.89)), minute=1,
+                     history={"baseline": [0.4], "mlp": [0.5, 0.3, 0.35]})
+
+    def as_before(summary: dict) -> None:
+        for key in ("complete",):
+            summary.pop(key)
+        for entry in summary["models"].values():
+            for key in ("name", "repeats", "members", "val_sd", "test_sd", "epochs_planned", "stacked"):
+                entry.pop(key)
+
+    patch_summary(path, as_before)
+    lines = (path / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    at = header.index("member")
+    (path / "metrics.csv").write_text("\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != at)
+                                                for line in lines) + "\n")
+    out = browse(store, "compare", "--format", "json")
+    assert out.exit_code == 0 and out.stderr == ""
+    rows = json.loads(out.stdout)
+    assert [(r["model"], r["repeats"], r["test_loss"]) for r in rows] == [("baseline", 1, 0.42), ("mlp", 1, 0.32)]
+    frame = runstore.read_run(path).metrics()
+    assert list(frame["member"]) == [0, 0, 0, 0] and list(frame["epoch"]) == [1, 1, 2, 3]
+    (path / "summary.json").unlink()  # and from its metrics alone
+    (mlp,) = [r for r in as_json(browse(store, "compare", "--format", "json")) if r["model"] == "mlp"]
+    assert (mlp["best_epoch"], mlp["epochs_run"], mlp["val_loss"]) == (2, 3, 0.3)
