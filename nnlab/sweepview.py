@@ -108,7 +108,10 @@ def effect_table(plan: SweepPlan, rows: list[Effect]) -> Any:
         verdict = [row.change.verdict if row.change else ""] if spreads else []
         table.add_row(setting, row.model, _value_cell(row), change, *verdict, row.run_id or "")
     heading = f"sweep {plan.id}: best first by {plan.monitor}"
-    return Group(Text(heading), table, Text(_notes(plan, names, spreads)))
+    notes = _notes(plan, names, spreads)
+    if not any(row.point is plan.points[plan.reference] and not math.isnan(row.value) for row in rows):
+        notes += "\nthe reference point has no result, so there is no change to show"
+    return Group(Text(heading), table, Text(notes))
 
 
 def _notes(plan: SweepPlan, names: dict[str, str], spreads: bool) -> str:
