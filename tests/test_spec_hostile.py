@@ -139,11 +139,11 @@ def test_a_hostile_set_value_fails_fast_in_one_line(tmp_path, runs, cli, case, o
 
 
 def test_thousands_of_bad_values_are_counted_not_listed(tmp_path, cli):
-    spec = write_spec(tmp_path, tiny_spec(data={"path": "data.csv", "target": "label", "include": [1] * 15_000}))
+    spec = write_spec(tmp_path, tiny_spec(data={"path": "data.csv", "target": "label", "include": [1] * 5_000}))
     started = time.perf_counter()
     result = cli("validate", spec)
     assert time.perf_counter() - started < SECONDS
     lines = result.stderr.splitlines()
     assert result.exit_code == 2 and len(lines) == 20
     assert lines[0] == "error: spec.yaml: data.include[0]: expected a valid string; got 1"
-    assert lines[-1] == "error: spec.yaml: ... and 14,981 more problem(s)"
+    assert lines[-1] == "error: spec.yaml: ... and 4,981 more problem(s)"
