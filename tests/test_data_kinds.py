@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlab.data import Preprocessor, prepare, tokenize
+from nnlab.data import Preprocessor, array_frame, prepare, tokenize
 from nnlab.errors import DataError
 from nnlab.inputs import OOV_ID, PAD_ID, SparseRows
 from nnlab.spec import DataSpec
@@ -180,6 +180,10 @@ def test_npz_arrays(tmp_path):
             prepare(DataSpec(path=path, target="y"), tmp_path, 0)
     with pytest.raises(DataError, match=r"data.sequence.steps: X has 5 steps"):
         prepare(DataSpec(path="seq.npz", target="y", sequence={"steps": 4}), tmp_path, 0)
+    new = rng.normal(size=(3, 5, 2))  # rows to predict that come as an array
+    x0 = seq.preprocessor.transform(array_frame(new))
+    train_x = np.load(tmp_path / "seq.npz")["X"][seq.rows["train"]]
+    np.testing.assert_allclose(x0, (new - train_x.mean(axis=(0, 1))) / train_x.std(axis=(0, 1)), rtol=1e-5)
 
 
 def kinds(tmp_path) -> list[DataSpec]:

@@ -8,9 +8,9 @@ prepared (Prepared and prepare), mistakes (the errors file)."""
 from nnlab.data.mistakes import misclassified
 from nnlab.data.prepared import Prepared, prepare, shrink_train
 from nnlab.data.preprocess import Preprocessor
-from nnlab.data.read import builtin_table
+from nnlab.data.read import array_frame, builtin_table
 from nnlab.data.table import TableEncoder
 from nnlab.data.text import TextEncoder, tokenize
 
-__all__ = ["Prepared", "Preprocessor", "TableEncoder", "TextEncoder", "builtin_table", "misclassified", "prepare",
+__all__ = ["Prepared", "Preprocessor", "TableEncoder", "TextEncoder", "array_frame", "builtin_table", "misclassified", "prepare",
            "shrink_train", "tokenize"]

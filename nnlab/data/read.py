@@ -146,13 +146,19 @@ def _read_npz(path: Path, spec: DataSpec, digest: str) -> Source:
                         f"({len(x)})")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise DataError(f"data.path: X in {path.name} holds {x.dtype} values; expected numbers")
-    flat = x.reshape(len(x), -1)
-    frame = pd.DataFrame(flat, columns=[f"{NPZ_FEATURE_PREFIX}{i}" for i in range(flat.shape[1])])
+    frame = array_frame(x)
     if spec.target in frame.columns:
         raise DataError(f"data.target: '{spec.target}' names a column of X in {path.name} (x0, x1, ...); the "
                         "target of an .npz file is its array y: choose another name, such as y")
     frame[spec.target] = y  # the spec's target names y's column (any other name is accepted)
     return Source(frame, path.name, digest, array_shape=tuple(int(d) for d in x.shape[1:]))
+
+
+def array_frame(x: np.ndarray) -> pd.DataFrame:
+    """An array [N, ...] as the table nnlab reads from an .npz file: columns x0, x1, ... in C order (what
+    `Preprocessor.transform` expects for rows to predict that come as arrays)."""
+    flat = x.reshape(len(x), -1)
+    return pd.DataFrame(flat, columns=[f"{NPZ_FEATURE_PREFIX}{i}" for i in range(flat.shape[1])])
 
 
 def builtin_table(name: str, seed: int) -> pd.DataFrame:
