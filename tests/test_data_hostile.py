@@ -183,3 +183,19 @@ def test_fingerprint_names_the_data_and_the_split(tmp_path):
     assert other_split["sha256"] == facts["sha256"] and other_split["split"] != facts["split"]
     binary_table(seed=1).to_csv(tmp_path / "data.csv", index=False)
     assert prepare(spec, tmp_path, 0).summary["fingerprint"]["sha256"] != facts["sha256"]
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: p.write_text("not an archive"), "data.path: data.npz is not an .npz archive of plain arrays (nnlab "
+                                               "never loads pickled objects)"),
+    (lambda p: np.savez(p, X=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4)),
+     "data.path: cannot parse data.npz: Object arrays cannot be loaded"),
+    (lambda p: np.savez(p, X=np.zeros((0, 3)), y=np.zeros(0)), "X in data.npz has shape (0, 3); expected 2-D"),
+    (lambda p: np.savez(p, X=np.zeros(10), y=np.zeros(10)), "X in data.npz has shape (10,)"),
+    (lambda p: np.savez(p, X=np.zeros((10, 2)), y=np.zeros((10, 2))), "y in data.npz has shape (10, 2); expected "
+                                                                      "one value per row of X (10)"),
+    (lambda p: np.savez(p, X=np.array([["a", "b"]] * 10), y=np.zeros(10)), "X in data.npz holds <U1 values"),
+])
+def test_broken_npz_files(tmp_path, write, message):
+    write(tmp_path / "data.npz")
+    raises(tmp_path, message, path="data.npz", target="y")

@@ -140,6 +140,9 @@ def _feature_columns(spec: DataSpec, frame: pd.DataFrame, source: Source) -> lis
 
 def _text_columns(spec: DataSpec, frame: pd.DataFrame, features: list[str], source: str) -> list[str]:
     column = spec.text.column
+    if column in spec.exclude:
+        raise DataError(f"data.text.column: column '{column}' is also in data.exclude; the text column is the "
+                        "feature of a text model")
     if column == spec.target or column not in frame.columns:
         raise DataError(f"data.text.column: column '{column}' not found in {source} among the feature columns "
                         f"(columns: {names_list(frame.columns)})")

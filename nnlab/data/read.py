@@ -129,16 +129,25 @@ def unusable_column_message(column: str, arrow_type: str, source: str, is_target
 
 
 def _read_npz(path: Path, spec: DataSpec, digest: str) -> Source:
-    with np.load(path, allow_pickle=False) as archive:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError as e:  # numpy's message about pickles suggests loading unsafely: nnlab never does
+        if "pickle" not in str(e):
+            raise
+        raise DataError(f"data.path: {path.name} is not an .npz archive of plain arrays (nnlab never loads "
+                        "pickled objects); save it with numpy.savez") from None
+    if not hasattr(archive, "files"):
+        raise DataError(f"data.path: {path.name} holds a single array, not an .npz archive with X and y")
+    with archive:
         names = list(archive.files)
         missing = [k for k in ("X", "y") if k not in names]
         if missing:
             raise DataError(f"data.path: {path.name} needs arrays X and y; missing {', '.join(missing)} "
                             f"(arrays: {', '.join(names[:10]) or 'none'})")
         x, y = archive["X"], archive["y"]
-    if x.ndim not in (2, 3, 4):
+    if x.ndim not in (2, 3, 4) or len(x) == 0:
         raise DataError(f"data.path: X in {path.name} has shape {x.shape}; expected 2-D [N, F], 3-D [N, T, F] "
-                        "or 4-D [N, C, H, W]")
+                        "or 4-D [N, C, H, W] with N >= 1 rows")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != len(x):
