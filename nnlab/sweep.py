@@ -168,6 +168,7 @@ class SweepPlan:
     reference: int  # the point deltas are measured against
     reference_is_spec: bool  # False: a grid without the spec's own values, measured against its first point
     one_at_a_time: bool
+    models: list[str] = field(default_factory=list)  # the spec's model names, in order
     common: list[str] = field(default_factory=list)  # overrides every point gets (repeats=N)
     note: str = ""
     smoke: bool = False
@@ -206,7 +207,7 @@ def plan_sweep(spec_path: Path, grid_options: list[str], one_at_a_time: bool = F
     common = [f"repeats={repeats}"] if repeats else []
     check_points(spec_path, points, common, smoke)
     return SweepPlan(new_sweep_id(spec.name), Path(spec_path), spec.monitor, points, own[0] if own else 0,
-                     bool(own), one_at_a_time, common, note, smoke)
+                     bool(own), one_at_a_time, [m.name for m in spec.models], common, note, smoke)
 
 
 def _check_size(axes: list[Axis], one_at_a_time: bool) -> None:

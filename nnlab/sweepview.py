@@ -49,13 +49,25 @@ def effects(plan: SweepPlan, results: dict[int, UnitResult]) -> list[Effect]:
             rows.append(Effect(point, "", result.status, run_id=result.run_id, message=result.message))
             continue
         for name, model in summary.models.items():
-            if name == summary.baseline:
-                continue
+            if name == summary.baseline or (point.settings and not touches(point, name, plan.models)):
+                continue  # the baseline, and models a point leaves as they were: their rows would only repeat
             value, sd = _score(model, column)
             ref_model = reference.models.get(name) if reference and i != plan.reference else None
             change = _change(column, ref_model, value, sd) if ref_model else None
             rows.append(Effect(point, name, model.status, value, sd, change, result.run_id, result.message))
     return sorted(rows, key=lambda row: _rank(row, column))
+
+
+def touches(point: Point, model: str, models: list[str]) -> bool:
+    """Whether a point changes `model`: any key outside `models.<name|index>.` changes every model."""
+    for key, _ in point.settings:
+        parts = key.split(".")
+        if parts[0] != "models" or len(parts) < 3:
+            return True
+        index = int(parts[1]) if parts[1].isdigit() else -1
+        if parts[1] == model or 0 <= index < len(models) and models[index] == model:
+            return True
+    return False
 
 
 def _summary(result: UnitResult) -> Optional[RunSummary]:

@@ -23,6 +23,7 @@ from nnlab.cli import app
 from nnlab.errors import SpecError
 from nnlab.spec import validate_spec
 from nnlab.sweep import Axis, Point, expand_grid, expand_one_at_a_time, merge_axes, parse_grid_option, plan_sweep
+from nnlab.sweepview import short_names, touches
 
 
 def sweep(*args, runs):
@@ -275,3 +276,20 @@ def test_a_grid_too_large_is_refused_before_expanding(tiny):
     values = ",".join(str(i) for i in range(1, 40))
     with pytest.raises(SpecError, match=r"^--grid: 1,521 points \(39 x 39\); at most 1,000"):
         plan_sweep(tiny, [f"train.epochs={values}", f"train.batch_size={values}"])
+
+
+@pytest.mark.parametrize("settings, touched", [
+    ((("models.wide.dropout", 0.3),), ["wide"]),
+    ((("models.1.hidden", [8]),), ["wide"]),
+    ((("train.optimizer.lr", 0.01),), ["mlp", "wide"]),
+    ((("models.mlp.dropout", 0.1), ("seed", 2)), ["mlp", "wide"]),
+    ((("models", []),), ["mlp", "wide"]),
+])
+def test_a_point_touches_only_the_models_its_keys_name(settings, touched):
+    assert [m for m in ("mlp", "wide") if touches(Point(settings), m, ["mlp", "wide"])] == touched
+
+
+def test_short_names_are_the_shortest_suffix_that_tells_keys_apart():
+    assert short_names(["train.optimizer.lr", "models.mlp.hidden", "models.wide.hidden", "seed", "data.split.seed"]) == {
+        "train.optimizer.lr": "lr", "models.mlp.hidden": "mlp.hidden", "models.wide.hidden": "wide.hidden",
+        "seed": "seed", "data.split.seed": "split.seed"}
