@@ -47,9 +47,10 @@ def split_column(column: str) -> tuple[Optional[str], str]:
 def epoch_columns(metric_names: list[str]) -> list[str]:
     """The columns of metrics.csv for models that report `metric_names` besides the loss. `member` is the
     repeat (0 .. repeats-1) a row belongs to."""
-    metrics = ["loss", *[m for m in metric_names if m != "loss"]]
-    return ["model", "member", "epoch", *[metric_column("train", m) for m in metrics],
-            *[metric_column("val", m) for m in metrics], "lr", "seconds"]
+    metrics = [m for m in metric_names if m != "loss"]
+    return ["model", "member", "epoch", metric_column("train", "loss"), metric_column("val", "loss"),
+            *[metric_column("train", m) for m in metrics], *[metric_column("val", m) for m in metrics],
+            "lr", "seconds"]
 
 
 # --- gates ---------------------------------------------------------------------------------------------
