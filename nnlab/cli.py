@@ -455,8 +455,8 @@ def show_command(
         from nnlab.fingerprints import StoreFacts
 
         store = runstore.store_path(runs_dir)
-        run = runstore.resolve_run(ref, store)
         store_runs, warnings = runstore.list_runs(store)
+        run = runstore.resolve_run(ref, store, store_runs)
         _browse_out().print(showview.show_view(run, StoreFacts(store_runs).lines([run])))
         _warn([*warnings, *run.warnings])
     except NnlabError as e:

@@ -77,7 +77,7 @@ def select_runs(store: Path, refs: list[str], name: Optional[str] = None, last: 
     are left out unless `smoke` (or named by reference)."""
     store_runs, warnings = list_runs(store)
     if refs:
-        return Selection([resolve_run(ref, store) for ref in refs], warnings, store_runs)
+        return Selection([resolve_run(ref, store, store_runs) for ref in refs], warnings, store_runs)
     candidates = [r for r in store_runs if smoke or not r.smoke]
     if last is None and not name and not sweep:
         last = DEFAULT_LAST

@@ -35,7 +35,8 @@ def stored_float(value: Any) -> float:
         return number
     if as_float32 != number:
         return number
-    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+    # 9 significant digits always round-trip a float32; where 6 or fewer do, `.6g` already is the shortest
+    for digits in range(6, 10):
         text = f"{number:.{digits}g}"
         if struct.unpack("f", struct.pack("f", float(text)))[0] == number:
             return float(text)

@@ -61,8 +61,10 @@ def planned_epochs(run: Run) -> dict[str, Optional[int]]:
 def model_rows(run: Run) -> list[dict[str, Any]]:
     """One dict per model of `run`, the baseline first when it has one (see the module doc)."""
     if run.summary is not None:
-        planned = planned_epochs(run)
-        return [result_row(run, result, planned.get(name)) for name, result in run.summary.models.items()]
+        models = run.summary.models
+        # older runs do not record the epochs planned: read them from the spec (only then: it costs)
+        planned = planned_epochs(run) if any(r.epochs_planned is None for r in models.values()) else {}
+        return [result_row(run, result, planned.get(name)) for name, result in models.items()]
     return _rows_from_history(run)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
+from itertools import accumulate
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -52,22 +54,20 @@ def read_json(path: Path) -> Any:
         raise DamagedFile(f"{path}: unreadable (JSON nested too deeply)") from None
     except ValueError as e:  # bad UTF-8 or bad JSON
         raise DamagedFile(f"{path}: unreadable ({str(e).splitlines()[0][:120]})") from None
-    if _depth(data) > MAX_JSON_DEPTH:
+    if _depth(raw) > MAX_JSON_DEPTH:
         raise DamagedFile(f"{path}: unreadable (JSON nested deeper than {MAX_JSON_DEPTH} levels)")
     return data
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth > MAX_JSON_DEPTH:
-                return depth
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _depth(raw: bytes) -> int:
+    """Nesting depth of a JSON text: its brackets outside strings, counted without parsing (fast: run.json
+    is read for every run of a store)."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    return max(accumulate(1 if c in b"[{" else -1 for c in brackets), default=0)
 
 
 @dataclass
@@ -243,14 +243,15 @@ def list_runs(store: Path) -> tuple[list[Run], list[str]]:
     return runs, warnings
 
 
-def resolve_run(ref: str, store: Path) -> Run:
+def resolve_run(ref: str, store: Path, listed: Optional[list[Run]] = None) -> Run:
     """A run from a reference: a path to its folder, its folder name or id, a unique prefix of either,
     `last` or `last~N`. An exact folder name wins over an id that a copied folder repeats; a reference that
-    still matches several runs is an error listing their folders."""
+    still matches several runs is an error listing their folders. `listed`: the store's runs, when the
+    caller has listed them already."""
     as_path = Path(ref)
     if _is_file(as_path / RUN_FILE):
         return read_run(as_path)
-    runs, _ = list_runs(store)
+    runs = listed if listed is not None else list_runs(store)[0]
     last = _LAST_REF.match(ref)
     if last:
         back = int(last.group(1) or 0)
