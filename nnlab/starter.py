@@ -23,7 +23,8 @@ from nnlab.spec import MODEL_NAME, DataSpec
 MAX_CATEGORIES = 20  # the spec's default data.max_categories: more distinct values cannot be one-hot encoded
 TEXT_MIN_WORDS = 5  # a non-numeric column whose values average this many tokens is free text
 TEXT_LEN_RANGE = (16, 256)  # text.max_len: the 95th percentile of the token counts, kept in this range
-BIG_TABLE_ROWS = 20_000  # above this, larger batches: more rows per step, fewer steps per epoch
+SMALL_TABLE_ROWS, BIG_TABLE_ROWS = 1_000, 20_000  # batch sizes 32 / 64 / 256: enough steps per epoch on small
+# tables, fewer and cheaper steps on big ones
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     from nnlab.data.target import fit_target
 
     data_spec = DataSpec(path=str(data.resolve()), target=target)
-    frame = read_source(data_spec, Path.cwd(), 0).frame
+    source = read_source(data_spec, Path.cwd(), 0)
+    frame = source.frame
     if target not in frame.columns:
         raise DataError(f"--target: column '{target}' not found in {data.name} (columns: {names_list(frame.columns)})")
     if frame[target].isna().any():
@@ -71,7 +73,9 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     task = coder.task
     if task == "binary":
         why += f"; positive class {coder.classes[-1]!r}, set data.positive to change it"
-    columns = [_column_kind(name, frame[name]) for name in frame.columns if name != target]
+    columns = [Column(name, "left out", f"type {source.unusable[name]} is not one nnlab reads")
+               if name in source.unusable else _column_kind(name, frame[name])
+               for name in frame.columns if name != target]
     columns = _one_text_column(columns, frame)
     text = next((c.name for c in columns if c.kind == "text"), None)
     missing = tuple(c.name for c in columns if c.kind in ("numeric", "categorical") and frame[c.name].isna().any())
@@ -86,6 +90,8 @@ def _column_kind(name: str, series: pd.Series) -> Column:
     if pd.api.types.is_bool_dtype(series):
         return Column(name, "categorical")
     if pd.api.types.is_numeric_dtype(series):
+        if _row_number(present):
+            return Column(name, "left out", "a row number (every value once, counting up by 1)")
         return Column(name, "numeric")
     numbers = pd.to_numeric(present, errors="coerce")
     if numbers.notna().mean() >= 0.9:
@@ -98,6 +104,14 @@ def _column_kind(name: str, series: pd.Series) -> Column:
         return Column(name, "text")
     return Column(name, "left out", f"{present.nunique()} distinct values: an identifier, or too many "
                                     "categories to one-hot encode")
+
+
+def _row_number(values: pd.Series) -> bool:
+    """An index column saved with the data (0, 1, 2, ... in some order): it tells a model nothing real."""
+    if len(values) < 3 or not pd.api.types.is_integer_dtype(values):
+        return False
+    ordered = np.sort(values.to_numpy())
+    return bool(np.all(np.diff(ordered) == 1))
 
 
 def _mean_words(values: pd.Series) -> float:
@@ -214,16 +228,16 @@ def _data_lines(starter: Starter) -> list[str]:
 
 
 def _model_lines(starter: Starter) -> list[str]:
-    batch = 256 if starter.rows > BIG_TABLE_ROWS else 64
+    batch = 32 if starter.rows < SMALL_TABLE_ROWS else 64 if starter.rows <= BIG_TABLE_ROWS else 256
     name, network, why = _network(starter)
     baseline = "TF-IDF + logistic regression" if starter.text_column else {
         "regression": "ridge regression"}.get(starter.task, "logistic regression")
     return [_line("baseline: {kind: auto}", f"{baseline}: the score a network must beat"),
             "train:",
-            _line("  epochs: 30", "at most; early stopping usually ends sooner"),
+            _line("  epochs: 50", "at most; early stopping usually ends sooner"),
             _line(f"  batch_size: {batch}", "rows per step"),
             _line("  optimizer: {name: adam, lr: 1.0e-3}", "Adam's usual start"),
-            _line("  early_stopping: {patience: 5}", "stop after 5 epochs without a better val_loss; "
+            _line("  early_stopping: {patience: 8}", "stop after 8 epochs without a better val_loss; "
                                                     "keep the best epoch"),
             "models:",
             _line(f"  - {{name: {name}, {network}}}", why)]
@@ -235,8 +249,8 @@ _GATE_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r
 def _network(starter: Starter) -> tuple[str, str, str]:
     """The one network of the starter spec: its name, its settings and why it fits the data."""
     if starter.text_column:
-        return "cnn", "kind: cnn, channels: [64], kernel: 5, embedding: 64", ("convolution over token "
-                                                                               "embeddings: reads short phrases")
+        return "bag", "kind: mlp, hidden: [64], embedding: 32", ("bag of embeddings (word order ignored; "
+                                                                  "kind: cnn or rnn reads it, slower)")
     return "mlp", "kind: mlp, hidden: [64, 32]", "two hidden layers, ReLU"
 
 

@@ -23,6 +23,7 @@ def mixed_table(n: int = 240) -> pd.DataFrame:
     table["income"] = [str(v) for v in np.round(table["a"] * 10, 2)]
     table.loc[7, "income"] = "?"
     table.loc[[3, 11], "b"] = np.nan
+    table.insert(0, "Unnamed: 0", np.arange(n))  # an index saved with the data
     return table
 
 
@@ -50,13 +51,14 @@ def test_a_table_goes_from_csv_to_a_trained_comparison(tmp_path, cli, runs):
     run = init_validate_train(cli, runs, tmp_path / "churn.csv", "label", out)
     spec = yaml.safe_load(out.read_text())
     assert spec["name"] == "churn" and spec["data"]["path"] == "../churn.csv"  # relative to the spec file
-    assert spec["data"]["exclude"] == ["customer", "income"] and spec["data"]["impute"] == "median"
+    assert spec["data"]["exclude"] == ["Unnamed: 0", "customer", "income"] and spec["data"]["impute"] == "median"
     assert [m["kind"] for m in spec["models"]] == ["mlp"] and spec["baseline"] == {"kind": "auto"}
     assert set(run.summary.models) == {"baseline", "mlp"} and run.summary.task == "binary"
     assert all(m.status == "completed" for m in run.summary.models.values())
     text = out.read_text()
     assert "inferred: binary (target with 2 classes; positive class 'keep'" in text
     assert "customer: 240 distinct values" in text and "income: numeric except for '?'" in text
+    assert "Unnamed: 0: a row number" in text
     fields = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
               and line.rstrip() not in ("data:", "train:", "models:")]
     assert all(" # " in line for line in fields), [line for line in fields if " # " not in line]
@@ -68,8 +70,8 @@ def test_a_text_table_gets_a_text_model(tmp_path, cli, runs):
     spec = yaml.safe_load((tmp_path / "sms.yaml").read_text())
     assert spec["data"]["text"] == {"column": "message", "max_len": 16}
     assert spec["data"]["exclude"] == ["length"]  # no other features next to a text column (yet)
-    assert spec["models"][0]["kind"] == "cnn"
-    assert run.summary.models["cnn"].status == "completed" and run.summary.models["baseline"].val["accuracy"] == 1.0
+    assert spec["models"] == [{"name": "bag", "kind": "mlp", "hidden": [64], "embedding": 32}]
+    assert run.summary.models["bag"].status == "completed" and run.summary.models["baseline"].val["accuracy"] == 1.0
 
 
 def test_a_numeric_target_with_many_values_is_regression(tmp_path, cli):
