@@ -199,3 +199,16 @@ def test_fingerprint_names_the_data_and_the_split(tmp_path):
 def test_broken_npz_files(tmp_path, write, message):
     write(tmp_path / "data.npz")
     raises(tmp_path, message, path="data.npz", target="y")
+
+
+def test_a_huge_regression_target_is_standardized_and_decoded(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=100), "label": rng.normal(5, 2, 100)})
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    plain = prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
+    frame.assign(label=frame["label"] * 1e200).to_csv(tmp_path / "data.csv", index=False)
+    huge = prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
+    np.testing.assert_allclose(huge.y["train"], plain.y["train"], atol=1e-5)
+    json.dumps(huge.preprocessing, allow_nan=False)
+    np.testing.assert_allclose(huge.preprocessor.decode(huge.y["val"]),
+                               frame["label"].to_numpy()[huge.rows["val"]] * 1e200, rtol=1e-5)

@@ -12,6 +12,7 @@ import pandas as pd
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
 
+FLOAT32_SAFE = 1e30  # targets below this magnitude are standardized in float32 (their squares stay finite)
 MAX_CLASS_LEVELS = 20  # a numeric target with at most this many integer levels is a classification target
 
 
@@ -37,17 +38,23 @@ class TargetCoder:
                    float(state.get("target_mean", 0.0)), float(state.get("target_std", 1.0)))
 
     def fit_scale(self, train_values: np.ndarray) -> None:
-        """Regression: the target's mean and spread on the training split (max-abs first, so huge values
-        do not overflow the square)."""
-        values = train_values.astype(np.float64)
-        magnitude = float(np.abs(values).max()) or 1.0
-        scaled = values / magnitude
+        """Regression: the target's mean and spread on the training split. Ordinary targets are computed in
+        float32 as nnlab 0.1 did (same numbers); huge ones are divided by their largest value first, so the
+        square does not overflow."""
+        magnitude = float(np.abs(train_values).max()) or 1.0
+        if magnitude < FLOAT32_SAFE:
+            values32 = train_values.astype(np.float32)
+            self.mean, self.std = float(values32.mean()), float(values32.std()) or 1.0
+            return
+        scaled = train_values.astype(np.float64) / magnitude
         self.mean, self.std = float(scaled.mean() * magnitude), float(scaled.std() * magnitude) or 1.0
         if not np.isfinite([self.mean, self.std]).all():
             raise DataError(f"data.target: column '{self.column}' has values too large to standardize "
                             f"(up to {magnitude:.3g}); rescale them in the file")
 
     def standardize(self, values: np.ndarray) -> np.ndarray:
+        if abs(self.mean) < FLOAT32_SAFE and self.std < FLOAT32_SAFE:
+            return (values.astype(np.float32) - self.mean) / np.float32(self.std)
         return ((values.astype(np.float64) - self.mean) / self.std).astype(np.float32)
 
     def to_units(self, standardized: np.ndarray) -> np.ndarray:
