@@ -214,6 +214,7 @@ def test_preprocessor_from_state_reproduces_every_split(tmp_path):
             if isinstance(baseline, SparseRows):
                 baseline, expected = baseline.to_dense(), expected.to_dense()
             np.testing.assert_array_equal(baseline, expected)
+            np.testing.assert_array_equal(preprocessor.encode_target(prepared.frame.iloc[rows]), prepared.y[split])
 
 
 def test_preprocessor_checks_new_rows(tmp_path):
@@ -226,6 +227,9 @@ def test_preprocessor_checks_new_rows(tmp_path):
         preprocessor.transform(rows.drop(columns=["colour"]))
     with pytest.raises(DataError, match="data: column 'a' must hold numbers; got .* values such as 'oops'"):
         preprocessor.transform(rows.astype({"a": object}).assign(a="oops"))
+    with pytest.raises(DataError, match=r"data.target: column 'label' has label 7, which the model was not "
+                                        r"trained on \(labels: 0, 1\)"):
+        preprocessor.encode_target(prepared.frame.assign(label=7))
 
 
 def test_decode_gives_labels_and_units(tmp_path):

@@ -57,6 +57,12 @@ class Preprocessor:
         x = self.features.transform(frame)
         return x.reshape(len(x), -1)
 
+    def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
+        """The target column of labelled new rows, encoded as the training targets were (to score them)."""
+        if self.target.column not in frame.columns:
+            raise DataError(f"data.target: column '{self.target.column}' missing from the rows to score")
+        return self.target.encode(frame[self.target.column])
+
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         """Probabilities -> labels; standardized regression outputs -> the target's units."""
         return self.target.decode(outputs)

@@ -57,6 +57,19 @@ class TargetCoder:
             return (values.astype(np.float32) - self.mean) / np.float32(self.std)
         return ((values.astype(np.float64) - self.mean) / self.std).astype(np.float32)
 
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """Labels of new rows -> class indices (binary: 0/1 float32), or units -> standardized values, as the
+        training targets were encoded; an unknown label is an error naming it."""
+        if self.task == "regression":
+            return self.standardize(values.to_numpy(dtype=np.float64))
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        keys = values.map(lambda v: str(plain(v)))
+        unknown = values[~keys.isin(list(index))]
+        if len(unknown):
+            raise DataError(f"data.target: column '{self.column}' has label {shown(unknown.iloc[0])}, which the "
+                            f"model was not trained on (labels: {', '.join(map(repr, self.classes[:20]))})")
+        return keys.map(index).to_numpy().astype(np.float32 if self.task == "binary" else np.int64)
+
     def to_units(self, standardized: np.ndarray) -> np.ndarray:
         return np.asarray(standardized, dtype=np.float64) * self.std + self.mean
 
