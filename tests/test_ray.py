@@ -47,36 +47,6 @@ def spec(tmp_path_factory) -> Path:
     return write_spec(folder, tiny_spec(train={"epochs": 2, "batch_size": 32}))
 
 
-# --- workers that die: wrappers around run_unit, sent to the workers by value ------------------------------
-
-def die_mid_run(unit: Unit, marker: Path) -> None:
-    """The worker process dies once the run folder exists and the baseline has trained, before its result is
-    written; the marker records the half-done run folder it leaves behind in its staging folder."""
-    from nnlab.runstore import writer
-
-    def die(*args, **kwargs):
-        marker.write_text(json.dumps([p.name for p in Path(unit.store).iterdir()]))
-        os._exit(1)
-
-    writer.RunWriter.write_summary = die
-
-
-def crash_once(marker: Path, index: int, unit: Unit) -> UnitResult:
-    if unit.index == index and not marker.exists():
-        die_mid_run(unit, marker)
-    return run_unit(unit)
-
-
-def crash_always(index: int, marker: Path, unit: Unit) -> UnitResult:
-    if unit.index == index:
-        die_mid_run(unit, marker)
-    return run_unit(unit)
-
-
-def crash_unit_1_once_unit_2_always(once: Path, always: Path, unit: Unit) -> UnitResult:
-    return crash_once(once, 1, unit) if unit.index == 1 else crash_always(2, always, unit)
-
-
 # --- the same numbers both ways ----------------------------------------------------------------------------
 
 def scores(result: UnitResult) -> dict:
@@ -84,12 +54,18 @@ def scores(result: UnitResult) -> dict:
     return {name: (model.status, model.val, model.test) for name, model in summary.models.items()}
 
 
+def import_torch() -> None:
+    import torch  # noqa: F401  (a Ray worker's first unit would otherwise pay for it)
+
+
 @pytest.fixture(scope="module")
 def swept(spec, tmp_path_factory):
     """One 4-point sweep plan trained both ways, into two stores."""
     plan = plan_sweep(spec, GRID)
     local_store, ray_store = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("ray")
+    warming = [ray.remote(num_cpus=1)(import_torch).remote() for _ in range(2)]  # while the local run trains
     local = {r.index: r for r in LocalExecutor(1).run(plan.units(local_store))}
+    ray.get(warming)
     on_ray = {r.index: r for r in RayExecutor().run(plan.units(ray_store))}
     return plan, local, on_ray, ray_store
 
@@ -125,6 +101,66 @@ def test_compare_sweep_reads_the_runs_the_ray_workers_wrote(swept):
         assert row["test_loss"] == pytest.approx(test["loss"], rel=1e-6)
 
 
+# --- Ctrl-C --------------------------------------------------------------------------------------------------
+
+def _interrupt_when_running(staging: Path, runs: int) -> None:
+    """Ctrl-C in the driver once `runs` run folders exist in the workers' staging folders."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(staging.glob("*/*/*/run.json"))) < runs:
+        time.sleep(0.05)
+    _thread.interrupt_main()
+
+
+def test_ctrl_c_cancels_the_rest_and_the_running_units_end_interrupted(tmp_path, swept):
+    # after the sweep (`swept`): its workers are warm, so the two long units start at once
+    binary_table(n=160).to_csv(tmp_path / "data.csv", index=False)
+    long = write_spec(tmp_path, tiny_spec(train={"epochs": 5000, "batch_size": 32, "early_stopping": None}))
+    store = tmp_path / "runs"
+    units = plan_sweep(long, ["train.optimizer.lr=1e-3,1e-2,3e-2"]).units(store)
+    stream = RayExecutor().run(units)  # 2 CPUs: two units run, the third waits
+    threading.Thread(target=_interrupt_when_running, args=(store / ATTEMPTS_DIR, 2), daemon=True).start()
+    results = []
+    with pytest.raises(KeyboardInterrupt):
+        for result in stream:
+            results.append(result)
+    assert sorted(r.index for r in results) == [0, 1, 2] and {r.status for r in results} == {"interrupted"}
+    running = [r for r in results if r.run_id]
+    assert len(running) == 2 and {r.message for r in running} == {STOPPED}
+    assert [r.message for r in results if not r.run_id] == [NOT_STARTED]
+    assert sorted(f.name for f in run_folders(store)) == sorted(r.run_id for r in running)
+    assert {runstore.read_run(Path(r.path)).status for r in running} == {"interrupted"}
+
+
+# --- workers that die: wrappers around run_unit, sent to the workers by value ------------------------------
+
+def die_mid_run(unit: Unit, marker: Path) -> None:
+    """The worker process dies once the run folder exists and the baseline has trained, before its result is
+    written; the marker records the half-done run folder it leaves behind in its staging folder."""
+    from nnlab.runstore import writer
+
+    def die(*args, **kwargs):
+        marker.write_text(json.dumps([p.name for p in Path(unit.store).iterdir()]))
+        os._exit(1)
+
+    writer.RunWriter.write_summary = die
+
+
+def crash_once(marker: Path, index: int, unit: Unit) -> UnitResult:
+    if unit.index == index and not marker.exists():
+        die_mid_run(unit, marker)
+    return run_unit(unit)
+
+
+def crash_always(index: int, marker: Path, unit: Unit) -> UnitResult:
+    if unit.index == index:
+        die_mid_run(unit, marker)
+    return run_unit(unit)
+
+
+def crash_unit_1_once_unit_2_always(once: Path, always: Path, unit: Unit) -> UnitResult:
+    return crash_once(once, 1, unit) if unit.index == 1 else crash_always(2, always, unit)
+
+
 # --- workers that die -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -156,35 +192,6 @@ def test_a_worker_that_always_dies_fails_its_unit_and_the_others_complete(faults
     assert always.exists()  # it did die mid-run
     assert sorted(f.name for f in run_folders(store)) == sorted([results[0].run_id, results[1].run_id])
     assert not (store / ATTEMPTS_DIR).exists()  # nothing half-written left, staged or not
-
-
-# --- Ctrl-C --------------------------------------------------------------------------------------------------
-
-def _interrupt_when_running(staging: Path, runs: int) -> None:
-    """Ctrl-C in the driver once `runs` run folders exist in the workers' staging folders."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(list(staging.glob("*/*/*/run.json"))) < runs:
-        time.sleep(0.05)
-    _thread.interrupt_main()
-
-
-def test_ctrl_c_cancels_the_rest_and_the_running_units_end_interrupted(tmp_path):
-    binary_table(n=160).to_csv(tmp_path / "data.csv", index=False)
-    long = write_spec(tmp_path, tiny_spec(train={"epochs": 5000, "batch_size": 32, "early_stopping": None}))
-    store = tmp_path / "runs"
-    units = plan_sweep(long, ["train.optimizer.lr=1e-3,1e-2,3e-2"]).units(store)
-    stream = RayExecutor().run(units)  # 2 CPUs: two units run, the third waits
-    threading.Thread(target=_interrupt_when_running, args=(store / ATTEMPTS_DIR, 2), daemon=True).start()
-    results = []
-    with pytest.raises(KeyboardInterrupt):
-        for result in stream:
-            results.append(result)
-    assert sorted(r.index for r in results) == [0, 1, 2] and {r.status for r in results} == {"interrupted"}
-    running = [r for r in results if r.run_id]
-    assert len(running) == 2 and {r.message for r in running} == {STOPPED}
-    assert [r.message for r in results if not r.run_id] == [NOT_STARTED]
-    assert sorted(f.name for f in run_folders(store)) == sorted(r.run_id for r in running)
-    assert {runstore.read_run(Path(r.path)).status for r in running} == {"interrupted"}
 
 
 # --- without Ray --------------------------------------------------------------------------------------------
