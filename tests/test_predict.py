@@ -52,11 +52,11 @@ def train(tmp_path, cli, frame: pd.DataFrame, target: str, **spec):
     return path
 
 
-def validation_rows(spec_path) -> pd.DataFrame:
-    """The run's validation rows, by re-creating its split from the same spec."""
+def validation_rows(spec_path, split: str = "val") -> pd.DataFrame:
+    """The run's validation (or test) rows, by re-creating its split from the same spec."""
     spec, base = load_spec(spec_path)
     prepared = prepare(spec.data, base, spec.seed)
-    return prepared.frame.iloc[prepared.rows["val"]]
+    return prepared.frame.iloc[prepared.rows[split]]
 
 
 def predict_cli(cli, runs, tmp_path, rows: pd.DataFrame, *args) -> pd.DataFrame:
@@ -82,6 +82,12 @@ def test_binary_string_labels_reproduce_the_recorded_validation_scores(tmp_path,
     assert skm.roc_auc_score(truth == "spam", p_spam) == pytest.approx(recorded["roc_auc"], **TOLERANCE)
     assert skm.log_loss(truth == "spam", p_spam) == pytest.approx(recorded["loss"], rel=1e-4)
     np.testing.assert_allclose(out["p_ham"] + out["p_spam"], 1.0, atol=1e-6)
+    test = validation_rows(spec, "test")  # rows the model never saw, not even for choosing its epoch
+    out = predict_cli(cli, runs, tmp_path, test.drop(columns=["label"]), "--model", model)
+    recorded = nnlab.load_run("last", runs).summary.models[model].test
+    assert skm.accuracy_score(test["label"], out["prediction"]) == pytest.approx(recorded["accuracy"], **TOLERANCE)
+    assert skm.roc_auc_score(test["label"] == "spam", out["p_spam"]) == pytest.approx(recorded["roc_auc"],
+                                                                                       **TOLERANCE)
 
 
 def test_multiclass_string_labels_reproduce_the_recorded_validation_scores(tmp_path, cli, runs):
