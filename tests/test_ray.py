@@ -131,6 +131,15 @@ def test_ctrl_c_cancels_the_rest_and_the_running_units_end_interrupted(tmp_path,
     assert {runstore.read_run(Path(r.path)).status for r in running} == {"interrupted"}
 
 
+def test_a_spec_a_node_cannot_read_fails_its_unit_and_says_the_store_must_be_shared(tmp_path, swept):
+    unit = Unit(0, str(tmp_path / "elsewhere" / "spec.yaml"), (), str(tmp_path / "runs"))
+    [result] = RayExecutor().run([unit])
+    assert result.status == "failed" and result.run_id is None
+    assert result.message.startswith(f"{tmp_path}/elsewhere/spec.yaml: not found on node ")
+    assert result.message.endswith("with Ray, the spec, its data and --runs-dir must be on a file system every "
+                                   "node shares")
+
+
 # --- workers that die: wrappers around run_unit, sent to the workers by value ------------------------------
 
 def die_mid_run(unit: Unit, marker: Path) -> None:
