@@ -172,7 +172,8 @@ class LoadedRun:
         """A model rebuilt for prediction: `name`, or the best one."""
         name = name or self.best_model
         if name is None:
-            raise RunError(f"run '{self.id}': no completed model with saved weights to predict with")
+            saved = f"; name one with --model (saved: {', '.join(self.models)})" if self.models else ""
+            raise RunError(f"run '{self.id}': no completed model with saved weights to choose by default{saved}")
         if name not in self.models:
             raise RunError(f"--model: run '{self.id}' has no saved model '{name}' (models: "
                            f"{', '.join(self.models) or 'none'})")

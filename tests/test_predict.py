@@ -259,3 +259,17 @@ def test_the_weights_file_is_what_predicts(trained, tmp_path, cli, runs):
     np.testing.assert_allclose(after["p_yes"], 0.5)
     assert not np.allclose(before["p_yes"], 0.5)
     json.loads((run.path / "models" / "mlp.json").read_text())  # what predicting reads besides the weights
+
+
+def test_a_run_without_completed_models_needs_a_named_model(trained, tmp_path, cli, runs):
+    """The best weights of a cut-off model are kept; nnlab uses them only when asked by name."""
+    run = nnlab.load_run("last", runs)
+    summary = json.loads((run.path / "summary.json").read_text())
+    for entry in summary["models"].values():
+        entry["status"] = "interrupted"
+    (run.path / "summary.json").write_text(json.dumps(summary))
+    trained.to_csv(tmp_path / "rows.csv", index=False)
+    result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs)
+    assert result.exit_code == 2 and result.stderr.strip().endswith(
+        "no completed model with saved weights to choose by default; name one with --model (saved: baseline, mlp)")
+    assert cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, "-m", "mlp").exit_code == 0
