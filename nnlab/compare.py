@@ -19,15 +19,14 @@ from nnlab.errors import NnlabError
 from nnlab.noise import difference
 from nnlab.numbers import format_value, higher_is_better, stored_float
 from nnlab.records import metric_column, split_column
-from nnlab.rows import SD_SUFFIX, baseline_name, model_rows, monitor_metric, run_metrics, run_monitor
+from nnlab.rows import SD_SUFFIX, baseline_name, model_rows, run_metrics
+from nnlab.runlist import RUNS_COLUMNS, runs_frame, runs_rows  # noqa: F401  (the run list, as compare had it)
 from nnlab.runstore import Run, list_runs, resolve_run
 from nnlab.settings import Settings, differing, short_keys
 
 SPLITS = ("val", "test")
 DECISION_SPLIT = "val"
 DELTA_SUFFIX = "_vs_baseline"
-RUNS_COLUMNS = ["id", "name", "status", "smoke", "sweep", "started_at", "duration_seconds", "models",
-                "best_model", "monitor", "repeats", "best_val", "best_val_sd", "best_test", "best_test_sd", "note"]
 ROW_COLUMNS = ["run", "model", "kind", "status"]
 EPOCH_COLUMNS = ["best_epoch", "epochs_run", "repeats"]
 DEFAULT_LAST = 10
@@ -42,9 +41,9 @@ def is_measure(column: str) -> bool:
 
 
 def _frame(columns: list[str], rows: list[dict[str, Any]]) -> Any:
-    import pandas as pd
+    from nnlab.runlist import as_frame
 
-    return pd.DataFrame([[row.get(c) for c in columns] for row in rows], columns=columns)
+    return as_frame(columns, rows)
 
 
 # ---------------------------------------------------------------- selecting runs
@@ -252,33 +251,6 @@ def primary_metric(comparison: Comparison) -> str:
 
 def _both_missing(a: Any, b: Any) -> bool:
     return all(isinstance(v, float) and math.isnan(v) for v in (a, b))
-
-
-# ---------------------------------------------------------------- the run list
-
-def runs_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """`nnlab runs`, one dict per run (RUNS_COLUMNS): the best model is the best on the monitored validation
-    metric, and best_test is its test score on that metric (the final report, not the choice)."""
-    rows = []
-    for run in runs:
-        monitor, models = run_monitor(run), model_rows(run)
-        scored = [r for r in models if not math.isnan(r.get(monitor, NAN))]
-        pick = max if higher_is_better(monitor) else min
-        best = pick(scored, key=lambda r: r[monitor]) if scored else {}
-        test = metric_column("test", monitor_metric(monitor))
-        rows.append({"id": run.folder, "name": run.name, "status": run.status, "smoke": run.smoke,
-                     "sweep": run.meta.sweep, "started_at": run.started_at,
-                     "duration_seconds": stored_float(run.meta.duration_seconds),
-                     "models": [r["model"] for r in models], "best_model": best.get("model"), "monitor": monitor,
-                     "repeats": best.get("repeats"), "best_val": best.get(monitor, NAN),
-                     "best_val_sd": best.get(monitor + SD_SUFFIX, NAN), "best_test": best.get(test, NAN),
-                     "best_test_sd": best.get(test + SD_SUFFIX, NAN), "note": run.note})
-    return rows
-
-
-def runs_frame(runs: list[Run]) -> Any:
-    """`runs_rows` as a pandas DataFrame."""
-    return _frame(RUNS_COLUMNS, runs_rows(runs))
 
 
 def best_rows(columns: list[str], rows: list[dict[str, Any]], split: Optional[str] = None) -> dict[str, set[int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, Optional
+from typing import Optional
 
 from nnlab.runstore import Run
 

@@ -4,7 +4,6 @@ the store knows about its data, and its files. Smoke runs say so, with the epoch
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Optional
 
