@@ -27,6 +27,17 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def describe_input(data: dict[str, Any]) -> str:
+    """`57 features`, `text · 64 tokens · vocabulary 7,285`, `sequence 96 × 1`, `image 1 × 8 × 8`."""
+    shown = data.get("input") or {}
+    kind, shape = shown.get("kind", "table"), shown.get("shape") or []
+    if kind == "text":
+        return f"text · {shape[0]} tokens · vocabulary {shown.get('vocab_size', 0):,}"
+    if kind in ("sequence", "image"):
+        return f"{kind} {' × '.join(map(str, shape))}"
+    return f"{data['features']} features"
+
+
 class TrainReport:
     """Implements runner.Reporter for a console."""
 
@@ -45,7 +56,7 @@ class TrainReport:
         s = prepared.summary
         self.monitor = spec.monitor
         say = lambda text: self.console.print(text, markup=False, soft_wrap=True)  # noqa: E731
-        say(f"{spec.name}: {s['source']} · {s['rows']} rows · {s['features']} features · "
+        say(f"{spec.name}: {s['source']} · {s['rows']} rows · {describe_input(s)} · "
             f"{s['task']} ({s['task_reason']})")
         if "classes" in s:
             total = sum(s["classes"].values())
