@@ -118,6 +118,9 @@ class RayExecutor:
             return ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             return UnitResult(unit.index, "interrupted", message=NOT_STARTED)
+        except ray.exceptions.RayTaskError as e:  # raised by the attempt itself (an unwritable store): not retried
+            cause = e.cause if isinstance(e.cause, BaseException) else e
+            return UnitResult(unit.index, "failed", message=f"{type(cause).__name__}: {_reason(cause)}")
         except ray.exceptions.RayError as e:  # the worker died on every attempt, or its node did
             attempts = self.max_retries + 1
             return UnitResult(unit.index, "failed", message=f"the worker died on each of {attempts} attempts "

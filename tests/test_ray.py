@@ -140,6 +140,14 @@ def test_a_spec_a_node_cannot_read_fails_its_unit_and_says_the_store_must_be_sha
                                    "node shares")
 
 
+def test_an_error_in_the_attempt_itself_fails_its_unit_with_its_own_reason_not_as_a_dead_worker(tmp_path, spec, swept):
+    store = tmp_path / "runs"
+    store.write_text("a file where the store should be")
+    [result] = RayExecutor(max_retries=3).run(plan_sweep(spec, ["train.optimizer.lr=1e-3"]).units(store))
+    assert result.status == "failed" and result.run_id is None
+    assert result.message.startswith("NotADirectoryError: [Errno 20] Not a directory"), result.message
+
+
 # --- workers that die: wrappers around run_unit, sent to the workers by value ------------------------------
 
 def die_mid_run(unit: Unit, marker: Path) -> None:
