@@ -65,7 +65,11 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     source = read_source(data_spec, Path.cwd(), 0)
     frame = source.frame
     if target not in frame.columns:
-        raise DataError(f"--target: column '{target}' not found in {data.name} (columns: {names_list(frame.columns)})")
+        hint = ("; the file looks separated by something other than commas (nnlab reads .csv as comma-separated "
+                "and .tsv as tab-separated)") if len(frame.columns) == 1 and any(
+                    sep in str(frame.columns[0]) for sep in ";\t|") else ""
+        raise DataError(f"--target: column '{target}' not found in {data.name} "
+                        f"(columns: {names_list(frame.columns)}){hint}")
     if frame[target].isna().any():
         raise DataError(f"--target: column '{target}' has {int(frame[target].isna().sum())} missing values; "
                         "drop those rows from the file first")
