@@ -148,6 +148,11 @@ def train(
         raise typer.Exit(1)
 
 
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 @app.command("sweep")
 def sweep_command(
     spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
@@ -165,6 +170,18 @@ def sweep_command(
     smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check of every point (small sample, at "
                                                       "most 2 epochs)."),
     runs_dir: Optional[Path] = RunsDirOption,
+    executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: processes on this "
+                                          "machine (--jobs); ray: tasks on a Ray instance or cluster (pip install "
+                                          "'nnlab\\[ray]'; spec, data and store on a path every node reads)."),
+    address: Optional[str] = typer.Option(None, "--address", show_default=False, help="With --executor ray: auto "
+                                          "or ray://host:port joins a running cluster (default: a local instance)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0, show_default=False,
+                                                   help="With --executor ray: CPUs per point (default 1)."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, show_default=False,
+                                                   help="With --executor ray: GPUs per point (default 0)."),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
+                                              help="With --executor ray: new attempts for a point whose worker "
+                                                   "died (default 1)."),
 ) -> None:
     """Train SPEC once per point of a grid, each point its own run, then show each setting's effect.
 
@@ -177,19 +194,22 @@ def sweep_command(
     from nnlab import interrupts
     from nnlab import sweep as sweeps
     from nnlab import sweepview
-    from nnlab.executors import LocalExecutor
     from nnlab.runstore import store_path
 
     out = _out()
     with interrupts.handled():
         try:
+            ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
+                           "max_retries": max_retries}
+            runner = _sweep_executor(executor, jobs, {k: v for k, v in ray_options.items() if v is not None})
             plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
+            where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
+            out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)
+            started = time.monotonic()
+            stream = runner.run(plan.units(store_path(runs_dir)))
         except NnlabError as e:
             _fail(e)
-        out.print(f"sweep {plan.id}: {len(plan.points)} points, {jobs} at a time", markup=False, soft_wrap=True)
         results: dict = {}
-        started = time.monotonic()
-        stream = LocalExecutor(jobs).run(plan.units(store_path(runs_dir)))
         try:
             for result in stream:
                 results[result.index] = result
@@ -198,14 +218,31 @@ def sweep_command(
         except KeyboardInterrupt as stop:
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
             out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
+            finished = sum(result.status != "interrupted" for result in results.values())
             _err().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
-                         f"{len(results)} of {len(plan.points)} points finished; the running ones are marked "
+                         f"{finished} of {len(plan.points)} points finished; the running ones are marked "
                          "interrupted", markup=False)
             raise typer.Exit(130)
     out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
     out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
     if any(result.status != "completed" for result in results.values()):
         raise typer.Exit(1)
+
+
+def _sweep_executor(name: ExecutorName, jobs: int, ray_options: dict):
+    """The executor a sweep's units go to; Ray is imported only when asked for."""
+    if name is ExecutorName.local:
+        if ray_options:
+            raise NnlabError(f"--{next(iter(ray_options)).replace('_', '-')}: only with --executor ray")
+        from nnlab.executors import LocalExecutor
+
+        return LocalExecutor(jobs)
+    if jobs != 1:
+        raise NnlabError("--jobs: only with --executor local; Ray runs as many points at once as the cluster has "
+                         "room for (--cpus-per-trial)")
+    from nnlab.executors_ray import RayExecutor
+
+    return RayExecutor(**ray_options)
 
 
 def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:

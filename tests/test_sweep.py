@@ -293,3 +293,37 @@ def test_short_names_are_the_shortest_suffix_that_tells_keys_apart():
     assert short_names(["train.optimizer.lr", "models.mlp.hidden", "models.wide.hidden", "seed", "data.split.seed"]) == {
         "train.optimizer.lr": "lr", "models.mlp.hidden": "mlp.hidden", "models.wide.hidden": "wide.hidden",
         "seed": "seed", "data.split.seed": "split.seed"}
+
+
+# --- the executor seam ---------------------------------------------------------------------------------
+
+def test_executor_ray_is_handed_the_ray_options_and_the_same_units(tiny, runs, monkeypatch):
+    import nnlab.executors_ray as executors_ray
+    from nnlab.executors import run_unit
+
+    given = {}
+
+    class InProcess:  # stands in for RayExecutor: this test checks the command's wiring, test_ray.py Ray itself
+        def __init__(self, **options):
+            given.update(options)
+
+        def run(self, units):
+            return (run_unit(unit) for unit in units)
+
+    monkeypatch.setattr(executors_ray, "RayExecutor", InProcess)
+    result = sweep(tiny, "--grid", "train.epochs=1,2", "--executor", "ray", "--address", "auto",
+                   "--cpus-per-trial", "2", "--max-retries", "3", runs=runs)
+    assert result.exit_code == 0, result.output
+    assert given == {"address": "auto", "cpus_per_trial": 2.0, "max_retries": 3}
+    assert re.search(r"sweep tiny-sweep-\S+: 2 points, on Ray", result.stdout)
+    assert {runstore.read_run(f).note for f in run_folders(runs)} == {"train.epochs=1", "train.epochs=2"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--address", "auto"], "error: --address: only with --executor ray"),
+    (["--gpus-per-trial", "1"], "error: --gpus-per-trial: only with --executor ray"),
+    (["--executor", "ray", "--jobs", "2"], "error: --jobs: only with --executor local; Ray runs as many points"),
+])
+def test_options_of_the_other_executor_are_refused(tiny, runs, args, message):
+    result = sweep(tiny, "--grid", "train.epochs=1,2", *args, runs=runs)
+    assert result.exit_code == 2 and result.stderr.startswith(message) and run_folders(runs) == []
