@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,12 @@ from nnlab.errors import RunError
 from nnlab.inputs import SparseRows
 from nnlab.metrics import higher_is_better
 from nnlab.records import RunSummary
+
+if TYPE_CHECKING:  # torch and the data package load when a model is rebuilt, not when nnlab is imported
+    from torch import nn
+
+    from nnlab.data import Preprocessor
+    from nnlab.runstore import Run
 
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "p_"
@@ -44,14 +50,18 @@ class SavedModel:
 
     name: str
     kind: str
-    module: Any  # torch.nn.Module in eval mode
-    preprocessor: Any  # nnlab.data.Preprocessor
+    module: nn.Module  # in eval mode, on the CPU
+    preprocessor: Preprocessor
     baseline: bool  # the baseline reads the baseline input (TF-IDF rows for text)
 
     @property
     def columns(self) -> list[str]:
         """The input columns it reads; other columns of a frame are ignored."""
         return list(self.preprocessor.columns)
+
+    def ignored_columns(self, frame: pd.DataFrame) -> list[str]:
+        used = set(self.columns)
+        return [str(c) for c in frame.columns if c not in used]
 
     @property
     def task(self) -> str:
@@ -113,12 +123,13 @@ class SavedModel:
 class LoadedRun:
     """A finished (or cut-off) run: its results, its epoch table, and its models for prediction."""
 
-    def __init__(self, run: Any):
+    def __init__(self, run: Run):
         self.run = run
         self._loaded: dict[str, SavedModel] = {}
 
     def __repr__(self) -> str:
-        return f"LoadedRun({self.id!r}, status={self.run.status!r}, models={self.models})"
+        models = self.models if self.run.summary is not None else "no results yet"
+        return f"LoadedRun({self.id!r}, status={self.run.status!r}, models={models})"
 
     @property
     def id(self) -> str:
@@ -189,14 +200,12 @@ class LoadedRun:
 
     def ignored_columns(self, frame: pd.DataFrame, model: Optional[str] = None) -> list[str]:
         """The columns of `frame` the model does not read."""
-        used = set(self.model(model).columns)
-        return [str(c) for c in frame.columns if c not in used]
+        return self.model(model).ignored_columns(frame)
 
 
 def column_notes(model: SavedModel, frame: pd.DataFrame) -> list[str]:
     """What a person predicting should know about the columns: ignored ones, categories never seen."""
-    used = set(model.columns)
-    ignored = [str(c) for c in frame.columns if c not in used]
+    ignored = model.ignored_columns(frame)
     notes = [f"ignored column(s) the model does not read: {', '.join(ignored[:12])}"
              + (f" and {len(ignored) - 12} more" if len(ignored) > 12 else "")] if ignored else []
     for column, values in model.unseen_categories(frame).items():
@@ -218,8 +227,10 @@ def _sparse_tensor(rows: SparseRows) -> Any:
                                        rows.shape, check_invariants=False)  # built by our own encoder
 
 
-def _rebuild(run: Any, name: str) -> SavedModel:
+def _rebuild(run: Run, name: str) -> SavedModel:
     """The module from its spec and input description, the weights from safetensors, strictly matched."""
+    from safetensors import SafetensorError
+
     from nnlab.data import Preprocessor
 
     try:
@@ -228,14 +239,15 @@ def _rebuild(run: Any, name: str) -> SavedModel:
         baseline = name == "baseline" or info["kind"] in BASELINE_KINDS
         module = _build_module(info, preprocessor, baseline)
         module.load_state_dict(run.load_weights(name), strict=True)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
+        first = f"no {e.args[0]!r} in {name}.json" if isinstance(e, KeyError) else (
+            str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__)
         raise RunError(f"run '{run.id}': model '{name}' cannot be rebuilt from its saved files ({first})") from None
     module.eval()
     return SavedModel(name, info["kind"], module, preprocessor, baseline)
 
 
-def _build_module(info: dict[str, Any], preprocessor: Any, baseline: bool) -> Any:
+def _build_module(info: dict[str, Any], preprocessor: Preprocessor, baseline: bool) -> nn.Module:
     from nnlab.models import build_baseline, build_model
 
     if baseline:

@@ -273,3 +273,17 @@ def test_a_run_without_completed_models_needs_a_named_model(trained, tmp_path, c
     assert result.exit_code == 2 and result.stderr.strip().endswith(
         "no completed model with saved weights to choose by default; name one with --model (saved: baseline, mlp)")
     assert cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, "-m", "mlp").exit_code == 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda models: (models / "mlp.safetensors").write_bytes(b"\x00" * 20), "(Error while deserializing header"),
+    (lambda models: (models / "mlp.json").write_text('{"kind": "mlp"}'), "(no 'preprocessing' in mlp.json)"),
+    (lambda models: (models / "mlp.json").write_text("{not json"), "(Expecting property name"),
+])
+def test_damaged_model_files_are_one_line_errors(trained, tmp_path, cli, runs, damage, message):
+    run = nnlab.load_run("last", runs)
+    damage(run.path / "models")
+    trained.to_csv(tmp_path / "rows.csv", index=False)
+    result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, "-m", "mlp")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert f"model 'mlp' cannot be rebuilt from its saved files {message}" in result.stderr, result.stderr
