@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnlab.errors import RunError, SpecError
 from nnlab.records import Gate, GateResult, ModelResult, RunSummary
+
+if TYPE_CHECKING:
+    from nnlab.runstore import Run
 
 # `KEY=RULE` as the option reads (`mlp.test.accuracy=>=0.92`), or `KEY RULE` (`mlp.test.accuracy >= 0.92`).
 _EXPECT_OPTION = re.compile(r"^\s*([^<>=\s]+)\s*=?\s*((?:>=|<=|==|>|<).*)$")
@@ -24,7 +27,12 @@ class CheckReport:
     run_id: str
     status: str
     results: list[GateResult]
+    models: dict[str, ModelResult]  # the run's recorded results, to say why a score is missing
     notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [gate_line(result, self.models.get(Gate.parse(result.key, result.rule).model))
+                for result in self.results]
 
     @property
     def passed(self) -> bool:
@@ -43,7 +51,7 @@ def parse_expect_option(text: str) -> Gate:
         raise SpecError(f"--expect {str(e).removeprefix('expect: ').removeprefix('expect.')}") from None
 
 
-def run_summary(run: Any) -> RunSummary:
+def run_summary(run: Run) -> RunSummary:
     """The typed summary of a run read from the store; RunError when it has none to check."""
     summary = run.summary
     if summary is None:
@@ -51,13 +59,16 @@ def run_summary(run: Any) -> RunSummary:
     return summary
 
 
-def recorded_gates(run: Any) -> list[Gate]:
+def recorded_gates(run: Run) -> list[Gate]:
     """The gates in the run's own spec (`expect`)."""
     expect = (run.spec or {}).get("expect") or {}
-    return [Gate.parse(key, rule) for key, rule in expect.items()]
+    try:
+        return [Gate.parse(str(key), rule) for key, rule in expect.items()]
+    except ValueError as e:  # a run.json edited by hand, or written by another version
+        raise RunError(f"run '{run.id}': its spec's {e}") from None
 
 
-def check_run(run: Any, given: list[str]) -> CheckReport:
+def check_run(run: Run, given: list[str]) -> CheckReport:
     """Check `given` gates (`KEY=RULE` texts), or the run's own when none are given."""
     gates = [parse_expect_option(text) for text in given]
     summary = run_summary(run)
@@ -73,10 +84,10 @@ def check_run(run: Any, given: list[str]) -> CheckReport:
     if run.smoke and not given:
         notes.append(f"run '{run.id}' is a smoke run (a small training sample): its spec's gates are meant "
                      "for a full run")
-    return CheckReport(run.id, run.status, [gate.check(summary.models) for gate in gates], notes)
+    return CheckReport(run.id, run.status, [gate.check(summary.models) for gate in gates], summary.models, notes)
 
 
-def _check_gate_fits(gate: Gate, summary: RunSummary, run: Any) -> None:
+def _check_gate_fits(gate: Gate, summary: RunSummary, run: Run) -> None:
     """A gate naming a model or metric the run never had is a typo (exit 2), not a miss (exit 1); a model
     that was planned but failed or never trained has no score, which is a miss."""
     models = list(dict.fromkeys([*summary.models, *_planned_models(run.spec or {})]))

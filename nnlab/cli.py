@@ -583,18 +583,16 @@ def check_command(
     Prints one line per gate. Exit codes: 0 every gate passes, 1 a gate missed, 2 a bad run reference or rule.
     """
     from nnlab import runstore
-    from nnlab.check import check_run, gate_line, run_summary
+    from nnlab.check import check_run
 
     try:
         run = runstore.resolve_run(ref, runstore.store_path(runs_dir))
         report = check_run(run, expect)
-        models = run_summary(run).models
     except NnlabError as e:
         _fail(e)
     _warn(report.notes)
-    for result in report.results:
-        model = models.get(result.key.rsplit(".", 2)[0])
-        _out().print(gate_line(result, model), markup=False, soft_wrap=True)
+    for line in report.lines():
+        _out().print(line, markup=False, soft_wrap=True)
     if not report.passed:
         raise typer.Exit(1)
 

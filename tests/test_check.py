@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -70,16 +71,17 @@ def test_a_run_without_gates_needs_expect(tiny, cli, runs):
 
 def test_a_failed_model_is_a_miss_not_an_error(gated, cli, runs):
     """A model the spec planned but that has no score (it failed, or the run was cut off) misses its gate."""
-    run = runstore.resolve_run("last", runs)
-    summary = (run.path / "summary.json")
-    text = summary.read_text()
-    import json
-
-    data = json.loads(text)
+    summary = runstore.resolve_run("last", runs).path / "summary.json"
+    data = json.loads(summary.read_text())
     del data["models"]["mlp"]
     summary.write_text(json.dumps(data))
     result = check(cli, runs, "last", "-e", "mlp.val.loss<10")
     assert result.exit_code == 1 and result.stdout.strip() == "expect mlp.val.loss <10: missing -> MISSED"
+    data["models"]["baseline"].update(status="failed", val={}, test={})
+    summary.write_text(json.dumps(data))
+    result = check(cli, runs, "last", "-e", "baseline.test.accuracy>=0")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == "expect baseline.test.accuracy >=0: missing (failed) -> MISSED"
 
 
 def test_check_does_not_import_torch(gated, runs):
