@@ -216,14 +216,15 @@ class Loop:
         started = time.perf_counter()
         self.epoch += 1
         x, y, k = self.problem.x["train"], self.problem.y["train"], self.stack.k
-        # One gather per epoch puts the rows in each member's seeded order; each batch is then a slice.
-        orders = torch.stack([torch.randperm(self.n, generator=g) for g in self.orders]).to(self.device).reshape(-1)
-        x_epoch = x.index_select(0, orders).reshape(k, self.n, *x.shape[1:])
-        y_epoch = y.index_select(0, orders).reshape(k, self.n)
+        # Each member's seeded order of the rows, laid out batch by batch ([K, B] blocks one after another), so
+        # that a batch's row indices are one contiguous slice and one gather fetches every member's rows.
+        orders = torch.stack([torch.randperm(self.n, generator=g) for g in self.orders]).to(self.device)
+        blocks = torch.cat([orders[:, start:end].reshape(-1) for start, end in self.bounds]) if k > 1 else orders[0]
         for i, (start, end) in enumerate(self.bounds):
+            rows = blocks[k * start:k * end]
             self.step_losses[i], self.train_outputs[:, start:end] = self.train_step(
-                x_epoch[:, start:end], y_epoch[:, start:end])
-        values, bad_steps = self._epoch_values(y_epoch)
+                x.index_select(0, rows).view(k, end - start, *x.shape[1:]), y.index_select(0, rows).view(k, -1))
+        values, bad_steps = self._epoch_values(orders)
         seconds = time.perf_counter() - started
         self._keep_best(values, bad_steps)
         records = []
@@ -237,9 +238,11 @@ class Loop:
             on_epoch(record)
         self._stop_or_go_on(values)
 
-    def _epoch_values(self, y_epoch: torch.Tensor) -> tuple[list[dict[str, float]], list[int]]:
-        """The one host sync of the epoch: every member's train and validation numbers, read at once."""
+    def _epoch_values(self, orders: torch.Tensor) -> tuple[list[dict[str, float]], list[int]]:
+        """The one host sync of the epoch: every member's train and validation numbers, read at once.
+        `orders` [K, N]: the rows each member saw, in the order of its training outputs."""
         p = self.problem
+        y_epoch = p.y["train"][orders]
         val_outputs = outputs(self.stack, p.x["val"], self.autocast)
         y_val = p.y["val"]
         val_losses = self.loss_fn(val_outputs, _as_target(y_val, val_outputs).expand(self.stack.k, *y_val.shape))

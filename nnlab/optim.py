@@ -84,8 +84,13 @@ def class_weights(task: str, y_train: torch.Tensor, n_outputs: int) -> torch.Ten
 class StackedStep:
     """One optimizer step for K members whose parameters are the rows of `params` [K, P] and whose gradients
     are the rows of `grads` (a backward pass fills them). Hyperparameters are per member; `set_lrs` and
-    `set_active` change them between epochs. An inactive member (stopped early, or diverged) gets a zero
-    learning rate and zero gradients: its weights stay exactly as they are."""
+    `set_active` change them between epochs. An inactive member (stopped early, or diverged) is left out:
+    its weights and moments stay exactly as they are.
+
+    Where torch has fused kernels for the device (CPU and CUDA), members that share their hyperparameters
+    are updated by one call of torch's own fused Adam/AdamW/SGD kernel — one pass over memory instead of ten
+    elementwise ops, the difference between a stack of ten costing 3x and 2x one model. Elsewhere, and for
+    fp16 steps that some members must skip, the same arithmetic runs as [K, 1]-broadcast tensor ops."""
 
     def __init__(self, specs: list[OptimizerSpec], params: torch.Tensor, grads: torch.Tensor,
                  grad_clips: Optional[list[Optional[float]]] = None):
@@ -106,6 +111,11 @@ class StackedStep:
         self.steps = 0
         self.exp_avg = torch.zeros_like(params) if self.name != "sgd" or self.uses_momentum else None
         self.exp_avg_sq = torch.zeros_like(params) if self.name != "sgd" else None
+        self.specs = specs
+        self.fused = _fused_supported(params.device) and params.is_contiguous()
+        self.step_count = torch.zeros((), dtype=torch.float32, device=params.device)  # what fused kernels read
+        self.groups: list[_Group] = []
+        self._refresh()
 
     def set_lrs(self, lrs: list[float]) -> None:
         self.lrs = list(lrs)
@@ -120,6 +130,12 @@ class StackedStep:
         # One small host-to-device copy per change (per epoch at most), never inside the step loop.
         self.lr = torch.tensor(self.lrs, dtype=self.params.dtype, device=self.params.device).reshape(-1, 1)
         self.lr = torch.where(self.active, self.lr, 0.0)
+        active = self.active.reshape(-1).tolist()
+        by_setting: dict[tuple, list[int]] = {}
+        for k, (spec, lr) in enumerate(zip(self.specs, self.lrs)):
+            if active[k]:
+                by_setting.setdefault((lr, spec.weight_decay, spec.momentum), []).append(k)
+        self.groups = [_Group(lr, decay, momentum, rows, self) for (lr, decay, momentum), rows in by_setting.items()]
 
     def __call__(self, skip: Optional[torch.Tensor] = None) -> None:
         """`skip` (bool [K, 1], optional): members whose step this is not, e.g. fp16 gradients that overflowed."""
@@ -127,12 +143,17 @@ class StackedStep:
             lr, keep = self.lr, self.active
             if skip is not None:
                 lr, keep = torch.where(skip, 0.0, lr), keep & ~skip
-            grads = self.grads if self.all_active and skip is None else torch.where(keep, self.grads, 0.0)
             if self.clip is not None:
                 # clip_grad_norm_ per member: one norm over all of a member's gradients.
-                norms = torch.linalg.vector_norm(grads, dim=1, keepdim=True)
-                grads = grads * (self.clip / (norms + CLIP_EPS)).clamp(max=1.0)
+                norms = torch.linalg.vector_norm(self.grads, dim=1, keepdim=True)
+                self.grads.mul_((self.clip / (norms + CLIP_EPS)).clamp(max=1.0))
             self.steps += 1
+            if self.fused and skip is None:
+                self.step_count.fill_(self.steps)
+                for group in self.groups:
+                    group.step(self.name, self.steps == 1)
+                return
+            grads = self.grads if self.all_active and skip is None else torch.where(keep, self.grads, 0.0)
             if self.name == "sgd":
                 self._sgd(grads, lr)
             else:
@@ -170,10 +191,41 @@ class StackedStep:
         self.steps, self.lrs = state["steps"], list(state["lrs"])
         self.active = state["active"].to(self.params.device).clone()
         self.all_active = bool(self.active.all())
+        self.step_count.fill_(self.steps)
         for name in ("exp_avg", "exp_avg_sq"):
             if state[name] is not None:
                 getattr(self, name).copy_(state[name])
         self._refresh()
+
+
+class _Group:
+    """Members with the same hyperparameters: the argument lists of one fused-kernel call."""
+
+    def __init__(self, lr: float, weight_decay: float, momentum: float, rows: list[int], step: StackedStep):
+        self.lr, self.weight_decay, self.momentum = lr, weight_decay, momentum
+        every = len(rows) == len(step.params)
+        pick = (lambda t: [t.view(-1)]) if every else (lambda t: [t[k] for k in rows])  # one tensor if all
+        self.params, self.grads = pick(step.params), pick(step.grads)
+        self.exp_avg = pick(step.exp_avg) if step.exp_avg is not None and (step.name != "sgd" or momentum) else []
+        self.exp_avg_sq = pick(step.exp_avg_sq) if step.exp_avg_sq is not None else []
+        self.steps = [step.step_count] * len(self.params)
+
+    def step(self, name: str, first: bool) -> None:
+        if name == "sgd":
+            torch._fused_sgd_(self.params, self.grads, self.exp_avg, weight_decay=self.weight_decay,
+                              momentum=self.momentum, lr=self.lr, dampening=0.0, nesterov=False, maximize=False,
+                              is_first_step=first)
+            return
+        kernel = torch._fused_adamw_ if name == "adamw" else torch._fused_adam_
+        kernel(self.params, self.grads, self.exp_avg, self.exp_avg_sq, [], self.steps, lr=self.lr,
+               beta1=BETAS[0], beta2=BETAS[1], weight_decay=self.weight_decay, eps=EPS, amsgrad=False,
+               maximize=False)
+
+
+def _fused_supported(device: torch.device) -> bool:
+    """torch's fused optimizer kernels exist for CUDA, and for the CPU since torch 2.4."""
+    version = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+    return device.type == "cuda" or (device.type == "cpu" and version >= (2, 4))
 
 
 def make_step(specs: list[OptimizerSpec], params: torch.Tensor, grads: torch.Tensor,

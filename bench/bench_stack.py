@@ -1,0 +1,91 @@
+"""Stacked members against one model and against members one after another: Spambase, MLP 57-64-32-1.
+
+    python bench/bench_stack.py [--epochs 20] [--repeat 3] [--dropout 0.0]
+
+Every run trains repeats of the same network (Adam, lr 1e-3, batch 64, no early stopping, seeds 0..K-1) on
+the same standardized training split, in this process, on one CPU thread, after a warm-up. Reported: the
+best of `--repeat` wall-clock and process CPU times (runs taken round-robin) of 1 member, 5 and 10 stacked
+members, and 5 members one after another, each as a ratio to one member; on a shared machine the CPU time
+is the steadier number. Targets (issue 8): 5 stacked <= 1.5x one model, 10 stacked <= 2x.
+A benchmark, not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_train import BATCH, LR, spambase  # noqa: E402
+from nnlab import train  # noqa: E402
+from nnlab.inputs import InputInfo  # noqa: E402
+from nnlab.models import build_model  # noqa: E402
+from nnlab.spec import MLPSpec, TrainSpec  # noqa: E402
+
+
+def members(k: int, epochs: int, dropout: float) -> list[train.Member]:
+    spec = TrainSpec(epochs=epochs, batch_size=BATCH, optimizer={"name": "adam", "lr": LR}, early_stopping=None)
+    out = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        model = build_model(MLPSpec(kind="mlp", hidden=[64, 32], dropout=dropout), InputInfo("table", (57,), 1))
+        out.append(train.Member("mlp", model, spec, seed, seed))
+    return out
+
+
+def stacked(problem: train.Problem, k: int, epochs: int, dropout: float) -> tuple[float, float]:
+    group = members(k, epochs, dropout)
+    wall, cpu = time.perf_counter(), time.process_time()
+    train.fit_members(group, problem, lambda record: None)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def sequential(problem: train.Problem, k: int, epochs: int, dropout: float) -> tuple[float, float]:
+    group = members(k, epochs, dropout)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for m in group:
+        train.fit_members([m], problem, lambda record: None)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    options = parser.parse_args()
+    x, y = spambase()
+    problem = train.Problem.from_arrays("binary", x, y, ["accuracy", "f1", "roc_auc"], "val_loss",
+                                        torch.device("cpu"))
+    torch.set_num_threads(1)
+    stacked(problem, 2, 1, options.dropout)  # warm-up: first-call costs are not training speed
+    runs = {"1 member": (stacked, 1), "5 members stacked": (stacked, 5), "10 members stacked": (stacked, 10),
+            "5 members one after another": (sequential, 5)}
+    # Round-robin, so that a busy moment on a shared machine hits every contender alike; the best of each.
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    for _ in range(options.repeat):
+        for name, (fn, k) in runs.items():
+            samples[name].append(fn(problem, k, options.epochs, options.dropout))
+    wall = {name: min(s[0] for s in got) for name, got in samples.items()}
+    cpu = {name: min(s[1] for s in got) for name, got in samples.items()}
+    print(f"Spambase, {len(x['train'])} training rows, MLP 57-64-32-1 (dropout {options.dropout}), "
+          f"{options.epochs} epochs x batch {BATCH}, best of {options.repeat}, torch {torch.__version__}, 1 thread")
+    print(f"  {'':30s} {'wall':>9s} {'ratio':>6s}   {'CPU':>9s} {'ratio':>6s}")
+    for name in runs:
+        print(f"  {name:30s} {wall[name]:7.3f} s {wall[name] / wall['1 member']:5.2f}x   "
+              f"{cpu[name]:7.3f} s {cpu[name] / cpu['1 member']:5.2f}x")
+    for label, times in (("wall", wall), ("CPU", cpu)):
+        one = times["1 member"]
+        print(f"  targets ({label}): 5 stacked <= 1.5x: {times['5 members stacked'] / one:.2f}x; "
+              f"10 stacked <= 2x: {times['10 members stacked'] / one:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Stacked members: each member of a stack equals the same member trained alone with its seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nnlab import train
+from nnlab.inputs import InputInfo
+from nnlab.models import build_model
+from nnlab.spec import MLPSpec, ResMLPSpec, TrainSpec
+from nnlab.stack import can_stack
+
+INFO = InputInfo("table", (5,), 1)
+
+
+def problem(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    y = (x[:, 0] - x[:, 1] * x[:, 2] + rng.normal(scale=0.5, size=n) > 0).astype(np.float32)
+    parts = {"train": slice(0, 200), "val": slice(200, 250), "test": slice(250, 300)}
+    return train.Problem.from_arrays("binary", {k: x[s] for k, s in parts.items()},
+                                     {k: y[s] for k, s in parts.items()}, ["accuracy", "roc_auc"], "val_loss",
+                                     torch.device("cpu"))
+
+
+def member(spec, seed, train_spec, name=None, index=0):
+    torch.manual_seed(seed)
+    return train.Member(name or f"m{seed}", build_model(spec, INFO), train_spec, seed, index)
+
+
+# Members that differ in seed, dropout, learning rate, weight decay and early stopping; the second one
+# stops early (patience 1 at a high learning rate), the third runs fewer epochs.
+MEMBERS = [
+    (MLPSpec(kind="mlp", hidden=[16, 8]), 0, dict(optimizer={"lr": 0.01})),
+    (MLPSpec(kind="mlp", hidden=[16, 8], dropout=0.3), 1, dict(optimizer={"lr": 0.05}, early_stopping={"patience": 1})),
+    (MLPSpec(kind="mlp", hidden=[16, 8], dropout=0.5), 2, dict(optimizer={"lr": 0.003, "weight_decay": 0.01},
+                                                                epochs=6)),
+]
+
+
+def members(optimizer_name="adam", **shared):
+    out = []
+    for index, (spec, seed, settings) in enumerate(MEMBERS):
+        settings = {"epochs": 12, "batch_size": 32, "early_stopping": None, **settings, **shared}
+        settings["optimizer"] = {**settings["optimizer"], "name": optimizer_name}
+        out.append(member(spec, seed, TrainSpec(**settings), index=index))
+    return out
+
+
+def assert_same_result(stacked, alone, tol=1e-5):
+    assert (stacked.name, stacked.status, stacked.best_epoch, stacked.epochs_run, stacked.stop_reason) == (
+        alone.name, alone.status, alone.best_epoch, alone.epochs_run, alone.stop_reason)
+    for ours, theirs in zip(stacked.history, alone.history):
+        assert ours.values == pytest.approx(theirs.values, rel=tol, abs=tol)
+        assert ours.lr == theirs.lr
+    assert stacked.val == pytest.approx(alone.val, rel=tol, abs=tol)
+    assert stacked.test == pytest.approx(alone.test, rel=tol, abs=tol)
+    assert stacked.state.keys() == alone.state.keys()
+    for key in alone.state:
+        torch.testing.assert_close(stacked.state[key], alone.state[key], rtol=tol, atol=tol)
+    np.testing.assert_allclose(stacked.val_probabilities, alone.val_probabilities, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("optimizer_name, shared", [("adam", {}), ("sgd", {"grad_clip": 1.0, "l1": 1e-3})])
+def test_stacked_members_equal_members_trained_alone(optimizer_name, shared):
+    p = problem()
+    stack = members(optimizer_name, **shared)
+    assert train.can_stack_members(stack) == (True, "")
+    records = []
+    stacked = train.fit_members(stack, p, records.append)
+    alone = [train.fit_members([m], p, lambda r: None)[0] for m in members(optimizer_name, **shared)]
+    for ours, theirs in zip(stacked, alone):
+        assert_same_result(ours, theirs)
+    if optimizer_name == "adam":
+        assert stacked[1].stop_reason and stacked[1].epochs_run < 12  # stopped early, the others went on
+        assert stacked[2].epochs_run == 6 and stacked[0].epochs_run == 12
+    # on_epoch sees each member's epochs, tagged with the member.
+    assert [(r.model, r.member) for r in records if r.epoch == 1] == [("m0", 0), ("m1", 1), ("m2", 2)]
+    assert len(records) == sum(r.epochs_run for r in stacked)
+
+
+def test_fit_is_the_one_member_case_and_its_module_holds_the_best_weights():
+    p = problem()
+    spec = TrainSpec(epochs=5, batch_size=32, early_stopping=None, optimizer={"lr": 0.01})
+    model = member(MEMBERS[1][0], 1, spec).model
+    result = train.fit("m1", model, p, spec, 1, lambda r: None)
+    (same,) = train.fit_members([member(MEMBERS[1][0], 1, spec)], p, lambda r: None)
+    assert result.val == same.val and result.history[-1].values == same.history[-1].values
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, result.state[key])
+
+
+def test_an_interrupt_in_a_stack_returns_every_members_result():
+    def on_epoch(record):
+        if record.epoch == 3 and record.member == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(train.FitInterrupted) as caught:
+        train.fit_members(members(), problem(), on_epoch)
+    results = caught.value.results
+    assert [r.status for r in results] == ["interrupted"] * 3 and caught.value.result is results[0]
+    assert all(r.epochs_run == 3 and r.test == {} and r.state is not None for r in results)
+
+
+def test_members_that_cannot_stack_train_one_after_another_with_the_same_results():
+    p = problem()
+    spec = TrainSpec(epochs=4, batch_size=32, early_stopping=None)
+    mixed = [member(MLPSpec(kind="mlp", hidden=[8], norm="batchnorm"), 0, spec),
+             member(ResMLPSpec(kind="resmlp", width=8, blocks=1), 1, spec)]
+    assert train.can_stack_members(mixed) == (False, "a BatchNorm1d layer has no stacked form")
+    results = train.fit_members(mixed, p, lambda r: None)
+    torch.manual_seed(1)
+    alone = train.fit("m1", build_model(ResMLPSpec(kind="resmlp", width=8, blocks=1), INFO), p, spec, 1,
+                      lambda r: None)
+    assert [r.name for r in results] == ["m0", "m1"] and results[1].val == alone.val
+
+
+def test_can_stack_says_why_not():
+    mlp = MLPSpec(kind="mlp", name="a", hidden=[64, 32], train=TrainSpec())
+    assert can_stack([mlp, mlp.model_copy(update={"name": "b", "dropout": 0.3})]) == (True, "")
+    assert can_stack([mlp, ResMLPSpec(kind="resmlp", name="r", train=TrainSpec())]) == (
+        False, "r: kind 'resmlp' has no stacked form (only mlp)")
+    assert can_stack([mlp.model_copy(update={"norm": "batchnorm"})]) == (False, "a: batchnorm layers do not stack")
+    assert can_stack([mlp, mlp.model_copy(update={"name": "b", "hidden": [128]})]) == (
+        False, "different architectures: hidden [64, 32] (a) vs [128] (b)")
+    assert can_stack([mlp, mlp.model_copy(update={"name": "b", "train": TrainSpec(batch_size=32)})]) == (
+        False, "different train.batch_size: 64, 32")
+    assert can_stack([mlp], input_kind="text")[0] is False
