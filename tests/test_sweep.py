@@ -145,8 +145,7 @@ def test_four_points_in_two_worker_processes(tmp_path, tiny, runs):
     assert {r.meta.sweep for r in runs_read} == {sweep_id}
     assert {r.status for r in runs_read} == {"completed"}
     assert sorted(r.note for r in runs_read) == [
-        "train.optimizer.lr=0.001, models.mlp.hidden=[4]; why not", "train.optimizer.lr=0.001, models.mlp.hidden=[8]; why not",
-        "train.optimizer.lr=0.03, models.mlp.hidden=[4]; why not", "train.optimizer.lr=0.03, models.mlp.hidden=[8]; why not"]
+        f"train.optimizer.lr={lr}, models.mlp.hidden=[{w}]; why not" for lr in ("0.001", "0.03") for w in (4, 8)]
     for run in runs_read:  # each point trained what its note says
         lr, hidden = re.match(r"train.optimizer.lr=([\d.]+), models.mlp.hidden=(\[\d\])", run.note).groups()
         assert run.spec["models"][0]["train"]["optimizer"]["lr"] == float(lr)
@@ -290,7 +289,8 @@ def test_a_point_touches_only_the_models_its_keys_name(settings, touched):
 
 
 def test_short_names_are_the_shortest_suffix_that_tells_keys_apart():
-    assert short_names(["train.optimizer.lr", "models.mlp.hidden", "models.wide.hidden", "seed", "data.split.seed"]) == {
+    keys = ["train.optimizer.lr", "models.mlp.hidden", "models.wide.hidden", "seed", "data.split.seed"]
+    assert short_names(keys) == {
         "train.optimizer.lr": "lr", "models.mlp.hidden": "mlp.hidden", "models.wide.hidden": "wide.hidden",
         "seed": "seed", "data.split.seed": "split.seed"}
 
