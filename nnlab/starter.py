@@ -175,7 +175,10 @@ def _check_trains(text: str, out: Path) -> None:
     from nnlab.spec import parse_yaml, validate_spec
 
     spec = validate_spec(parse_yaml(text, out.name), out.name)
-    prepare(spec.data, out.parent, spec.seed)
+    try:
+        prepare(spec.data, out.parent, spec.seed)
+    except DataError as e:  # a problem init cannot choose around (too few rows of a class): the data needs it
+        raise DataError(f"no spec written: training would stop on the data: {e}") from None
 
 
 def _scalar(value: object) -> str:

@@ -129,3 +129,14 @@ def test_init_does_not_import_torch(tmp_path):
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-2:] == ["0", "NO TORCH"], done.stdout + done.stderr
+
+
+def test_data_training_would_stop_on_writes_nothing(tmp_path, cli):
+    table = binary_table()
+    table.loc[0, "label"] = 7  # a class of one row cannot be split three ways
+    table.to_csv(tmp_path / "d.csv", index=False)
+    result = cli("init", tmp_path / "d.csv", "--target", "label", "-o", tmp_path / "s.yaml")
+    assert result.exit_code == 2 and not (tmp_path / "s.yaml").exists()
+    assert result.stderr.strip() == ("error: no spec written: training would stop on the data: data.split: class 7 "
+                                     "has only 1 row(s); a train, validation and test split need at least 3 per "
+                                     "class (or set data.split.stratify: false)")
