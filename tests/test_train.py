@@ -26,9 +26,9 @@ def test_mlp_solves_xor_where_the_baseline_cannot(tmp_path, cli, runs):
     result = cli("train", spec)
     assert result.exit_code == 0, result.output
     summary = only_run(runs).summary
-    assert summary["models"]["mlp"]["test"]["accuracy"] >= 0.9
-    assert summary["models"]["baseline"]["test"]["accuracy"] < 0.7
-    assert all(g["passed"] for g in summary["expect"])
+    assert summary.models["mlp"].test["accuracy"] >= 0.9
+    assert summary.models["baseline"].test["accuracy"] < 0.7
+    assert all(g.passed for g in summary.expect)
 
 
 def test_best_epoch_weights_are_kept_and_tested(tmp_path, cli, runs):
@@ -39,26 +39,27 @@ def test_best_epoch_weights_are_kept_and_tested(tmp_path, cli, runs):
                                           models=[{"name": "mlp", "kind": "mlp", "hidden": [128, 128]}]))
     assert cli("train", spec).exit_code == 0
     run = only_run(runs)
-    entry = run.summary["models"]["mlp"]
+    entry = run.summary.models["mlp"]
     history = run.metrics()
     history = history[history.model == "mlp"]
-    assert entry["epochs_run"] == 60 and entry["best_epoch"] < 60
-    assert history.val_loss.idxmin() == history.index[entry["best_epoch"] - 1]
-    assert entry["val"]["loss"] == pytest.approx(history.val_loss.min(), rel=1e-6)
-    assert any(note.startswith("overfitting:") for note in entry["diagnosis"])
+    assert entry.epochs_run == 60 and entry.best_epoch < 60
+    assert history.val_loss.idxmin() == history.index[entry.best_epoch - 1]
+    assert entry.val["loss"] == pytest.approx(history.val_loss.min(), rel=1e-6)
+    assert any(note.startswith("overfitting:") for note in entry.diagnosis)
     # The saved weights are the best epoch's: evaluating them on the test split gives the reported numbers.
     from nnlab.models import build_model
     from nnlab.spec import MLPSpec
     from nnlab.data import prepare
     from nnlab.spec import DataSpec
     info = run.model_info("mlp")
-    model = build_model(MLPSpec(**info["spec"]), info["n_inputs"], info["n_outputs"])
+    from nnlab.inputs import InputInfo
+    model = build_model(MLPSpec(**info["spec"]), InputInfo("table", (info["n_inputs"],), info["n_outputs"]))
     model.load_state_dict(run.load_weights("mlp"))
     prepared = prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
     with torch.no_grad():
         logits = model(torch.from_numpy(prepared.x["test"])).reshape(-1).numpy()
     accuracy = float(((logits > 0) == prepared.y["test"]).mean())
-    assert accuracy == pytest.approx(entry["test"]["accuracy"], abs=1e-6)
+    assert accuracy == pytest.approx(entry.test["accuracy"], abs=1e-6)
 
 
 def test_early_stopping_says_what_happened(tmp_path, cli, runs):
@@ -67,10 +68,10 @@ def test_early_stopping_says_what_happened(tmp_path, cli, runs):
                                                  "early_stopping": {"patience": 3}},
                                           models=[{"name": "mlp", "kind": "mlp", "hidden": [128, 128]}]))
     result = cli("train", spec)
-    entry = only_run(runs).summary["models"]["mlp"]
-    assert entry["epochs_run"] == entry["best_epoch"] + 3 < 200
-    assert (f"val_loss did not improve for 3 epochs (best {entry['val']['loss']:.4g} at epoch "
-            f"{entry['best_epoch']}); stopped at epoch {entry['epochs_run']}; restored epoch {entry['best_epoch']}"
+    entry = only_run(runs).summary.models["mlp"]
+    assert entry.epochs_run == entry.best_epoch + 3 < 200
+    assert (f"val_loss did not improve for 3 epochs (best {entry.val['loss']:.4g} at epoch "
+            f"{entry.best_epoch}); stopped at epoch {entry.epochs_run}; restored epoch {entry.best_epoch}"
             in result.stdout)
 
 
@@ -85,12 +86,12 @@ def test_divergence_stops_that_model_and_the_run_goes_on(tmp_path, cli, runs):
                                                   {"name": "calm", "kind": "mlp", "hidden": [8],
                                                    "train": {"optimizer": {"lr": 0.03}}}]))
     result = cli("train", spec)
-    assert result.exit_code == 0, result.output
-    models = only_run(runs).summary["models"]
-    assert models["wild"]["status"] == "diverged"
-    assert models["wild"]["message"].startswith("loss became ")
-    assert "at epoch 1, step " in models["wild"]["message"] and "try a lower learning rate" in models["wild"]["message"]
-    assert models["calm"]["status"] == "completed" and models["calm"]["test"]["r2"] > 0.5
+    assert result.exit_code == 1, result.output  # a diverged model is something a CI must see
+    models = only_run(runs).summary.models
+    assert models["wild"].status == "diverged"
+    assert models["wild"].message.startswith("loss ")
+    assert "at epoch 1" in models["wild"].message and "try a lower learning rate" in models["wild"].message
+    assert models["calm"].status == "completed" and models["calm"].test["r2"] > 0.5
     assert "wild (diverged)" in result.stdout
 
 
@@ -111,10 +112,12 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_epochs(tmp_path, cl
     result = cli("train", spec)
     assert result.exit_code == 130
     run = only_run(runs)
-    assert run.meta["status"] == "interrupted" and run.status == "interrupted"
+    assert run.meta.status == "interrupted" and run.status == "interrupted"
     history = run.metrics()
     assert list(history[history.model == "mlp"].epoch) == [1, 2]
-    assert "baseline" in run.summary["models"] and "mlp" not in run.summary["models"]
+    mlp = run.summary.models["mlp"]  # the model in progress is kept, with what it had trained
+    assert mlp.status == "interrupted" and mlp.epochs_run == 2 and mlp.best_epoch in (1, 2) and mlp.test == {}
+    assert run.summary.models["baseline"].status == "completed"
 
 
 def test_same_spec_and_seed_give_identical_numbers(tmp_path, cli, runs):
@@ -126,15 +129,15 @@ def test_same_spec_and_seed_give_identical_numbers(tmp_path, cli, runs):
     first, second = (runstore.read_run(p) for p in run_folders(runs))
     drop = ["seconds"]
     pd.testing.assert_frame_equal(first.metrics().drop(columns=drop), second.metrics().drop(columns=drop))
-    strip = lambda s: {n: {k: v for k, v in m.items() if k not in ("train_seconds", "samples_per_second")}
-                       for n, m in s["models"].items()}
+    strip = lambda s: {n: m.model_dump(exclude={"train_seconds", "samples_per_second"})
+                       for n, m in s.models.items()}
     assert strip(first.summary) == strip(second.summary)
     other_seed = write_spec(tmp_path, tiny_spec(seed=1), name="seed1.yaml")
     assert cli("train", other_seed).exit_code == 0
     newest = runstore.list_runs(runs)[0][0]
-    assert newest.meta["seed"] == 1  # runs started within one second still list newest first
+    assert newest.meta.seed == 1  # runs started within one second still list newest first
     third = newest
-    assert third.summary["models"]["mlp"]["val"] != first.summary["models"]["mlp"]["val"]
+    assert third.summary.models["mlp"].val != first.summary.models["mlp"].val
 
 
 @pytest.mark.parametrize("task_spec", [
@@ -149,11 +152,11 @@ def test_multiclass_and_regression_end_to_end(tmp_path, cli, runs, task_spec):
     result = cli("train", spec)
     assert result.exit_code == 0, result.output
     summary = only_run(runs).summary
-    assert set(summary["models"]) == {"baseline", "mlp"}
-    assert set(summary["models"]["mlp"]["test"]) == {"loss", *task_spec["metrics"]}
-    if summary["task"] == "regression":
+    assert set(summary.models) == {"baseline", "mlp"}
+    assert set(summary.models["mlp"].test) == {"loss", *task_spec["metrics"]}
+    if summary.task == "regression":
         # Regression metrics are in the target's units (diabetes progression is ~25-346): not standardized.
-        assert summary["models"]["baseline"]["test"]["rmse"] > 30
+        assert summary.models["baseline"].test["rmse"] > 30
 
 
 # --- fit called directly: interrupts and what predict returns -------------------------------------------
