@@ -54,7 +54,7 @@ def read_json(path: Path) -> Any:
         raise DamagedFile(f"{path}: unreadable (JSON nested too deeply)") from None
     except ValueError as e:  # bad UTF-8 or bad JSON
         raise DamagedFile(f"{path}: unreadable ({str(e).splitlines()[0][:120]})") from None
-    if _depth(raw) > MAX_JSON_DEPTH:
+    if _nested_too_deeply(raw):
         raise DamagedFile(f"{path}: unreadable (JSON nested deeper than {MAX_JSON_DEPTH} levels)")
     return data
 
@@ -63,11 +63,13 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
 
 
-def _depth(raw: bytes) -> int:
-    """Nesting depth of a JSON text: its brackets outside strings, counted without parsing (fast: run.json
-    is read for every run of a store)."""
+def _nested_too_deeply(raw: bytes) -> bool:
+    """Whether a JSON text nests deeper than MAX_JSON_DEPTH: its brackets outside strings, counted without
+    parsing (run.json is read for every run of a store, so the usual case is one count of brackets)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
     brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
-    return max(accumulate(1 if c in b"[{" else -1 for c in brackets), default=0)
+    return max(accumulate(1 if c in b"[{" else -1 for c in brackets), default=0) > MAX_JSON_DEPTH
 
 
 @dataclass
