@@ -88,7 +88,7 @@ def _epoch(iso: str) -> float:
 def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
     """One line per run, newest first: the best model on the monitored validation metric, its validation
     score (what chose it) and its test score (the final report). The id starts with the run's name, so the
-    name has no column of its own here (it has in csv and json)."""
+    name and the list of models have no column here (they have in csv and json)."""
     if not rows:
         return Text(f"No runs in {store}. Train one with `nnlab train SPEC`.")
     now = time.time()
@@ -110,7 +110,6 @@ def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
         Col("status", statuses, status_styles(statuses), min_width=max(map(len, statuses)), priority=8),
         Col("started", [started_local(r["started_at"], with_year) for r in rows], min_width=16, priority=5),
         Col("took", took, right=True, priority=4),
-        Col("models", [str(len(r["models"])) for r in rows], right=True, min_width=6, priority=1),
         Col("best", [r["best_model"] or "" for r in rows], min_width=6, max_width=20, priority=7),
         Col(f"val {metric}" if metric else "val", vals, right=True, priority=6),
         Col(f"test {metric}" if metric else "test", tests, right=True, priority=7),

@@ -10,6 +10,8 @@ import pytest
 
 from compare_fixtures import browse
 from conftest import run_folders
+from nnlab import runstore
+from nnlab.numbers import stored_float
 
 
 @pytest.fixture
@@ -29,13 +31,14 @@ def test_compare_two_real_runs_in_every_format(trained, runs):
     # one setting changed, so it is the one settings column
     assert [c for c in frame.columns if "." in c] == ["train.optimizer.lr"]
     assert list(frame["train.optimizer.lr"].iloc[[1, 3]]) == [0.001, 0.05]
-    summaries = [json.loads((runs / run / "summary.json").read_text()) for run in trained]
+    summaries = [runstore.read_run(runs / run).summary for run in trained]
     for i, summary in enumerate(summaries):
-        mlp, base = summary["models"]["mlp"], summary["models"]["baseline"]
+        mlp, base = summary.models["mlp"], summary.baseline_result
         row = frame.iloc[2 * i + 1]
-        assert row["test_accuracy"] == mlp["test"]["accuracy"] and row["val_loss"] == mlp["val"]["loss"]
-        assert row["best_epoch"] == mlp["best_epoch"]
-        assert row["test_loss_vs_baseline"] == pytest.approx(mlp["test"]["loss"] - base["test"]["loss"])
+        # stored metrics read as the float32 they are: equal to the summary's to float32 precision
+        assert row["test_accuracy"] == stored_float(mlp.test["accuracy"]) == pytest.approx(mlp.test["accuracy"])
+        assert row["val_loss"] == stored_float(mlp.val["loss"]) and row["best_epoch"] == mlp.best_epoch
+        assert row["test_loss_vs_baseline"] == pytest.approx(mlp.test["loss"] - base.test["loss"], rel=1e-6)
     # the baseline does not depend on the learning rate: same data split and seed, same numbers
     assert frame["test_loss"].iloc[0] == frame["test_loss"].iloc[2]
     records = json.loads(browse(runs, "compare", "--format", "json").stdout)
