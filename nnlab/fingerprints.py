@@ -64,8 +64,8 @@ class StoreFacts:
         lines = []
         if counts:
             shown = counts[0] if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-            lines.append(f"test split seen by {shown} run(s) in this store: pick models on validation; "
-                         "a test score read often stops being an unbiased estimate")
+            lines.append(f"test split seen by {shown} run(s) in this store (choose on validation: every look "
+                         "at a test score spends some of its honesty)")
         lines.extend(line for line in map(self.data_changed, runs) if line)
         return lines
 
