@@ -11,10 +11,11 @@ its best weights kept. This module never prints or writes files: it returns resu
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -22,7 +23,8 @@ import torch
 from torch import nn
 
 from nnlab import metrics as metric_fns
-from nnlab.inputs import SparseRows
+from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
+                            OnState, Problem)
 from nnlab.optim import LossFn, Schedule, build_loss, make_step
 from nnlab.stack import Stack, build_stack
 from nnlab.spec import TrainSpec
@@ -30,91 +32,6 @@ from nnlab.spec import TrainSpec
 EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
 
 
-@dataclass
-class Problem:
-    """What every fit needs to know about the data: tensors on the device, the task and how to score it."""
-
-    task: str
-    x: dict[str, torch.Tensor]
-    y: dict[str, torch.Tensor]
-    metrics: list[str]
-    monitor: str
-    target_std: float = 1.0
-    n_outputs: int = 1  # classes for multiclass, else 1
-
-    @classmethod
-    def from_arrays(cls, task: str, x: dict[str, np.ndarray | SparseRows], y: dict[str, np.ndarray],
-                    metrics: list[str], monitor: str, device: torch.device, target_std: float = 1.0,
-                    n_outputs: int = 1) -> Problem:
-        """Dense arrays become dense tensors, SparseRows sparse CSR tensors (only the baseline reads those)."""
-        # Moved to the device once; every batch after this is a slice of these tensors.
-        return cls(task, {k: _tensor(v, device) for k, v in x.items()},
-                   {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
-                   n_outputs)
-
-
-def _tensor(values: np.ndarray | SparseRows, device: torch.device) -> torch.Tensor:
-    if not isinstance(values, SparseRows):
-        return torch.from_numpy(values).to(device)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(values.indptr).long(), torch.from_numpy(values.indices).long(),
-                                       torch.from_numpy(values.values).float(), values.shape,
-                                       check_invariants=False).to(device)
-
-
-@dataclass
-class EpochRecord:
-    model: str
-    epoch: int
-    values: dict[str, float]  # train_loss, val_loss, train_<metric>, val_<metric>
-    lr: Optional[float]
-    seconds: float  # the epoch's wall time (shared by the members of a stack)
-    member: int = 0
-
-
-@dataclass
-class FitResult:
-    name: str
-    status: str  # completed | diverged | failed | interrupted
-    best_epoch: int
-    epochs_run: int
-    val: dict[str, float]
-    test: dict[str, float]
-    train_seconds: float
-    samples_per_second: float
-    history: list[EpochRecord] = field(default_factory=list)
-    message: Optional[str] = None
-    stop_reason: Optional[str] = None
-    state: Optional[dict[str, torch.Tensor]] = None  # best weights, on the CPU
-    val_probabilities: Optional[np.ndarray] = None  # `predict` on val: probabilities, or standardized values
-    member: int = 0
-
-
-class FitInterrupted(KeyboardInterrupt):
-    """Ctrl-C or a signal arrived during a fit. `result` is what was trained so far: status "interrupted", the
-    best epoch's validation scores, best weights and validation probabilities (best_epoch 0 and no state when
-    no epoch finished); no test evaluation. `results` holds every member's (members that had already
-    finished keep their own status and test scores). `cause` is the KeyboardInterrupt that arrived (it may
-    carry the signal)."""
-
-    def __init__(self, results: list[FitResult], cause: BaseException):
-        self.results, self.result, self.cause = results, results[0], cause
-        super().__init__(f"{self.result.name}: interrupted after {self.result.epochs_run} epoch(s)")
-
-
-@dataclass
-class Member:
-    """One model to train: its module (built with its seed), settings and seed; `member` is its repeat."""
-
-    name: str
-    model: nn.Module
-    train: TrainSpec
-    seed: int
-    member: int = 0
-
-
-OnEpoch = Callable[[EpochRecord], None]
 
 # The blow-up rule. A member has diverged when, at the end of an epoch, (a) a step's loss or the validation
 # loss is NaN or infinite, or (b) the train or validation loss is over BLOWUP_VS_PRIOR times the loss of
@@ -147,21 +64,12 @@ class _EarlyStopping:
 
 
 @dataclass
-class _MemberState:
+class _MemberState(MemberProgress):
     """What the loop knows about one member between epochs (host side)."""
 
-    spec: Member
-    schedule: Schedule
-    stopping: Optional[_EarlyStopping]
-    status: str = "running"
-    message: Optional[str] = None
-    stop_reason: Optional[str] = None
-    best_score: Optional[float] = None
-    best_epoch: int = 0
-    best_values: dict[str, float] = field(default_factory=dict)
-    best_buffers: dict[str, torch.Tensor] = field(default_factory=dict)
-    history: list[EpochRecord] = field(default_factory=list)
-    seconds: float = 0.0
+    spec: Optional[Member] = None
+    schedule: Optional[Schedule] = None
+    stopping: Optional[_EarlyStopping] = None
 
     @property
     def active(self) -> bool:
@@ -182,8 +90,8 @@ class Loop:
         l1 = [m.train.l1 for m in members]
         self.l1 = (torch.tensor(l1, device=self.device).reshape(-1, 1) * self.stack.penalized) if any(l1) else None
         higher = metric_fns.higher_is_better(problem.monitor)
-        self.members = [_MemberState(m, Schedule(m.train, higher), _stopping(m.train, problem.monitor))
-                        for m in members]
+        self.members = [_MemberState(spec=m, schedule=Schedule(m.train, higher),
+                                     stopping=_stopping(m.train, problem.monitor)) for m in members]
         self.step.set_lrs([m.schedule.lr for m in self.members])
         self.orders = [torch.Generator().manual_seed(m.seed) for m in members]
         self.best_params = self.stack.params.clone()
@@ -298,6 +206,44 @@ class Loop:
         if any(not m.active for m in self.members):
             self.step.set_active([m.active for m in self.members])
 
+    def state(self) -> LoopState:
+        """A copy of everything needed to continue after this epoch (see LoopState)."""
+        cpu = lambda t: t.detach().to("cpu", copy=True)
+        progress = [MemberProgress(**{f.name: copy.deepcopy(getattr(m, f.name)) for f in fields(MemberProgress)})
+                    for m in self.members]
+        for p, m in zip(progress, self.members):
+            p.stopping_best, p.stopping_stale = (m.stopping.best, m.stopping.stale) if m.stopping else (None, 0)
+        return LoopState(
+            [m.spec.name for m in self.members], self.epoch, cpu(self.stack.params), cpu(self.best_params),
+            {k: cpu(v) for k, v in self.stack.buffers().items()},
+            {k: cpu(v) if isinstance(v, torch.Tensor) else v for k, v in self.step.state_dict().items()},
+            [m.schedule.state_dict() for m in self.members], progress, [g.get_state() for g in self.orders],
+            self.stack.generator_states(), torch.get_rng_state(),
+            torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None)
+
+    def load_state(self, state: LoopState) -> None:
+        names = [m.spec.name for m in self.members]
+        if state.names != names or tuple(state.params.shape) != tuple(self.stack.params.shape):
+            raise ValueError(f"a saved loop state of {state.names} does not fit the members {names}")
+        with torch.no_grad():
+            self.stack.params.copy_(state.params)
+            self.best_params.copy_(state.best_params)
+        self.stack.load_buffers(state.buffers)
+        self.step.load_state_dict(state.optimizer)
+        for m, schedule, progress in zip(self.members, state.schedules, state.members):
+            m.schedule.load_state_dict(schedule)
+            for f in fields(MemberProgress):
+                setattr(m, f.name, copy.deepcopy(getattr(progress, f.name)))
+            if m.stopping:
+                m.stopping.best, m.stopping.stale = progress.stopping_best, progress.stopping_stale
+        for g, rng in zip(self.orders, state.order_rng):
+            g.set_state(rng)
+        self.stack.load_generator_states(state.dropout_rng)
+        torch.set_rng_state(state.torch_rng)
+        if state.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(state.cuda_rng)
+        self.epoch = state.epoch
+
     def results(self, interrupted: bool) -> list[FitResult]:
         """Every member's result with its best weights: tested unless the fit was interrupted while it ran."""
         for m in self.members:
@@ -360,12 +306,18 @@ class LossScale:
 
 
 def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autocast: Any = None,
-              scaler: Any = None) -> list[FitResult]:
-    """Train members that can share a stack (K = 1 included) to the end; results in member order."""
+              scaler: Any = None, on_state: Optional[OnState] = None,
+              resume: Optional[LoopState] = None) -> list[FitResult]:
+    """Train members that can share a stack (K = 1 included) to the end; results in member order.
+    `on_state` receives a LoopState after every epoch; `resume` continues from one."""
     loop = Loop(members, problem, autocast or contextlib.nullcontext(), scaler)
+    if resume is not None:
+        loop.load_state(resume)
     try:
         while loop.running:
             loop.run_epoch(on_epoch)
+            if on_state is not None:
+                on_state(loop.state())
     except KeyboardInterrupt as cause:
         # What trained so far is kept: each member's best epoch's weights and scores; nothing is tested.
         raise FitInterrupted(loop.results(interrupted=True), cause) from cause

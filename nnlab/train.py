@@ -18,13 +18,15 @@ from torch import nn
 
 from nnlab import metrics as metric_fns
 from nnlab.errors import SpecError
-from nnlab.loop import (EVAL_BATCH, EpochRecord, FitInterrupted, FitResult, LossScale, Member, OnEpoch, Problem,
-                        _prefixed, _read, _unprefixed, fit_stack)
+from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, OnEpoch, OnState,
+                            Problem)
+from nnlab.loop import EVAL_BATCH, LossScale, _prefixed, _read, _unprefixed, fit_stack
 from nnlab.optim import LossFn, build_loss, skip_dynamo_import
 from nnlab.spec import BaselineSpec, TrainSpec
 from nnlab.stack import can_stack, can_stack_modules, shared_train_settings
 
-__all__ = ["EVAL_BATCH", "EpochRecord", "FitInterrupted", "FitResult", "Member", "OnEpoch", "Problem", "can_stack",
+__all__ = ["EVAL_BATCH", "EpochRecord", "FitInterrupted", "FitResult", "LoopState", "Member", "OnEpoch", "OnState",
+           "Problem", "can_stack",
            "can_stack_members", "evaluate", "fit", "fit_baseline", "fit_members", "predict", "resolve_device",
            "resolve_precision"]
 
@@ -72,11 +74,12 @@ def cpu_threads_for(params: int, rows_per_step: int, device: torch.device) -> It
         torch.set_num_threads(before)
 
 
-def fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: int,
-        on_epoch: OnEpoch) -> FitResult:
+def fit(name: str, model: nn.Module, problem: Problem, train: TrainSpec, seed: int, on_epoch: OnEpoch,
+        on_state: Optional[OnState] = None, resume: Optional[LoopState] = None) -> FitResult:
     """Train one model with minibatches; keep the weights of the best epoch by `problem.monitor`; test them
-    once. `model` ends holding those weights. The same loop as a stack of members, with K = 1."""
-    return fit_members([Member(name, model, train, seed)], problem, on_epoch)[0]
+    once. `model` ends holding those weights. The same loop as a stack of members, with K = 1.
+    `on_state` gets a LoopState after every epoch; `resume=state` continues from one exactly."""
+    return fit_members([Member(name, model, train, seed)], problem, on_epoch, on_state, resume)[0]
 
 
 def can_stack_members(members: list[Member]) -> tuple[bool, str]:
@@ -87,28 +90,33 @@ def can_stack_members(members: list[Member]) -> tuple[bool, str]:
     return (ok, reason) if not ok else shared_train_settings([m.train for m in members])
 
 
-def fit_members(members: list[Member], problem: Problem, on_epoch: OnEpoch) -> list[FitResult]:
+def fit_members(members: list[Member], problem: Problem, on_epoch: OnEpoch, on_state: Optional[OnState] = None,
+                resume: Optional[LoopState] = None) -> list[FitResult]:
     """Train members — each built with its own seed — as one stack when `can_stack_members` says they can,
     else one after another. Each member's result equals the same member trained alone (`fit`) with its seed.
-    An interrupt raises FitInterrupted with the results of every member begun so far."""
+    An interrupt raises FitInterrupted with the results of every member begun so far. `on_state` gets each
+    group's LoopState after every epoch (its `names` say which group); `resume` continues one stack."""
     groups = [members] if can_stack_members(members)[0] else [[m] for m in members]
+    if resume is not None and len(groups) > 1:
+        raise ValueError("resume continues one stack; these members train one after another")
     results: list[FitResult] = []
     for group in groups:
         try:
-            results += _fit_group(group, problem, on_epoch)
+            results += _fit_group(group, problem, on_epoch, on_state, resume)
         except FitInterrupted as interrupted:
             raise FitInterrupted(results + interrupted.results, interrupted.cause) from interrupted.cause
     return results
 
 
-def _fit_group(members: list[Member], problem: Problem, on_epoch: OnEpoch) -> list[FitResult]:
+def _fit_group(members: list[Member], problem: Problem, on_epoch: OnEpoch, on_state: Optional[OnState],
+               resume: Optional[LoopState]) -> list[FitResult]:
     train, device = members[0].train, problem.x["train"].device
     dtype = resolve_precision(train.precision, device)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
     scaler = LossScale(device) if dtype == torch.float16 else None
     params = sum(sum(p.numel() for p in m.model.parameters()) for m in members)
     with cpu_threads_for(params, train.batch_size, device):
-        return fit_stack(members, problem, on_epoch, autocast, scaler)
+        return fit_stack(members, problem, on_epoch, autocast, scaler, on_state, resume)
 
 
 def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,

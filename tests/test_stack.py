@@ -128,3 +128,54 @@ def test_can_stack_says_why_not():
     assert can_stack([mlp, mlp.model_copy(update={"name": "b", "train": TrainSpec(batch_size=32)})]) == (
         False, "different train.batch_size: 64, 32")
     assert can_stack([mlp], input_kind="text")[0] is False
+
+
+# --- resume: a LoopState after any epoch continues exactly --------------------------------------------
+
+def strip_seconds(result):
+    return [(r.epoch, r.values, r.lr, r.member) for r in result.history]
+
+
+def assert_identical(resumed, uninterrupted):
+    assert (resumed.status, resumed.best_epoch, resumed.epochs_run, resumed.stop_reason, resumed.val,
+            resumed.test) == (uninterrupted.status, uninterrupted.best_epoch, uninterrupted.epochs_run,
+                              uninterrupted.stop_reason, uninterrupted.val, uninterrupted.test)
+    assert strip_seconds(resumed) == strip_seconds(uninterrupted)
+    for key in uninterrupted.state:
+        assert torch.equal(resumed.state[key], uninterrupted.state[key]), key
+    assert np.array_equal(resumed.val_probabilities, uninterrupted.val_probabilities)
+
+
+@pytest.mark.parametrize("cut", [1, 4, 7])
+def test_a_stack_resumed_from_any_epoch_equals_the_uninterrupted_run(cut):
+    p = problem()
+    scheduled = dict(scheduler={"name": "plateau", "factor": 0.5, "patience": 1})
+    states = []
+    uninterrupted = train.fit_members(members(**scheduled), p, lambda r: None, on_state=states.append)
+    assert [s.epoch for s in states] == list(range(1, 13))
+    state = states[cut - 1]
+    torch.manual_seed(999)  # whatever ran in between, the state carries the generators
+    seen = []
+    resumed = train.fit_members(members(**scheduled), p, seen.append, resume=state)
+    assert min(r.epoch for r in seen) == cut + 1  # only the epochs after the state are trained again
+    for ours, theirs in zip(resumed, uninterrupted):
+        assert_identical(ours, theirs)
+
+
+def test_a_single_module_resumes_with_its_buffers_and_the_global_generator():
+    p = problem()
+    spec = TrainSpec(epochs=6, batch_size=32, early_stopping={"patience": 3}, optimizer={"name": "sgd", "lr": 0.05,
+                                                                                         "momentum": 0.9})
+    kinds = [MLPSpec(kind="mlp", hidden=[8], norm="batchnorm", dropout=0.3),
+             ResMLPSpec(kind="resmlp", width=8, blocks=1, dropout=0.3)]
+    for kind in kinds:
+        states = []
+        torch.manual_seed(5)
+        uninterrupted = train.fit("m", build_model(kind, INFO), p, spec, 5, lambda r: None, on_state=states.append)
+        torch.manual_seed(5)
+        model = build_model(kind, INFO)
+        torch.manual_seed(123)
+        resumed = train.fit("m", model, p, spec, 5, lambda r: None, resume=states[2])
+        assert_identical(resumed, uninterrupted)
+        with pytest.raises(ValueError, match=r"a saved loop state of \['m'\] does not fit the members \['other'\]"):
+            train.fit("other", build_model(kind, INFO), p, spec, 5, lambda r: None, resume=states[2])
