@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from nnlab.errors import NnlabError
 from nnlab.records import metric_column
@@ -38,24 +38,27 @@ def draw_curves(run: Any, path: Path) -> Path:
     for row, model in enumerate(models):
         rows = history[history["model"] == model]
         result = run.summary.models.get(model) if run.summary else None
-        best = result.best_epoch if result else None
         for col, metric in enumerate(panels):
-            ax = axes[row][col]
-            for split, style in (("train", "-"), ("val", "-")):
-                column = metric_column(split, metric)
-                if column in rows and rows[column].notna().any():
-                    ax.plot(rows["epoch"], rows[column], style, label=split, alpha=0.6 if split == "train" else 1)
-            base_value = float(base_rows[metric_column("val", metric)].iloc[0]) if len(base_rows) and \
-                metric_column("val", metric) in base_rows else float("nan")
-            if math.isfinite(base_value):
-                ax.axhline(base_value, color="grey", ls="--", lw=1, label="baseline val")
-            if best:
-                ax.axvline(best, color="green", ls=":", lw=1, label=f"best epoch {best}")
-            ax.set_title(f"{model}: {metric}", fontsize=10)
-            ax.set_xlabel("epoch")
-            ax.legend(fontsize=7)
+            _panel(axes[row][col], model, metric, rows, base_rows, result.best_epoch if result else None)
     try:
         figure.savefig(path, dpi=110)
     except OSError as e:
         raise NnlabError(f"{path}: cannot write the curves ({e.strerror or e})") from None
     return path
+
+
+def _panel(ax: Any, model: str, metric: str, rows: Any, base_rows: Any, best: Optional[int]) -> None:
+    """One model's train and validation curve of one metric, the baseline's validation value, the best epoch."""
+    for split, style in (("train", "-"), ("val", "-")):
+        column = metric_column(split, metric)
+        if column in rows and rows[column].notna().any():
+            ax.plot(rows["epoch"], rows[column], style, label=split, alpha=0.6 if split == "train" else 1)
+    base_column = metric_column("val", metric)
+    base_value = float(base_rows[base_column].iloc[0]) if len(base_rows) and base_column in base_rows else math.nan
+    if math.isfinite(base_value):
+        ax.axhline(base_value, color="grey", ls="--", lw=1, label="baseline val")
+    if best:
+        ax.axvline(best, color="green", ls=":", lw=1, label=f"best epoch {best}")
+    ax.set_title(f"{model}: {metric}", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=7)

@@ -79,7 +79,11 @@ def _pair_metrics(table: list[dict[str, Any]]) -> Any:
                  Col("B", cells["b"], right=True, priority=8),
                  Col("B−A", cells["delta"], right=True, priority=7),
                  Col("", verdicts, [VERDICT_STYLES.get(v) for v in verdicts], priority=6)],
-                title="\nmetrics (best epoch of each model; mean ± sd over repeats)")
+                title="\nmetrics (best epoch of each model" + ("; mean ± sd over repeats)" if _spread(table) else ")"))
+
+
+def _spread(table: list[dict[str, Any]]) -> bool:
+    return any(not math.isnan(r["spread"]) for r in table)
 
 
 def _pair_cell(row: dict[str, Any], key: str) -> str:

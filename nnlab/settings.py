@@ -56,7 +56,7 @@ class Settings:
         defaults = spec.get("train") if isinstance(spec.get("train"), dict) else {}
         flat_defaults = flatten(defaults, "train")
         models = {}
-        for model in spec.get("models") or []:
+        for model in spec.get("models") if isinstance(spec.get("models"), list) else []:
             if isinstance(model, dict):
                 own = flatten({k: v for k, v in model.items() if k not in ("name", "train")}, "models")
                 override = model.get("train") if isinstance(model.get("train"), dict) else {}

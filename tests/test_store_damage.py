@@ -59,6 +59,12 @@ def pid_text(store: Path, good: Path) -> str:
     return "pid"
 
 
+def spec_of_wrong_shapes(store: Path, good: Path) -> Optional[str]:
+    patch_meta(good, spec={"name": 3, "models": 5, "train": "fast", "data": [1], "baseline": [], "metrics": "f1",
+                           "monitor": 7})
+    return None
+
+
 def run_json_deeply_nested(store: Path, good: Path) -> str:
     (_broken_run(store) / "run.json").write_text("[" * 100_000 + "]" * 100_000)  # json.loads: RecursionError
     return "nested too deeply"
@@ -158,7 +164,7 @@ def metrics_no_summary_and_binary(store: Path, good: Path) -> str:
 
 CORPUS: list[Callable[[Path, Path], Optional[str]]] = [
     symlink_to_itself, symlink_pair_loop, loop_inside_a_run, dangling_symlink, started_at_a_number, id_a_list,
-    pid_text, run_json_deeply_nested, run_json_nested_past_reason, run_json_binary, run_json_a_folder,
+    pid_text, spec_of_wrong_shapes, run_json_deeply_nested, run_json_nested_past_reason, run_json_binary, run_json_a_folder,
     run_json_a_fifo, run_json_unreadable, a_file_where_a_run_folder_is_expected, models_a_file,
     summary_models_a_list, summary_val_a_string, summary_status_unknown, summary_deeply_nested, summary_truncated,
     metrics_binary_bytes, metrics_nul_and_bad_rows, metrics_no_summary_and_binary]
