@@ -69,6 +69,8 @@ def _result_lines(run: Run, summary: Optional[RunSummary]) -> list[Text]:
     for name, result in summary.models.items():
         if result.status == "interrupted":
             lines.append(Text(interrupted_line(result, run), style="yellow"))
+        if result.repeats > 1 and result.members:
+            lines.append(Text(members_line(result, monitor_metric(run_monitor(run))), style="dim"))
         lines.extend(Text(f"{name}: {line}") for line in result.diagnosis)
         if result.message:
             lines.append(Text(f"{name}: {result.message}", style="red"))
@@ -77,6 +79,13 @@ def _result_lines(run: Run, summary: Optional[RunSummary]) -> list[Text]:
         got = "missing" if gate.value is None else format_value(stored_float(gate.value))
         lines.append(Text.assemble((mark, style), f"  {gate.key} {gate.rule}  (got {got})"))
     return lines
+
+
+def members_line(result: ModelResult, metric: str) -> str:
+    """`mlp members (seed: val_loss): 0: 0.3120, 1: 0.3050, 2: 0.3301`: each repeat's own number."""
+    values = ", ".join(f"{m.seed}: {format_value(stored_float(m.val.get(metric)))}" + (
+        f" ({m.status})" if m.status != "completed" else "") for m in result.members)
+    return f"{result.name} members (seed: {metric_column('val', metric)}): {values}"
 
 
 def interrupted_line(result: ModelResult, run: Run) -> str:

@@ -111,9 +111,12 @@ def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
         Col("started", [started_local(r["started_at"], with_year) for r in rows], min_width=16, priority=5),
         Col("took", took, right=True, priority=4),
         Col("best", [r["best_model"] or "" for r in rows], min_width=6, max_width=20, priority=7),
+        *([Col("N", [str(r["repeats"] or "") for r in rows], right=True, priority=3)]
+          if any((r["repeats"] or 1) > 1 for r in rows) else []),
         Col(f"val {metric}" if metric else "val", vals, right=True, priority=6),
         Col(f"test {metric}" if metric else "test", tests, right=True, priority=7),
-        Col("note", [r["note"] for r in rows], min_width=8, max_width=60, priority=2),
+        *([Col("note", [r["note"] for r in rows], min_width=8, max_width=60, priority=2)]
+          if any(r["note"] for r in rows) else []),
     ]
     return Grid(columns)
 

@@ -375,6 +375,7 @@ def test_repeats_read_as_mean_and_sd_in_every_format(store, repeated_runs):
     assert "0.9000 ± 0.0082" in table and " N " in table.splitlines()[1] + " "  # val accuracy, mean ± sd
     shown = browse(store, "show", repeated_runs[0].name).stdout
     assert "0.8900 ± 0.0082" in shown and "mean ± sd over N repeats" in shown  # test accuracy
+    assert "mlp members (seed: val_loss): 0: 0.1000, 1: 0.0900, 2: 0.1100, 3: 0.1000" in shown
     listing = browse(store, "runs", "--sweep", "s1")
     records = as_json(browse(store, "runs", "--sweep", "s1", "--format", "json"))
     assert [r["sweep"] for r in records] == ["s1"] * 3 and records[2]["repeats"] == 4
