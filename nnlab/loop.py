@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import time
-import warnings
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -25,42 +23,13 @@ from torch import nn
 from nnlab import metrics as metric_fns
 from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
                             OnState, Problem)
-from nnlab.optim import LossFn, Schedule, build_loss, make_step
+from nnlab.optim import Schedule, build_loss, make_step
 from nnlab.stack import Stack, build_stack
+from nnlab.stopping import EarlyStopping, divergence, improved, prior_loss
 from nnlab.spec import TrainSpec
 
 EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
 
-
-
-# The blow-up rule. A member has diverged when, at the end of an epoch, (a) a step's loss or the validation
-# loss is NaN or infinite, or (b) the train or validation loss is over BLOWUP_VS_PRIOR times the loss of
-# predicting the training split's prior (class frequencies; the mean for regression) — a thousand times worse
-# than knowing nothing — or (c) it is over BLOWUP_VS_FIRST times the first epoch's and worse than the prior's.
-# Training stops there; the best epoch before it is kept.
-BLOWUP_VS_PRIOR = 1000.0
-BLOWUP_VS_FIRST = 100.0
-
-
-@dataclass
-class _EarlyStopping:
-    monitor: str
-    patience: int
-    min_delta: float
-    best: Optional[float] = None
-    stale: int = 0
-
-    def should_stop(self, values: dict[str, float], epoch: int) -> Optional[str]:
-        """Record an epoch; say why training stops, or None to go on."""
-        current = values[self.monitor]
-        if _improved(current, self.best, metric_fns.higher_is_better(self.monitor), self.min_delta):
-            self.best, self.stale = current, 0
-            return None
-        self.stale += 1
-        if self.stale < self.patience:
-            return None
-        return (f"{self.monitor} did not improve for {self.stale} epochs (best {self.best:.4g} at epoch "
-                f"{epoch - self.stale}); stopped at epoch {epoch}")
 
 
 @dataclass
@@ -69,7 +38,7 @@ class _MemberState(MemberProgress):
 
     spec: Optional[Member] = None
     schedule: Optional[Schedule] = None
-    stopping: Optional[_EarlyStopping] = None
+    stopping: Optional[EarlyStopping] = None
 
     @property
     def active(self) -> bool:
@@ -100,7 +69,7 @@ class Loop:
         self.sizes = torch.tensor([e - s for s, e in self.bounds], dtype=torch.float32, device=self.device)
         self.step_losses = torch.zeros(len(self.bounds), len(members), device=self.device)
         self.train_outputs = torch.zeros(len(members), self.n, problem.n_outputs, device=self.device)
-        self.prior_loss = _prior_loss(problem, self.loss_fn)
+        self.prior_loss = prior_loss(problem, self.loss_fn)
         self.epoch = 0
         self.max_epochs = max(m.train.epochs for m in members)
 
@@ -178,20 +147,20 @@ class Loop:
 
     def _keep_best(self, values: list[dict[str, float]], bad_steps: list[int]) -> None:
         higher = metric_fns.higher_is_better(self.problem.monitor)
-        improved = []
+        better = []
         for k, m in enumerate(self.members):
             if not m.active:
                 continue
-            blowup = _divergence(self.epoch, bad_steps[k], self.step_losses[:, k], values[k], m.history,
+            blowup = divergence(self.epoch, bad_steps[k], self.step_losses[:, k], values[k], m.history,
                                  self.prior_loss, m.spec.train)
             if blowup:
                 m.status, m.message = "diverged", blowup
-            elif _improved(values[k][self.problem.monitor], m.best_score, higher, 0.0):
+            elif improved(values[k][self.problem.monitor], m.best_score, higher, 0.0):
                 m.best_score, m.best_epoch, m.best_values = values[k][self.problem.monitor], self.epoch, values[k]
                 m.best_buffers = self.stack.buffers()
-                improved.append(k)
-        if improved:
-            rows = torch.tensor(improved, device=self.device)
+                better.append(k)
+        if better:
+            rows = torch.tensor(better, device=self.device)
             self.best_params.index_copy_(0, rows, self.stack.params.index_select(0, rows))
 
     def _stop_or_go_on(self, values: list[dict[str, float]]) -> None:
@@ -324,43 +293,9 @@ def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autoca
     return loop.results(interrupted=False)
 
 
-def _stopping(train: TrainSpec, monitor: str) -> Optional[_EarlyStopping]:
+def _stopping(train: TrainSpec, monitor: str) -> Optional[EarlyStopping]:
     es = train.early_stopping
-    return _EarlyStopping(es.monitor or monitor, es.patience, es.min_delta) if es else None
-
-
-def _prior_loss(problem: Problem, loss_fn: LossFn) -> float:
-    """The loss of a model that ignores its input and predicts the training split's prior."""
-    y = problem.y["train"]
-    with torch.inference_mode():
-        if problem.task == "binary":
-            p = y.float().mean().clamp(1e-6, 1 - 1e-6)
-            out = torch.log(p / (1 - p)).expand(len(y), 1)
-        elif problem.task == "multiclass":
-            freq = torch.bincount(y, minlength=problem.n_outputs).float() / len(y)
-            out = freq.clamp(min=1e-6).log().expand(len(y), problem.n_outputs)
-        else:
-            out = y.float().mean().expand(len(y), 1)
-        return float(loss_fn(out, _as_target(y, out)))
-
-
-def _divergence(epoch: int, bad_step: int, step_losses: torch.Tensor, values: dict[str, float],
-                history: list[EpochRecord], prior_loss: float, train: TrainSpec) -> Optional[str]:
-    """Why this epoch counts as a blow-up, or None. `history` holds the epochs before this one;
-    `step_losses` this member's losses of this epoch's steps."""
-    fix = f"try a lower learning rate (train.optimizer.lr is {train.optimizer.lr:g}) or set train.grad_clip"
-    if bad_step >= 0 or not math.isfinite(values["val_loss"]):
-        where = f"epoch {epoch}, step {bad_step + 1}" if bad_step >= 0 else f"epoch {epoch}"
-        kind = "NaN" if bad_step < 0 or math.isnan(step_losses[bad_step].item()) else "infinite"
-        return f"loss became {kind} at {where}: {fix}"
-    for split in ("train", "val"):
-        loss = values[f"{split}_loss"]
-        first = history[0].values[f"{split}_loss"] if history else loss
-        if loss > BLOWUP_VS_PRIOR * prior_loss or (loss > BLOWUP_VS_FIRST * first and loss > prior_loss):
-            versus = (f"{BLOWUP_VS_PRIOR:g}x the {prior_loss:.4g} of predicting the prior"
-                      if loss > BLOWUP_VS_PRIOR * prior_loss else f"{BLOWUP_VS_FIRST:g}x epoch 1's {first:.4g}")
-            return f"loss blew up at epoch {epoch}: {split} loss {loss:.4g} is over {versus}; {fix}"
-    return None
+    return EarlyStopping(es.monitor or monitor, es.patience, es.min_delta) if es else None
 
 
 # --- evaluation -----------------------------------------------------------------------------------------
@@ -404,11 +339,3 @@ def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
     numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().tolist()
     return dict(zip(values, numbers))
-
-
-def _improved(score: float, best: Optional[float], higher: bool, min_delta: float) -> bool:
-    if math.isnan(score):
-        return False
-    if best is None:
-        return True
-    return score > best + min_delta if higher else score < best - min_delta

@@ -106,7 +106,7 @@ class StackedStep:
         self.clip = column([c if c else math.inf for c in clips]) if any(clips) else None
         self.lrs = [s.lr for s in specs]
         self.active = torch.ones(len(specs), 1, dtype=torch.bool, device=params.device)
-        self.all_active = True
+        self.all_active, self.active_list = True, [True] * len(specs)
         self.lr = column(self.lrs)
         self.steps = 0
         self.exp_avg = torch.zeros_like(params) if self.name != "sgd" or self.uses_momentum else None
@@ -122,7 +122,7 @@ class StackedStep:
         self._refresh()
 
     def set_active(self, active: list[bool]) -> None:
-        self.all_active = all(active)
+        self.all_active, self.active_list = all(active), list(active)
         self.active = torch.tensor(active, dtype=torch.bool, device=self.params.device).reshape(-1, 1)
         self._refresh()
 
@@ -130,7 +130,7 @@ class StackedStep:
         # One small host-to-device copy per change (per epoch at most), never inside the step loop.
         self.lr = torch.tensor(self.lrs, dtype=self.params.dtype, device=self.params.device).reshape(-1, 1)
         self.lr = torch.where(self.active, self.lr, 0.0)
-        active = self.active.reshape(-1).tolist()
+        active = self.active_list  # kept on the host: reading the device tensor would be a sync
         by_setting: dict[tuple, list[int]] = {}
         for k, (spec, lr) in enumerate(zip(self.specs, self.lrs)):
             if active[k]:
@@ -190,7 +190,8 @@ class StackedStep:
     def load_state_dict(self, state: dict) -> None:
         self.steps, self.lrs = state["steps"], list(state["lrs"])
         self.active = state["active"].to(self.params.device).clone()
-        self.all_active = bool(self.active.all())
+        self.active_list = self.active.reshape(-1).tolist()  # once, when a run resumes
+        self.all_active = all(self.active_list)
         self.step_count.fill_(self.steps)
         for name in ("exp_avg", "exp_avg_sq"):
             if state[name] is not None:

@@ -163,22 +163,24 @@ def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineS
         finite = math.isfinite(values["train_loss"]) and math.isfinite(values["val_loss"])
         test = _read(evaluate(model, problem, "test", loss_fn, contextlib.nullcontext()))
     except KeyboardInterrupt as cause:
-        # Interrupted inside L-BFGS: nothing is kept. Interrupted after it: the fitted weights, untested.
-        model.float()
-        fitted = bool(history)
-        result = FitResult(name, "interrupted", int(fitted), len(history),
-                           _unprefixed("val", history[0].values) if fitted else {}, {},
-                           time.perf_counter() - started, 0.0, history,
-                           "interrupted after the fit" if fitted else "interrupted during the L-BFGS fit",
-                           state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if fitted
-                           else None,
-                           val_probabilities=predict(model, problem, "val", contextlib.nullcontext()) if fitted
-                           else None)
-        raise FitInterrupted([result], cause) from cause
+        raise FitInterrupted([_baseline_interrupted(name, model, problem, history, started)], cause) from cause
     seconds = time.perf_counter() - started
     return FitResult(name, "completed" if finite else "diverged", 1, 1, _unprefixed("val", values), test,
                      seconds, n / seconds if seconds > 0 else 0.0, history,
                      None if finite else "the L-BFGS fit did not converge to finite values",
+                     state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                     val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
+
+
+def _baseline_interrupted(name: str, model: nn.Module, problem: Problem, history: list[EpochRecord],
+                          started: float) -> FitResult:
+    """Interrupted inside L-BFGS: nothing is kept. Interrupted after it: the fitted weights, untested."""
+    model.float()
+    if not history:
+        return FitResult(name, "interrupted", 0, 0, {}, {}, time.perf_counter() - started, 0.0, history,
+                         "interrupted during the L-BFGS fit")
+    return FitResult(name, "interrupted", 1, 1, _unprefixed("val", history[0].values), {},
+                     time.perf_counter() - started, 0.0, history, "interrupted after the fit",
                      state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                      val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
 
@@ -206,6 +208,19 @@ def predict(model: nn.Module, problem: Problem, split: str, autocast: Any) -> np
     """Model units, on the host: probabilities (binary: of the positive class [N]; multiclass [N, K]) or, for
     regression, STANDARDIZED predictions (the data's preprocessing turns them into the target's units)."""
     return metric_fns.probabilities(problem.task, _outputs(model, problem.x[split], autocast)).cpu().numpy()
+
+
+def _baseline_interrupted(name: str, model: nn.Module, problem: Problem, history: list[EpochRecord],
+                          started: float) -> FitResult:
+    """Interrupted inside L-BFGS: nothing is kept. Interrupted after it: the fitted weights, untested."""
+    model.float()
+    if not history:
+        return FitResult(name, "interrupted", 0, 0, {}, {}, time.perf_counter() - started, 0.0, history,
+                         "interrupted during the L-BFGS fit")
+    return FitResult(name, "interrupted", 1, 1, _unprefixed("val", history[0].values), {},
+                     time.perf_counter() - started, 0.0, history, "interrupted after the fit",
+                     state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                     val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, autocast: Any) -> torch.Tensor:

@@ -309,20 +309,20 @@ def test_adam_at_lr_100_on_spambase_diverges_and_says_lower():
 
 
 def test_a_loss_that_rises_a_hundredfold_from_epoch_one_is_a_blow_up():
-    from nnlab import loop, train
+    from nnlab import stopping, train
     from nnlab.spec import TrainSpec
 
     history = [train.EpochRecord("m", 1, {"train_loss": 0.3, "val_loss": 0.4}, 0.1, 0.0)]
     spec = TrainSpec()
     ok = {"train_loss": 0.5, "val_loss": 0.5}
     losses = torch.zeros(3)
-    assert loop._divergence(2, -1, losses, ok, history, 0.69, spec) is None
-    assert loop._divergence(2, -1, losses, {"train_loss": 0.5, "val_loss": 41.0}, history, 0.69, spec) == (
+    assert stopping.divergence(2, -1, losses, ok, history, 0.69, spec) is None
+    assert stopping.divergence(2, -1, losses, {"train_loss": 0.5, "val_loss": 41.0}, history, 0.69, spec) == (
         "loss blew up at epoch 2: val loss 41 is over 100x epoch 1's 0.4; try a lower learning rate "
         "(train.optimizer.lr is 0.001) or set train.grad_clip")
     # A hundredfold rise that stays below the prior's loss is not a blow-up (a near-perfect fit wobbling).
     tiny = [train.EpochRecord("m", 1, {"train_loss": 1e-5, "val_loss": 1e-5}, 0.1, 0.0)]
-    assert loop._divergence(2, -1, losses, {"train_loss": 1e-2, "val_loss": 1e-2}, tiny, 0.69, spec) is None
+    assert stopping.divergence(2, -1, losses, {"train_loss": 1e-2, "val_loss": 1e-2}, tiny, 0.69, spec) is None
 
 
 def test_a_healthy_high_learning_rate_is_not_called_diverged():
