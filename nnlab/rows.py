@@ -60,12 +60,20 @@ def planned_epochs(run: Run) -> dict[str, Optional[int]]:
 
 def model_rows(run: Run) -> list[dict[str, Any]]:
     """One dict per model of `run`, the baseline first when it has one (see the module doc)."""
-    if run.summary is not None:
-        models = run.summary.models
-        # older runs do not record the epochs planned: read them from the spec (only then: it costs)
-        planned = planned_epochs(run) if any(r.epochs_planned is None for r in models.values()) else {}
-        return [result_row(run, result, planned.get(name)) for name, result in models.items()]
-    return _rows_from_history(run)
+    if run.summary is None:
+        return _rows_from_history(run)
+    models = run.summary.models
+    # older runs do not record the epochs planned: read them from the spec (only then: it costs)
+    planned = planned_epochs(run) if any(r.epochs_planned is None for r in models.values()) else {}
+    rows = [result_row(run, result, planned.get(name)) for name, result in models.items()]
+    if unfinished(run):  # the model in training when the run stopped (or still runs) is only in metrics.csv
+        rows += [row for row in _rows_from_history(run) if row["model"] not in models]
+    return rows
+
+
+def unfinished(run: Run) -> bool:
+    """A run whose summary may lack models: written after each model, the run not (or not well) ended."""
+    return run.summary is None or (not run.summary.complete and run.status != "completed")
 
 
 def result_row(run: Run, result: ModelResult, planned: Optional[int] = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from nnlab.numbers import higher_is_better, stored_float
 from nnlab.records import metric_column
-from nnlab.rows import SD_SUFFIX, model_rows, monitor_metric, result_row, run_monitor
+from nnlab.rows import SD_SUFFIX, model_rows, monitor_metric, result_row, run_monitor, unfinished
 from nnlab.runstore import Run
 
 RUNS_COLUMNS = ["id", "name", "status", "smoke", "sweep", "started_at", "duration_seconds", "models",
@@ -45,7 +45,7 @@ def runs_rows(runs: list[Run]) -> list[dict[str, Any]]:
 def _best_model(run: Run, monitor: str) -> tuple[list[str], dict[str, Any]]:
     """The run's model names and the row of the best on `monitor` (only that row is built: 1,000 runs)."""
     pick = max if higher_is_better(monitor) else min
-    if run.summary is not None:
+    if not unfinished(run):
         metric = monitor_metric(monitor)
         scored = [(stored_float(r.val.get(metric)), r) for r in run.summary.models.values()]
         scored = [(value, r) for value, r in scored if not math.isnan(value)]

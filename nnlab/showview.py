@@ -13,7 +13,7 @@ from rich.text import Text
 from nnlab.grid import Col, Grid
 from nnlab.numbers import format_value, stored_float
 from nnlab.records import ModelResult, RunSummary, metric_column
-from nnlab.rows import model_rows, monitor_metric, planned_epochs, progress, run_metrics, run_monitor
+from nnlab.rows import model_rows, monitor_metric, planned_epochs, progress, run_metrics, run_monitor, unfinished
 from nnlab.runstore import Run
 from nnlab.settings import flatten
 from nnlab.tables import SMOKE_STYLE, STATUS_STYLES, duration, metric_cell, seconds, started_local, status_styles
@@ -43,7 +43,7 @@ def show_view(run: Run, store_notes: Optional[list[str]] = None) -> Group:
     parts.append(Text("\n".join(spec_lines(run.spec, summary))))
     parts.append(_models_grid(run))
     parts.extend(_result_lines(run, summary))
-    if summary is None:
+    if unfinished(run):
         parts.append(_progress(run, status))
     parts.extend(Text(line, style="dim") for line in store_notes or [])
     files = [str(path.relative_to(run.path)) for path in run.files().values()]
@@ -197,7 +197,9 @@ def _progress(run: Run, status: str) -> Any:
     current = started[-1]
     planned = current["epochs_planned"]
     verb = "is at" if status == "running" else "stopped at"
-    head = (f"\n{status}, no summary yet: {verb} {current['model']} epoch {current['epochs_done']}"
+    summarized = run.summary is not None
+    head = (f"\n{status}" + ("" if summarized else ", no summary yet") + f": {verb} {current['model']} epoch "
+            f"{current['epochs_done']}"
             + (f" of {planned}" if planned else ""))
     return Grid([Col("model", [r["model"] for r in rows], priority=9),
                  Col("epochs", [f"{r['epochs_done']}/{r['epochs_planned']}" if r["epochs_planned"] else

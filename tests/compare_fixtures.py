@@ -78,7 +78,7 @@ def repeated(name: str, val_accs: list[float], test_accs: list[float], val_losse
 
 def write_run(store: Path, spec: dict, results: dict[str, ModelResult] | None = None, *, minute: int = 0,
               note: str = "", status: str = "completed", history: dict[str, list[float]] | None = None,
-              summary: bool = True, expect: list[dict] | None = None, **meta: Any) -> Path:
+              summary: bool = True, expect: list[dict] | None = None, complete: bool = True, **meta: Any) -> Path:
     """A run folder. `results`: model -> `result(...)` (summary.json, unless summary=False); `history`:
     model -> validation losses per epoch (metrics.csv; by default each model's best epoch only); `minute`
     orders the runs (started at 2025-01-01 00:<minute>; a `running` run keeps its real start, since its
@@ -95,7 +95,7 @@ def write_run(store: Path, spec: dict, results: dict[str, ModelResult] | None = 
     if summary:
         writer.write_summary(RunSummary(
             task="binary", monitor="val_loss", baseline="baseline" if "baseline" in results else None,
-            metrics=METRICS, models=results, expect=[GateResult(**g) for g in expect or []], complete=True))
+            metrics=METRICS, models=results, expect=[GateResult(**g) for g in expect or []], complete=complete))
     if status != "running":
         writer.finish(status)
     else:

@@ -382,3 +382,20 @@ def test_runs_written_by_an_older_nnlab_still_read(store):
     (path / "summary.json").unlink()  # and from its metrics alone
     (mlp,) = [r for r in as_json(browse(store, "compare", "--format", "json")) if r["model"] == "mlp"]
     assert (mlp["best_epoch"], mlp["epochs_run"], mlp["val_loss"]) == (2, 3, 0.3)
+
+
+def test_a_killed_run_keeps_its_finished_models_and_the_one_in_training(store):
+    """summary.json is written after each model: a SIGKILL leaves the finished ones there, the rest in metrics.csv."""
+    path = write_run(store, make_spec(), {"baseline": result(*BASE, kind="logistic")}, minute=1, status="running",
+                     history={"baseline": [0.4], "mlp": [0.9, 0.5, 0.6]}, complete=False)
+    child = subprocess.Popen(["true"])
+    child.wait()
+    patch_meta(path, pid=child.pid)  # its process is gone
+    rows = as_json(browse(store, "compare", "--format", "json"))
+    assert [(r["model"], r["status"], r["test_loss"]) for r in rows] == [("baseline", "completed", 0.42),
+                                                                          ("mlp", "interrupted", None)]
+    assert (rows[1]["best_epoch"], rows[1]["epochs_run"], rows[1]["val_loss"]) == (2, 3, 0.5)
+    text = browse(store, "show", "last").stdout
+    assert "interrupted: stopped at mlp epoch 3 of 3" in text
+    (run,) = as_json(browse(store, "runs", "--format", "json"))
+    assert run["status"] == "interrupted" and run["models"] == ["baseline", "mlp"] and run["best_model"] == "baseline"
