@@ -84,8 +84,9 @@ class FitInterrupted(KeyboardInterrupt):
     finished keep their own status and test scores). `cause` is the KeyboardInterrupt that arrived (it may
     carry the signal)."""
 
-    def __init__(self, results: list[FitResult], cause: BaseException):
-        self.results, self.result, self.cause = results, results[0], cause
+    def __init__(self, results: FitResult | list[FitResult], cause: BaseException):
+        self.results = [results] if isinstance(results, FitResult) else list(results)
+        self.result, self.cause = self.results[0], cause
         super().__init__(f"{self.result.name}: interrupted after {self.result.epochs_run} epoch(s)")
 
 

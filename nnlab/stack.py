@@ -82,7 +82,7 @@ def mlp_layers(model: nn.Module) -> tuple[Optional[list[Layer]], bool, str]:
     """An nn.Sequential of Linear, activation and Dropout modules as layers; (None, _, reason) otherwise.
     Also says whether it starts with nn.Flatten."""
     if not isinstance(model, nn.Sequential):
-        return None, False, f"{type(model).__name__} is not an nn.Sequential"
+        return None, False, f"a {type(model).__name__} model has no stacked form"
     modules = list(model.named_children())
     flatten = bool(modules) and isinstance(modules[0][1], nn.Flatten)
     layers: list[dict] = []

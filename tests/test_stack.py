@@ -179,3 +179,18 @@ def test_a_single_module_resumes_with_its_buffers_and_the_global_generator():
         assert_identical(resumed, uninterrupted)
         with pytest.raises(ValueError, match=r"a saved loop state of \['m'\] does not fit the members \['other'\]"):
             train.fit("other", build_model(kind, INFO), p, spec, 5, lambda r: None, resume=states[2])
+
+
+def test_an_interrupt_while_members_train_one_after_another_keeps_the_finished_ones():
+    spec = TrainSpec(epochs=3, batch_size=32, early_stopping=None)
+    mixed = [member(ResMLPSpec(kind="resmlp", width=8, blocks=1), 0, spec),
+             member(ResMLPSpec(kind="resmlp", width=8, blocks=1), 1, spec)]
+
+    def on_epoch(record):
+        if record.model == "m1" and record.epoch == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(train.FitInterrupted) as caught:
+        train.fit_members(mixed, problem(), on_epoch)
+    first, second = caught.value.results
+    assert (first.status, first.epochs_run, bool(first.test)) == ("completed", 3, True)
+    assert (second.status, second.epochs_run, second.test) == ("interrupted", 2, {})
