@@ -87,4 +87,5 @@ def deferred() -> Iterator[None]:
 
 def interrupted_name(error: BaseException) -> str:
     """The signal behind a KeyboardInterrupt: SIGTERM, SIGINT (a plain KeyboardInterrupt is Ctrl-C)."""
+    error = getattr(error, "cause", None) or error  # a fit's interrupt carries the one that arrived
     return error.signal_name if isinstance(error, Interrupted) else "SIGINT"

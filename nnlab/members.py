@@ -66,71 +66,76 @@ class ModelTooLarge(Exception):
     """The estimated training memory of a model exceeds what the device has free."""
 
 
-OnEpochFor = Callable[[int], Callable[[Any], None]]
 Started = Callable[[MemberRun, int], None]
 
 
-def fit_members(run: MemberRun, info: InputInfo, problem: Any, on_epoch_for: OnEpochFor,
-                started: Started) -> list[MemberFit]:
-    """Train every member of `run`; never raises for one model's failure (KeyboardInterrupt and store
-    errors do propagate, the interrupt carrying `.results`: what finished, and the member cut short)."""
-    from nnlab import train
-
-    fits: list[MemberFit] = []
-    stack = getattr(train, "fit_stack", None)
-    can_stack = getattr(train, "can_stack", lambda specs: (False, "no stacked form"))
-    try:
-        check_memory(run.spec, info, problem, len(run.members))
-        if len(run.members) > 1 and stack is not None and can_stack([run.spec] * len(run.members))[0]:
-            return _fit_stacked(run, info, problem, on_epoch_for, started)
-        for member in run.members:
-            fits.append(_fit_one(run, member, info, problem, on_epoch_for(member.index), started, first=not fits))
-    except KeyboardInterrupt as stop:
-        partial = getattr(stop, "result", None)
-        if partial is not None:
-            fits.append(MemberFit(run.members[len(fits)].index, run.members[len(fits)].seed, result=partial))
-        stop.results = fits  # type: ignore[attr-defined]
-        raise
-    except (ModelTooLarge, MemoryError) as e:
-        started(run, 0)
-        fits = [MemberFit(m.index, m.seed, failure=str(e) or "out of memory") for m in run.members]
-    return fits
-
-
-def _fit_one(run: MemberRun, member: Member, info: InputInfo, problem: Any, on_epoch: Any, started: Started,
-             first: bool) -> MemberFit:
+def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: Any,
+              started: Started) -> dict[str, list[MemberFit]]:
+    """Train every member of every model in `runs` (models `stack_groups` put together; each model's
+    repeats): as one stack when they can share one model, else one after another — `train.fit_members`
+    decides. Returns each model's member fits. Never raises for a model's failure; KeyboardInterrupt and
+    store errors do propagate, the interrupt carrying `.member_fits` by model: what finished, and what was
+    cut short."""
     import torch
 
     from nnlab import train
     from nnlab.models import build_model, count_params
 
-    fit = MemberFit(member.index, member.seed)
+    built, params, failed = [], {}, {}
+    for run in runs:
+        try:
+            check_memory(run.spec, info, problem, len(run.members))
+            for member in run.members:
+                torch.manual_seed(member.seed)  # each member starts from its seed, whatever trained before it
+                built.append(train.Member(run.name, build_model(run.spec, info), run.spec.train, member.seed,
+                                          member.index))
+            params[run.name] = count_params(built[-1].model)
+        except (ModelTooLarge, MemoryError, RuntimeError, ValueError) as e:
+            built = [m for m in built if m.name != run.name]
+            reason = str(e) if isinstance(e, ModelTooLarge) else f"could not build it: {_describe(e)}"
+            failed[run.name] = [MemberFit(m.index, m.seed, failure=reason) for m in run.members]
+    for run in runs:
+        started(run, params.get(run.name, 0))
+    if not built:
+        return failed
+    stacked = len(built) > 1 and train.can_stack_members(built)[0]
+    seeds = {(m.name, m.member): m.seed for m in built}
+
+    def by_model(results: list[Any]) -> dict[str, list[MemberFit]]:
+        fits: dict[str, list[MemberFit]] = {run.name: [] for run in runs if run.name not in failed}
+        for r in results:
+            fits[r.name].append(MemberFit(r.member, seeds[(r.name, r.member)], params[r.name], info.n_features, r,
+                                          stacked=stacked))
+        return {**fits, **failed}
+
     try:
-        torch.manual_seed(member.seed)  # each member starts from its seed, whatever trained before it
-        model = build_model(run.spec, info)
-        fit.params, fit.n_inputs = count_params(model), info.n_features
-        if first:
-            started(run, fit.params)
-        fit.result = train.fit(run.name, model, problem, run.spec.train, member.seed, on_epoch)
-    except (KeyboardInterrupt, OSError):
-        raise  # an interrupt, or the run store failing (a full disk): the run ends, not just this model
-    except Exception as e:  # noqa: BLE001 - one model's failure must not end the run; its reason is kept
-        fit.failure = f"training failed: {e.__class__.__name__}: {_first_line(e)}"
-    return fit
+        return by_model(train.fit_members(built, problem, on_epoch))
+    except KeyboardInterrupt as stop:
+        stop.member_fits = by_model(getattr(stop, "results", []))  # type: ignore[attr-defined]
+        raise
+    except OSError:
+        raise  # the run store failing (a full disk): the run ends, not just these models
+    except Exception as e:  # noqa: BLE001 - a model's failure must not end the run; its reason is kept
+        reason = f"training failed: {_describe(e)}"
+        return {**{run.name: [MemberFit(m.index, m.seed, params.get(run.name, 0), info.n_features, failure=reason)
+                              for m in run.members] for run in runs}, **failed}
 
 
-def _fit_stacked(run: MemberRun, info: InputInfo, problem: Any, on_epoch_for: OnEpochFor,
-                 started: Started) -> list[MemberFit]:
-    from nnlab import train
+def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
+    """Consecutive models that can train as one stack (same architecture and shared settings; they may differ
+    in dropout, learning rate, weight decay, L1 and the like), grouped; every other model alone."""
+    from nnlab.stack import can_stack
 
-    results, params = train.fit_stack(run.name, run.spec, info, problem, [m.seed for m in run.members],
-                                      on_epoch_for)
-    started(run, params)
-    return [MemberFit(m.index, m.seed, params, info.n_features, result, stacked=True)
-            for m, result in zip(run.members, results)]
+    groups: list[list[Any]] = []
+    for spec in model_specs:
+        if groups and can_stack([*groups[-1], spec], input_kind)[0]:
+            groups[-1].append(spec)
+        else:
+            groups.append([spec])
+    return groups
 
 
-def fit_baseline(run: MemberRun, problem: Any, spec: Any, on_epoch: Any, started: Started) -> list[MemberFit]:
+def fit_baseline(run: MemberRun, problem: Any, spec: Any, on_epoch: Any, started: Started) -> dict[str, list[MemberFit]]:
     import torch
 
     from nnlab import train
@@ -145,10 +150,10 @@ def fit_baseline(run: MemberRun, problem: Any, spec: Any, on_epoch: Any, started
     try:
         fit.result = train.fit_baseline(run.name, model, problem, spec, on_epoch)
     except KeyboardInterrupt as stop:
-        stop.results = [MemberFit(fit.member, fit.seed, fit.params, n_inputs,  # type: ignore[attr-defined]
-                                  getattr(stop, "result", None))]
+        stop.member_fits = {run.name: [MemberFit(fit.member, fit.seed, fit.params,  # type: ignore[attr-defined]
+                                                 n_inputs, getattr(stop, "result", None))]}
         raise
-    return [fit]
+    return {run.name: [fit]}
 
 
 def check_memory(spec: Any, info: InputInfo, problem: Any, members: int) -> None:
@@ -188,9 +193,9 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 / 10 else f"{n / 2**20:,.0f} MiB"
 
 
-def _first_line(error: BaseException) -> str:
+def _describe(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else ""
+    return f"{error.__class__.__name__}: {lines[0][:300] if lines else ''}"
 
 
 # --- summing up -----------------------------------------------------------------------------------------

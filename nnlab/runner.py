@@ -19,7 +19,7 @@ from nnlab import data as data_mod
 from nnlab import runstore
 from nnlab.errors import SpecError
 from nnlab.inputs import InputInfo
-from nnlab.members import Member, MemberRun, aggregate
+from nnlab.members import Member, MemberRun, aggregate, stack_groups
 from nnlab.records import Gate, ModelResult, RunMeta, RunSummary, epoch_columns
 from nnlab.spec import Spec, check_for_task, load_spec
 
@@ -121,8 +121,8 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
             report.changes(*previous)
         if spec.baseline:
             session.train_baseline(first_device)
-        for model_spec in spec.models:
-            session.train_model(model_spec, placed[model_spec.name])
+        for group in stack_groups(spec.models, session.info.kind):
+            session.train_models(group, placed[group[0].name])
         session.finish()
     return Outcome(writer.id, writer.path, session.summary)
 
@@ -155,13 +155,11 @@ class _Session:
                 p.preprocessing.get("target_std", 1.0), p.n_outputs)
         return self.problems[key]
 
-    def on_epoch(self, member: int):
-        def record_epoch(record: Any) -> None:
-            self.writer.append_epoch({"model": record.model, "member": member, "epoch": record.epoch,
-                                      **record.values, "lr": record.lr, "seconds": round(record.seconds, 6)})
-            if self.report:
-                self.report.epoch(record)
-        return record_epoch
+    def on_epoch(self, record: Any) -> None:
+        self.writer.append_epoch({"model": record.model, "member": record.member, "epoch": record.epoch,
+                                  **record.values, "lr": record.lr, "seconds": round(record.seconds, 6)})
+        if self.report:
+            self.report.epoch(record)
 
     def train_baseline(self, device: Any) -> None:
         from nnlab.members import fit_baseline
@@ -169,28 +167,33 @@ class _Session:
         kind = baseline_kind(self.spec.baseline.kind, self.prepared.task)
         problem = self.problem_on(device, baseline=True)
         run = MemberRun("baseline", kind, None, [Member(0, self.spec.seed)], 1)
-        self._run_members(run, lambda: fit_baseline(run, problem, self.spec.baseline, self.on_epoch(0),
-                                                    self._started))
+        self._run_members([run], lambda: fit_baseline(run, problem, self.spec.baseline, self.on_epoch,
+                                                      self._started))
 
-    def train_model(self, model_spec: Any, device: Any) -> None:
-        from nnlab.members import fit_members
+    def train_models(self, model_specs: list[Any], device: Any) -> None:
+        """Models that can share one stack (and each model's repeats) train together as one stack."""
+        from nnlab.members import fit_group
 
-        members = [Member(m, self.spec.seed + m) for m in range(self.spec.repeats)]
-        run = MemberRun(model_spec.name, model_spec.kind, model_spec, members, model_spec.train.epochs)
-        self._run_members(run, lambda: fit_members(run, self.info, self.problem_on(device), self.on_epoch,
-                                                   self._started))
+        runs = [MemberRun(m.name, m.kind, m, [Member(k, self.spec.seed + k) for k in range(self.spec.repeats)],
+                          m.train.epochs) for m in model_specs]
+        self._run_members(runs, lambda: fit_group(runs, self.info, self.problem_on(device), self.on_epoch,
+                                                  self._started))
 
-    def _run_members(self, run: MemberRun, fit: Any) -> None:
-        """Fit, then record; an interrupt records the model as interrupted (best weights so far) first."""
+    def _run_members(self, runs: list[MemberRun], fit: Any) -> None:
+        """Fit, then record each model; an interrupt records them as they stand (best weights so far) first."""
         try:
             fits = fit()
         except KeyboardInterrupt as stop:
             from nnlab.interrupts import deferred
 
+            done = getattr(stop, "member_fits", None) or {}
             with deferred():
-                self._record(run, getattr(stop, "results", None) or [])
+                for run in runs:
+                    if run.name in done or run is runs[0]:
+                        self._record(run, done.get(run.name, []))
             raise
-        self._record(run, fits)
+        for run in runs:
+            self._record(run, fits[run.name])
 
     def _started(self, run: MemberRun, params: int) -> None:
         if self.report:
