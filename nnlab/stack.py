@@ -11,8 +11,8 @@ that one optimizer step, one gradient clip and one early-stopping copy serve eve
 - `Single`: any other module (batch norm, residual blocks, embeddings, ...), K = 1, its parameters moved
   into the flat tensor. Its dropout uses torch's global generator, as a plain module does.
 
-`can_stack` says from the specs whether members can share a stack; everything that cannot is trained one
-after another by the same loop.
+`can_stack` (torch-free, in `nnlab.stacking`) says from the specs whether members can share a stack;
+everything that cannot is trained one after another by the same loop.
 """
 
 from __future__ import annotations
@@ -24,47 +24,16 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from nnlab.stacking import STACKED_KINDS, can_stack, shared_train_settings
+
+__all__ = ["STACKED_KINDS", "Stack", "StackedMLP", "Single", "build_stack", "can_stack", "can_stack_modules",
+           "shared_train_settings"]
+
 # The weights of stacked layers are strided views of `params` ([K, out, in] with member stride P): gradients
 # accumulate into them in place, which is what we want, and torch warns about the layout once.
 warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout contract")
 
-STACKED_KINDS = ("mlp",)  # model kinds with a stacked form
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU)
-SHARED_TRAIN_SETTINGS = ("batch_size", "optimizer.name", "loss", "class_weights", "precision", "device")
-
-
-def can_stack(model_specs: list[Any], input_kind: str = "table") -> tuple[bool, str]:
-    """Whether these models can train as members of one stack; if not, the reason in words. Members may
-    differ in seed, learning rate, weight decay, momentum, dropout, L1, grad_clip, epochs, early stopping
-    and scheduler; they must share the architecture and the settings in SHARED_TRAIN_SETTINGS."""
-    first = model_specs[0]
-    for spec in model_specs:
-        name = spec.name or spec.kind
-        if spec.kind not in STACKED_KINDS:
-            return False, f"{name}: kind '{spec.kind}' has no stacked form (only {', '.join(STACKED_KINDS)})"
-        if spec.norm != "none":
-            return False, f"{name}: {spec.norm} layers do not stack"
-        if input_kind == "text":
-            return False, f"{name}: a text MLP starts with a token embedding, which has no stacked form"
-        for field in ("hidden", "activation"):
-            if getattr(spec, field) != getattr(first, field):
-                return False, (f"different architectures: {field} {getattr(first, field)} "
-                               f"({first.name or first.kind}) vs {getattr(spec, field)} ({name})")
-    return shared_train_settings([s.train for s in model_specs if s.train is not None])
-
-
-def shared_train_settings(trains: list[Any]) -> tuple[bool, str]:
-    for setting in SHARED_TRAIN_SETTINGS:
-        values = [_setting(t, setting) for t in trains]
-        if any(v != values[0] for v in values):
-            return False, f"different train.{setting}: {', '.join(dict.fromkeys(map(str, values)))}"
-    return True, ""
-
-
-def _setting(train: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        train = getattr(train, part)
-    return train
 
 
 # --- the structure of an MLP ----------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""Which models can train as members of one stack, decided from their specs alone. Torch-free, so that
+planning a run (and `validate`) can say which models will stack and why others will not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STACKED_KINDS = ("mlp",)  # model kinds with a stacked form
+SHARED_TRAIN_SETTINGS = ("batch_size", "optimizer.name", "loss", "class_weights", "precision", "device")
+
+
+def can_stack(model_specs: list[Any], input_kind: str = "table") -> tuple[bool, str]:
+    """Whether these models can train as members of one stack; if not, the reason in words. Members may
+    differ in seed, learning rate, weight decay, momentum, dropout, L1, grad_clip, epochs, early stopping
+    and scheduler; they must share the architecture and the settings in SHARED_TRAIN_SETTINGS."""
+    first = model_specs[0]
+    for spec in model_specs:
+        name = spec.name or spec.kind
+        if spec.kind not in STACKED_KINDS:
+            return False, f"{name}: kind '{spec.kind}' has no stacked form (only {', '.join(STACKED_KINDS)})"
+        if spec.norm != "none":
+            return False, f"{name}: {spec.norm} layers do not stack"
+        if input_kind == "text":
+            return False, f"{name}: a text MLP starts with a token embedding, which has no stacked form"
+        for field in ("hidden", "activation"):
+            if getattr(spec, field) != getattr(first, field):
+                return False, (f"different architectures: {field} {getattr(first, field)} "
+                               f"({first.name or first.kind}) vs {getattr(spec, field)} ({name})")
+    return shared_train_settings([s.train for s in model_specs if s.train is not None])
+
+
+def shared_train_settings(trains: list[Any]) -> tuple[bool, str]:
+    for setting in SHARED_TRAIN_SETTINGS:
+        values = [_setting(t, setting) for t in trains]
+        if any(v != values[0] for v in values):
+            return False, f"different train.{setting}: {', '.join(dict.fromkeys(map(str, values)))}"
+    return True, ""
+
+
+def _setting(train: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        train = getattr(train, part)
+    return train
