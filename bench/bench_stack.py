@@ -55,6 +55,26 @@ def sequential(problem: train.Problem, k: int, epochs: int, dropout: float) -> t
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def matmul_floor(k: int, steps: int) -> float:
+    """CPU seconds of the stack's matrix products alone (3 forward baddbmm, 5 backward bmm a step, the
+    shapes of 57-64-32-1 at batch 64): the arithmetic no loop can avoid, to set the ratios against."""
+    sizes = [(57, 64), (64, 32), (32, 1)]
+    weights = [torch.randn(k, n_out, n_in) for n_in, n_out in sizes]
+    biases = [torch.randn(k, 1, n_out) for _, n_out in sizes]
+    x = torch.randn(k, BATCH, 57)
+    start = time.process_time()
+    for _ in range(steps):
+        acts = [x]
+        for w, b in zip(weights, biases):
+            acts.append(torch.baddbmm(b, acts[-1], w.transpose(1, 2)))
+        grad = torch.ones_like(acts[-1])
+        for i in reversed(range(len(weights))):
+            torch.bmm(grad.transpose(1, 2), acts[i])  # the weights' gradient
+            if i:
+                grad = torch.bmm(grad, weights[i])  # the input's gradient
+    return time.process_time() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=20)
@@ -81,6 +101,10 @@ def main() -> None:
     for name in runs:
         print(f"  {name:30s} {wall[name]:7.3f} s {wall[name] / wall['1 member']:5.2f}x   "
               f"{cpu[name]:7.3f} s {cpu[name] / cpu['1 member']:5.2f}x")
+    steps = options.epochs * -(-len(x["train"]) // BATCH)
+    floors = {k: matmul_floor(k, steps) for k in (1, 5, 10)}
+    print("  matrix products alone (CPU): " + ", ".join(
+        f"{k} member(s) {t:.3f} s = {t / cpu['1 member']:.2f}x one member's whole training" for k, t in floors.items()))
     for label, times in (("wall", wall), ("CPU", cpu)):
         one = times["1 member"]
         print(f"  targets ({label}): 5 stacked <= 1.5x: {times['5 members stacked'] / one:.2f}x; "
