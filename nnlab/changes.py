@@ -1,13 +1,14 @@
 """What changed between two resolved specs, one line per setting: `train.optimizer.lr 0.001 → 0.01`.
 
 `nnlab train` prints these against the newest earlier run of the same name, so that "one change at a
-time" is visible; sweeps use `show_value` to label their points the same way. Torch-free, and imports
-nothing from nnlab: it sits below the runner.
+time" is visible; sweeps use `show_value` to label their points the same way. Torch-free; it sits below the runner.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from nnlab.settings import flatten
 
 NOT_SET = "(not set)"
 _MISSING = object()
@@ -38,19 +39,11 @@ def flat_settings(spec: dict[str, Any]) -> dict[str, Any]:
         if key == "models" and isinstance(value, list):
             for i, model in enumerate(value):
                 name = model.get("name") if isinstance(model, dict) else None
-                _flatten(flat, {k: v for k, v in model.items() if k != "name"} if isinstance(model, dict)
-                         else model, f"models.{name or i}")
+                own = {k: v for k, v in model.items() if k != "name"} if isinstance(model, dict) else model
+                flat.update(flatten(own, f"models.{name or i}"))
         else:
-            _flatten(flat, value, key)
+            flat.update(flatten(value, key))
     return flat
-
-
-def _flatten(flat: dict[str, Any], value: Any, prefix: str) -> None:
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            _flatten(flat, item, f"{prefix}.{key}")
-    else:
-        flat[prefix] = value
 
 
 def _model_names(spec: dict[str, Any]) -> list[str]:

@@ -13,18 +13,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nnlab.metrics import higher_is_better
+from nnlab.numbers import best_value, format_spread, format_value
 from nnlab.records import GateResult, ModelResult, RunSummary
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
-    return str(value)
+def fmt(value: Any) -> str:
+    """A number as every nnlab table shows it (numbers.format_value); `-` where there is none."""
+    return "-" if value is None else format_value(value) or "nan"
 
 
 def describe_input(data: dict[str, Any]) -> str:
@@ -117,7 +112,7 @@ class TrainReport:
 def score(result: ModelResult, split: str, metric: str) -> str:
     """`0.9304`, or `0.9304 ± 0.0041` for a model trained as several members."""
     value, spread = result.score(split, metric), result.spread(split, metric)
-    return fmt(value) + (f" ± {fmt(spread)}" if result.repeats > 1 and spread is not None else "")
+    return fmt(value) if result.repeats == 1 or value is None else format_spread(value, spread)
 
 
 def results_table(summary: RunSummary) -> Table:
@@ -139,7 +134,7 @@ def results_table(summary: RunSummary) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     cells_for = {f"val\n{monitor}": ("val", monitor), **{f"test\n{m}": ("test", m) for m in tests}}
-    best = {col: _best([e.score(split, m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
+    best = {col: best_value([e.score(split, m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
     for name, entry in models.items():
         row = [name if entry.status == "completed" else f"{name} ({entry.status})", f"{entry.params:,}",
                f"{entry.best_epoch}/{entry.epochs_run}"]
@@ -153,13 +148,6 @@ def results_table(summary: RunSummary) -> Table:
         row.append(f"{entry.train_seconds:.2f}")
         table.add_row(*row)
     return table
-
-
-def _best(values: list[Optional[float]], metric: str) -> Optional[float]:
-    present = [v for v in values if v is not None and v == v]
-    if not present:
-        return None
-    return max(present) if higher_is_better(metric) else min(present)
 
 
 def verdict_lines(summary: RunSummary) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from nnlab.errors import SpecError
+from nnlab.settings import deep_merge  # noqa: F401 - the one deep merge, re-exported for the spec
 from nnlab.specbase import shorten
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a few kB; 1 MiB is far past any real one
@@ -197,14 +198,3 @@ def _list_index(items: list, part: str, where: str) -> int:
         return names.index(part)
     shown = ", ".join(shorten(str(n)) for n in names[:10]) + (", ..." if len(names) > 10 else "")
     raise SpecError(f"--set {shorten(where)}: no model named '{shorten(part)}' (models: {shown or 'none'})")
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """`override` over `base`, mapping by mapping; neither is changed. The one deep merge of nnlab."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -64,9 +64,13 @@ class RunWriter:
         return self.meta.id
 
     def __enter__(self) -> RunWriter:
-        with deferred():
-            self._create()
-        return self
+        try:
+            with deferred():  # a signal during creation is raised once the folder is whole...
+                self._create()
+            return self
+        except KeyboardInterrupt as stop:  # ...and then ends the new run as interrupted, not running
+            self.finish("interrupted", f"interrupted by {interrupted_name(stop)}")
+            raise
 
     def __exit__(self, kind: Any, error: Optional[BaseException], tb: Any) -> None:
         if error is None:
