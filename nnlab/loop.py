@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
@@ -70,7 +71,7 @@ class Loop:
         self.step_losses = torch.zeros(len(self.bounds), len(members), device=self.device)
         self.train_outputs = torch.zeros(len(members), self.n, problem.n_outputs, device=self.device)
         self.prior_loss = prior_loss(problem, self.loss_fn)
-        self.epoch = 0
+        self.epoch, self.stepped = 0, False
         self.max_epochs = max(m.train.epochs for m in members)
 
     @property
@@ -83,7 +84,13 @@ class Loop:
             losses = self.loss_fn(outputs, y)  # [K]: members' gradients do not mix in the sum
         self.stack.grads.zero_()
         objective = losses.sum()
-        (self.scaler.scale(objective) if self.scaler else objective).backward()
+        backward = (self.scaler.scale(objective) if self.scaler else objective).backward
+        if self.stepped:
+            backward()
+        else:  # torch warns once per process about the stacked weights' layout; see _quiet_layout_warning
+            self.stepped = True
+            with _quiet_layout_warning():
+                backward()
         if self.l1 is not None:  # L1's subgradient, as autograd would add it for l1 * |w|.sum()
             self.stack.grads.addcmul_(self.l1, self.stack.params.sign())
         self.step(self.scaler.unscale(self.stack.grads) if self.scaler else None)
@@ -253,6 +260,15 @@ class Loop:
             k, name = key.split("/", 1)
             values[int(k)][name] = number
         return values
+
+
+@contextlib.contextmanager
+def _quiet_layout_warning() -> Any:
+    """Stacked weights are strided views of the flat parameters, and their gradients accumulate in place into
+    the flat gradients, as intended; torch warns about that layout on the first backward of a process."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout contract")
+        yield
 
 
 class LossScale:

@@ -17,7 +17,6 @@ everything that cannot is trained one after another by the same loop.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -28,10 +27,6 @@ from nnlab.stacking import STACKED_KINDS, can_stack, shared_train_settings
 
 __all__ = ["STACKED_KINDS", "Stack", "StackedMLP", "Single", "build_stack", "can_stack", "can_stack_modules",
            "shared_train_settings"]
-
-# The weights of stacked layers are strided views of `params` ([K, out, in] with member stride P): gradients
-# accumulate into them in place, which is what we want, and torch warns about the layout once.
-warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout contract")
 
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU)
 

@@ -12,7 +12,6 @@ from nnlab.models import build_model
 from nnlab.spec import MLPSpec, ResMLPSpec, TrainSpec
 from nnlab.stack import can_stack
 
-pytestmark = pytest.mark.filterwarnings("ignore:grad and param do not obey the gradient layout contract")
 INFO = InputInfo("table", (5,), 1)
 
 
