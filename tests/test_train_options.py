@@ -134,3 +134,22 @@ def test_device_cpu_trains_on_the_cpu_and_equals_auto_here():
         if torch.cuda.device_count() > 7:
             pytest.skip("this machine has 8 CUDA devices")
         train.resolve_device("cuda:7")
+
+
+def test_the_fp16_loss_scale_path_leaves_fp32_results_unchanged_and_skips_overflowed_members():
+    # fp16 needs CUDA; its loss scaling runs here in fp32, where scaling by a power of two is exact.
+    import contextlib
+
+    from nnlab import loop
+
+    spec = TrainSpec(epochs=3, batch_size=32, early_stopping=None)
+    plain, _ = fit(spec)
+    model = mlp()
+    scaled = loop.fit_stack([train.Member("m", model, spec, 0)], problem(), lambda r: None,
+                            contextlib.nullcontext(), loop.LossScale(torch.device("cpu")))[0]
+    assert scaled.val == plain.val and scaled.history[-1].values == plain.history[-1].values
+    scale = loop.LossScale(torch.device("cpu"))
+    grads = torch.ones(2, 3) * 2.0 ** 16
+    grads[1, 0] = float("inf")
+    assert scale.unscale(grads).reshape(-1).tolist() == [False, True]
+    assert grads[0].tolist() == [1.0, 1.0, 1.0] and float(scale.value) == 2.0 ** 15  # halved after an overflow
