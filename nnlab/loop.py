@@ -1,8 +1,8 @@
 """The one training loop: K members (K = 1 is one model) trained as one stack (`nnlab.stack`).
 
 The data set lives on the device as tensors. Each member orders the rows by its own seeded permutation each
-epoch (one gather puts them in order, [K, N, ...]); a batch is then a contiguous slice. Inside the step
-loop nothing is read back to the host: step losses and training outputs go into device buffers that are
+epoch; the permutations are laid out batch by batch, so a step's rows are one slice of indices and one
+gather fetches every member's batch [K, B, ...]. Inside the step loop nothing is read back to the host: step losses and training outputs go into device buffers that are
 read once per epoch, together with the validation metrics (the one sync point of an epoch). Members stop
 on their own (early stopping, their epoch count, divergence): a stopped member's updates are masked and
 its best weights kept. This module never prints or writes files: it returns results and calls `on_epoch`.

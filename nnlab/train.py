@@ -26,9 +26,8 @@ from nnlab.spec import BaselineSpec, TrainSpec
 from nnlab.stack import can_stack, can_stack_modules, shared_train_settings
 
 __all__ = ["EVAL_BATCH", "EpochRecord", "FitInterrupted", "FitResult", "LoopState", "Member", "OnEpoch", "OnState",
-           "Problem", "can_stack",
-           "can_stack_members", "evaluate", "fit", "fit_baseline", "fit_members", "predict", "resolve_device",
-           "resolve_precision"]
+           "Problem", "can_stack", "can_stack_members", "evaluate", "fit", "fit_baseline", "fit_members", "predict",
+           "resolve_device", "resolve_precision"]
 
 
 def resolve_device(name: str) -> torch.device:
