@@ -185,7 +185,8 @@ class Loop:
     def state(self) -> LoopState:
         """A copy of everything needed to continue after this epoch (see LoopState)."""
         cpu = lambda t: t.detach().to("cpu", copy=True)
-        progress = [MemberProgress(**{f.name: copy.deepcopy(getattr(m, f.name)) for f in fields(MemberProgress)})
+        # Shallow copies: epoch records and best values are never changed once made; lists and dicts are new.
+        progress = [MemberProgress(**{f.name: copy.copy(getattr(m, f.name)) for f in fields(MemberProgress)})
                     for m in self.members]
         for p, m in zip(progress, self.members):
             p.stopping_best, p.stopping_stale = (m.stopping.best, m.stopping.stale) if m.stopping else (None, 0)
@@ -209,7 +210,7 @@ class Loop:
         for m, schedule, progress in zip(self.members, state.schedules, state.members):
             m.schedule.load_state_dict(schedule)
             for f in fields(MemberProgress):
-                setattr(m, f.name, copy.deepcopy(getattr(progress, f.name)))
+                setattr(m, f.name, copy.copy(getattr(progress, f.name)))
             if m.stopping:
                 m.stopping.best, m.stopping.stale = progress.stopping_best, progress.stopping_stale
         for g, rng in zip(self.orders, state.order_rng):
