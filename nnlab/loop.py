@@ -190,6 +190,7 @@ class Loop:
                     for m in self.members]
         for p, m in zip(progress, self.members):
             p.stopping_best, p.stopping_stale = (m.stopping.best, m.stopping.stale) if m.stopping else (None, 0)
+            p.best_buffers = {k: cpu(v) for k, v in m.best_buffers.items()}
         return LoopState(
             [m.spec.name for m in self.members], self.epoch, cpu(self.stack.params), cpu(self.best_params),
             {k: cpu(v) for k, v in self.stack.buffers().items()},
