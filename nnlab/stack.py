@@ -53,16 +53,16 @@ def mlp_layers(model: nn.Module) -> tuple[Optional[list[Layer]], bool, str]:
     for key, module in modules[1:] if flatten else modules:
         if isinstance(module, nn.Linear):
             layers.append({"key": key, "n_in": module.in_features, "n_out": module.out_features,
-                           "activation": None, "dropout": 0.0})
-        elif isinstance(module, ELEMENTWISE) and layers and layers[-1]["activation"] is None:
-            layers[-1]["activation"] = module
-        elif isinstance(module, nn.Dropout) and layers:
+                           "activation": None, "dropout": None})
+        elif isinstance(module, ELEMENTWISE) and layers and layers[-1]["activation"] is layers[-1]["dropout"] is None:
+            layers[-1]["activation"] = module  # in order: Linear, activation, Dropout
+        elif isinstance(module, nn.Dropout) and layers and layers[-1]["dropout"] is None:
             layers[-1]["dropout"] = float(module.p)
         else:
             return None, flatten, f"a {type(module).__name__} layer has no stacked form"
     if not layers:
         return None, flatten, "no Linear layer"
-    return [Layer(**layer) for layer in layers], flatten, ""
+    return [Layer(**{**layer, "dropout": layer["dropout"] or 0.0}) for layer in layers], flatten, ""
 
 
 def _signature(layers: list[Layer], flatten: bool) -> tuple:
