@@ -124,7 +124,7 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
 def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
     """Consecutive models that can train as one stack (same architecture and shared settings; they may differ
     in dropout, learning rate, weight decay, L1 and the like), grouped; every other model alone."""
-    from nnlab.stack import can_stack
+    from nnlab.stacking import can_stack
 
     groups: list[list[Any]] = []
     for spec in model_specs:

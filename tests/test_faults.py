@@ -41,9 +41,11 @@ def _start(spec: Path, runs: Path, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
 
 
-def _wait_for(predicate, timeout: float = TIMEOUT) -> None:
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"nnlab ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the run to get there")
         time.sleep(0.002)
@@ -87,7 +89,7 @@ def test_signal_storm_mid_model_keeps_the_model_in_training(tmp_path, signum):
     spec, runs = _long_spec(tmp_path), tmp_path / "runs"
     proc = _start(spec, runs)
     try:
-        _wait_for(lambda: _epochs_of(runs, "mlp") >= 5)
+        _wait_for(lambda: _epochs_of(runs, "mlp") >= 5, proc)
         for _ in range(30):  # a storm, 0.5 ms apart: the final writes must not be cut
             proc.send_signal(signum)
             time.sleep(0.0005)
@@ -116,7 +118,7 @@ def test_signal_right_after_the_folder_appears(tmp_path):
     spec, runs = _long_spec(tmp_path), tmp_path / "runs"
     proc = _start(spec, runs)
     try:
-        _wait_for(lambda: bool(run_folders(runs)))
+        _wait_for(lambda: bool(run_folders(runs)), proc)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
