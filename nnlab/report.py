@@ -151,7 +151,10 @@ def results_table(summary: RunSummary) -> Table:
 
 
 def verdict_lines(summary: RunSummary) -> list[str]:
-    lines = [f"{name}: {note}" for name, entry in summary.models.items() for note in entry.diagnosis]
+    stacked = [name for name, entry in summary.models.items() if entry.stacked]
+    lines = [f"stacked: {', '.join(stacked)} trained together as one stack of members (sec is the stack's "
+             "time; each member's numbers equal a run of its own)"] if stacked else []
+    lines += [f"{name}: {note}" for name, entry in summary.models.items() for note in entry.diagnosis]
     lines += [gate_line(gate) for gate in summary.expect]
     return lines
 
