@@ -133,23 +133,15 @@ class Loop:
         train_losses = (self.step_losses * self.sizes[:, None]).sum(0) / self.n
         non_finite = ~torch.isfinite(self.step_losses)
         bad = torch.where(non_finite.any(0), non_finite.float().argmax(0), -1)
-        tensors: dict[str, torch.Tensor] = {}
-        for k, m in enumerate(self.members):
-            if not m.active:
-                continue
-            member = {"train_loss": train_losses[k],
-                      **_prefixed("train", metric_fns.compute(p.task, p.metrics, self.train_outputs[k], y_epoch[k],
-                                                              p.target_std)),
-                      "val_loss": val_losses[k],
-                      **_prefixed("val", metric_fns.compute(p.task, p.metrics, val_outputs[k], y_val,
-                                                            p.target_std)),
-                      "bad_step": bad[k]}
-            tensors.update({f"{k}/{name}": v for name, v in member.items()})
-        read = _read(tensors)
-        values: list[dict[str, float]] = [{} for _ in self.members]
-        for key, number in read.items():
-            k, name = key.split("/", 1)
-            values[int(k)][name] = number
+        # Every member's metrics in one batched call per split (members that stopped are computed and not read).
+        columns = {"train_loss": train_losses,
+                   **_prefixed("train", metric_fns.compute_stacked(p.task, p.metrics, self.train_outputs, y_epoch,
+                                                                   p.target_std)),
+                   "val_loss": val_losses,
+                   **_prefixed("val", metric_fns.compute_stacked(p.task, p.metrics, val_outputs, y_val,
+                                                                 p.target_std)),
+                   "bad_step": bad}
+        values = _read_members(columns, [m.active for m in self.members])
         return values, [int(v.pop("bad_step", -1)) for v in values]
 
     def _keep_best(self, values: list[dict[str, float]], bad_steps: list[int]) -> None:
@@ -253,15 +245,8 @@ class Loop:
         out = outputs(self.stack, p.x["test"], self.autocast)
         y = p.y["test"]
         losses = self.loss_fn(out, _as_target(y, out).expand(self.stack.k, *y.shape))
-        tensors = {}
-        for k in range(self.stack.k):
-            tensors.update({f"{k}/loss": losses[k], **{f"{k}/{name}": v for name, v in metric_fns.compute(
-                p.task, p.metrics, out[k], y, p.target_std).items()}})
-        values: list[dict[str, float]] = [{} for _ in range(self.stack.k)]
-        for key, number in _read(tensors).items():
-            k, name = key.split("/", 1)
-            values[int(k)][name] = number
-        return values
+        columns = {"loss": losses, **metric_fns.compute_stacked(p.task, p.metrics, out, y, p.target_std)}
+        return _read_members(columns, [True] * self.stack.k)
 
 
 @contextlib.contextmanager
@@ -357,3 +342,12 @@ def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
         return {}
     numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().tolist()
     return dict(zip(values, numbers))
+
+
+def _read_members(columns: dict[str, torch.Tensor], wanted: list[bool]) -> list[dict[str, float]]:
+    """Per-member columns ([K] tensors) -> each wanted member's numbers by name ({} for the others), read
+    from the device with one transfer."""
+    if not columns or not any(wanted):
+        return [{} for _ in wanted]
+    table = torch.stack([v.detach().float().reshape(-1) for v in columns.values()]).cpu().tolist()
+    return [{name: row[k] for name, row in zip(columns, table)} if wanted[k] else {} for k in range(len(wanted))]

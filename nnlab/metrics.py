@@ -34,21 +34,32 @@ def higher_is_better(metric: str) -> bool:
 
 def compute(task: str, names: list[str], outputs: "torch.Tensor", target: "torch.Tensor",
             target_std: float = 1.0) -> dict[str, "torch.Tensor"]:
-    """Metrics as 0-d tensors (no host sync). `outputs` are the model's raw outputs (logits, or
-    standardized predictions for regression); regression metrics come back in the target's units."""
+    """One model's metrics as 0-d tensors (no host sync). `outputs` are its raw outputs [N] or [N, O] (logits,
+    or standardized predictions for regression); regression metrics come back in the target's units."""
+    n = target.shape[-1]
+    stacked = compute_stacked(task, names, outputs.reshape(1, n, -1), target.reshape(1, n), target_std)
+    return {name: value[0] for name, value in stacked.items()}
+
+
+def compute_stacked(task: str, names: list[str], outputs: "torch.Tensor", target: "torch.Tensor",
+                    target_std: float = 1.0) -> dict[str, "torch.Tensor"]:
+    """K members' metrics at once, each a [K] tensor (no host sync): `outputs` [K, N, O], `target` [K, N]
+    (each member's own rows, as in a training epoch) or [N] (one split every member saw). One call for a
+    stack instead of K: each metric is a handful of batched ops whatever K is."""
     import torch
 
     outputs = outputs.float()
-    if task == "regression":
-        pred, true = outputs.reshape(-1) * target_std, target.float() * target_std
-        return {name: _REGRESSION[name](pred, true) for name in names}
-    if task == "binary":
-        logits = outputs.reshape(-1)
-        pred = (logits > 0).long()
-        true = target.long()
-        return {name: _BINARY[name](pred, true, logits) for name in names}
-    pred = outputs.argmax(dim=1)
+    k, n = outputs.shape[:2]
+    target = target.expand(k, n)
     with torch.no_grad():
+        if task == "regression":
+            pred, true = outputs.reshape(k, n) * target_std, target.float() * target_std
+            return {name: _REGRESSION[name](pred, true) for name in names}
+        if task == "binary":
+            logits = outputs.reshape(k, n)
+            pred = (logits > 0).long()
+            return {name: _BINARY[name](pred, target.long(), logits) for name in names}
+        pred = outputs.argmax(dim=-1)
         return {name: _MULTICLASS[name](pred, target.long(), outputs) for name in names}
 
 
@@ -68,10 +79,12 @@ def _ratio(num: "torch.Tensor", den: "torch.Tensor") -> "torch.Tensor":
     return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num))
 
 
+# Every function below takes K members' rows, [K, N] (logits of multiclass [K, N, C]), and returns [K].
+
 def _binary_counts(pred, true):
-    tp = ((pred == 1) & (true == 1)).sum().float()
-    fp = ((pred == 1) & (true == 0)).sum().float()
-    fn = ((pred == 0) & (true == 1)).sum().float()
+    tp = ((pred == 1) & (true == 1)).sum(-1).float()
+    fp = ((pred == 1) & (true == 0)).sum(-1).float()
+    fn = ((pred == 0) & (true == 1)).sum(-1).float()
     return tp, fp, fn
 
 
@@ -91,51 +104,64 @@ def _f1(pred, true, _logits):
 
 
 def roc_auc(scores: "torch.Tensor", true: "torch.Tensor") -> "torch.Tensor":
-    """Area under the ROC curve via the Mann-Whitney U statistic, ties counted half (as scikit-learn)."""
+    """Area under the ROC curve via the Mann-Whitney U statistic, ties counted half (as scikit-learn).
+    `scores`, `true`: [N] -> 0-d, or [K, N] -> [K] (one sort for all members)."""
+    if scores.dim() == 1:
+        return roc_auc(scores.unsqueeze(0), true.unsqueeze(0))[0]
+    return _roc_auc(scores, true)
+
+
+def _roc_auc(scores: "torch.Tensor", true: "torch.Tensor") -> "torch.Tensor":
     import torch
 
-    order = scores.argsort()
-    sorted_scores, sorted_true = scores[order], true[order].float()
-    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).float()
-    ranks = (ends - (counts.float() - 1) / 2)[inverse]  # average 1-based rank of each tie group
-    n_pos = sorted_true.sum()
-    n_neg = sorted_true.numel() - n_pos
-    u = (ranks * sorted_true).sum() - n_pos * (n_pos + 1) / 2
+    sorted_scores, order = scores.sort(dim=-1)
+    sorted_true = true.gather(-1, order).float()
+    # A tie group spans sorted positions first..last (0-based); each of its rows gets the group's average
+    # 1-based rank (first + last) / 2 + 1. Groups start where the sorted score changes.
+    change = sorted_scores[:, 1:] != sorted_scores[:, :-1]
+    edge = torch.ones_like(change[:, :1])
+    position = torch.arange(scores.shape[-1], device=scores.device).expand_as(scores)
+    first = torch.where(torch.cat([edge, change], 1), position, 0).cummax(-1).values
+    last = torch.where(torch.cat([change, edge], 1), position, scores.shape[-1]).flip(-1).cummin(-1).values.flip(-1)
+    ranks = (first + last).float() / 2 + 1
+    n_pos = sorted_true.sum(-1)
+    n_neg = sorted_true.shape[-1] - n_pos
+    u = (ranks * sorted_true).sum(-1) - n_pos * (n_pos + 1) / 2
     return torch.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg).clamp(min=1), torch.full_like(u, float("nan")))
 
 
 def _binary_log_loss(_pred, true, logits):
     import torch.nn.functional as F
 
-    return F.binary_cross_entropy_with_logits(logits, true.float())
+    return F.binary_cross_entropy_with_logits(logits, true.float(), reduction="none").mean(-1)
 
 
 def _macro_f1(pred, true, logits):
     import torch
 
-    k = logits.shape[1]
-    confusion = torch.bincount(true * k + pred, minlength=k * k).reshape(k, k).float()
-    tp = confusion.diag()
-    f1 = _ratio(2 * tp, confusion.sum(0) + confusion.sum(1))
-    present = (confusion.sum(0) + confusion.sum(1)) > 0  # scikit-learn averages over labels that occur
-    return (f1 * present).sum() / present.sum().clamp(min=1)
+    k, c = logits.shape[0], logits.shape[-1]
+    member = torch.arange(k, device=pred.device).reshape(-1, 1) * (c * c)
+    confusion = torch.bincount((member + true * c + pred).reshape(-1), minlength=k * c * c).reshape(k, c, c).float()
+    tp = confusion.diagonal(dim1=1, dim2=2)
+    support = confusion.sum(1) + confusion.sum(2)
+    f1 = _ratio(2 * tp, support)
+    present = support > 0  # scikit-learn averages over labels that occur
+    return (f1 * present).sum(-1) / present.sum(-1).clamp(min=1)
 
 
 def _multiclass_log_loss(_pred, true, logits):
     import torch.nn.functional as F
 
-    return F.cross_entropy(logits, true)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), true.reshape(-1), reduction="none").reshape(
+        true.shape).mean(-1)
 
 
 def _accuracy(pred, true, _logits):
-    return (pred == true).float().mean()
+    return (pred == true).float().mean(-1)
 
 
 def _mse(pred, true):
-    import torch.nn.functional as F
-
-    return F.mse_loss(pred, true)
+    return ((pred - true) ** 2).mean(-1)
 
 
 def _rmse(pred, true):
@@ -143,19 +169,17 @@ def _rmse(pred, true):
 
 
 def _mae(pred, true):
-    import torch.nn.functional as F
-
-    return F.l1_loss(pred, true)
+    return (pred - true).abs().mean(-1)
 
 
 def _r2(pred, true):
-    residual = ((true - pred) ** 2).sum()
-    total = ((true - true.mean()) ** 2).sum()
+    residual = ((true - pred) ** 2).sum(-1)
+    total = ((true - true.mean(-1, keepdim=True)) ** 2).sum(-1)
     return 1 - residual / total.clamp(min=1e-12)
 
 
 _BINARY: dict[str, Callable] = {"accuracy": _accuracy, "precision": _precision, "recall": _recall, "f1": _f1,
-                                "roc_auc": lambda _p, t, logits: roc_auc(logits, t),
+                                "roc_auc": lambda _p, t, logits: _roc_auc(logits, t),
                                 "log_loss": _binary_log_loss}
 _MULTICLASS: dict[str, Callable] = {"accuracy": _accuracy, "f1": _macro_f1, "log_loss": _multiclass_log_loss}
 _REGRESSION: dict[str, Callable] = {"mse": _mse, "rmse": _rmse, "mae": _mae, "r2": _r2}

@@ -74,3 +74,78 @@ def test_regression_metrics_match_sklearn_in_target_units():
 def test_directions():
     assert metrics.higher_is_better("val_accuracy") and metrics.higher_is_better("r2")
     assert not metrics.higher_is_better("val_loss") and not metrics.higher_is_better("test_rmse")
+
+
+def _members_binary(k=4, n=300, ties=False):
+    """K members' logits [K, N, 1] on their own targets [K, N]; member 3 predicts one class only."""
+    y = rng.integers(0, 2, (k, n))
+    logits = rng.normal(size=(k, n)) + y * np.linspace(0.2, 2.0, k)[:, None]
+    logits[-1] = -np.abs(logits[-1])  # nothing predicted positive: precision's zero_division
+    return (np.round(logits) if ties else logits), y
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_stacked_binary_metrics_match_sklearn_member_by_member(ties):
+    logits, y = _members_binary(ties=ties)
+    out = metrics.compute_stacked("binary", list(METRICS_BY_TASK["binary"]),
+                                  torch.tensor(logits, dtype=torch.float32)[..., None], torch.tensor(y).float())
+    for k in range(len(y)):
+        prob, pred = 1 / (1 + np.exp(-logits[k])), (logits[k] > 0).astype(int)
+        expected = {"accuracy": sk.accuracy_score(y[k], pred),
+                    "precision": sk.precision_score(y[k], pred, zero_division=0),
+                    "recall": sk.recall_score(y[k], pred), "f1": sk.f1_score(y[k], pred, zero_division=0),
+                    "roc_auc": sk.roc_auc_score(y[k], prob), "log_loss": sk.log_loss(y[k], prob)}
+        for name, value in expected.items():
+            assert out[name].shape == (len(y),)
+            assert out[name][k].item() == pytest.approx(value, abs=1e-5), (k, name)
+
+
+def test_stacked_metrics_with_one_target_for_all_members_equal_one_call_per_member():
+    logits, y = _members_binary()
+    shared = torch.tensor(y[0]).float()  # [N]: a validation split every member saw
+    out = metrics.compute_stacked("binary", ["accuracy", "f1", "roc_auc", "log_loss"],
+                                  torch.tensor(logits, dtype=torch.float32)[..., None], shared)
+    for k in range(len(logits)):
+        alone = metrics.compute("binary", ["accuracy", "f1", "roc_auc", "log_loss"],
+                                torch.tensor(logits[k], dtype=torch.float32), shared)
+        assert {n: v[k].item() for n, v in out.items()} == pytest.approx({n: v.item() for n, v in alone.items()},
+                                                                          abs=1e-6)
+    assert out["roc_auc"][0].item() != pytest.approx(out["roc_auc"][2].item(), abs=1e-3)  # members differ
+
+
+def test_stacked_roc_auc_is_nan_for_a_member_whose_rows_have_one_class():
+    logits = torch.tensor([[0.1, 0.4, 0.35, 0.8], [0.1, 0.4, 0.35, 0.8]])
+    y = torch.tensor([[0.0, 0, 1, 1], [1.0, 1, 1, 1]])
+    auc = metrics.roc_auc(logits, y)
+    assert auc[0].item() == pytest.approx(sk.roc_auc_score(y[0], logits[0]))
+    assert torch.isnan(auc[1])
+
+
+def test_stacked_multiclass_metrics_match_sklearn_member_by_member():
+    k, n, c = 3, 200, 4
+    y = rng.integers(0, c, (k, n))
+    y[1][y[1] == 3] = 2  # one member's rows lack class 3: macro f1 averages over the labels that occur
+    logits = rng.normal(size=(k, n, c))
+    logits[np.arange(k)[:, None], np.arange(n), y] += np.array([0.5, 1.0, 2.0])[:, None]
+    out = metrics.compute_stacked("multiclass", ["accuracy", "f1", "log_loss"],
+                                  torch.tensor(logits, dtype=torch.float32), torch.tensor(y))
+    for m in range(k):
+        prob = np.exp(logits[m]) / np.exp(logits[m]).sum(axis=1, keepdims=True)
+        pred = logits[m].argmax(axis=1)
+        assert out["accuracy"][m].item() == pytest.approx(sk.accuracy_score(y[m], pred), abs=1e-6)
+        assert out["f1"][m].item() == pytest.approx(sk.f1_score(y[m], pred, average="macro"), abs=1e-6)
+        assert out["log_loss"][m].item() == pytest.approx(sk.log_loss(y[m], prob, labels=list(range(c))), abs=1e-5)
+
+
+def test_stacked_regression_metrics_match_sklearn_member_by_member():
+    k, n, std = 3, 150, 10.0
+    y = rng.normal(50, 10, (k, n))
+    pred = y + rng.normal(0, 1, (k, n)) * np.array([1.0, 3.0, 9.0])[:, None]
+    out = metrics.compute_stacked("regression", ["mse", "rmse", "mae", "r2"],
+                                  torch.tensor(pred / std).float()[..., None], torch.tensor(y / std).float(),
+                                  target_std=std)
+    for m in range(k):
+        assert out["mse"][m].item() == pytest.approx(sk.mean_squared_error(y[m], pred[m]), rel=1e-5)
+        assert out["rmse"][m].item() == pytest.approx(np.sqrt(sk.mean_squared_error(y[m], pred[m])), rel=1e-5)
+        assert out["mae"][m].item() == pytest.approx(sk.mean_absolute_error(y[m], pred[m]), rel=1e-5)
+        assert out["r2"][m].item() == pytest.approx(sk.r2_score(y[m], pred[m]), abs=1e-5)
