@@ -102,6 +102,11 @@ def train(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bars (default: on a terminal only)."),
     curves: bool = typer.Option(False, "--curves", help="Also draw curves.png (needs matplotlib)."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", show_default=False,
+                                         help="Continue an interrupted or failed run (id, prefix, path, last) in "
+                                              "its own folder: finished models are kept, the cut-off model goes "
+                                              "on from its last checkpoint. SPEC (and --set, --repeats, --device, "
+                                              "--smoke) must be what it ran."),
 ) -> None:
     """Train the baseline, then every model of SPEC, and write a run folder.
 
@@ -120,11 +125,16 @@ def train(
     with interrupts.handled(own_process=_OWN_PROCESS):
         try:
             plan = runner.plan(spec, set_, device, smoke, repeats)
-            outcome = runner.execute(plan, store_path(runs_dir), note, report)
+            point = runner.resume_from(plan, resume, store_path(runs_dir)) if resume else None
+            if point:
+                out.print(point.describe(), markup=False, soft_wrap=True)
+            outcome = runner.execute(plan, store_path(runs_dir), note, report, resume=point)
         except NnlabError as e:
             _fail(e)
         except KeyboardInterrupt as stop:
-            where = f": {report.run_path}" if report.run_path else ""
+            where = (f": {report.run_path}; continue it with `nnlab train {spec} --resume "
+                     f"{Path(report.run_path).name}`{' with the same options' if set_ or repeats or device or smoke else ''}"
+                     if report.run_path else "")
             _err().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run is marked interrupted and "
                          f"keeps every finished epoch and model, and the best weights of the model in training"
                          f"{where}", markup=False)

@@ -69,13 +69,15 @@ class ModelTooLarge(Exception):
 Started = Callable[[MemberRun, int], None]
 
 
-def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: Any,
-              started: Started) -> dict[str, list[MemberFit]]:
+def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: Any, started: Started,
+              on_state: Any = None, resume: Any = None) -> dict[str, list[MemberFit]]:
     """Train every member of every model in `runs` (models `stack_groups` put together; each model's
     repeats): as one stack when they can share one model, else one after another — `train.fit_members`
     decides. Returns each model's member fits. Never raises for a model's failure; KeyboardInterrupt and
     store errors do propagate, the interrupt carrying `.member_fits` by model: what finished, and what was
-    cut short."""
+    cut short. When the members train as one stack, `on_state` gets its LoopState after every epoch and
+    `resume` (a LoopState of the same members) continues from one; members that train one after another
+    are neither checkpointed nor resumed (they start over)."""
     import torch
 
     from nnlab import train
@@ -108,8 +110,11 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
                                           stacked=stacked))
         return {**fits, **failed}
 
+    one_stack = len(built) == 1 or stacked
+    if not one_stack or (resume is not None and resume.names != [m.name for m in built]):
+        resume = None  # a state of other members (one failed to build this time) cannot continue these
     try:
-        return by_model(train.fit_members(built, problem, on_epoch))
+        return by_model(train.fit_members(built, problem, on_epoch, on_state if one_stack else None, resume))
     except KeyboardInterrupt as stop:
         stop.member_fits = by_model(getattr(stop, "results", []))  # type: ignore[attr-defined]
         raise

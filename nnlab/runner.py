@@ -21,6 +21,7 @@ from nnlab.errors import SpecError
 from nnlab.inputs import InputInfo
 from nnlab.members import Member, MemberRun, aggregate, stack_groups
 from nnlab.records import Gate, ModelResult, RunMeta, RunSummary, epoch_columns
+from nnlab.resume import ResumePoint
 from nnlab.spec import Spec, check_for_task, load_spec
 
 SMOKE_TRAIN_ROWS = 512
@@ -98,8 +99,9 @@ def previous_run(plan: Plan, store: Path) -> tuple[Optional[str], list[str]]:
 
 
 def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] = None,
-            sweep: Optional[str] = None) -> Outcome:
-    """Train the baseline and every model of a plan into a new run folder."""
+            sweep: Optional[str] = None, resume: Optional[ResumePoint] = None) -> Outcome:
+    """Train the baseline and every model of a plan into a new run folder; with `resume` (see
+    `resume_from`), continue that run in its own folder instead, training only what it has not kept."""
     from nnlab import train
 
     spec = plan.spec
@@ -107,24 +109,39 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
     for model in spec.models:
         train.resolve_precision(model.train.precision, placed[model.name])  # a bad pairing fails before the run
     runstore.check_store(store)
-    previous = previous_run(plan, store)
+    previous = previous_run(plan, store) if resume is None else (None, [])
     first_device = placed[spec.models[0].name] if spec.models else train.resolve_device(spec.train.device)
     meta = RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(first_device), smoke=plan.smoke,
                    versions=_versions(), git_commit=_git_commit(), sweep=sweep,
                    data_fingerprint=plan.prepared.summary.get("fingerprint"),
                    spec={**spec.resolved(), "metrics": plan.metrics})
-    with runstore.RunWriter(store, meta, epoch_columns(plan.metrics)) as writer:
-        session = _Session(plan, writer, report)
+    if resume is not None:  # the run's own record, with what this process trains with
+        meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit})
+    with runstore.RunWriter(store, meta, epoch_columns(plan.metrics), reopen=resume.run.path if resume else None,
+                            keep_row=resume.keep_row if resume else None) as writer:
+        session = _Session(plan, writer, report, resume)
         if report:
             report.run_created(writer.path)
             report.data_ready(spec, plan.prepared, str(first_device))
             report.changes(*previous)
-        if spec.baseline:
+        if spec.baseline and "baseline" not in session.kept:
             session.train_baseline(first_device)
         for group in stack_groups(spec.models, session.info.kind):
+            if all(m.name in session.kept for m in group):
+                session.checkpoints.remove(group[0].name)  # left by a kill between the result and its removal
+                continue
             session.train_models(group, placed[group[0].name])
         session.finish()
     return Outcome(writer.id, writer.path, session.summary)
+
+
+def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:
+    """What run `ref` keeps and where its models continue; RunError when it cannot continue with this plan."""
+    from nnlab.resume import resume_point
+
+    groups = [[m.name for m in group] for group in stack_groups(plan.spec.models, input_info(plan.prepared).kind)]
+    return resume_point(ref, store, plan.spec, plan.metrics, plan.prepared.summary.get("fingerprint"), plan.smoke,
+                        groups)
 
 
 def input_info(prepared: data_mod.Prepared) -> InputInfo:
@@ -134,14 +151,20 @@ def input_info(prepared: data_mod.Prepared) -> InputInfo:
 class _Session:
     """The models of one run: trains each, hands epochs to the run folder and the report, keeps the summary."""
 
-    def __init__(self, plan: Plan, writer: runstore.RunWriter, report: Optional[Reporter]):
+    def __init__(self, plan: Plan, writer: runstore.RunWriter, report: Optional[Reporter],
+                 resume: Optional[ResumePoint] = None):
+        from nnlab.runstore.checkpoints import Checkpoints
+
         self.plan, self.writer, self.report = plan, writer, report
         self.spec, self.prepared = plan.spec, plan.prepared
         self.info = input_info(self.prepared)
         self.problems: dict[tuple[str, bool], Any] = {}  # (device, baseline) -> train.Problem, moved once
+        self.kept: dict[str, ModelResult] = dict(resume.kept) if resume else {}
+        self.states: dict[str, Any] = dict(resume.states) if resume else {}  # group -> LoopState to continue
+        self.checkpoints = Checkpoints(writer.path)
         self.summary = RunSummary(task=self.prepared.task, monitor=self.spec.monitor,
                                   baseline="baseline" if self.spec.baseline else None, metrics=plan.metrics,
-                                  data=self.prepared.summary)
+                                  data=self.prepared.summary, models=dict(self.kept))
 
     def problem_on(self, device: Any, baseline: bool = False) -> Any:
         from nnlab import train
@@ -176,11 +199,14 @@ class _Session:
 
         runs = [MemberRun(m.name, m.kind, m, [Member(k, self.spec.seed + k) for k in range(self.spec.repeats)],
                           m.train.epochs) for m in model_specs]
+        group = model_specs[0].name  # the key of the group's checkpoint
         self._run_members(runs, lambda: fit_group(runs, self.info, self.problem_on(device), self.on_epoch,
-                                                  self._started))
+                                                  self._started, lambda state: self.checkpoints.keep(group, state),
+                                                  self.states.pop(group, None)), group)
 
-    def _run_members(self, runs: list[MemberRun], fit: Any) -> None:
-        """Fit, then record each model; an interrupt records them as they stand (best weights so far) first."""
+    def _run_members(self, runs: list[MemberRun], fit: Any, group: Optional[str] = None) -> None:
+        """Fit, then record each model; an interrupt records them as they stand (best weights so far) first,
+        and writes the group's latest checkpoint. A group whose results are recorded needs no checkpoint."""
         try:
             fits = fit()
         except KeyboardInterrupt as stop:
@@ -188,12 +214,21 @@ class _Session:
 
             done = getattr(stop, "member_fits", None) or {}
             with deferred():
+                self.checkpoints.flush()
                 for run in runs:
                     if run.name in done or run is runs[0]:
                         self._record(run, done.get(run.name, []))
             raise
+        except OSError:  # the store failing (a full disk): keep the newest checkpoint if it still fits
+            try:
+                self.checkpoints.flush()
+            except OSError:
+                pass
+            raise
         for run in runs:
             self._record(run, fits[run.name])
+        if group is not None:
+            self.checkpoints.remove(group)
 
     def _started(self, run: MemberRun, params: int) -> None:
         if self.report:

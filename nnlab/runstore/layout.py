@@ -7,6 +7,8 @@
       summary.json   records.RunSummary: rewritten atomically as soon as each model ends, and at the end
       models/<model>.safetensors + models/<model>.json (what predicting again needs)
       errors/<model>.csv   validation examples the model gets wrong, most confident first
+      checkpoints/<model>.safetensors   the latest LoopState of the model (stack group: its first model's
+                     name) in training, for `nnlab train --resume`; deleted once its result is in summary.json
       .reserve       a little disk space held back, freed so that the final status fits on a full disk
 
 Writes are crash-safe: a run folder appears complete with `run.json` (renamed into place), JSON files are
@@ -34,6 +36,7 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 MODELS_DIR = "models"
 ERRORS_DIR = "errors"
+CHECKPOINTS_DIR = "checkpoints"
 CURVES_FILE = "curves.png"
 RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import os
 import secrets
 import shutil
@@ -16,7 +17,7 @@ import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
@@ -51,8 +52,12 @@ class RunWriter:
     """Writes one run folder. `with RunWriter(store, meta, spec, columns) as run:` creates it (status running)
     and, on leaving, records completed, failed (with the error) or interrupted (with the signal)."""
 
-    def __init__(self, store: Path, meta: RunMeta, columns: list[str]):
+    def __init__(self, store: Path, meta: RunMeta, columns: list[str], reopen: Optional[Path] = None,
+                 keep_row: Optional[Callable[[dict[str, str]], bool]] = None):
+        """`reopen`: continue that existing run folder instead (resume), with `meta` its run.json; metrics.csv
+        then keeps only the rows `keep_row` accepts (a row as column -> text)."""
         self.store, self.meta, self.columns = store, meta, columns
+        self.reopen, self.keep_row = reopen, keep_row
         self.path: Optional[Path] = None
         self.status: Optional[str] = None  # set by `finish`
         self._metrics: Any = None
@@ -66,7 +71,7 @@ class RunWriter:
     def __enter__(self) -> RunWriter:
         try:
             with deferred():  # a signal during creation is raised once the folder is whole...
-                self._create()
+                self._reopen() if self.reopen else self._create()
             return self
         except KeyboardInterrupt as stop:  # ...and then ends the new run as interrupted, not running
             self.finish("interrupted", f"interrupted by {interrupted_name(stop)}")
@@ -112,6 +117,42 @@ class RunWriter:
         (staging / SPEC_FILE).write_text(yaml.safe_dump(self.meta.spec, sort_keys=False))
         with open(staging / METRICS_FILE, "w", newline="") as f:
             csv.writer(f).writerow(self.columns)
+
+    def _reopen(self) -> None:
+        """Continue an existing run folder: metrics.csv cut back to the rows to keep, then `running` again, by
+        this process. `started_at` becomes now (a run is alive while a process that started no earlier
+        runs, liveness.py); the first start is kept as `first_started_at`, each resume in `resumed_at`."""
+        path = self.reopen
+        self._keep_rows(path / METRICS_FILE)
+        now = now_iso()
+        extra = self.meta.model_extra or {}
+        self.meta = self.meta.model_copy(update={
+            "status": "running", "started_at": now, "heartbeat_at": now, "pid": os.getpid(),
+            "host": socket.gethostname(), "error": None, "finished_at": None, "duration_seconds": None,
+            "first_started_at": extra.get("first_started_at") or self.meta.started_at,
+            "resumed_at": [*(extra.get("resumed_at") or []), now]})
+        (path / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
+        write_atomic(path / RUN_FILE, to_json(self.meta.model_dump(mode="json")))
+        self.path = path
+        self._metrics = open(path / METRICS_FILE, "a", newline="")
+        self._csv = csv.DictWriter(self._metrics, fieldnames=self.columns, extrasaction="ignore")
+
+    def _keep_rows(self, path: Path) -> None:
+        """Rewrite metrics.csv (atomically) with the rows `keep_row` accepts; a last line a crash cut short,
+        and rows that do not parse, go too."""
+        with open(path, newline="") as f:
+            text = f.read()
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows or rows[0] != self.columns:
+            raise RunError(f"{path}: its columns are not the ones this spec writes; it cannot be continued")
+        if not text.endswith("\n"):
+            rows.pop()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(self.columns)
+        writer.writerows(r for r in rows[1:] if len(r) == len(self.columns)
+                         and (self.keep_row is None or self.keep_row(dict(zip(self.columns, r)))))
+        write_atomic(path, out.getvalue())
 
     def append_epoch(self, row: dict[str, Any]) -> None:
         """One row of metrics.csv, flushed so that a crash keeps every finished epoch."""

@@ -1,0 +1,143 @@
+"""Checkpoints: the latest `LoopState` of the model (stack group) in training, in the run folder, so that
+`nnlab train --resume` continues a cut-off run from its last complete epoch (see layout.py for the place).
+
+One file per stack group, `checkpoints/<first model>.safetensors`: the tensors (weights, best weights,
+optimizer moments, buffers, every generator state) as safetensors, and the plain data (epoch, step count,
+schedules, early stopping, each member's progress and epoch history) as JSON in the same file's metadata
+header. One file, replaced atomically, so that the tensors and the data always belong to the same epoch —
+a `.safetensors` + `.json` pair could be cut between its two writes. Nothing is pickled; reading runs no
+code. Non-finite floats (a plateau scheduler's `inf`) and tuples are tagged so that they come back exact.
+
+When they are written (`Checkpoints`): the state is kept in memory after every epoch (the loop hands over
+a CPU copy anyway) and written at the end of the group's first epoch, then at most every `WRITE_SECONDS`
+after that, and always when the run is interrupted (`flush`, with signals deferred). A SIGKILL therefore
+loses at most the last `WRITE_SECONDS` of training; resume truncates metrics.csv to the checkpoint.
+A group's checkpoint is deleted once its models' results are in summary.json: a finished model is never
+resumed, and a checkpoint holds about four copies of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from nnlab.runstore.layout import CHECKPOINTS_DIR, write_atomic
+
+WRITE_SECONDS = 2.0
+_STATE_KEY = "nnlab.loop_state"
+
+
+def checkpoint_path(run_path: Path, group: str) -> Path:
+    return run_path / CHECKPOINTS_DIR / f"{group}.safetensors"
+
+
+class Checkpoints:
+    """The run's checkpoints: `keep` is the loop's `on_state` (one group at a time); `flush` writes what is
+    kept and not yet written; `remove` deletes a finished group's file."""
+
+    def __init__(self, run_path: Path, every: float = WRITE_SECONDS):
+        self.run_path, self.every = run_path, every
+        self.pending: Optional[tuple[str, Any]] = None
+        self.written: dict[str, float] = {}  # group -> monotonic time of its last write
+
+    def keep(self, group: str, state: Any) -> None:
+        self.pending = (group, state)
+        last = self.written.get(group)
+        if last is None or time.monotonic() - last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        from nnlab.interrupts import deferred
+
+        if self.pending is None:
+            return
+        group, state = self.pending
+        with deferred():  # an interrupt during the write waits for it: never a torn or missing file
+            save_state(checkpoint_path(self.run_path, group), state)
+            self.pending = None
+            self.written[group] = time.monotonic()
+
+    def remove(self, group: str) -> None:
+        if self.pending is not None and self.pending[0] == group:
+            self.pending = None
+        path = checkpoint_path(self.run_path, group)
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()  # the last one gone: no empty folder left in a finished run
+        except OSError:
+            pass  # other groups' checkpoints, or none was ever written
+
+
+def save_state(path: Path, state: Any) -> None:
+    """A LoopState as one safetensors file (tensors) with its plain data as JSON metadata; atomic."""
+    from safetensors.torch import save
+
+    tensors: dict[str, Any] = {}
+    plain = _encode(state, tensors, "s")
+    data = save(tensors, metadata={_STATE_KEY: json.dumps(plain, allow_nan=False)})
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, data)
+
+
+def load_state(path: Path) -> Any:
+    """The LoopState saved at `path` (tensors on the CPU)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        plain = json.loads((f.metadata() or {})[_STATE_KEY])
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+    return _decode(plain, tensors)
+
+
+# --- encoding: JSON with tagged values; tensors by reference -------------------------------------------
+
+def _types() -> dict[str, type]:
+    from nnlab.fitstate import EpochRecord, LoopState, MemberProgress
+
+    return {"LoopState": LoopState, "MemberProgress": MemberProgress, "EpochRecord": EpochRecord}
+
+
+def _encode(value: Any, tensors: dict[str, Any], where: str) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        tensors[where] = value.detach().to("cpu").contiguous().clone()  # never shares storage with another
+        return {"$tensor": where}
+    if is_dataclass(value) and type(value).__name__ in _types():
+        return {f"${type(value).__name__}": {f.name: _encode(getattr(value, f.name), tensors, f"{where}.{f.name}")
+                                             for f in fields(value)}}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    if isinstance(value, tuple):
+        return {"$tuple": [_encode(v, tensors, f"{where}.{i}") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{where}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) and not k.startswith("$") for k in value):
+            raise TypeError(f"checkpoint: cannot save a dict with keys {list(value)[:5]} at {where}")
+        return {k: _encode(v, tensors, f"{where}.{k}") for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"checkpoint: cannot save a {type(value).__name__} at {where}")
+
+
+def _decode(value: Any, tensors: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (tag, inner), = value.items()
+        if tag == "$tensor":
+            return tensors[inner]
+        if tag == "$float":
+            return float(inner)
+        if tag == "$tuple":
+            return tuple(_decode(v, tensors) for v in inner)
+        if tag.startswith("$"):
+            return _types()[tag[1:]](**{k: _decode(v, tensors) for k, v in inner.items()})
+    return {k: _decode(v, tensors) for k, v in value.items()}
