@@ -4,6 +4,7 @@ the memory estimate come from a dry pass that allocates nothing for a giant mode
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -326,3 +327,38 @@ def test_a_giant_model_is_sized_without_allocating_it():
     assert time.perf_counter() - started < 10
     rows = layer_table(MLPSpec(kind="mlp", hidden=[100_000_000]), InputInfo("table", (57,), 1))
     assert [r.output_shape for r in rows] == [(100_000_000,), (100_000_000,), (1,)]
+
+
+# --- nnlab validate --models ------------------------------------------------------------------------------
+
+def test_validate_models_prints_a_layer_table_per_model_on_the_data_shape(tmp_path):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    spec = tmp_path / "digits.yaml"
+    spec.write_text("name: digits\ndata: {builtin: digits, image: {shape: [1, 8, 8]}}\nmodels:\n"
+                    "  - {name: small, kind: cnn, channels: [4], kernel: 3}\n"
+                    "  - {name: flat, kind: mlp, hidden: [16]}\n")
+    result = CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "digits: input image [1, 8, 8] per example; 10 output(s)" in out
+    cnn_params = count_params(build_model(CNNSpec(kind="cnn", channels=[4], kernel=3),
+                                          InputInfo("image", (1, 8, 8), 10)))
+    assert f"small (cnn): {cnn_params:,} parameters" in out and "flat (mlp): 1,210 parameters" in out
+    assert re.search(r"│ blocks\.0\.conv +│ Conv2d +│ \[B, 4, 8, 8\] +│ +40 │", out)
+    assert "[B, 4, 8, 8]" in out and "[B, 4, 4, 4]" in out
+    assert "name: digits" not in out  # the resolved spec is what plain `validate` prints
+
+
+def test_validate_models_names_the_data_problem_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\ndata: {path: missing.csv, target: y}\n")
+    result = CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "missing.csv" in result.output and "Traceback" not in result.output
