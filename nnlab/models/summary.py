@@ -23,8 +23,10 @@ COPIES_PER_PARAM = 4
 # Outputs kept for the backward pass, plus the gradients flowing back through them; those are freed layer by
 # layer, so about half of them are alive at the peak (measured against autograd's saved tensors in the tests).
 ACTIVATION_FACTOR = 1.5
-# Parameters up to which the dry pass runs on CPU storage (200 MB of float32) rather than on the meta device.
-MATERIALIZE_LIMIT = 50_000_000
+# Up to these sizes the dry pass runs on CPU storage rather than on the meta device: 200 MB of parameters, and
+# inputs small enough that two examples' activations stay small too (a 180x180 RGB image is 97,200 values).
+MATERIALIZE_PARAMS = 50_000_000
+MATERIALIZE_INPUT_VALUES = 100_000
 DRY_BATCH = 2  # batch norm refuses a batch of one in train mode
 # Modules shown whole: their parameters are used by functional calls, not through their submodules.
 ATOMIC = (nn.MultiheadAttention, nn.RNNBase)
@@ -58,7 +60,8 @@ def _dry_model(model_spec: Any, info: InputInfo) -> nn.Module:
 
     with _SkipMetaFills(), torch.device("meta"):
         model = build_model(model_spec, info)
-    if sum(p.numel() for p in model.parameters()) <= MATERIALIZE_LIMIT:
+    params = sum(p.numel() for p in model.parameters())
+    if params <= MATERIALIZE_PARAMS and info.n_features <= MATERIALIZE_INPUT_VALUES:
         # Shapes are all the pass reads; the values stay unset. (Not `to_empty`: its empty_like of a meta
         # tensor runs reference code that imports sympy, 0.5 s.)
         model = model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device="cpu"))
