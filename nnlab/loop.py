@@ -72,6 +72,8 @@ class Loop:
         self.train_outputs = torch.zeros(len(members), self.n, problem.n_outputs, device=self.device)
         self.prior_loss = prior_loss(problem, self.loss_fn)
         self.epoch, self.stepped = 0, False
+        # The stack's own backward where it has one (bit for bit autograd's, cheaper); autocast needs autograd.
+        self.taped = self.stack.has_backward and isinstance(self.autocast, contextlib.nullcontext)
         self.max_epochs = max(m.train.epochs for m in members)
 
     @property
@@ -79,6 +81,21 @@ class Loop:
         return self.epoch < self.max_epochs and any(m.active for m in self.members)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.taped:
+            outputs, tape = self.stack.forward_taped(x)
+            outputs.requires_grad_()  # autograd for the loss alone: its gradient [K, B, O] starts the backward
+            with torch.enable_grad():
+                losses = self.loss_fn(outputs, y)
+                grad, = torch.autograd.grad(self.scaler.scale(losses.sum()) if self.scaler else losses.sum(), outputs)
+            self.stack.backward(grad, tape)
+        else:
+            losses, outputs = self._autograd_step(x, y)
+        if self.l1 is not None:  # L1's subgradient, as autograd would add it for l1 * |w|.sum()
+            self.stack.grads.addcmul_(self.l1, self.stack.params.sign())
+        self.step(self.scaler.unscale(self.stack.grads) if self.scaler else None)
+        return losses.detach(), outputs.detach()
+
+    def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast:
             outputs = self.stack(x, training=True)
             losses = self.loss_fn(outputs, y)  # [K]: members' gradients do not mix in the sum
@@ -91,10 +108,7 @@ class Loop:
             self.stepped = True
             with _quiet_layout_warning():
                 backward()
-        if self.l1 is not None:  # L1's subgradient, as autograd would add it for l1 * |w|.sum()
-            self.stack.grads.addcmul_(self.l1, self.stack.params.sign())
-        self.step(self.scaler.unscale(self.stack.grads) if self.scaler else None)
-        return losses.detach(), outputs.detach()
+        return losses, outputs
 
     def run_epoch(self, on_epoch: OnEpoch) -> None:
         started = time.perf_counter()

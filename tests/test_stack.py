@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 from nnlab import train
 from nnlab.inputs import InputInfo
@@ -193,3 +197,36 @@ def test_an_interrupt_while_members_train_one_after_another_keeps_the_finished_o
     first, second = caught.value.results
     assert (first.status, first.epochs_run, bool(first.test)) == ("completed", 3, True)
     assert (second.status, second.epochs_run, second.test) == ("interrupted", 2, {})
+
+
+# --- the stack's own backward: autograd's gradients bit for bit ---------------------------------------
+
+@pytest.mark.parametrize("activation", [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.GELU("tanh"),
+                                        nn.LeakyReLU(0.2)])
+def test_the_taped_backward_gives_autograds_gradients_exactly(activation):
+    from nnlab.stack import build_stack
+
+    def mlp(seed, dropout):
+        torch.manual_seed(seed)
+        layers = [nn.Flatten(), nn.Linear(6, 9), activation, nn.Dropout(dropout), nn.Linear(9, 4), activation,
+                  nn.Linear(4, 3)]
+        return nn.Sequential(*layers)
+    models = [mlp(0, 0.3), mlp(1, 0.0), mlp(2, 0.5)]
+    stack = build_stack(models, [0, 1, 2], torch.device("cpu"))
+    assert stack.has_backward
+    x, y = torch.randn(3, 10, 2, 3), torch.randint(0, 3, (3, 10))
+    generators = stack.generator_states()
+    loss = lambda out: F.cross_entropy(out.reshape(-1, 3), y.reshape(-1), reduction="none").reshape(3, 10).mean(-1)
+    stack.grads.fill_(float("nan"))  # the taped backward writes every gradient: nothing is left from before
+    outputs, tape = stack.forward_taped(x)
+    outputs.requires_grad_()
+    stack.backward(torch.autograd.grad(loss(outputs).sum(), outputs)[0], tape)
+    taped = stack.grads.clone()
+    stack.load_generator_states(generators)  # the same dropout masks
+    stack.grads.zero_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stacked weights' gradient layout
+        loss(stack(x, training=True)).sum().backward()
+    assert torch.equal(outputs.detach(), stack(x, training=False)) is False  # dropout was on in training
+    assert torch.equal(taped, stack.grads)
+    assert taped.abs().sum() > 0
