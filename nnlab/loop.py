@@ -24,7 +24,7 @@ from torch import nn
 from nnlab import metrics as metric_fns
 from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
                             OnState, Problem)
-from nnlab.optim import Schedule, build_loss, make_step
+from nnlab.optim import Schedule, build_loss, build_loss_grad, make_step
 from nnlab.stack import Stack, build_stack
 from nnlab.stopping import EarlyStopping, divergence, improved, prior_loss
 from nnlab.spec import TrainSpec
@@ -55,6 +55,7 @@ class Loop:
         self.stack: Stack = build_stack([m.model for m in members], [m.seed for m in members], self.device)
         first = members[0].train  # the settings members share (stack.SHARED_TRAIN_SETTINGS)
         self.loss_fn = build_loss(problem.task, first, problem.y["train"], problem.n_outputs)
+        self.loss_grad = build_loss_grad(problem.task, first, problem.y["train"], problem.n_outputs)
         self.step = make_step([m.train.optimizer for m in members], self.stack.params, self.stack.grads,
                               [m.train.grad_clip for m in members])
         l1 = [m.train.l1 for m in members]
@@ -83,10 +84,7 @@ class Loop:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.taped:
             outputs, tape = self.stack.forward_taped(x)
-            outputs.requires_grad_()  # autograd for the loss alone: its gradient [K, B, O] starts the backward
-            with torch.enable_grad():
-                losses = self.loss_fn(outputs, y)
-                grad, = torch.autograd.grad(self.scaler.scale(losses.sum()) if self.scaler else losses.sum(), outputs)
+            losses, grad = self._loss_and_grad(outputs, y)
             self.stack.backward(grad, tape)
         else:
             losses, outputs = self._autograd_step(x, y)
@@ -94,6 +92,16 @@ class Loop:
             self.stack.grads.addcmul_(self.l1, self.stack.params.sign())
         self.step(self.scaler.unscale(self.stack.grads) if self.scaler else None)
         return losses.detach(), outputs.detach()
+
+    def _loss_and_grad(self, outputs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The members' losses [K] and their gradient by the outputs [K, B, O], which starts the backward."""
+        if self.loss_grad is not None and self.scaler is None:
+            return self.loss_grad(outputs, y)
+        outputs.requires_grad_()  # autograd for the loss alone
+        with torch.enable_grad():
+            losses = self.loss_fn(outputs, y)
+            grad, = torch.autograd.grad(self.scaler.scale(losses.sum()) if self.scaler else losses.sum(), outputs)
+        return losses, grad
 
     def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast:

@@ -69,6 +69,42 @@ def build_loss(task: str, train: TrainSpec, y_train: torch.Tensor, n_outputs: in
     return lambda outputs, target: criterion(outputs.squeeze(-1), target, reduction="none").mean(-1)
 
 
+LossGradFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def build_loss_grad(task: str, train: TrainSpec, y_train: torch.Tensor, n_outputs: int) -> Optional[LossGradFn]:
+    """The loss of `build_loss` with its gradient by the outputs, without autograd: outputs [K, B, 1] and
+    targets [K, B] -> (losses [K], gradient [K, B, 1]) of the sum of the K losses. Written as autograd's own
+    backward formulas for these losses (FunctionsManual.cpp, mean's backward then the loss's), so the numbers
+    are autograd's bit for bit (tests/test_stack.py checks it). None where only autograd has the gradient."""
+    if task == "binary":
+        pos_weight = class_weights(task, y_train, n_outputs) if train.class_weights == "balanced" else None
+
+        def binary(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = outputs.squeeze(-1)
+            losses = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
+            if pos_weight is None:
+                grad = logits.sigmoid().sub_(target)
+            else:
+                weighted = pos_weight.mul(target)
+                grad = weighted.add(1).sub_(target).mul_(logits.sigmoid()).sub_(weighted)
+            return losses.mean(-1), grad.mul_(_mean_grad(target)).unsqueeze(-1)
+        return binary
+    if task == "regression" and train.loss in ("auto", "mse"):
+        def mse(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            predicted = outputs.squeeze(-1)
+            losses = F.mse_loss(predicted, target, reduction="none").mean(-1)
+            return losses, torch.ops.aten.mse_loss_backward(_mean_grad(target), predicted, target, 0).unsqueeze(-1)
+        return mse
+    return None
+
+
+def _mean_grad(target: torch.Tensor) -> torch.Tensor:
+    """The gradient that mean(-1) then sum() pass back to each of [K, B] losses: 1 / B, computed as autograd does."""
+    k, b = target.shape
+    return torch.ones(k, 1, dtype=target.dtype, device=target.device).expand(k, b).div(b)
+
+
 def class_weights(task: str, y_train: torch.Tensor, n_outputs: int) -> torch.Tensor:
     """`balanced`: multiclass weight_c = n / (classes · count_c) (scikit-learn's formula); binary: the
     positive class's weight n_negative / n_positive, as BCE's pos_weight."""

@@ -230,3 +230,26 @@ def test_the_taped_backward_gives_autograds_gradients_exactly(activation):
     assert torch.equal(outputs.detach(), stack(x, training=False)) is False  # dropout was on in training
     assert torch.equal(taped, stack.grads)
     assert taped.abs().sum() > 0
+
+
+@pytest.mark.parametrize("task, settings", [("binary", {}), ("binary", {"class_weights": "balanced"}),
+                                            ("regression", {"loss": "mse"}), ("regression", {"loss": "auto"})])
+def test_the_loss_gradient_without_autograd_is_autograds_exactly(task, settings):
+    from nnlab.optim import build_loss, build_loss_grad
+
+    spec = TrainSpec(**settings)
+    y_train = torch.tensor([0.0, 1, 1, 0, 0, 0]) if task == "binary" else torch.randn(6)
+    outputs = torch.randn(3, 21, 1)  # 21 rows: 1 / 21 is not exact in binary
+    target = (torch.rand(3, 21) > 0.5).float() if task == "binary" else torch.randn(3, 21)
+    losses, grad = build_loss_grad(task, spec, y_train, 1)(outputs, target)
+    leaf = outputs.clone().requires_grad_()
+    expected = build_loss(task, spec, y_train, 1)(leaf, target)
+    assert torch.equal(losses, expected.detach())
+    assert torch.equal(grad, torch.autograd.grad(expected.sum(), leaf)[0])
+
+
+def test_losses_without_a_written_gradient_leave_it_to_autograd():
+    from nnlab.optim import build_loss_grad
+
+    for task, settings in (("multiclass", {}), ("regression", {"loss": "mae"}), ("regression", {"loss": "huber"})):
+        assert build_loss_grad(task, TrainSpec(**settings), torch.tensor([0, 1, 2]), 3) is None
