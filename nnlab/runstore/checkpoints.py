@@ -10,8 +10,10 @@ code. Non-finite floats (a plateau scheduler's `inf`) and tuples are tagged so t
 
 When they are written (`Checkpoints`): the state is kept in memory after every epoch (the loop hands over
 a CPU copy anyway) and written at the end of the group's first epoch, then at most every `WRITE_SECONDS`
-after that, and always when the run is interrupted (`flush`, with signals deferred). A SIGKILL therefore
-loses at most the last `WRITE_SECONDS` of training; resume truncates metrics.csv to the checkpoint.
+— or every `WRITE_SHARE`⁻¹ times the last write's duration, when that is longer, so that writing a large
+model's checkpoint never takes more than 2% of the training time — and always when the run is interrupted
+(`flush`, with signals deferred). A SIGKILL therefore loses the epochs after the last write (on the spam
+example 2 s at most); resume truncates metrics.csv to the checkpoint and trains them again.
 A group's checkpoint is deleted once its models' results are in summary.json: a finished model is never
 resumed, and a checkpoint holds about four copies of the weights.
 """
@@ -28,6 +30,7 @@ from typing import Any, Optional
 from nnlab.runstore.layout import CHECKPOINTS_DIR, write_atomic
 
 WRITE_SECONDS = 2.0
+WRITE_SHARE = 0.02  # the most of the training time that checkpoint writes may take
 _STATE_KEY = "nnlab.loop_state"
 
 
@@ -43,11 +46,12 @@ class Checkpoints:
         self.run_path, self.every = run_path, every
         self.pending: Optional[tuple[str, Any]] = None
         self.written: dict[str, float] = {}  # group -> monotonic time of its last write
+        self.wait = every  # seconds until the next write: `every`, or longer after a slow write
 
     def keep(self, group: str, state: Any) -> None:
         self.pending = (group, state)
         last = self.written.get(group)
-        if last is None or time.monotonic() - last >= self.every:
+        if last is None or time.monotonic() - last >= self.wait:
             self.flush()
 
     def flush(self) -> None:
@@ -56,10 +60,12 @@ class Checkpoints:
         if self.pending is None:
             return
         group, state = self.pending
+        started = time.monotonic()
         with deferred():  # an interrupt during the write waits for it: never a torn or missing file
             save_state(checkpoint_path(self.run_path, group), state)
             self.pending = None
             self.written[group] = time.monotonic()
+        self.wait = max(self.every, (self.written[group] - started) / WRITE_SHARE)
 
     def remove(self, group: str) -> None:
         if self.pending is not None and self.pending[0] == group:

@@ -1,0 +1,143 @@
+"""`nnlab train SPEC --resume RUN`: a run killed (SIGKILL) or interrupted (SIGINT) mid-model and resumed ends
+with exactly the numbers of an uninterrupted twin — summary.json's validation and test scores, and every
+metrics.csv row apart from its wall-clock `seconds` — in the same folder; finished models are not trained
+again. A completed run, another spec or other data are refused with one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import binary_table, run_folders, tiny_spec, write_spec
+from nnlab import runstore
+from nnlab.cli import app
+
+TIMEOUT = 60
+EPOCHS = 80
+
+
+def _spec(folder: Path) -> Path:
+    """Two groups: `a` and `b` stack (they differ in dropout), `c` trains alone (another batch size); each
+    model twice (repeats). A plateau schedule and early stopping carry state across epochs."""
+    binary_table().to_csv(folder / "data.csv", index=False)
+    return write_spec(folder, tiny_spec(
+        train={"epochs": EPOCHS, "batch_size": 8, "early_stopping": {"patience": 30},
+               "scheduler": {"name": "plateau", "patience": 3}},
+        models=[{"name": "a", "kind": "mlp", "hidden": [8]},
+                {"name": "b", "kind": "mlp", "hidden": [8], "dropout": 0.2},
+                {"name": "c", "kind": "mlp", "hidden": [4, 4], "train": {"batch_size": 16}}],
+        repeats=2))
+
+
+def _train(*args: str):
+    return CliRunner().invoke(app, ["train", *map(str, args), "--no-progress"], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Path:
+    """The uninterrupted run every resumed run is compared with."""
+    folder = tmp_path_factory.mktemp("twin")
+    assert _train(_spec(folder), "--runs-dir", folder / "runs").exit_code == 0
+    (run,) = run_folders(folder / "runs")
+    return run
+
+
+def _rows(folder: Path, model: str) -> int:
+    metrics = folder / "metrics.csv"
+    return sum(line.startswith(model + ",") for line in metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
+def _cut(tmp_path: Path, model: str, rows: int, signum: int) -> tuple[Path, Path]:
+    """Start `nnlab train` as a process; once metrics.csv holds `rows` rows of `model`, send it `signum`."""
+    spec, runs = _spec(tmp_path), tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "nnlab.cli", "train", str(spec), "--runs-dir", str(runs),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (run_folders(runs) and _rows(run_folders(runs)[0], model) >= rows):
+            assert proc.poll() is None, f"nnlab ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "timed out waiting for the run to get there"
+            time.sleep(0.002)
+        proc.send_signal(signum)
+        proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert proc.returncode == (-9 if signum == signal.SIGKILL else 130)
+    (folder,) = run_folders(runs)
+    return spec, folder
+
+
+def _assert_same_numbers(resumed: Path, twin: Path) -> None:
+    ours, theirs = (json.loads((f / "summary.json").read_text()) for f in (resumed, twin))
+    assert list(ours["models"]) == list(theirs["models"]) == ["baseline", "a", "b", "c"]
+    for name, model in theirs["models"].items():
+        mine = ours["models"][name]
+        assert (mine["status"], mine["epochs_run"], mine["best_epoch"]) == \
+               (model["status"], model["epochs_run"], model["best_epoch"]), name
+        assert mine["val"] == model["val"] and mine["test"] == model["test"], name
+        assert mine["members"] == model["members"], name
+    assert ours["complete"] and ours["expect"] == theirs["expect"]
+    ours_rows, twin_rows = (pd.read_csv(f / "metrics.csv", dtype=str).drop(columns="seconds") for f in (resumed, twin))
+    pd.testing.assert_frame_equal(ours_rows, twin_rows)  # no row missing, none twice, every number equal
+
+
+def test_sigkill_in_the_second_group_keeps_the_first_and_resumes_to_the_twins_numbers(tmp_path, twin):
+    spec, folder = _cut(tmp_path, "c", 2 * 25, signal.SIGKILL)
+    runs = folder.parent
+    assert json.loads((folder / "run.json").read_text())["status"] == "running"  # SIGKILL writes no end
+    assert (folder / "checkpoints" / "c.safetensors").is_file()
+    kept_weights = (folder / "models" / "a.safetensors").stat().st_mtime_ns
+
+    data = tmp_path / "data.csv"
+    original = data.read_text()
+    data.write_text(original + original.splitlines()[1] + "\n")  # one row more: other data
+    other_data = _train(spec, "--runs-dir", runs, "--resume", "last")
+    assert other_data.exit_code == 2 and "trained on other data" in other_data.output
+    assert len(other_data.output.strip().splitlines()) == 1 and "Traceback" not in other_data.output
+    data.write_text(original)
+
+    result = _train(spec, "--runs-dir", runs, "--resume", folder.name[:-2])  # a unique prefix names it
+    assert result.exit_code == 0, result.output
+    assert f"resuming run {folder.name}: kept baseline, a, b; continues c from epoch " in result.output
+    _assert_same_numbers(folder, twin)
+    assert (folder / "models" / "a.safetensors").stat().st_mtime_ns == kept_weights  # not trained again
+    assert run_folders(runs) == [folder] and not (folder / "checkpoints").exists()
+    run = runstore.read_run(folder)
+    assert run.status == "completed" and len(run.meta.model_extra["resumed_at"]) == 1
+
+
+def test_sigint_in_a_stack_resumes_from_its_flushed_checkpoint(tmp_path, twin):
+    spec, folder = _cut(tmp_path, "a", 2 * 30, signal.SIGINT)
+    assert runstore.read_run(folder).meta.status == "interrupted"
+    assert json.loads((folder / "summary.json").read_text())["models"]["a"]["status"] == "interrupted"
+    result = _train(spec, "--runs-dir", folder.parent, "--resume", "last")
+    assert result.exit_code == 0, result.output
+    line = next(s for s in result.output.splitlines() if s.startswith("resuming run"))
+    assert "kept baseline;" in line
+    assert int(line.split("continues a from epoch ")[1].split(";")[0]) >= 29  # the interrupt wrote it
+    _assert_same_numbers(folder, twin)
+
+
+def test_a_completed_run_and_a_changed_spec_are_refused(twin):
+    spec = twin.parent.parent / "spec.yaml"
+    done = _train(spec, "--runs-dir", twin.parent, "--resume", "last")
+    assert done.exit_code == 2 and f"run {twin.name} is completed" in done.output
+    run = json.loads((twin / "run.json").read_text())
+    (twin / "run.json").write_text(json.dumps({**run, "status": "failed"}))  # as if it had failed
+    try:
+        changed = _train(spec, "--runs-dir", twin.parent, "--resume", twin.name, "--set", "models.c.dropout=0.1")
+    finally:
+        (twin / "run.json").write_text(json.dumps(run))
+    assert changed.exit_code == 2, changed.output
+    assert "ran another spec: models.c.dropout 0 → 0.1" in changed.output
+    assert len(changed.output.strip().splitlines()) == 1 and "Traceback" not in changed.output
