@@ -1,14 +1,14 @@
 """Epoch time of nnlab's one loop against a plain hand-written torch loop, for a GRU and a CNN.
 
-    python bench/bench_models.py [--epochs 3] [--repeat 3] [--rows 2048] [--device cpu] [--threads 1]
+    python bench/bench_models.py [--epochs 3] [--repeat 5] [--rows 2048] [--device cpu] [--threads 1]
 
 Both contenders train the same network (same layers, same shapes) with Adam (lr 1e-3), batch 64, on the same
 synthetic data: GRU(4 -> 64) over sequences [N, 50, 4] reading the last step; a CNN (Conv2d 16 and 32 channels,
 3x3, max pool 2, global max pool) over images [N, 1, 28, 28]. Each epoch ends with a validation pass over 256
 rows in both loops (nnlab always does one; a hand-written loop that reports progress does too). Reported: the
-best of `--repeat` runs of `--epochs` epochs, per epoch, and the ratio nnlab / plain (the target is 1.15x or
-less). "plain loop + nnlab model" runs nnlab's model class in the plain loop, to tell the loop's cost from the
-model code's. A benchmark, not a test: numbers depend on the machine and on what else runs on it.
+best of `--repeat` interleaved runs of `--epochs` epochs, per epoch, and the ratio nnlab / plain (the target is
+1.15x or less). "plain loop + nnlab model" runs nnlab's model class in the plain loop, to tell the loop's cost
+from the model code's. A benchmark, not a test: numbers depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -103,14 +103,20 @@ def plain_loop(make_model: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray
     return time.perf_counter() - start
 
 
-def best_of(repeat: int, fn: Callable[..., float], *args) -> float:
-    return min(fn(*args) for _ in range(repeat))
+def interleaved_best(repeat: int, runs: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """The best time of each contender over `repeat` rounds, one run of each per round: on a shared machine
+    the load drifts, and interleaving exposes every contender to the same drift."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            times[name].append(run())
+    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rows", type=int, default=2048, help="training rows")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for every contender")
@@ -123,9 +129,11 @@ def main() -> None:
         x, y = synthetic(info, options.rows)
         ours_model = lambda: build_model(spec, info)  # noqa: E731
         nnlab_fit(spec, info, x, y, 1, device), plain_loop(make_plain, x, y, 1, device)  # warm-up
-        ours = best_of(options.repeat, nnlab_fit, spec, info, x, y, options.epochs, device) / options.epochs
-        plain = best_of(options.repeat, plain_loop, make_plain, x, y, options.epochs, device) / options.epochs
-        mixed = best_of(options.repeat, plain_loop, ours_model, x, y, options.epochs, device) / options.epochs
+        best = interleaved_best(options.repeat, {
+            "nnlab": lambda: nnlab_fit(spec, info, x, y, options.epochs, device),
+            "plain": lambda: plain_loop(make_plain, x, y, options.epochs, device),
+            "mixed": lambda: plain_loop(ours_model, x, y, options.epochs, device)})
+        ours, plain, mixed = (best[k] / options.epochs for k in ("nnlab", "plain", "mixed"))
         print(f"  {name}: nnlab {ours * 1e3:8.1f} ms/epoch   plain loop {plain * 1e3:8.1f} ms/epoch   "
               f"ratio {ours / plain:4.2f}x   (plain loop + nnlab model {mixed * 1e3:8.1f} ms/epoch, "
               f"{mixed / plain:4.2f}x)")
