@@ -141,6 +141,24 @@ def test_the_python_api(tmp_path, cli, runs):
         nnlab.load_run("nope", runs_dir=runs)
 
 
+@pytest.mark.parametrize("kind, setting", [("sequence", {"steps": 4}), ("image", {"shape": [1, 2, 4]})])
+def test_sequences_and_images_reuse_their_scaling(tmp_path, cli, runs, kind, setting):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(240, 8)) * np.arange(1, 9) + 5  # channels with different scales: scaling matters
+    table = pd.DataFrame(x, columns=[f"v{i}" for i in range(8)]).assign(
+        label=np.where(x[:, 0] - 5 + (x[:, 5] - 5) / 6 > 0, "up", "down"))
+    spec = train(tmp_path, cli, table, "label", data={"path": "data.csv", "target": "label", kind: setting},
+                 models=[{"name": "cnn", "kind": "cnn", "channels": [4], "kernel": 3}])
+    val = validation_rows(spec)
+    run = nnlab.load_run("last", runs)
+    for model in ("baseline", "cnn"):
+        out = run.predict(val, model=model)
+        recorded = run.summary.models[model].val
+        assert skm.accuracy_score(val["label"], out["prediction"]) == pytest.approx(recorded["accuracy"], **TOLERANCE)
+        assert skm.roc_auc_score(val["label"] == "up", out["p_up"]) == pytest.approx(recorded["roc_auc"],
+                                                                                      **TOLERANCE)
+
+
 @pytest.fixture
 def trained(tmp_path, cli, runs):
     table = binary_table()
