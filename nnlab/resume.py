@@ -37,6 +37,7 @@ class ResumePoint:
     kept: dict[str, ModelResult] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
     epochs: dict[str, int] = field(default_factory=dict)
+    fresh: list[str] = field(default_factory=list)  # what trains from the start
 
     def keep_row(self, row: dict[str, str]) -> bool:
         model = row.get("model", "")
@@ -48,11 +49,11 @@ class ResumePoint:
             return False
 
     def describe(self) -> str:
-        kept = ", ".join(self.kept) or "no model"
-        going_on = [f"{key} from epoch {self.states[key].epoch}" for key in self.states]
-        return (f"resuming run {self.run.id}: kept {kept}"
+        going_on = [f"{'+'.join(dict.fromkeys(self.states[key].names))} from epoch {self.states[key].epoch}"
+                    for key in self.states]
+        return (f"resuming run {self.run.id}: kept {', '.join(self.kept) or 'no model'}"
                 + (f"; continues {', '.join(going_on)}" if going_on else "")
-                + "; the rest trains from the start")
+                + (f"; trains {', '.join(self.fresh)} from the start" if self.fresh else ""))
 
 
 def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerprint: Optional[dict],
@@ -65,8 +66,9 @@ def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerpri
     check_resumable(run, {**spec.resolved(), "metrics": metrics}, fingerprint, smoke)
     old = run.summary.models if run.summary else {}
     point = ResumePoint(run)
-    if spec.baseline and _final(old.get("baseline")):
-        point.kept["baseline"] = old["baseline"]
+    if spec.baseline:
+        point.kept.update({"baseline": old["baseline"]} if _final(old.get("baseline")) else {})
+        point.fresh += [] if "baseline" in point.kept else ["baseline"]
     for group in groups:
         if all(_final(old.get(name)) for name in group):
             point.kept.update({name: old[name] for name in group})
@@ -75,6 +77,8 @@ def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerpri
         if state is not None:
             point.states[group[0]] = state
             point.epochs.update({name: state.epoch for name in group})
+        else:
+            point.fresh += group
     return point
 
 

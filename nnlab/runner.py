@@ -116,7 +116,8 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
                    data_fingerprint=plan.prepared.summary.get("fingerprint"),
                    spec={**spec.resolved(), "metrics": plan.metrics})
     if resume is not None:  # the run's own record, with what this process trains with
-        meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit})
+        meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit,
+                                                  **({"note": note} if note else {})})
     with runstore.RunWriter(store, meta, epoch_columns(plan.metrics), reopen=resume.run.path if resume else None,
                             keep_row=resume.keep_row if resume else None) as writer:
         session = _Session(plan, writer, report, resume)

@@ -109,6 +109,7 @@ def test_sigkill_in_the_second_group_keeps_the_first_and_resumes_to_the_twins_nu
     result = _train(spec, "--runs-dir", runs, "--resume", folder.name[:-2])  # a unique prefix names it
     assert result.exit_code == 0, result.output
     assert f"resuming run {folder.name}: kept baseline, a, b; continues c from epoch " in result.output
+    assert "from the start" not in result.output
     _assert_same_numbers(folder, twin)
     assert (folder / "models" / "a.safetensors").stat().st_mtime_ns == kept_weights  # not trained again
     assert run_folders(runs) == [folder] and not (folder / "checkpoints").exists()
@@ -123,8 +124,8 @@ def test_sigint_in_a_stack_resumes_from_its_flushed_checkpoint(tmp_path, twin):
     result = _train(spec, "--runs-dir", folder.parent, "--resume", "last")
     assert result.exit_code == 0, result.output
     line = next(s for s in result.output.splitlines() if s.startswith("resuming run"))
-    assert "kept baseline;" in line
-    assert int(line.split("continues a from epoch ")[1].split(";")[0]) >= 29  # the interrupt wrote it
+    assert "kept baseline;" in line and line.endswith("; trains c from the start")
+    assert int(line.split("continues a+b from epoch ")[1].split(";")[0]) >= 29  # the interrupt wrote it
     _assert_same_numbers(folder, twin)
 
 
