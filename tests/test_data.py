@@ -182,3 +182,17 @@ def test_a_folder_is_not_a_data_file(tmp_path, cli):
 
 def test_empty_file(tmp_path, cli):
     data_error(tmp_path, cli, "", "data.path: cannot parse data.csv")
+
+
+def test_a_true_false_column_is_a_category_not_numbers_written_as_text(tmp_path):
+    from pathlib import Path
+
+    from nnlab.data import prepare
+    from nnlab.spec import DataSpec
+
+    table = binary_table()
+    table["flag"] = (table["a"] > 0).astype(object)
+    table.loc[3, "flag"] = None  # missing values make pandas read the column as objects
+    table.to_csv(tmp_path / "data.csv", index=False)
+    prepared = prepare(DataSpec(path="data.csv", target="label", impute="most_frequent"), Path(tmp_path), 0)
+    assert {"flag=False", "flag=True"} <= set(prepared.feature_names)

@@ -102,7 +102,7 @@ def column_kinds(train: pd.DataFrame, spec: DataSpec) -> tuple[list[str], list[s
         series = train[col]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             numeric.append(col)
-        elif _mostly_numeric(series):
+        elif not _boolean(series) and _mostly_numeric(series):
             raise DataError(_placeholder_message(col, series))
         elif series.nunique() <= spec.max_categories:
             categorical.append(col)
@@ -113,6 +113,14 @@ def column_kinds(train: pd.DataFrame, spec: DataSpec) -> tuple[list[str], list[s
                         f"encodes non-numeric columns of at most {spec.max_categories} values "
                         "(data.max_categories); leave them out with data.exclude")
     return numeric, categorical
+
+
+def _boolean(series: pd.Series) -> bool:
+    """True/False values (a bool column, or one with missing values read as objects): a category, not numbers
+    written as text."""
+    present = series.dropna()
+    return pd.api.types.is_bool_dtype(series) or (len(present) > 0 and present.map(
+        lambda v: isinstance(v, (bool, np.bool_))).all())
 
 
 def _mostly_numeric(series: pd.Series) -> bool:
