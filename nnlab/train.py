@@ -59,6 +59,12 @@ def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dt
 SMALL_STEP_WORK = 20_000_000  # rows per step x parameters below which one CPU thread beats several
 
 
+def compute_params(model: nn.Module) -> int:
+    """Parameters that cost arithmetic per row: an embedding table is a lookup, whatever its size."""
+    return sum(p.numel() for m in model.modules() if not isinstance(m, nn.Embedding)
+               for p in m.parameters(recurse=False))
+
+
 @contextlib.contextmanager
 def cpu_threads_for(params: int, rows_per_step: int, device: torch.device) -> Iterator[None]:
     """One intra-op thread for small CPU steps: waking a thread pool costs more than such a step's
@@ -113,7 +119,7 @@ def _fit_group(members: list[Member], problem: Problem, on_epoch: OnEpoch, on_st
     dtype = resolve_precision(train.precision, device)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
     scaler = LossScale(device) if dtype == torch.float16 else None
-    params = sum(sum(p.numel() for p in m.model.parameters()) for m in members)
+    params = sum(compute_params(m.model) for m in members)
     with cpu_threads_for(params, train.batch_size, device):
         return fit_stack(members, problem, on_epoch, autocast, scaler, on_state, resume)
 
