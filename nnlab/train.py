@@ -200,44 +200,6 @@ def _outputs(model: nn.Module, x: torch.Tensor, autocast: Any) -> torch.Tensor:
 
 def evaluate(model: nn.Module, problem: Problem, split: str, loss_fn: LossFn, autocast: Any
              ) -> dict[str, torch.Tensor]:
-    """Loss and metrics of one split, as device tensors (read them with `_read`)."""
-    outputs = _outputs(model, problem.x[split], autocast)
-    target = problem.y[split]
-    with torch.inference_mode():
-        loss = loss_fn(outputs, target.to(outputs.dtype) if target.is_floating_point() else target)
-        return {"loss": loss, **metric_fns.compute(problem.task, problem.metrics, outputs, target,
-                                                   problem.target_std)}
-
-
-def predict(model: nn.Module, problem: Problem, split: str, autocast: Any) -> np.ndarray:
-    """Model units, on the host: probabilities (binary: of the positive class [N]; multiclass [N, K]) or, for
-    regression, STANDARDIZED predictions (the data's preprocessing turns them into the target's units)."""
-    return metric_fns.probabilities(problem.task, _outputs(model, problem.x[split], autocast)).cpu().numpy()
-
-
-def _baseline_interrupted(name: str, model: nn.Module, problem: Problem, history: list[EpochRecord],
-                          started: float) -> FitResult:
-    """Interrupted inside L-BFGS: nothing is kept. Interrupted after it: the fitted weights, untested."""
-    model.float()
-    if not history:
-        return FitResult(name, "interrupted", 0, 0, {}, {}, time.perf_counter() - started, 0.0, history,
-                         "interrupted during the L-BFGS fit")
-    return FitResult(name, "interrupted", 1, 1, _unprefixed("val", history[0].values), {},
-                     time.perf_counter() - started, 0.0, history, "interrupted after the fit",
-                     state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                     val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
-
-
-def _outputs(model: nn.Module, x: torch.Tensor, autocast: Any) -> torch.Tensor:
-    model.eval()
-    with torch.inference_mode(), autocast:
-        if x.layout != torch.strided:  # sparse rows cannot be sliced; they are small by being sparse
-            return model(x).float()
-        return torch.cat([model(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
-
-
-def evaluate(model: nn.Module, problem: Problem, split: str, loss_fn: LossFn, autocast: Any
-             ) -> dict[str, torch.Tensor]:
     """Loss and metrics of one split for a plain module, as device tensors (read them with `_read`)."""
     outputs = _outputs(model, problem.x[split], autocast)
     target = problem.y[split]
