@@ -17,6 +17,7 @@ from nnlab.noise import Difference
 from nnlab.numbers import format_spread, higher_is_better
 from nnlab.records import ModelResult, RunSummary
 from nnlab.sweep import Point, SweepPlan
+from nnlab.settings import short_keys as short_names  # one rule for shortening dotted keys
 
 
 @dataclass
@@ -139,19 +140,6 @@ def _notes(plan: SweepPlan, names: dict[str, str], spreads: bool) -> str:
     if spreads:
         lines.append("mean ± sd over repeats; within noise: |change| < sqrt(sd² + sd_reference²)")
     return "\n".join(lines)
-
-
-def short_names(keys: list[str]) -> dict[str, str]:
-    """The shortest dotted suffix that tells each key apart: `train.optimizer.lr` -> `lr`."""
-    names = {}
-    for key in keys:
-        parts = key.split(".")
-        for n in range(1, len(parts) + 1):
-            suffix = ".".join(parts[-n:])
-            if not any(other != key and (other == suffix or other.endswith("." + suffix)) for other in keys):
-                break
-        names[key] = suffix
-    return names
 
 
 def _value_cell(row: Effect) -> str:
