@@ -5,6 +5,11 @@ checked before the run folder is created, so bad input never leaves a run behind
 `RunWriter` ends it as completed, failed or interrupted whatever happens, each model's result is in
 summary.json as soon as that model ends, and one model that fails (too large, out of memory, a bug in a
 layer) is recorded as failed while the run goes on with the next.
+
+While a model (a stack group) trains, its latest loop state is kept and written to the run folder now and
+then (runstore/checkpoints.py), so that `nnlab train --resume` (`resume_from`, then `execute(...,
+resume=...)`, see nnlab/resume.py) continues a cut-off run in its own folder with the numbers an
+uninterrupted run would have had.
 """
 
 from __future__ import annotations
