@@ -47,6 +47,8 @@ class Checkpoints:
         self.pending: Optional[tuple[str, Any]] = None
         self.written: dict[str, float] = {}  # group -> monotonic time of its last write
         self.wait = every  # seconds until the next write: `every`, or longer after a slow write
+        for stale in (run_path / CHECKPOINTS_DIR).glob(".*.tmp"):  # a write that a SIGKILL cut (resume)
+            stale.unlink(missing_ok=True)
 
     def keep(self, group: str, state: Any) -> None:
         self.pending = (group, state)
