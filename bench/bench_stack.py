@@ -9,13 +9,24 @@ members, and 5 members one after another, each as a ratio to one member; on a sh
 is the steadier number. Targets (issue 8): 5 stacked <= 1.5x one model, 10 stacked <= 2x.
 A benchmark, not a test: numbers depend on the machine.
 
-Measured on the 2-core development machine (torch 2.13 CPU), CPU time: 1 member 0.207 s, 5 stacked 0.415 s
-(2.01x), 10 stacked 0.682 s (3.30x), 5 one after another 1.048 s (5.06x). The targets are missed: one model
-is already fast here (0.2 ms a step, 5x quicker than the prototype the targets came from, whose 10 stacked
-members took 2.21 s), so the arithmetic of more members weighs more — the matrix products alone of 10
-members take 1.17x one member's whole training, which leaves 0.83x for everything else at the 2x target.
-The rest is elementwise work that grows with K and each member's metrics every epoch (about 0.14 s of the
-0.68 s at K = 10; metrics.compute works on one member at a time).
+Measured on the shared 2-core development machine (torch 2.13 CPU), CPU time, best of 5, before and after the
+speed work of this commit series (the old tree run side by side in the same minutes):
+
+                                    before              after
+    1 member                        0.210 s  1.00x      0.150 s  1.00x
+    5 members stacked               0.428 s  2.03x      0.315 s  2.10x
+    10 members stacked              0.705 s  3.35x      0.523 s  3.48x
+    5 members one after another     1.054 s  5.01x      0.749 s  4.99x
+    with --dropout 0.3: 1 member 0.303 -> 0.212 s, 5 stacked 0.619 -> 0.485 s (2.29x), 10 stacked 1.133 -> 0.860 s (4.06x)
+
+Every contender got 26-30 % quicker (batched metrics, the stack's own backward and loss gradient instead of
+autograd, numpy's sort for roc_auc), but one member gained the most, so the ratios did not fall: the targets
+(5 stacked <= 1.5x, 10 stacked <= 2x) are missed by 40 % and 74 %. Against the old one-member time the new stacks
+take 1.50x (5) and 2.49x (10). Why the ratios cannot reach the targets on this machine: one member takes 0.15 ms a
+step, and the matrix products alone of 10 members (`matmul_floor`, already at about 80 GFLOP/s on one core) take
+1.61x one member's whole training, which leaves 0.39x for everything else at the 2x target; the rest that grows
+with K is elementwise (activations and their gradients, Adam over K x 5825 weights, the batch gathers) and, with
+dropout, each member's masks from its own generator (mt19937, about 2.5 ns a number, 61,440 numbers a step at K = 10).
 """
 
 from __future__ import annotations
