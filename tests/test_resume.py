@@ -22,7 +22,7 @@ from nnlab import runstore
 from nnlab.cli import app
 
 TIMEOUT = 60
-EPOCHS = 80
+EPOCHS = 120
 
 
 def _spec(folder: Path) -> Path:
@@ -34,7 +34,7 @@ def _spec(folder: Path) -> Path:
                "scheduler": {"name": "plateau", "patience": 3}},
         models=[{"name": "a", "kind": "mlp", "hidden": [8]},
                 {"name": "b", "kind": "mlp", "hidden": [8], "dropout": 0.2},
-                {"name": "c", "kind": "mlp", "hidden": [4, 4], "train": {"batch_size": 16}}],
+                {"name": "c", "kind": "mlp", "hidden": [4, 4], "train": {"batch_size": 16, "epochs": 200}}],
         repeats=2))
 
 
