@@ -142,3 +142,51 @@ def test_a_completed_run_and_a_changed_spec_are_refused(twin):
     assert changed.exit_code == 2, changed.output
     assert "ran another spec: models.c.dropout 0 → 0.1" in changed.output
     assert len(changed.output.strip().splitlines()) == 1 and "Traceback" not in changed.output
+
+
+def test_a_checkpoint_round_trips_every_field_exactly(tmp_path):
+    """Tensors (bool, uint8 generator states, empty), non-finite floats, tuples and the epoch history come back
+    equal; the file is plain safetensors (JSON header, raw tensors), nothing pickled."""
+    import math
+
+    import torch
+
+    from nnlab.fitstate import EpochRecord, LoopState, MemberProgress
+    from nnlab.runstore.checkpoints import load_state, save_state
+
+    history = [EpochRecord("a", 1, {"train_loss": 0.7, "val_loss": 0.1 + 0.2}, 1e-3, 0.01, member=1)]
+    state = LoopState(
+        names=["a", "a"], epoch=3, params=torch.randn(2, 5), best_params=torch.randn(2, 5),
+        buffers={"0.running_mean": torch.zeros(4), "0.num_batches_tracked": torch.tensor(7)},
+        optimizer={"steps": 7, "lrs": [0.1, 0.2], "active": torch.tensor([[True], [False]]),
+                   "exp_avg": torch.randn(2, 5), "exp_avg_sq": None},
+        schedules=[{"lr": 0.1, "scheduler": {"best": math.inf, "mode_worse": -math.inf, "pair": (1, 2.5)}},
+                   {"lr": 0.2, "scheduler": None}],
+        members=[MemberProgress(best_score=0.3, best_epoch=2, best_values={"loss": 0.3}, history=history,
+                                best_buffers={"x": torch.zeros(0)}, stopping_best=math.nan, stopping_stale=2),
+                 MemberProgress(status="completed", stop_reason="early stopping")],
+        order_rng=[torch.Generator().manual_seed(1).get_state()] * 2, dropout_rng=[],
+        torch_rng=torch.get_rng_state())
+    path = tmp_path / "checkpoints" / "a.safetensors"
+    save_state(path, state)
+    assert not path.read_bytes().startswith(b"\x80")  # no pickle protocol header
+    back = load_state(path)
+
+    def same(x, y):
+        if isinstance(x, torch.Tensor):
+            return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
+        if isinstance(x, float) and math.isnan(x):
+            return isinstance(y, float) and math.isnan(y)
+        if isinstance(x, (list, tuple)):
+            return type(x) is type(y) and len(x) == len(y) and all(map(same, x, y))
+        if isinstance(x, dict):
+            return list(x) == list(y) and all(same(x[k], y[k]) for k in x)
+        if hasattr(x, "__dataclass_fields__"):
+            return type(x) is type(y) and all(same(getattr(x, f), getattr(y, f)) for f in x.__dataclass_fields__)
+        return type(x) is type(y) and x == y
+
+    assert same(state, back)
+    state.members[1].best_buffers = {"bad": object()}
+    with pytest.raises(TypeError, match="members.1.best_buffers.bad"):
+        save_state(path, state)
+    assert same(load_state(path), back)  # a failed save leaves the previous checkpoint whole
