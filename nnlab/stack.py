@@ -206,13 +206,15 @@ class StackedMLP(Stack):
     def _dropout_mask(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Inverted dropout, each member's mask from its own generator (a member without dropout here
         draws nothing, exactly as when it trains alone)."""
-        rates = self.dropout_rates[i]
-        uniform = torch.stack([
-            torch.rand(h.shape[1:], generator=g, device=h.device, dtype=h.dtype) if p > 0
-            else torch.ones(h.shape[1:], device=h.device, dtype=h.dtype)
-            for g, p in zip(self.generators, rates)])
-        keep = 1 - self.dropout[i]
-        return (uniform >= self.dropout[i]).to(h.dtype) / keep
+        # Drawn into the rows of one tensor and turned into the mask in place: the same numbers as
+        # torch.rand per member and (uniform >= p) / (1 - p), without a stack copy and two temporaries.
+        uniform = torch.empty(h.shape, device=h.device, dtype=h.dtype)
+        for row, g, p in zip(uniform, self.generators, self.dropout_rates[i]):
+            row.uniform_(generator=g) if p > 0 else row.fill_(1.0)
+        rate = self.dropout[i]
+        if uniform.dtype != rate.dtype:  # autocast: out of place, so the mask is promoted to float32 as always
+            return (uniform >= rate).to(h.dtype) / (1 - rate)
+        return uniform.ge_(rate).div_(1 - rate)
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1) if self.flatten else x
