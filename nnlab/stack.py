@@ -162,6 +162,10 @@ class StackedMLP(Stack):
                         for i in range(len(self.layers))]
         self.dropout_rates = [[d[i] for d in dropouts] for i in range(len(self.layers))]
         self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        # What the taped step reads, made once: views of `params` without autograd (they follow its in-place
+        # updates), the bias as [K, 1, out] and the weight as W [K, out, in] and W^T [K, in, out].
+        self.plain = [(b.detach().unsqueeze(1), w.detach(), w.detach().transpose(1, 2))
+                      for w, b in zip(self.weights, self.biases)]
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         h = x.flatten(2) if self.flatten else x
@@ -180,7 +184,8 @@ class StackedMLP(Stack):
         tape = []
         with torch.no_grad():
             for i, layer in enumerate(self.layers):
-                z = torch.baddbmm(self.biases[i].detach().unsqueeze(1), h, self.weights[i].detach().transpose(1, 2))
+                bias, _, weight_t = self.plain[i]
+                z = torch.baddbmm(bias, h, weight_t)
                 a = _ACTIVATIONS[type(layer.activation)].forward(layer.activation, z) if layer.activation else z
                 mask = self._dropout_mask(i, a) if any(self.dropout_rates[i]) else None
                 tape.append((h, z, a, mask))
@@ -201,7 +206,7 @@ class StackedMLP(Stack):
                 self.bias_grads[i].copy_(grad.sum(1))
                 self.weight_grads[i].copy_(torch.bmm(h.transpose(1, 2), grad).transpose(1, 2))
                 if i:
-                    grad = torch.bmm(grad, self.weights[i].detach())
+                    grad = torch.bmm(grad, self.plain[i][1])
 
     def _dropout_mask(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Inverted dropout, each member's mask from its own generator (a member without dropout here
