@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from nnlab.diagnose import diagnose
 from nnlab.inputs import InputInfo
 from nnlab.records import MemberResult, ModelResult
+from nnlab.sequential import SequenceState, fit_one_after_another
 
 MEMORY_HEADROOM = 0.8  # refuse a model whose estimated training memory exceeds this share of what is free
 
@@ -75,9 +76,8 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
     repeats): as one stack when they can share one model, else one after another — `train.fit_members`
     decides. Returns each model's member fits. Never raises for a model's failure; KeyboardInterrupt and
     store errors do propagate, the interrupt carrying `.member_fits` by model: what finished, and what was
-    cut short. When the members train as one stack, `on_state` gets its LoopState after every epoch and
-    `resume` (a LoopState of the same members) continues from one; members that train one after another
-    are neither checkpointed nor resumed (they start over)."""
+    cut short. `on_state` gets the group's progress after every epoch — a LoopState when the members train
+    as one stack, else a `sequential.SequenceState` — and `resume` (one of the same members) continues it."""
     import torch
 
     from nnlab import train
@@ -111,10 +111,12 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
         return {**fits, **failed}
 
     one_stack = len(built) == 1 or stacked
-    if not one_stack or (resume is not None and resume.names != [m.name for m in built]):
+    if resume is not None and (resume.names != [m.name for m in built]
+                               or isinstance(resume, SequenceState) == one_stack):
         resume = None  # a state of other members (one failed to build this time) cannot continue these
+    fit = train.fit_members if one_stack else fit_one_after_another
     try:
-        return by_model(train.fit_members(built, problem, on_epoch, on_state if one_stack else None, resume))
+        return by_model(fit(built, problem, on_epoch, on_state, resume))
     except KeyboardInterrupt as stop:
         stop.member_fits = by_model(getattr(stop, "results", []))  # type: ignore[attr-defined]
         raise

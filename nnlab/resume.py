@@ -30,13 +30,14 @@ PLACE_KEYS = ("path", "file", "source")  # where the data lay, not what it was
 
 @dataclass
 class ResumePoint:
-    """Where a cut-off run continues: `kept` results (in the run's order), each continued group's LoopState
-    by its key (the group's first model), and the last metrics.csv epoch kept per continued model."""
+    """Where a cut-off run continues: `kept` results (in the run's order), each continued group's state by
+    its key (the group's first model: a LoopState, or a SequenceState for members that train one after
+    another), and per continued member (model, repeat) the last metrics.csv epoch kept (None: all)."""
 
     run: Any  # runstore.Run
     kept: dict[str, ModelResult] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
-    epochs: dict[str, int] = field(default_factory=dict)
+    epochs: dict[tuple[str, int], Optional[int]] = field(default_factory=dict)
     fresh: list[str] = field(default_factory=list)  # what trains from the start
 
     def keep_row(self, row: dict[str, str]) -> bool:
@@ -44,13 +45,15 @@ class ResumePoint:
         if model in self.kept:
             return True
         try:
-            return int(row.get("epoch", "")) <= self.epochs.get(model, 0)
+            last = self.epochs.get((model, int(row.get("member") or 0)), 0)
+            return last is None or int(row.get("epoch", "")) <= last
         except ValueError:
             return False
 
     def describe(self) -> str:
-        going_on = [f"{'+'.join(dict.fromkeys(self.states[key].names))} from epoch {self.states[key].epoch}"
-                    for key in self.states]
+        going_on = [f"{'+'.join(dict.fromkeys(state.names))} from "
+                    + (state.where() if hasattr(state, "where") else f"epoch {state.epoch}")
+                    for state in self.states.values()]
         return (f"resuming run {self.run.id}: kept {', '.join(self.kept) or 'no model'}"
                 + (f"; continues {', '.join(going_on)}" if going_on else "")
                 + (f"; trains {', '.join(self.fresh)} from the start" if self.fresh else ""))
@@ -73,10 +76,12 @@ def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerpri
         if all(_final(old.get(name)) for name in group):
             point.kept.update({name: old[name] for name in group})
             continue
-        state = _saved_state(run.path, group, spec.repeats)
+        members = [(name, k) for name in group for k in range(spec.repeats)]
+        state = _saved_state(run.path, [name for name, _ in members])
         if state is not None:
             point.states[group[0]] = state
-            point.epochs.update({name: state.epoch for name in group})
+            point.epochs.update(state.member_epochs(members) if hasattr(state, "member_epochs")
+                                else {member: state.epoch for member in members})
         else:
             point.fresh += group
     return point
@@ -111,16 +116,19 @@ def _same_data(fingerprint: Optional[dict]) -> Optional[dict]:
     return {k: v for k, v in fingerprint.items() if k not in PLACE_KEYS} if fingerprint else None
 
 
-def _saved_state(run_path: Path, group: list[str], repeats: int) -> Any:
-    """The group's checkpoint, if it is whole and of exactly these members; else None (starts over)."""
+def _saved_state(run_path: Path, expected: list[str]) -> Any:
+    """The group's checkpoint, if it is whole and of exactly these members (model names in training
+    order); else None (the group starts over)."""
     from nnlab.runstore.checkpoints import checkpoint_path, load_state
 
-    path = checkpoint_path(run_path, group[0])
+    path = checkpoint_path(run_path, expected[0])
     if not path.is_file():
         return None
     try:
         state = load_state(path)
     except Exception:  # noqa: BLE001 - a damaged checkpoint only means the group trains from the start
         return None
-    expected = [name for name in group for _ in range(repeats)]
-    return state if getattr(state, "names", None) == expected and state.epoch > 0 else None
+    if getattr(state, "names", None) != expected:
+        return None
+    progressed = getattr(state, "epoch", 0) > 0 or getattr(state, "done", None) or getattr(state, "current", None)
+    return state if progressed else None

@@ -25,17 +25,21 @@ TIMEOUT = 60
 EPOCHS = 120
 
 
-def _spec(folder: Path) -> Path:
+STACKS = [{"name": "a", "kind": "mlp", "hidden": [8]},
+          {"name": "b", "kind": "mlp", "hidden": [8], "dropout": 0.2},
+          {"name": "c", "kind": "mlp", "hidden": [4, 4], "train": {"batch_size": 16, "epochs": 200}}]
+# Batch norm has no stacked form: its two repeats train one after another, dropout from torch's generator.
+ONE_AFTER_ANOTHER = [{"name": "r", "kind": "resmlp", "width": 8, "blocks": 1, "norm": "batchnorm", "dropout": 0.1,
+                      "train": {"epochs": 60}}]
+
+
+def _spec(folder: Path, models: list = STACKS) -> Path:
     """Two groups: `a` and `b` stack (they differ in dropout), `c` trains alone (another batch size); each
     model twice (repeats). A plateau schedule and early stopping carry state across epochs."""
     binary_table().to_csv(folder / "data.csv", index=False)
     return write_spec(folder, tiny_spec(
         train={"epochs": EPOCHS, "batch_size": 8, "early_stopping": {"patience": 30},
-               "scheduler": {"name": "plateau", "patience": 3}},
-        models=[{"name": "a", "kind": "mlp", "hidden": [8]},
-                {"name": "b", "kind": "mlp", "hidden": [8], "dropout": 0.2},
-                {"name": "c", "kind": "mlp", "hidden": [4, 4], "train": {"batch_size": 16, "epochs": 200}}],
-        repeats=2))
+               "scheduler": {"name": "plateau", "patience": 3}}, models=models, repeats=2))
 
 
 def _train(*args: str):
@@ -56,9 +60,9 @@ def _rows(folder: Path, model: str) -> int:
     return sum(line.startswith(model + ",") for line in metrics.read_text().splitlines()) if metrics.exists() else 0
 
 
-def _cut(tmp_path: Path, model: str, rows: int, signum: int) -> tuple[Path, Path]:
+def _cut(tmp_path: Path, model: str, rows: int, signum: int, models: list = STACKS) -> tuple[Path, Path]:
     """Start `nnlab train` as a process; once metrics.csv holds `rows` rows of `model`, send it `signum`."""
-    spec, runs = _spec(tmp_path), tmp_path / "runs"
+    spec, runs = _spec(tmp_path, models), tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "nnlab.cli", "train", str(spec), "--runs-dir", str(runs),
                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -77,9 +81,9 @@ def _cut(tmp_path: Path, model: str, rows: int, signum: int) -> tuple[Path, Path
     return spec, folder
 
 
-def _assert_same_numbers(resumed: Path, twin: Path) -> None:
+def _assert_same_numbers(resumed: Path, twin: Path, models: tuple = ("baseline", "a", "b", "c")) -> None:
     ours, theirs = (json.loads((f / "summary.json").read_text()) for f in (resumed, twin))
-    assert list(ours["models"]) == list(theirs["models"]) == ["baseline", "a", "b", "c"]
+    assert list(ours["models"]) == list(theirs["models"]) == list(models)
     for name, model in theirs["models"].items():
         mine = ours["models"][name]
         assert (mine["status"], mine["epochs_run"], mine["best_epoch"]) == \
@@ -127,6 +131,19 @@ def test_sigint_in_a_stack_resumes_from_its_flushed_checkpoint(tmp_path, twin):
     assert "kept baseline;" in line and line.endswith("; trains c from the start")
     assert int(line.split("continues a+b from epoch ")[1].split(";")[0]) >= 29  # the interrupt wrote it
     _assert_same_numbers(folder, twin)
+
+
+def test_members_trained_one_after_another_resume_inside_the_second(tmp_path, tmp_path_factory):
+    twin_folder = tmp_path_factory.mktemp("twin_r")
+    assert _train(_spec(twin_folder, ONE_AFTER_ANOTHER), "--runs-dir", twin_folder / "runs").exit_code == 0
+    (twin,) = run_folders(twin_folder / "runs")
+    assert _rows(twin, "r") > 60 + 20
+    assert json.loads((twin / "summary.json").read_text())["models"]["r"]["stacked"] is False
+    spec, folder = _cut(tmp_path, "r", 60 + 15, signal.SIGINT, ONE_AFTER_ANOTHER)  # member 2, epoch 15
+    result = _train(spec, "--runs-dir", folder.parent, "--resume", "last")
+    assert result.exit_code == 0, result.output
+    assert "continues r from member 2 of 2, epoch " in result.output  # member 1's result came from the checkpoint
+    _assert_same_numbers(folder, twin, ("baseline", "r"))
 
 
 def test_a_completed_run_and_a_changed_spec_are_refused(twin):
@@ -190,3 +207,34 @@ def test_a_checkpoint_round_trips_every_field_exactly(tmp_path):
     with pytest.raises(TypeError, match="members.1.best_buffers.bad"):
         save_state(path, state)
     assert same(load_state(path), back)  # a failed save leaves the previous checkpoint whole
+
+
+def test_a_cut_between_two_members_continues_with_the_generator_the_first_left(tmp_path):
+    """The state saved between members (no member in training) restores torch's global generator, which the
+    second member's dropout draws from; saved and loaded, it continues to the same results."""
+    import numpy as np
+    import torch
+
+    from nnlab import runner, train
+    from nnlab.members import Member, MemberRun, fit_group
+    from nnlab.runstore.checkpoints import load_state, save_state
+    from nnlab.sequential import SequenceState
+
+    plan = runner.plan(_spec(tmp_path, ONE_AFTER_ANOTHER), [])
+    p, spec = plan.prepared, plan.spec.models[0]
+    problem = train.Problem.from_arrays(p.task, p.x, p.y, plan.metrics, plan.spec.monitor, torch.device("cpu"),
+                                        p.preprocessing.get("target_std", 1.0), p.n_outputs)
+    runs = [MemberRun("r", "resmlp", spec, [Member(0, 0), Member(1, 1)], spec.train.epochs)]
+
+    def fit(on_state=None, resume=None):
+        fits = fit_group(runs, runner.input_info(p), problem, lambda r: None, lambda r, n: None, on_state, resume)
+        return [(f.result.val, f.result.test, f.result.history[-1].values, f.result.val_probabilities)
+                for f in fits["r"]]
+
+    states = []
+    uninterrupted = fit(states.append)
+    between = next(s for s in states if isinstance(s, SequenceState) and s.current is None and s.done)
+    save_state(tmp_path / "r.safetensors", between)
+    resumed = fit(resume=load_state(tmp_path / "r.safetensors"))
+    for ours, theirs in zip(resumed, uninterrupted):
+        assert ours[:3] == theirs[:3] and np.array_equal(ours[3], theirs[3])

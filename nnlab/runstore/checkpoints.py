@@ -104,14 +104,20 @@ def load_state(path: Path) -> Any:
 # --- encoding: JSON with tagged values; tensors by reference -------------------------------------------
 
 def _types() -> dict[str, type]:
-    from nnlab.fitstate import EpochRecord, LoopState, MemberProgress
+    from nnlab.fitstate import EpochRecord, FitResult, LoopState, MemberProgress
+    from nnlab.sequential import SequenceState
 
-    return {"LoopState": LoopState, "MemberProgress": MemberProgress, "EpochRecord": EpochRecord}
+    return {"LoopState": LoopState, "MemberProgress": MemberProgress, "EpochRecord": EpochRecord,
+            "SequenceState": SequenceState, "FitResult": FitResult}
 
 
 def _encode(value: Any, tensors: dict[str, Any], where: str) -> Any:
+    import numpy as np
     import torch
 
+    if isinstance(value, np.ndarray):  # a finished member's validation predictions
+        tensors[where] = torch.from_numpy(np.array(value))
+        return {"$ndarray": where}
     if isinstance(value, torch.Tensor):
         tensors[where] = value.detach().to("cpu").contiguous().clone()  # never shares storage with another
         return {"$tensor": where}
@@ -142,6 +148,8 @@ def _decode(value: Any, tensors: dict[str, Any]) -> Any:
         (tag, inner), = value.items()
         if tag == "$tensor":
             return tensors[inner]
+        if tag == "$ndarray":
+            return tensors[inner].numpy()
         if tag == "$float":
             return float(inner)
         if tag == "$tuple":
