@@ -7,10 +7,11 @@ fingerprint. Then:
 - models whose result in summary.json is final (completed, diverged or failed) are kept as they are, with
   their weights; a stack group is kept only when all its models are;
 - every other group continues from its checkpoint (runstore/checkpoints.py) — the state after its last
-  saved epoch — or starts over when it has none (it was cut off before its first epoch ended, or it
-  trained one member after another); the baseline, when not final, is fitted again;
-- metrics.csv keeps the rows of kept models and, of a continued group, the rows up to its checkpoint's
-  epoch: a SIGKILL can leave rows after the last checkpoint, and those epochs are trained again.
+  saved epoch; for members that train one after another, the finished members' results and the member in
+  training's state — or starts over when it has none (cut off before its first epoch ended); the
+  baseline, when not final, is fitted again;
+- metrics.csv keeps the rows of kept models and, of a continued group, each member's rows up to its
+  checkpoint's epoch: a SIGKILL can leave rows after the last checkpoint, and those epochs train again.
 
 The loop continues a LoopState exactly, so the final numbers equal those of an uninterrupted run.
 """

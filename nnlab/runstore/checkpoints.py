@@ -4,7 +4,8 @@
 One file per stack group, `checkpoints/<first model>.safetensors`: the tensors (weights, best weights,
 optimizer moments, buffers, every generator state) as safetensors, and the plain data (epoch, step count,
 schedules, early stopping, each member's progress and epoch history) as JSON in the same file's metadata
-header. One file, replaced atomically, so that the tensors and the data always belong to the same epoch —
+header. Members that train one after another save a `sequential.SequenceState` the same way (the
+finished members' results, their weights and validation predictions among the tensors). One file, replaced atomically, so that the tensors and the data always belong to the same epoch —
 a `.safetensors` + `.json` pair could be cut between its two writes. Nothing is pickled; reading runs no
 code. Non-finite floats (a plateau scheduler's `inf`) and tuples are tagged so that they come back exact.
 
