@@ -10,23 +10,25 @@ is the steadier number. Targets (issue 8): 5 stacked <= 1.5x one model, 10 stack
 A benchmark, not a test: numbers depend on the machine.
 
 Measured on the shared 2-core development machine (torch 2.13 CPU), CPU time, best of 5, before and after the
-speed work of this commit series (the old tree run side by side in the same minutes):
+speed work of this commit series (the tree at 3790932 run side by side in the same minutes):
 
                                     before              after
-    1 member                        0.210 s  1.00x      0.150 s  1.00x
-    5 members stacked               0.428 s  2.03x      0.315 s  2.10x
-    10 members stacked              0.705 s  3.35x      0.523 s  3.48x
-    5 members one after another     1.054 s  5.01x      0.749 s  4.99x
-    with --dropout 0.3: 1 member 0.303 -> 0.212 s, 5 stacked 0.619 -> 0.485 s (2.29x), 10 stacked 1.133 -> 0.860 s (4.06x)
+    1 member                        0.220 s  1.00x      0.142 s  1.00x
+    5 members stacked               0.453 s  2.06x      0.287 s  2.02x
+    10 members stacked              0.719 s  3.27x      0.490 s  3.46x
+    5 members one after another     1.083 s  4.92x      0.676 s  4.76x
+    --dropout 0.3: 1 member 0.297 -> 0.182 s; 5 stacked 0.636 -> 0.411 s (2.14x -> 2.26x);
+                   10 stacked 1.101 -> 0.729 s (3.71x -> 4.01x); 5 one after another 1.496 -> 0.904 s
 
-Every contender got 26-30 % quicker (batched metrics, the stack's own backward and loss gradient instead of
-autograd, numpy's sort for roc_auc), but one member gained the most, so the ratios did not fall: the targets
-(5 stacked <= 1.5x, 10 stacked <= 2x) are missed by 40 % and 74 %. Against the old one-member time the new stacks
-take 1.50x (5) and 2.49x (10). Why the ratios cannot reach the targets on this machine: one member takes 0.15 ms a
-step, and the matrix products alone of 10 members (`matmul_floor`, already at about 80 GFLOP/s on one core) take
-1.61x one member's whole training, which leaves 0.39x for everything else at the 2x target; the rest that grows
-with K is elementwise (activations and their gradients, Adam over K x 5825 weights, the batch gathers) and, with
-dropout, each member's masks from its own generator (mt19937, about 2.5 ns a number, 61,440 numbers a step at K = 10).
+Every contender got 32-39 % quicker (metrics of all members in one batched call, the stack's own backward and
+loss gradient instead of autograd, numpy's sort for roc_auc, dropout masks made in place), one member as much as
+the stacks, so the ratios hardly moved: the targets (5 stacked <= 1.5x, 10 stacked <= 2x) are missed by 35 %
+and 73 %. Against the old one-member time the new stacks take 1.30x (5) and 2.23x (10). Why the ratios cannot
+reach the targets on this machine: one member now takes 0.14 ms a step, and the matrix products alone of 10
+members (`matmul_floor`: 0.24-0.29 s, at about 85 GFLOP/s on one core, the speed of one flop-equal gemm) take
+1.7-2.0x one member's whole training, which is the whole 2x budget; what else grows with K is elementwise
+(activations and their gradients, Adam over K x 5825 weights, the batch gathers) and, with dropout, each
+member's masks from its own generator (mt19937, about 2.5 ns a number, 61,440 numbers a step at K = 10).
 """
 
 from __future__ import annotations
