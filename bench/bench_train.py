@@ -11,10 +11,10 @@ scikit-learn runs with one BLAS thread (threadpoolctl), as torch does here; nnla
 validation accuracy, f1 and roc_auc every epoch, which the others do not.
 
 Measured on the shared 2-core development machine, `--clock cpu --repeat 5` (CPU seconds, 20 epochs):
-nnlab loop 0.151 s (0.148 ms a step), lean torch loop 0.341 s (2.27x), DataLoader loop 0.535 s (3.55x),
-scikit-learn MLPClassifier 0.256 s (1.70x nnlab; before this commit series nnlab and scikit-learn were even,
-0.21 s each). End to end, `nnlab train experiments/spam.yaml` 3.44 s CPU in that run (2.7-3.1 s in quieter
-minutes; see bench/README.md for where it goes), `nnlab --help` 0.21 s.
+nnlab loop 0.147 s (0.144 ms a step), lean torch loop 0.330 s (2.24x), DataLoader loop 0.510 s (3.46x),
+scikit-learn MLPClassifier 0.226 s (1.54x nnlab's time; before this commit series the two were even, about
+0.21 s each; over several runs the ratio was 1.4-1.7x). End to end, `nnlab train experiments/spam.yaml`
+2.89 s CPU, `nnlab --help` 0.16 s; bench/README.md says where the end-to-end time goes.
 """
 
 from __future__ import annotations
