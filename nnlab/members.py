@@ -231,7 +231,7 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
         best_epoch=result.best_epoch if result else 0, epochs_run=result.epochs_run if result else 0,
         epochs_planned=run.epochs, val=val_mean, test=test_mean, val_sd=val_sd, test_sd=test_sd,
         repeats=len(run.members), members=members if len(run.members) > 1 else [],
-        train_seconds=round(sum(f.result.train_seconds for f in fits if f.result), 4),
+        train_seconds=round(_wall_seconds(fits), 4),
         samples_per_second=round(statistics.fmean([f.result.samples_per_second for f in fits if f.result] or [0]), 1),
         message=message, stop_reason=result.stop_reason if result else None,
         train_loss=history[0]["train_loss"] if run.spec is None and history else None,
@@ -242,6 +242,12 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
                                baseline_val=baseline.val if baseline else None,
                                baseline_train_loss=baseline.train_loss if baseline else None)
     return model, best
+
+
+def _wall_seconds(fits: list[MemberFit]) -> float:
+    """Members one after another add up; stacked members train in the same epochs, so the longest counts."""
+    seconds = [f.result.train_seconds for f in fits if f.result]
+    return (max if any(f.stacked for f in fits) else sum)(seconds) if seconds else 0.0
 
 
 def _member_result(fit: MemberFit) -> MemberResult:

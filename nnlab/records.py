@@ -215,6 +215,8 @@ class RunMeta(BaseModel):
     error: Optional[str] = None
     sweep: Optional[str] = None  # the sweep id this run belongs to
     data_fingerprint: Optional[dict[str, Any]] = None
+    first_started_at: Optional[str] = None  # set when a run is resumed: started_at is then the last resume
+    resumed_at: list[str] = Field(default_factory=list)
     spec: dict[str, Any] = Field(default_factory=dict)
 
 

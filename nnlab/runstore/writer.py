@@ -125,12 +125,11 @@ class RunWriter:
         path = self.reopen
         self._keep_rows(path / METRICS_FILE)
         now = now_iso()
-        extra = self.meta.model_extra or {}
         self.meta = self.meta.model_copy(update={
             "status": "running", "started_at": now, "heartbeat_at": now, "pid": os.getpid(),
             "host": socket.gethostname(), "error": None, "finished_at": None, "duration_seconds": None,
-            "first_started_at": extra.get("first_started_at") or self.meta.started_at,
-            "resumed_at": [*(extra.get("resumed_at") or []), now]})
+            "first_started_at": self.meta.first_started_at or self.meta.started_at,
+            "resumed_at": [*self.meta.resumed_at, now]})
         (path / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
         write_atomic(path / RUN_FILE, to_json(self.meta.model_dump(mode="json")))
         self.path = path
