@@ -139,7 +139,7 @@ def _argsort_rows(scores: "torch.Tensor") -> "torch.Tensor":
         return scores.argsort(dim=-1)
     import numpy as np
 
-    return torch.from_numpy(np.argsort(scores.numpy(), axis=-1))
+    return torch.from_numpy(np.argsort(scores.detach().numpy(), axis=-1))
 
 
 def _binary_log_loss(_pred, true, logits):
