@@ -118,7 +118,7 @@ def test_sigkill_in_the_second_group_keeps_the_first_and_resumes_to_the_twins_nu
     assert (folder / "models" / "a.safetensors").stat().st_mtime_ns == kept_weights  # not trained again
     assert run_folders(runs) == [folder] and not (folder / "checkpoints").exists()
     run = runstore.read_run(folder)
-    assert run.status == "completed" and len(run.meta.model_extra["resumed_at"]) == 1
+    assert run.status == "completed" and len(run.meta.resumed_at) == 1 and run.meta.first_started_at
 
 
 def test_sigint_in_a_stack_resumes_from_its_flushed_checkpoint(tmp_path, twin):
