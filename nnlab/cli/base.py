@@ -1,0 +1,112 @@
+"""The Typer app and what every command shares: consoles that survive a closed pipe, one-line errors
+(NnlabError -> stderr, exit 2), the run-store option."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from nnlab.errors import NnlabError
+
+app = typer.Typer(
+    help="Train neural networks from a YAML spec, baseline first, and compare the runs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+RunsDirOption = typer.Option(None, "--runs-dir", help="Run store (default: $NNLAB_RUNS_DIR or ./runs).",
+                             show_default=False)
+
+
+class _ClosedSafe(io.TextIOBase):
+    """stdout that keeps working when the reader goes away (`nnlab train ... | head`): output is dropped,
+    training goes on and the run ends normally."""
+
+    def __init__(self, stream: Any):
+        self.stream, self.closed_by_reader = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                self.stream.write(text)
+            except (BrokenPipeError, ValueError):
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):
+                self._drop()
+
+    def _drop(self) -> None:
+        self.closed_by_reader = True
+        try:  # Python's own flush at exit must not complain about the closed pipe either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+def _out() -> Console:
+    # Not a terminal (a pipe, a file, CI): lines as wide as they need, so that no number is ever cut.
+    stream = _ClosedSafe(sys.stdout)
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 200)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(error: NnlabError) -> None:
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in str(error).splitlines():
+        console.print(f"error: {line}", markup=False)
+    raise typer.Exit(2)
+
+
+
+def _warn(warnings: list[str]) -> None:
+    """Warnings (a skipped run folder, an ignored column) go to stderr, one line each."""
+    for warning in warnings:
+        _err().print(f"warning: {warning}", markup=False)
+
+
+def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
+    from nnlab import runstore
+    from nnlab.curves import draw_curves
+
+    try:
+        run = runstore.resolve_run(str(run_ref), runstore.store_path(runs_dir))
+        path = draw_curves(run, runstore.curves_path(run))
+    except NnlabError as e:
+        _fail(e)
+    _out().print(f"curves: {path}", markup=False, soft_wrap=True)
+    _warn(run.warnings)
+
+
+OWN_PROCESS = False  # True when nnlab runs as its own process (not in-process, as in tests or notebooks)
+
+
+def main() -> None:
+    global OWN_PROCESS
+    OWN_PROCESS = True
+    app()
+
+

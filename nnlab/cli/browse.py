@@ -1,0 +1,183 @@
+"""`runs`, `compare`, `show`, `curves`: read the run store only (no torch)."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from nnlab.cli.base import RunsDirOption, _draw_curves, _fail, _warn, app
+from nnlab.errors import NnlabError
+
+
+@app.command()
+def curves(run: str = typer.Argument(..., help="Run id, unique prefix, folder, last or last~N.", show_default=False),
+           runs_dir: Optional[Path] = RunsDirOption) -> None:
+    """Draw curves.png in a run folder: train and validation loss and the monitored metric per model."""
+    _draw_curves(run, runs_dir)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
+    json = "json"
+
+
+class Split(str, Enum):
+    val = "val"
+    test = "test"
+
+
+class Status(str, Enum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
+FormatOption = typer.Option(Format.table, "--format", "-f",
+                            help="table for people; csv, markdown or json (stable column names) for scripts.")
+NameOption = typer.Option(None, "--name", help="Only runs with this name (a glob such as 'spam*' works).",
+                          show_default=False)
+
+
+SweepOption = typer.Option(None, "--sweep", help="Only the runs of this sweep (its id).", show_default=False)
+PIPE_WIDTH = 10_000  # piped output has no width to fit: nothing is cut or left out (grid.UNBOUNDED)
+
+
+def _browse_out() -> Console:
+    """The console of runs/compare/show: a terminal's width, $COLUMNS where set, else (a pipe, a file) wide
+    enough that no number is ever cut and no column left out."""
+    console = Console(highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPE_WIDTH
+    return console
+
+
+def _emit(columns: list[str], rows: list[dict], format: Format, table) -> None:
+    """csv/markdown/json go to stdout undecorated; `table` builds the rich renderable only when needed."""
+    from nnlab import formats
+
+    if format is Format.table:
+        _browse_out().print(table())
+    else:
+        writer = {Format.csv: formats.to_csv, Format.markdown: formats.to_markdown, Format.json: formats.to_json}
+        typer.echo(writer[format](columns, rows), nl=False)
+
+
+@app.command("runs")
+def runs_command(
+    name: Optional[str] = NameOption,
+    status: Optional[Status] = typer.Option(None, "--status", help="Only runs with this status.",
+                                            show_default=False),
+    sweep: Optional[str] = SweepOption,
+    last: Optional[int] = typer.Option(None, "--last", min=1, help="Only the newest K runs.", show_default=False),
+    format: Format = FormatOption,
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """List the runs, newest first: status (smoke runs marked), start, duration, models, the best model on
+    validation, its validation and test scores (mean ± sd with repeats)."""
+    try:
+        from nnlab import compare, runstore, tables
+
+        store = runstore.store_path(runs_dir)
+        found, warnings = runstore.list_runs(store)
+        shown = compare.filter_runs(found, name, status.value if status else None, last, sweep)
+        rows = compare.runs_rows(shown)
+        _emit(compare.RUNS_COLUMNS, rows, format, lambda: tables.runs_table(rows, str(store)))
+        _warn([*warnings, *(w for run in shown for w in run.warnings)])
+    except NnlabError as e:
+        _fail(e)
+
+
+@app.command("compare")
+def compare_command(
+    refs: Optional[list[str]] = typer.Argument(
+        None, metavar="RUN", show_default=False,
+        help="Runs by folder name, id, unique prefix, folder path, last or last~N. Default: the last 10 "
+             "(or --name, --sweep)."),
+    name: Optional[str] = NameOption,
+    sweep: Optional[str] = SweepOption,
+    last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
+                                       help="Without RUN: the newest K runs (default 10; all runs with --name "
+                                            "or --sweep)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Include smoke runs (train --smoke); left out by default."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", show_default=False,
+                                               help="A metric column to show (repeatable), e.g. accuracy or loss."),
+    sort: Optional[str] = typer.Option(None, "--sort", show_default=False,
+                                       help="Best first by this metric (validation unless --split test)."),
+    split: Optional[Split] = typer.Option(None, "--split", show_default=False,
+                                          help="Only this split's metrics; decisions (sort, best) read it. "
+                                               "Default: both shown, decisions on validation."),
+    model: Optional[list[str]] = typer.Option(None, "--model", show_default=False,
+                                              help="Only this model's rows (repeatable)."),
+    format: Format = FormatOption,
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Compare runs: one row per (run, model), the settings that differ, metrics and the gain over the baseline.
+
+    Without RUN: the last 10 runs (or those named by --name or --sweep), smoke runs left out unless --smoke.
+    With repeats, metrics read mean ± sd and differences within the spread are called noise. With exactly
+    two runs the table shows A and B side by side: what differs, B-A per model and metric, both
+    validation curves.
+    """
+    try:
+        from nnlab import compare, runstore
+
+        store = runstore.store_path(runs_dir)
+        selection = compare.select_runs(store, refs or [], name, last, sweep, smoke)
+        split_name = split.value if split else None
+        if refs and len(refs) == 2 and format is Format.table:
+            _show_pair(selection, metric, split_name, model)
+            return
+        comparison = compare.compare_runs(selection.runs, metric, split_name, model, sort)
+        _emit(comparison.columns, comparison.rows, format, lambda: _compare_table(comparison, selection, metric))
+        _warn([*selection.warnings, *comparison.warnings])
+    except NnlabError as e:
+        _fail(e)
+
+
+def _compare_table(comparison, selection, metric):
+    from nnlab import tables
+    from nnlab.fingerprints import StoreFacts
+
+    notes = StoreFacts(selection.store_runs).lines(comparison.runs)
+    if selection.smoke_left_out:
+        notes.append(f"left out {selection.smoke_left_out} smoke run(s) (--smoke to include)")
+    return tables.compare_table(comparison, metric, notes)
+
+
+def _show_pair(selection, metric, split_name, model) -> None:
+    from nnlab import pair, pairview
+    from nnlab.fingerprints import StoreFacts
+
+    a, b = selection.runs
+    view = pair.compare_pair(a, b, metric, split_name, model)
+    _browse_out().print(pairview.pair_view(view, StoreFacts(selection.store_runs).lines([a, b])))
+    _warn([*selection.warnings, *a.warnings, *(w for w in b.warnings if b is not a)])
+
+
+@app.command("show")
+def show_command(
+    ref: str = typer.Argument(..., metavar="RUN", help="folder name, id, unique prefix, folder path, last or "
+                                                       "last~N."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Show one run: note, spec summary, each model's results and diagnosis, where an interrupted model
+    stopped, progress if unfinished, how often its test split was seen, its files."""
+    try:
+        from nnlab import runstore, showview
+        from nnlab.fingerprints import StoreFacts
+
+        store = runstore.store_path(runs_dir)
+        store_runs, warnings = runstore.list_runs(store)
+        run = runstore.resolve_run(ref, store, store_runs)
+        _browse_out().print(showview.show_view(run, StoreFacts(store_runs).lines([run])))
+        _warn([*warnings, *run.warnings])
+    except NnlabError as e:
+        _fail(e)

@@ -1,0 +1,108 @@
+"""`sweep`: a grid of variations of a spec, one run per point, on local processes or Ray."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nnlab.cli.base import RunsDirOption, _err, _fail, _out, app
+from nnlab.errors import NnlabError
+
+
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command("sweep")
+def sweep_command(
+    spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+    grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,...: values to try, each read as YAML (1e-3 is "
+                                   "a float); quote list values: 'models.mlp.hidden=[64],[128,64]'. Repeatable; "
+                                   "replaces the same key of the spec's sweep.grid."),
+    one_at_a_time: bool = typer.Option(False, "--one-at-a-time", help="Vary each key alone from the spec's own "
+                                       "value (the spec as written is the reference, trained once); default: "
+                                       "every combination."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=100, show_default=False,
+                                          help="Train every point N times (seeds seed..seed+N-1, same split)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Points trained at once, each in its own process "
+                             "with one torch thread."),
+    note: str = typer.Option("", "--note", help="A note kept with every point's run, after its settings."),
+    smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check of every point (small sample, at "
+                                                      "most 2 epochs)."),
+    runs_dir: Optional[Path] = RunsDirOption,
+    executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: processes on this "
+                                          "machine (--jobs); ray: tasks on a Ray instance or cluster (pip install "
+                                          "'nnlab\\[ray]'; spec, data and store on a path every node reads)."),
+    address: Optional[str] = typer.Option(None, "--address", show_default=False, help="With --executor ray: auto "
+                                          "or ray://host:port joins a running cluster (default: a local instance)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0, show_default=False,
+                                                   help="With --executor ray: CPUs per point (default 1)."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, show_default=False,
+                                                   help="With --executor ray: GPUs per point (default 0)."),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
+                                              help="With --executor ray: new attempts for a point whose worker "
+                                                   "died (default 1)."),
+) -> None:
+    """Train SPEC once per point of a grid, each point its own run, then show each setting's effect.
+
+    Every point is checked before anything trains; the runs share a sweep id (`compare --sweep ID`). The table ranks the points by the monitored validation metric, with each one's change against the reference point.
+
+    Exit codes: 0 ok, 1 a point failed (the others still train), 2 bad input, 130 interrupted.
+    """
+    import time
+
+    from nnlab import interrupts, sweepview
+    from nnlab import sweep as sweeps
+    from nnlab.runstore import store_path
+
+    out = _out()
+    with interrupts.handled():
+        try:
+            ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
+                           "max_retries": max_retries}
+            runner = _sweep_executor(executor, jobs, {k: v for k, v in ray_options.items() if v is not None})
+            plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
+            where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
+            out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)
+            started = time.monotonic()
+            stream = runner.run(plan.units(store_path(runs_dir)))
+        except NnlabError as e:
+            _fail(e)
+        results: dict = {}
+        try:
+            for result in stream:
+                results[result.index] = result
+                line = sweepview.result_line(plan, result, len(results), time.monotonic() - started)
+                out.print(line, markup=False, soft_wrap=True)
+        except KeyboardInterrupt as stop:
+            stream.close()  # stops the points still running (each marked interrupted) and starts no more
+            out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
+            finished = sum(result.status != "interrupted" for result in results.values())
+            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
+                         f"{finished} of {len(plan.points)} points finished; the running ones are marked "
+                         "interrupted", markup=False)
+            raise typer.Exit(130)
+    out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
+    out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
+    if any(result.status != "completed" for result in results.values()):
+        raise typer.Exit(1)
+
+
+def _sweep_executor(name: ExecutorName, jobs: int, ray_options: dict):
+    """The executor a sweep's units go to; Ray is imported only when asked for."""
+    if name is ExecutorName.local:
+        if ray_options:
+            raise NnlabError(f"--{next(iter(ray_options)).replace('_', '-')}: only with --executor ray")
+        from nnlab.executors import LocalExecutor
+
+        return LocalExecutor(jobs)
+    if jobs != 1:
+        raise NnlabError("--jobs: only with --executor local; Ray runs as many points at once as the cluster has "
+                         "room for (--cpus-per-trial)")
+    from nnlab.executors_ray import RayExecutor
+
+    return RayExecutor(**ray_options)

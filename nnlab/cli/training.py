@@ -1,0 +1,152 @@
+"""`train`, `validate`, `schema`: the commands that read a spec (and train one)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nnlab.cli import base
+from nnlab.cli.base import RunsDirOption, _draw_curves, _err, _fail, _out, app
+from nnlab.errors import NnlabError
+
+
+@app.command()
+def train(
+    spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE (YAML), e.g. "
+                                   "train.epochs=10 or models.mlp.hidden=[128,64]. Repeatable."),
+    note: str = typer.Option("", "--note", help="A note kept with the run (what you changed and why)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check: a small training sample, at most "
+                                                      "2 epochs; the spec's expect gates are not checked."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=100, show_default=False,
+                                          help="Train every model N times (seeds seed..seed+N-1, same split); "
+                                               "scores as mean ± sd."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps, for every model."),
+    runs_dir: Optional[Path] = RunsDirOption,
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bars (default: on a terminal only)."),
+    curves: bool = typer.Option(False, "--curves", help="Also draw curves.png (needs matplotlib)."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", show_default=False,
+                                         help="Continue an interrupted or failed run (id, prefix, path, last) in "
+                                              "its own folder: finished models are kept, the cut-off model goes "
+                                              "on from its last checkpoint. SPEC (and --set, --repeats, --device, "
+                                              "--smoke) must be what it ran."),
+) -> None:
+    """Train the baseline, then every model of SPEC, and write a run folder.
+
+    Exit codes: 0 ok, 1 an `expect` gate missed or a model failed or diverged, 2 bad input, 130 interrupted.
+    """
+    from nnlab import interrupts, runner
+    from nnlab.report import TrainReport, results_table, verdict_lines
+    from nnlab.runstore import store_path
+
+    out = _out()
+    if curves and importlib.util.find_spec("matplotlib") is None:
+        _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install 'nnlab[plots]' (or drop --curves)"))
+    report = TrainReport(out, progress)
+    # SIGTERM (a CI timeout, `kill`) and SIGINT end the run as interrupted, finished epochs and the best
+    # weights so far kept; the previous handlers come back when the command ends.
+    with interrupts.handled(own_process=base.OWN_PROCESS):
+        try:
+            plan = runner.plan(spec, set_, device, smoke, repeats)
+            point = runner.resume_from(plan, resume, store_path(runs_dir)) if resume else None
+            if point:
+                out.print(point.describe(), markup=False, soft_wrap=True)
+            outcome = runner.execute(plan, store_path(runs_dir), note, report, resume=point)
+        except NnlabError as e:
+            _fail(e)
+        except KeyboardInterrupt as stop:
+            where = (f": {report.run_path}; continue it with `nnlab train {spec} --resume "
+                     f"{Path(report.run_path).name}`{' with the same options' if set_ or repeats or device or smoke else ''}"
+                     if report.run_path else "")
+            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run is marked interrupted and "
+                         f"keeps every finished epoch and model, and the best weights of the model in training"
+                         f"{where}", markup=False)
+            raise typer.Exit(130)
+        except OSError as e:  # the run store failed mid-run (a full disk): the run is marked failed
+            from nnlab.runstore.writer import describe
+
+            where = f"; the run keeps what finished: {report.run_path}" if report.run_path else ""
+            _err().print(f"error: {describe(e)}{where}", markup=False)
+            raise typer.Exit(1)
+    out.print(results_table(outcome.summary))
+    for line in verdict_lines(outcome.summary):
+        out.print(line, markup=False, soft_wrap=True)
+    if smoke and plan.spec.expect:
+        out.print("expect: not checked in a smoke run (it trains too little); check them with `nnlab check`",
+                  markup=False, soft_wrap=True)
+    if curves:
+        _draw_curves(outcome.path)
+    out.print(f"run: {outcome.path}", markup=False, soft_wrap=True)
+    if outcome.gates_missed or outcome.failed_models:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+             set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE."),
+             models: bool = typer.Option(False, "--models", help="Also read the data and print each model's "
+                                         "layers (output shape, parameters) from a dry pass; nothing is trained.")
+             ) -> None:
+    """Check SPEC and print it with every default filled in (exit 2 and the problems if it is invalid).
+
+    With --models, the data is read too and each model's layer table is printed instead, like Keras'
+    model.summary(): layer, output shape, parameters, and the memory training would need.
+    """
+    import yaml
+
+    from nnlab.spec import load_spec
+
+    try:
+        loaded, base_dir = load_spec(spec, set_)
+    except NnlabError as e:
+        _fail(e)
+    if models:
+        _print_layer_tables(loaded, base_dir)
+    else:
+        typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False), nl=False)
+
+
+def _print_layer_tables(loaded, base_dir: Path) -> None:
+    """One table per model, built on the spec's real input shape (the data is read and split for it)."""
+    from rich.table import Table
+
+    from nnlab.data import prepare
+    from nnlab.models import count_params_of, estimate_memory, layer_table
+
+    try:
+        info = prepare(loaded.data, base_dir, loaded.seed).info
+    except NnlabError as e:
+        _fail(e)
+    out = _out()
+    vocabulary = f", vocabulary {info.vocab_size:,}" if info.kind == "text" else ""
+    out.print(f"{loaded.name}: input {info.kind} {list(info.shape)} per example{vocabulary}; "
+              f"{info.n_outputs} output(s)", markup=False, soft_wrap=True)
+    for model in loaded.models:
+        rows = layer_table(model, info)
+        memory = estimate_memory(model, info, model.train.batch_size) / 2**20
+        out.print(f"\n{model.name} ({model.kind}): {count_params_of(rows):,} parameters; about {memory:,.1f} MiB "
+                  f"to train at batch size {model.train.batch_size}", markup=False, soft_wrap=True)
+        table = Table()
+        for column in ("layer", "type", "output shape"):
+            table.add_column(column)
+        table.add_column("parameters", justify="right")
+        for row in rows:
+            table.add_row(row.name, row.type, str(["B", *row.output_shape]).replace("'", ""), f"{row.params:,}")
+        out.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec format (for editor completion and checks)."""
+    import json
+
+    from nnlab.spec import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+# --- runs, compare, show: read the store only (no torch) ---

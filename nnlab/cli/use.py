@@ -1,0 +1,110 @@
+"""`predict`, `init`, `check`: use a trained run, start a spec, re-check gates."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from nnlab.cli.base import RunsDirOption, _fail, _out, _warn, app
+from nnlab.errors import NnlabError
+
+
+class PredictFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    json = "json"
+
+
+@app.command("predict")
+def predict_command(
+    ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
+    data: Path = typer.Argument(..., help="Rows to predict (CSV, TSV or Parquet) with the training columns.",
+                                show_default=False),
+    model: Optional[str] = typer.Option(None, "--model", "-m", show_default=False,
+                                        help="The model to use (default: the best by validation)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default=False,
+                                       help="Write the predictions to this file (default: stdout)."),
+    format: Optional[PredictFormat] = typer.Option(None, "--format", "-f", show_default=False,
+                                                   help="csv, parquet or json (default: from --out's suffix, "
+                                                        "else csv)."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Predict with a trained model: one output row per row of DATA, in the same order.
+
+    Columns: `prediction` (in the target's own labels or units) and, for classification, `p_<class>` for
+    each class. Columns DATA has beyond the training columns are ignored (a note on stderr says which).
+    """
+    from nnlab import api
+
+    try:
+        run = api.load_run(ref, runs_dir)
+        frame = api.read_rows(data)
+        chosen = run.model(model)
+        result = api.predict_rows(chosen, frame, data.name)
+        column_notes = api.column_notes(chosen, frame)
+        text = api.write_predictions(result, out, format.value if format else None)
+    except NnlabError as e:
+        _fail(e)
+    notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]
+    if out is not None:
+        notes.append(f"wrote {len(result):,} predictions to {out}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print("\n".join(f"note: {n}" for n in notes),
+                                                               markup=False)
+    if text is not None:
+        typer.echo(text, nl=False)
+
+
+@app.command("init")
+def init_command(
+    data: Path = typer.Argument(..., help="The data file (CSV, TSV or Parquet).", show_default=False),
+    target: str = typer.Option(..., "--target", "-t", help="The column to predict.", show_default=False),
+    out: Path = typer.Option(Path("spec.yaml"), "--out", "-o", help="Where to write the spec."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+) -> None:
+    """Write a short, commented starter spec for DATA: a baseline and one small network that fits the data.
+
+    The task and each column's kind (numeric, categorical, text, left out) are inferred from the data; the
+    spec is checked like `nnlab validate` and `nnlab train` would check it before it is written.
+    """
+    from nnlab.starter import write_starter
+
+    try:
+        starter = write_starter(data, target, out, force)
+    except NnlabError as e:
+        _fail(e)
+    kinds = ", ".join(f"{len(starter.named(k))} {k}" for k in ("numeric", "categorical", "text", "left out")
+                      if starter.named(k))
+    _out().print(f"wrote {out}: {starter.task} task on '{starter.target}', {starter.rows:,} rows; columns: "
+                 f"{kinds}", markup=False, soft_wrap=True)
+    _out().print(f"next: nnlab train {out}", markup=False, soft_wrap=True)
+
+
+@app.command("check")
+def check_command(
+    ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
+    expect: list[str] = typer.Option([], "--expect", "-e", show_default=False,
+                                     help="A gate KEY=RULE, e.g. 'mlp.test.accuracy=>=0.92' (repeatable). "
+                                          "Default: the gates in the run's spec."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Re-check a finished run's `expect` gates from its recorded scores, without training.
+
+    Prints one line per gate. Exit codes: 0 every gate passes, 1 a gate missed, 2 a bad run reference or rule.
+    """
+    from nnlab import runstore
+    from nnlab.check import check_run
+
+    try:
+        run = runstore.resolve_run(ref, runstore.store_path(runs_dir))
+        report = check_run(run, expect)
+    except NnlabError as e:
+        _fail(e)
+    _warn(report.notes)
+    for line in report.lines():
+        _out().print(line, markup=False, soft_wrap=True)
+    if not report.passed:
+        raise typer.Exit(1)
