@@ -23,7 +23,6 @@ from typing import Any, Optional, Protocol
 from nnlab import data as data_mod
 from nnlab import runstore
 from nnlab.errors import SpecError
-from nnlab.inputs import InputInfo
 from nnlab.members import Member, MemberRun, aggregate, stack_groups
 from nnlab.records import Gate, ModelResult, RunMeta, RunSummary, epoch_columns
 from nnlab.resume import ResumePoint
@@ -145,13 +144,9 @@ def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:
     """What run `ref` keeps and where its models continue; RunError when it cannot continue with this plan."""
     from nnlab.resume import resume_point
 
-    groups = [[m.name for m in group] for group in stack_groups(plan.spec.models, input_info(plan.prepared).kind)]
+    groups = [[m.name for m in group] for group in stack_groups(plan.spec.models, plan.prepared.info.kind)]
     return resume_point(ref, store, plan.spec, plan.metrics, plan.prepared.summary.get("fingerprint"), plan.smoke,
                         groups)
-
-
-def input_info(prepared: data_mod.Prepared) -> InputInfo:
-    return getattr(prepared, "info", None) or InputInfo("table", (prepared.n_features,), prepared.n_outputs)
 
 
 class _Session:
@@ -163,7 +158,7 @@ class _Session:
 
         self.plan, self.writer, self.report = plan, writer, report
         self.spec, self.prepared = plan.spec, plan.prepared
-        self.info = input_info(self.prepared)
+        self.info = self.prepared.info
         self.problems: dict[tuple[str, bool], Any] = {}  # (device, baseline) -> train.Problem, moved once
         self.kept: dict[str, ModelResult] = dict(resume.kept) if resume else {}
         self.states: dict[str, Any] = dict(resume.states) if resume else {}  # group -> LoopState to continue
@@ -178,7 +173,7 @@ class _Session:
         key = (str(device), baseline)
         if key not in self.problems:
             p = self.prepared
-            x = getattr(p, "baseline_x", p.x) if baseline else p.x
+            x = p.baseline_x if baseline else p.x
             self.problems[key] = train.Problem.from_arrays(
                 p.task, x, p.y, self.plan.metrics, self.spec.monitor, device,
                 p.preprocessing.get("target_std", 1.0), p.n_outputs)

@@ -227,7 +227,7 @@ def test_a_cut_between_two_members_continues_with_the_generator_the_first_left(t
     runs = [MemberRun("r", "resmlp", spec, [Member(0, 0), Member(1, 1)], spec.train.epochs)]
 
     def fit(on_state=None, resume=None):
-        fits = fit_group(runs, runner.input_info(p), problem, lambda r: None, lambda r, n: None, on_state, resume)
+        fits = fit_group(runs, p.info, problem, lambda r: None, lambda r, n: None, on_state, resume)
         return [(f.result.val, f.result.test, f.result.history[-1].values, f.result.val_probabilities)
                 for f in fits["r"]]
 
