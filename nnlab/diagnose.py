@@ -10,6 +10,7 @@ from nnlab.metrics import higher_is_better
 OVERFIT_RISE = 0.10  # validation loss this far above its best, while train loss keeps falling
 SPIKE_FACTOR = 2.0  # validation loss this many times its best so far counts as a jump
 MIN_EPOCHS_FOR_TRENDS = 4
+FIRST_EPOCH_FACTOR = 10.0  # a first epoch averaging this many times the validation loss it ended at
 
 
 def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: int, monitor: str,
@@ -56,11 +57,27 @@ def _underfitting(history: list[dict[str, float]], baseline_train_loss: Optional
         return []
     said = (f"underfitting: the lowest train loss, {lowest:.4g}, is no lower than the linear baseline's "
             f"{baseline_train_loss:.4g}; ")
-    highest = max(history, key=lambda h: h["train_loss"])
-    if highest["train_loss"] > SPIKE_FACTOR * lowest:
-        return [said + f"the train loss reached {highest['train_loss']:.4g} at epoch {history.index(highest) + 1}, "
-                "so the steps are too large: try a lower learning rate or train.grad_clip."]
+    jumps = _train_loss_jumps(history)
+    if jumps:
+        epoch, loss = max(jumps, key=lambda jump: jump[1])
+        return [said + f"the train loss reached {loss:.4g} at epoch {epoch}, so the steps are too large: try a "
+                "lower learning rate or train.grad_clip."]
     return [said + "try more epochs, a higher learning rate or a larger network."]
+
+
+def _train_loss_jumps(history: list[dict[str, float]]) -> list[tuple[int, float]]:
+    """Epochs whose train loss says the steps were too large: a rise to SPIKE_FACTOR times the lowest train
+    loss before it, or a first epoch whose average is FIRST_EPOCH_FACTOR times the validation loss it ended
+    at (a first epoch's average is normally at most a few times its end: the descent itself)."""
+    jumps = []
+    if history[0]["train_loss"] > FIRST_EPOCH_FACTOR * history[0]["val_loss"]:
+        jumps.append((1, history[0]["train_loss"]))
+    lowest = history[0]["train_loss"]
+    for epoch, record in enumerate(history[1:], start=2):
+        if record["train_loss"] > SPIKE_FACTOR * lowest:
+            jumps.append((epoch, record["train_loss"]))
+        lowest = min(lowest, record["train_loss"])
+    return jumps
 
 
 def _instability(history: list[dict[str, float]]) -> list[str]:

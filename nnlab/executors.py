@@ -24,6 +24,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Iterable, Iterator, Literal, Optional, Protocol
 
+from nnlab.errors import NnlabError
+
 UnitStatus = Literal["completed", "failed", "interrupted"]
 STOP_GRACE_SECONDS = 60  # how long a stopped point may take to mark its run folder interrupted
 
@@ -69,7 +71,6 @@ class Executor(Protocol):
 def run_unit(unit: Unit) -> UnitResult:
     """Train one unit into its run folder. KeyboardInterrupt passes through (the runner has marked the run)."""
     from nnlab import runner
-    from nnlab.errors import NnlabError
 
     try:
         plan = runner.plan(unit.spec_path, list(unit.overrides), unit.device, unit.smoke)
@@ -205,3 +206,17 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
                 conn.send(result)
         except (EOFError, OSError, KeyboardInterrupt):
             pass  # the driver is gone, or stopped this worker
+
+
+def executor_for(name: str, jobs: int, ray_options: dict) -> Executor:
+    """The executor units go to: `local` (`jobs` at a time) or `ray`; Ray is imported only when asked for."""
+    if name == "local":
+        if ray_options:
+            raise NnlabError(f"--{next(iter(ray_options)).replace('_', '-')}: only with --executor ray")
+        return LocalExecutor(jobs)
+    if jobs != 1:
+        raise NnlabError("--jobs: only with --executor local; Ray runs as many points at once as the cluster has "
+                         "room for (--cpus-per-trial)")
+    from nnlab.executors_ray import RayExecutor
+
+    return RayExecutor(**ray_options)

@@ -78,3 +78,12 @@ def test_after_a_blow_up_only_the_divergence_speaks_about_the_learning_rate():
                      message=message, val={}, baseline_train_loss=0.21)
     assert notes == [message]
     assert not any("higher learning rate" in n for n in notes)
+
+
+def test_an_ordinary_descent_is_not_a_jump():
+    # Three epochs of a healthy descent that has not yet caught up with the baseline: more epochs, not a
+    # lower learning rate (the first epoch's average is high because it starts untrained).
+    history = epochs([0.5538, 0.30, 0.2073], [0.31, 0.23, 0.2])
+    (underfit,) = [n for n in verdicts(history, best_epoch=3, max_epochs=3, baseline_train_loss=0.2038)
+                   if n.startswith("underfitting")]
+    assert underfit.endswith("try more epochs, a higher learning rate or a larger network.")

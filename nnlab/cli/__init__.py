@@ -4,8 +4,12 @@ Heavy modules (torch, the runner) are imported inside the commands that train, s
 `compare`, `show`, `validate` and `check` start fast. One module per group of commands; importing them
 registers the commands on the one Typer app, in the order `--help` lists them.
 """
+# ruff: noqa: E402, F401, I001 - the imports below register the commands, in this order
 
 from nnlab.cli.base import app, main
-from nnlab.cli import training, sweeping, browse, use  # noqa: E402,F401,I001  (registers the commands)
+from nnlab.cli import training
+from nnlab.cli import sweeping
+from nnlab.cli import browse
+from nnlab.cli import use
 
 __all__ = ["app", "main"]

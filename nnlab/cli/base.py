@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -99,6 +100,11 @@ def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
         _fail(e)
     _out().print(f"curves: {path}", markup=False, soft_wrap=True)
     _warn(run.warnings)
+
+
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 OWN_PROCESS = False  # True when nnlab runs as its own process (not in-process, as in tests or notebooks)

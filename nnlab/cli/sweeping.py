@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from nnlab.cli.base import RunsDirOption, _err, _fail, _out, app
+from nnlab.cli.base import ExecutorName, RunsDirOption, _err, _fail, _out, app
 from nnlab.errors import NnlabError
-
-
-class ExecutorName(str, Enum):
-    local = "local"
-    ray = "ray"
 
 
 @app.command("sweep")
@@ -57,6 +51,7 @@ def sweep_command(
 
     from nnlab import interrupts, sweepview
     from nnlab import sweep as sweeps
+    from nnlab.executors import executor_for
     from nnlab.runstore import store_path
 
     out = _out()
@@ -64,7 +59,7 @@ def sweep_command(
         try:
             ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
                            "max_retries": max_retries}
-            runner = _sweep_executor(executor, jobs, {k: v for k, v in ray_options.items() if v is not None})
+            runner = executor_for(executor.value, jobs, {k: v for k, v in ray_options.items() if v is not None})
             plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
             where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
             out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)
@@ -90,19 +85,3 @@ def sweep_command(
     out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
     if any(result.status != "completed" for result in results.values()):
         raise typer.Exit(1)
-
-
-def _sweep_executor(name: ExecutorName, jobs: int, ray_options: dict):
-    """The executor a sweep's units go to; Ray is imported only when asked for."""
-    if name is ExecutorName.local:
-        if ray_options:
-            raise NnlabError(f"--{next(iter(ray_options)).replace('_', '-')}: only with --executor ray")
-        from nnlab.executors import LocalExecutor
-
-        return LocalExecutor(jobs)
-    if jobs != 1:
-        raise NnlabError("--jobs: only with --executor local; Ray runs as many points at once as the cluster has "
-                         "room for (--cpus-per-trial)")
-    from nnlab.executors_ray import RayExecutor
-
-    return RayExecutor(**ray_options)

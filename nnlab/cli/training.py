@@ -9,7 +9,15 @@ from typing import Optional
 import typer
 
 from nnlab.cli import base
-from nnlab.cli.base import RunsDirOption, _draw_curves, _err, _fail, _out, app
+from nnlab.cli.base import (
+    ExecutorName,
+    RunsDirOption,
+    _draw_curves,
+    _err,
+    _fail,
+    _out,
+    app,
+)
 from nnlab.errors import NnlabError
 
 
@@ -34,6 +42,14 @@ def train(
                                               "its own folder: finished models are kept, the cut-off model goes "
                                               "on from its last checkpoint. SPEC (and --set, --repeats, --device, "
                                               "--smoke) must be what it ran."),
+    executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: here; ray: the whole "
+                                          "run as one task on a Ray instance or cluster (its members stack there)."),
+    address: Optional[str] = typer.Option(None, "--address", show_default=False,
+                                          help="With --executor ray: auto or ray://host:port joins a cluster."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, show_default=False,
+                                                   help="With --executor ray: GPUs the run reserves (default 0)."),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
+                                              help="With --executor ray: new attempts if its worker dies (1)."),
 ) -> None:
     """Train the baseline, then every model of SPEC, and write a run folder.
 
@@ -46,6 +62,13 @@ def train(
     out = _out()
     if curves and importlib.util.find_spec("matplotlib") is None:
         _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install 'nnlab[plots]' (or drop --curves)"))
+    ray_options = {k: v for k, v in {"address": address, "gpus_per_trial": gpus_per_trial,
+                                     "max_retries": max_retries}.items() if v is not None}
+    if executor is ExecutorName.ray or ray_options:
+        if resume:
+            _fail(NnlabError("--resume: continue a run here, without --executor ray"))
+        _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, ray_options)
+        return
     report = TrainReport(out, progress)
     # SIGTERM (a CI timeout, `kill`) and SIGINT end the run as interrupted, finished epochs and the best
     # weights so far kept; the previous handlers come back when the command ends.
@@ -82,6 +105,40 @@ def train(
         _draw_curves(outcome.path)
     out.print(f"run: {outcome.path}", markup=False, soft_wrap=True)
     if outcome.gates_missed or outcome.failed_models:
+        raise typer.Exit(1)
+
+
+def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: Optional[int],
+                  device: Optional[str], runs_dir: Optional[Path], executor: ExecutorName, ray_options: dict) -> None:
+    """The whole run as one unit of the sweep executors (checked here first; trained and written there)."""
+    from nnlab import interrupts, runner
+    from nnlab.executors import Unit, executor_for
+    from nnlab.report import results_table, verdict_lines
+    from nnlab.runstore import read_run, store_path
+
+    with interrupts.handled(own_process=base.OWN_PROCESS):
+        try:
+            runner.plan(spec, set_, device, smoke, repeats)  # bad input: one line, exit 2, no run anywhere
+            overrides = (*set_, *([f"repeats={repeats}"] if repeats else []))
+            unit = Unit(0, str(spec.resolve()), overrides, str(store_path(runs_dir).resolve()), note, None, smoke,
+                        device)
+            (result,) = list(executor_for(executor.value, 1, ray_options).run([unit]))
+        except NnlabError as e:
+            _fail(e)
+        except KeyboardInterrupt as stop:
+            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run on Ray is marked "
+                         "interrupted", markup=False)
+            raise typer.Exit(130)
+    if result.path is None:
+        _err().print(f"error: {result.message}", markup=False)
+        raise typer.Exit(1)
+    summary = read_run(Path(result.path)).summary
+    if summary is not None:
+        _out().print(results_table(summary))
+        for line in verdict_lines(summary):
+            _out().print(line, markup=False, soft_wrap=True)
+    _out().print(f"run: {result.path}", markup=False, soft_wrap=True)
+    if result.status != "completed":
         raise typer.Exit(1)
 
 
