@@ -218,3 +218,16 @@ def test_without_ray_the_executor_says_how_to_get_it(monkeypatch):
     with pytest.raises(NnlabError) as error:
         RayExecutor().run([])
     assert str(error.value) == RAY_MISSING == "--executor ray needs Ray: pip install 'nnlab[ray]'"
+
+
+def test_train_with_repeats_runs_as_one_task_on_ray_with_the_local_numbers(spec, tmp_path, cli):
+    """`nnlab train --executor ray` (Ray already running in this process is used as it is)."""
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    assert cli("train", spec, "--repeats", "2", "--runs-dir", local, store=False).exit_code == 0
+    result = cli("train", spec, "--repeats", "2", "--executor", "ray", "--runs-dir", on_ray, store=False)
+    assert result.exit_code == 0, result.output
+    assert "mean ± sd over 2 members" in result.stdout and f"run: {on_ray}" in result.stdout
+    (a,), (b,) = runstore.list_runs(local)[0], runstore.list_runs(on_ray)[0]
+    assert {n: (m.val, m.test, m.val_sd) for n, m in a.summary.models.items()} == \
+           {n: (m.val, m.test, m.val_sd) for n, m in b.summary.models.items()}
+    assert b.summary.models["mlp"].repeats == 2
