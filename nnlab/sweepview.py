@@ -165,3 +165,34 @@ def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class SweepProgress:
+    """On a terminal, a live line under the per-point lines: points done, failed and running, and the time
+    left (rich's estimate from the points so far). Elsewhere (CI, pipes, tests) it shows nothing."""
+
+    def __init__(self, console: Any, total: int, slots: Optional[int]):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.total, self.slots, self.failed, self.finished = total, slots, 0, 0
+        self.progress = Progress(TextColumn("sweep"), BarColumn(bar_width=24), TextColumn("{task.fields[counts]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                                 disable=not console.is_terminal)
+        self.task = self.progress.add_task("sweep", total=total, counts=self._counts())
+
+    def _counts(self) -> str:
+        left = self.total - self.finished
+        running = left if self.slots is None else min(self.slots, left)
+        return f"{self.finished}/{self.total} done · {self.failed} failed · {running} running"
+
+    def done(self, status: str) -> None:
+        self.finished += 1
+        self.failed += status != "completed"
+        self.progress.update(self.task, advance=1, counts=self._counts())
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()

@@ -68,11 +68,14 @@ def sweep_command(
         except NnlabError as e:
             _fail(e)
         results: dict = {}
+        progress = sweepview.SweepProgress(out, len(plan.points), jobs if executor is ExecutorName.local else None)
         try:
-            for result in stream:
-                results[result.index] = result
-                line = sweepview.result_line(plan, result, len(results), time.monotonic() - started)
-                out.print(line, markup=False, soft_wrap=True)
+            with progress:
+                for result in stream:
+                    results[result.index] = result
+                    progress.done(result.status)
+                    line = sweepview.result_line(plan, result, len(results), time.monotonic() - started)
+                    out.print(line, markup=False, soft_wrap=True)
         except KeyboardInterrupt as stop:
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
             out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
