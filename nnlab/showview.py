@@ -112,8 +112,12 @@ def spec_lines(spec: dict[str, Any], summary: Optional[RunSummary] = None) -> li
     split = _dict(data.get("split"))
     source = data.get("path") or (f"builtin {data['builtin']}" if data.get("builtin") else "?")
     task = summary.task if summary else data.get("task", "auto")
+    kind = next((k for k in ("text", "sequence", "image") if isinstance(data.get(k), dict)), None)
+    read_as = [f"{kind} {_pairs(data[kind])}"] if kind else []
+    if kind != "text":  # token ids are not scaled
+        read_as.append(f"scale {data.get('scale', '?')}")
     lines = [f"data     {source} -> {data.get('target', '?')} ({task}); "
-             f"val {split.get('val', '?')}, test {split.get('test', '?')}; scale {data.get('scale', '?')}"]
+             f"val {split.get('val', '?')}, test {split.get('test', '?')}; {'; '.join(read_as)}"]
     baseline = spec.get("baseline")
     resolved = summary.baseline_result if summary else None
     if isinstance(baseline, dict) and resolved is not None:
@@ -126,7 +130,8 @@ def spec_lines(spec: dict[str, Any], summary: Optional[RunSummary] = None) -> li
                  + (f", scheduler {train['scheduler'].get('name')}" if isinstance(train.get("scheduler"), dict) else ""))
     for model in spec.get("models") if isinstance(spec.get("models"), list) else []:
         if isinstance(model, dict):
-            own = _pairs({k: v for k, v in model.items() if k not in ("name", "kind", "train")})
+            hidden = ("name", "kind", "train") + (() if kind == "text" else ("embedding",))  # embeddings read text
+            own = _pairs({k: v for k, v in model.items() if k not in hidden})
             changed = _changed(train, _dict(model.get("train")))
             extra = f"; {_pairs(flatten(changed, 'train'))}" if changed else ""
             lines.append(f"model    {model.get('name')}: {model.get('kind')} {own}{extra}")
