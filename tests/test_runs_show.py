@@ -399,3 +399,19 @@ def test_a_killed_run_keeps_its_finished_models_and_the_one_in_training(store):
     assert "interrupted: stopped at mlp epoch 3 of 3" in text
     (run,) = as_json(browse(store, "runs", "--format", "json"))
     assert run["status"] == "interrupted" and run["models"] == ["baseline", "mlp"] and run["best_model"] == "baseline"
+
+
+def test_show_says_how_the_features_are_read():
+    from nnlab.showview import spec_lines
+
+    text = {"data": {"path": "sms.csv", "target": "label", "scale": "standard",
+                     "text": {"column": "text", "max_len": 48}},
+            "models": [{"name": "gru", "kind": "rnn", "hidden": 64, "embedding": 32}]}
+    lines = spec_lines(text)
+    assert lines[0].endswith("; text column=text max_len=48") and "scale" not in lines[0]
+    assert "embedding=32" in next(line for line in lines if line.startswith("model    gru"))
+    table = {"data": {"path": "spam.csv", "target": "spam", "scale": "minmax"},
+             "models": [{"name": "mlp", "kind": "mlp", "hidden": [8], "embedding": 64}]}
+    lines = spec_lines(table)
+    assert lines[0].endswith("; scale minmax")
+    assert "embedding" not in next(line for line in lines if line.startswith("model    mlp"))
