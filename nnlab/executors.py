@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Optional, Protocol
+from typing import Any, Iterable, Iterator, Literal, Optional, Protocol
 
 from nnlab.errors import NnlabError
 
@@ -47,6 +47,11 @@ class Unit:
     sweep: Optional[str] = None
     smoke: bool = False
     device: Optional[str] = None
+    stacked: tuple[Unit, ...] = ()  # more points (of the same spec) to train in one stack with this one
+
+    @property
+    def points(self) -> tuple[Unit, ...]:
+        return (self, *self.stacked)
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,36 @@ def run_unit(unit: Unit) -> UnitResult:
     try:
         plan = runner.plan(unit.spec_path, list(unit.overrides), unit.device, unit.smoke)
         outcome = runner.execute(plan, Path(unit.store), unit.note, None, sweep=unit.sweep)
-    except NnlabError as e:
-        return UnitResult(unit.index, "failed", message=str(e).splitlines()[0])
     except Exception as e:  # one point's bug or crash must not end the sweep: report it and go on
-        return UnitResult(unit.index, "failed", message=f"{e.__class__.__name__}: {str(e).splitlines()[0]}")
+        return _failed(unit, e)
+    return _result(unit, outcome)
+
+
+def run_units(unit: Unit) -> list[UnitResult]:
+    """A unit and the points stacked with it: trained as one stack, one run folder each, when they can share
+    one (points.can_train_together), else one after another. One result per point."""
+    from nnlab import points, runner
+
+    if not unit.stacked:
+        return [run_unit(unit)]
+    try:
+        plans = [runner.plan(u.spec_path, list(u.overrides), u.device, u.smoke) for u in unit.points]
+        if not points.can_train_together(plans):
+            return [run_unit(u) for u in unit.points]
+        outcomes = points.execute_points(plans, Path(unit.store), [u.note for u in unit.points], unit.sweep)
+    except Exception as e:  # the stack's failure fails its points; the sweep goes on
+        return [_failed(u, e) for u in unit.points]
+    return [_result(u, outcome) for u, outcome in zip(unit.points, outcomes)]
+
+
+def _failed(unit: Unit, error: Exception) -> UnitResult:
+    lines = str(error).splitlines()
+    first = lines[0] if lines else ""
+    message = first if isinstance(error, NnlabError) else f"{error.__class__.__name__}: {first}"
+    return UnitResult(unit.index, "failed", message=message)
+
+
+def _result(unit: Unit, outcome: Any) -> UnitResult:
     problems = [f"{name} {outcome.summary.models[name].status}" for name in outcome.failed_models]
     problems += [f"expect {gate.key} missed" for gate in outcome.gates_missed]
     return UnitResult(unit.index, "failed" if problems else "completed", outcome.run_id, str(outcome.path),
@@ -95,7 +126,7 @@ class LocalExecutor:
     def run(self, units: Iterable[Unit]) -> Iterator[UnitResult]:
         units = list(units)
         if self.jobs == 1 or len(units) <= 1:
-            return (run_unit(unit) for unit in units)
+            return (result for unit in units for result in run_units(unit))
         return _Pool(min(self.jobs, len(units))).run(units)
 
 
@@ -118,7 +149,7 @@ class _Pool:
                         self._assign(worker, pending.popleft())
                 ready = wait([w.conn for w in self.busy] + [w.process.sentinel for w in self.busy])
                 for worker in [w for w in self.busy if w.conn in ready or w.process.sentinel in ready]:
-                    yield self._collect(worker)
+                    yield from self._collect(worker)
         finally:
             self._stop()
 
@@ -129,15 +160,15 @@ class _Pool:
         self.busy[worker] = unit
         worker.conn.send(unit)
 
-    def _collect(self, worker: _Worker) -> UnitResult:
+    def _collect(self, worker: _Worker) -> list[UnitResult]:
         unit = self.busy.pop(worker)
         try:
             return worker.conn.recv()
         except (EOFError, OSError):
             worker.process.join(timeout=5)
             self.workers[self.workers.index(worker)] = _Worker.start()
-            return UnitResult(unit.index, "failed",
-                              message=f"the worker process died (exit code {worker.process.exitcode})")
+            return [UnitResult(u.index, "failed", message=f"the worker process died (exit code "
+                                                          f"{worker.process.exitcode})") for u in unit.points]
 
     def _stop(self) -> None:
         for worker in self.workers:
@@ -200,10 +231,11 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
             torch.set_num_threads(1)
             while (unit := conn.recv()) is not None:
                 try:
-                    result = run_unit(unit)
+                    results = run_units(unit)
                 except KeyboardInterrupt:
-                    result = UnitResult(unit.index, "interrupted", message="stopped: the sweep was interrupted")
-                conn.send(result)
+                    results = [UnitResult(u.index, "interrupted", message="stopped: the sweep was interrupted")
+                               for u in unit.points]
+                conn.send(results)
         except (EOFError, OSError, KeyboardInterrupt):
             pass  # the driver is gone, or stopped this worker
 

@@ -115,10 +115,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
     runstore.check_store(store)
     previous = previous_run(plan, store) if resume is None else (None, [])
     first_device = placed[spec.models[0].name] if spec.models else train.resolve_device(spec.train.device)
-    meta = RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(first_device), smoke=plan.smoke,
-                   versions=_versions(), git_commit=_git_commit(), sweep=sweep,
-                   data_fingerprint=plan.prepared.summary.get("fingerprint"),
-                   spec={**spec.resolved(), "metrics": plan.metrics})
+    meta = run_meta(plan, note, sweep, first_device)
     if resume is not None:  # the run's own record, with what this process trains with
         meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit,
                                                   **({"note": note} if note else {})})
@@ -138,6 +135,15 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
             session.train_models(group, placed[group[0].name])
         session.finish()
     return Outcome(writer.id, writer.path, session.summary)
+
+
+def run_meta(plan: Plan, note: str, sweep: Optional[str], device: Any) -> RunMeta:
+    """run.json's record of a new run of `plan` (id, times and process are filled in when it is created)."""
+    spec = plan.spec
+    return RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(device), smoke=plan.smoke,
+                   versions=_versions(), git_commit=_git_commit(), sweep=sweep,
+                   data_fingerprint=plan.prepared.summary.get("fingerprint"),
+                   spec={**spec.resolved(), "metrics": plan.metrics})
 
 
 def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:

@@ -41,3 +41,19 @@ def _setting(train: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         train = getattr(train, part)
     return train
+
+
+# Settings whose values stacked members may differ in: everything else must be the same in every point.
+STACKABLE_KEYS = ("train.optimizer.lr", "train.optimizer.weight_decay", "train.optimizer.momentum", "train.l1",
+                  "train.grad_clip", "train.epochs", "train.early_stopping", "train.scheduler")
+STACKABLE_MODEL_FIELDS = ("dropout",)
+
+
+def stackable_key(key: str) -> bool:
+    """Whether a sweep key only changes what members of one stack may differ in (`models.mlp.dropout`,
+    `train.optimizer.lr`, `models.0.train.l1`)."""
+    parts = key.split(".")
+    if parts[0] == "models" and len(parts) >= 3:
+        rest = ".".join(parts[2:])
+        return rest in STACKABLE_MODEL_FIELDS or stackable_key(rest)
+    return any(key == k or key.startswith(k + ".") for k in STACKABLE_KEYS)

@@ -10,6 +10,7 @@ trained once. Values are YAML, split on commas outside brackets, so a list value
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -23,6 +24,7 @@ from nnlab.changes import show_value
 from nnlab.errors import NnlabError, SpecError
 from nnlab.executors import Unit
 from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml, shorten
+from nnlab.stacking import stackable_key
 
 _MISSING = object()
 _GRID_HELP = "expected KEY=V1,V2,..., e.g. train.optimizer.lr=1e-3,1e-2 or 'models.mlp.hidden=[64],[128,64]'"
@@ -178,9 +180,17 @@ class SweepPlan:
         """The swept keys, in the order they were given."""
         return list(dict.fromkeys(key for point in self.points for key, _ in point.settings))
 
-    def units(self, store: Path) -> list[Unit]:
-        return [Unit(i, str(self.spec_path), tuple(point.overrides + self.common), str(store),
-                     _note(point, self.note), self.id, self.smoke) for i, point in enumerate(self.points)]
+    def units(self, store: Path, stacks: int = 0) -> list[Unit]:
+        """One unit per point; with `stacks` > 0, the points that change only what members of one stack may
+        differ in (learning rate, dropout, ...) are dealt round-robin into that many stacked units."""
+        units = [Unit(i, str(self.spec_path), tuple(point.overrides + self.common), str(store),
+                      _note(point, self.note), self.id, self.smoke) for i, point in enumerate(self.points)]
+        together = [u for u, p in zip(units, self.points) if all(stackable_key(k) for k, _ in p.settings)]
+        if stacks < 1 or len(together) < 2:
+            return units
+        chunks = [together[i::stacks] for i in range(stacks)]
+        stacked = [dataclasses.replace(chunk[0], stacked=tuple(chunk[1:])) for chunk in chunks if chunk]
+        return stacked + [u for u in units if u not in together]
 
 
 def _note(point: Point, note: str) -> str:

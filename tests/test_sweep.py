@@ -167,6 +167,41 @@ def test_four_points_in_two_worker_processes(tmp_path, tiny, runs):
     assert {row["run"] for row in json.loads(listed.stdout) if row["model"] == "mlp"} == set(val_loss)
 
 
+def test_points_that_differ_in_stackable_settings_train_as_one_stack_with_their_own_numbers(tmp_path, runs):
+    """lr and dropout points share stacks (two with --jobs 2); every point's run folder holds
+    exactly what `nnlab train` of that point alone writes; a point that changes the architecture trains alone."""
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 4, "batch_size": 32}))
+    result = sweep(spec, "--grid", "train.optimizer.lr=1e-3,1e-2", "--grid", "models.mlp.dropout=0,0.2",
+                   "--grid", "models.mlp.hidden=[8],[4]", "--one-at-a-time", "--jobs", "2", runs=runs)
+    assert result.exit_code == 0, result.output
+    swept = [runstore.read_run(f) for f in run_folders(runs)]
+    assert len(swept) == 4  # the reference, lr 0.01, dropout 0.2, hidden [4]
+    stacked = {r.note: r.summary.models["mlp"].stacked for r in swept}
+    # three stackable points dealt round-robin into 2 stacks: (reference, dropout) and (lr) alone
+    assert stacked == {"reference": True, "train.optimizer.lr=0.01": False, "models.mlp.dropout=0.2": True,
+                       "models.mlp.hidden=[4]": False}
+    alone = tmp_path / "alone"
+    for run in swept:
+        overrides = [] if run.note == "reference" else ["--set", run.note]
+        done = CliRunner().invoke(app, ["train", str(spec), *overrides, "--runs-dir", str(alone)])
+        assert done.exit_code == 0, done.output
+        twin = runstore.list_runs(alone)[0][0]
+        assert {n: (m.val, m.test, m.best_epoch) for n, m in run.summary.models.items()} == \
+               {n: (m.val, m.test, m.best_epoch) for n, m in twin.summary.models.items()}
+        ours, theirs = run.metrics().drop(columns="seconds"), twin.metrics().drop(columns="seconds")
+        assert ours.reset_index(drop=True).equals(theirs.reset_index(drop=True))
+
+
+def test_stackable_keys():
+    from nnlab.stacking import stackable_key
+
+    assert all(stackable_key(k) for k in ("train.optimizer.lr", "models.mlp.dropout", "models.0.train.l1",
+                                          "train.early_stopping.patience", "train.scheduler"))
+    assert not any(stackable_key(k) for k in ("models.mlp.hidden", "seed", "data.split.seed", "train.batch_size",
+                                              "train.optimizer.name", "models.mlp.activation"))
+
+
 # --- changes_since -----------------------------------------------------------------------------------
 
 def _resolved(**overrides) -> dict:

@@ -64,7 +64,7 @@ def sweep_command(
             where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
             out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)
             started = time.monotonic()
-            stream = runner.run(plan.units(store_path(runs_dir)))
+            stream = runner.run(plan.units(store_path(runs_dir), jobs if executor is ExecutorName.local else 0))
         except NnlabError as e:
             _fail(e)
         results: dict = {}
