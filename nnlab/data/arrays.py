@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.data.scaling import apply_scaling, fit_scaling
-from nnlab.data.table import numeric_block
+from nnlab.data.table import first_non_finite, numeric_block
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
 
@@ -50,10 +50,9 @@ class ArrayEncoder:
 
     def _values(self, frame: pd.DataFrame) -> np.ndarray:
         values = numeric_block(frame, self.columns)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            col = self.columns[int(np.flatnonzero(bad.any(axis=0))[0])]
-            what = "missing" if frame[col].isna().any() else "infinite"
+        problem = first_non_finite(frame, self.columns, values)
+        if problem:
+            col, what = problem
             raise DataError(f"data: column '{col}' has {what} values; {self.kind} data cannot be imputed: "
                             "clean the file")
         return values.reshape(len(frame), *self.shape)

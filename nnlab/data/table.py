@@ -47,10 +47,9 @@ class TableEncoder:
     def _encode(self, frame: pd.DataFrame) -> np.ndarray:
         frame = frame.fillna(self.fill) if self.fill else frame
         numeric = numeric_block(frame, self.numeric)
-        bad = ~np.isfinite(numeric)
-        if bad.any():
-            col = self.numeric[int(np.flatnonzero(bad.any(axis=0))[0])]
-            what = "missing" if frame[col].isna().any() else "infinite"
+        problem = first_non_finite(frame, self.numeric, numeric)
+        if problem:
+            col, what = problem
             raise DataError(f"data: column '{col}' has {what} values; clean the file"
                             + (f" or {IMPUTE_HINT}" if what == "missing" and not self.fill else ""))
         onehots = [(frame[col].to_numpy()[:, None] == np.array(levels, dtype=object)[None, :]).astype(np.float64)
@@ -90,6 +89,16 @@ def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
                             f"{str(junk.iloc[0])[:40]!r}")
         out[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def first_non_finite(frame: pd.DataFrame, columns: list[str], values: np.ndarray) -> tuple[str, str] | None:
+    """The first of `columns` whose `values` (numeric_block's) are not all finite, and whether they are
+    `missing` or `infinite`; None when every value is finite."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    col = columns[int(np.flatnonzero(bad.any(axis=0))[0])]
+    return col, "missing" if frame[col].isna().any() else "infinite"
 
 
 def _is_number_dtype(series: pd.Series) -> bool:
