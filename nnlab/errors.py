@@ -3,6 +3,8 @@
 They are raised where a problem is found and rendered only in `cli.py` (stderr, exit code 2).
 """
 
+import errno
+
 
 class NnlabError(Exception):
     """A problem with the user's input, described in one line that points at the fix."""
@@ -18,3 +20,12 @@ class DataError(NnlabError):
 
 class RunError(NnlabError):
     """A run reference or a run folder cannot be used."""
+
+
+def describe(error: BaseException) -> str:
+    """One line for an unexpected failure (a run's error, a model or sweep point that failed): a full disk
+    says so; anything else is its class and the first line of its message."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"the disk is full ({error.filename or 'writing the run'}); free space and run it again"
+    text = str(error).strip().splitlines()
+    return f"{error.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")

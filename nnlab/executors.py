@@ -24,7 +24,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Optional, Protocol
 
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, describe
 
 UnitStatus = Literal["completed", "failed", "interrupted"]
 STOP_GRACE_SECONDS = 60  # how long a stopped point may take to mark its run folder interrupted
@@ -103,9 +103,7 @@ def run_units(unit: Unit) -> list[UnitResult]:
 
 
 def _failed(unit: Unit, error: Exception) -> UnitResult:
-    lines = str(error).splitlines()
-    first = lines[0] if lines else ""
-    message = first if isinstance(error, NnlabError) else f"{error.__class__.__name__}: {first}"
+    message = str(error).splitlines()[0] if isinstance(error, NnlabError) else describe(error)
     return UnitResult(unit.index, "failed", message=message)
 
 

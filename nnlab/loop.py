@@ -23,7 +23,6 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from nnlab import metrics as metric_fns
 from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,

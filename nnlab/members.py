@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from nnlab.diagnose import diagnose
+from nnlab.errors import describe
 from nnlab.inputs import InputInfo
 from nnlab.records import MemberResult, ModelResult
 from nnlab.sequential import SequenceState, fit_one_after_another
@@ -94,7 +95,7 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
             params[run.name] = count_params(built[-1].model)
         except (ModelTooLarge, MemoryError, RuntimeError, ValueError) as e:
             built = [m for m in built if m.name != run.name]
-            reason = str(e) if isinstance(e, ModelTooLarge) else f"could not build it: {_describe(e)}"
+            reason = str(e) if isinstance(e, ModelTooLarge) else f"could not build it: {describe(e)}"
             failed[run.name] = [MemberFit(m.index, m.seed, failure=reason) for m in run.members]
     for run in runs:
         started(run, params.get(run.name, 0))
@@ -123,7 +124,7 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
     except OSError:
         raise  # the run store failing (a full disk): the run ends, not just these models
     except Exception as e:  # noqa: BLE001 - a model's failure must not end the run; its reason is kept
-        reason = f"training failed: {_describe(e)}"
+        reason = f"training failed: {describe(e)}"
         return {**{run.name: [MemberFit(m.index, m.seed, params.get(run.name, 0), info.n_features, failure=reason)
                               for m in run.members] for run in runs}, **failed}
 
@@ -167,11 +168,10 @@ def check_memory(spec: Any, info: InputInfo, problem: Any, members: int) -> None
     """Refuse, before allocating anything, a model whose training would not fit in the device's memory."""
     from nnlab import models
 
-    estimate = getattr(models, "estimate_memory", None)
-    if spec is None or estimate is None:
+    if spec is None:
         return
     device = problem.x["train"].device
-    need = estimate(spec, info, spec.train.batch_size) * members
+    need = models.estimate_memory(spec, info, spec.train.batch_size) * members
     free = available_bytes(device)
     if free is not None and need > MEMORY_HEADROOM * free:
         raise ModelTooLarge(
@@ -198,11 +198,6 @@ def available_bytes(device: Any) -> Optional[int]:
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 / 10 else f"{n / 2**20:,.0f} MiB"
-
-
-def _describe(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{error.__class__.__name__}: {lines[0][:300] if lines else ''}"
 
 
 # --- summing up -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from nnlab.cli.base import (
     _out,
     app,
 )
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, describe
 
 
 @app.command()
@@ -90,8 +90,6 @@ def train(
                          f"{where}", markup=False)
             raise typer.Exit(130)
         except OSError as e:  # the run store failed mid-run (a full disk): the run is marked failed
-            from nnlab.runstore.writer import describe
-
             where = f"; the run keeps what finished: {report.run_path}" if report.run_path else ""
             _err().print(f"error: {describe(e)}{where}", markup=False)
             raise typer.Exit(1)

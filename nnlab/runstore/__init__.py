@@ -1,10 +1,9 @@
 """The run store: the only package that knows file names and layout under `runs/` (layout.py), writes run
 folders (writer.py) and reads them back (reader.py)."""
 
-from nnlab.runstore.layout import (CURVES_FILE, FORMAT_VERSION, RUNS_DIR_ENV, STATUSES, metric_columns, now_iso,
-                                   store_path)
+from nnlab.runstore.layout import CURVES_FILE, FORMAT_VERSION, RUNS_DIR_ENV, now_iso, store_path
 from nnlab.runstore.reader import Run, curves_path, list_runs, read_run, resolve_run
 from nnlab.runstore.writer import RunWriter, check_store
 
-__all__ = ["CURVES_FILE", "FORMAT_VERSION", "RUNS_DIR_ENV", "STATUSES", "Run", "RunWriter", "check_store", "curves_path",
-           "list_runs", "metric_columns", "now_iso", "read_run", "resolve_run", "store_path"]
+__all__ = ["CURVES_FILE", "FORMAT_VERSION", "RUNS_DIR_ENV", "Run", "RunWriter", "check_store", "curves_path",
+           "list_runs", "now_iso", "read_run", "resolve_run", "store_path"]

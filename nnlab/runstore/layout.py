@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nnlab.records import FORMAT_VERSION, RUN_STATUSES, epoch_columns
+from nnlab.records import FORMAT_VERSION  # noqa: F401 - re-exported: the format's version, next to its names
 
 RUN_FILE = "run.json"
 SPEC_FILE = "spec.yaml"
@@ -40,7 +40,6 @@ CHECKPOINTS_DIR = "checkpoints"
 CURVES_FILE = "curves.png"
 RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024
-STATUSES = RUN_STATUSES
 RUNS_DIR_ENV = "NNLAB_RUNS_DIR"
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _LAST_REF = re.compile(r"^last(?:~(\d+))?$")
@@ -90,10 +89,3 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return _finite(value.item())
     return str(value)
-
-
-def metric_columns(metric_names: list[str]) -> list[str]:
-    """The columns of metrics.csv for a run whose models report `metric_names` besides the loss."""
-    return epoch_columns(metric_names)
-
-

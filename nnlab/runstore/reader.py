@@ -9,7 +9,6 @@ Whether a `running` run is still alive is `liveness.py`'s rule.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from nnlab.errors import RunError
+from nnlab.errors import RunError, describe
 from nnlab.interrupts import deferred, interrupted_name
 from nnlab.records import RunMeta, RunSummary
 from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
@@ -204,14 +204,6 @@ class RunWriter:
             finished = datetime.now(timezone.utc)
             self._update(status=status, error=error, finished_at=finished.isoformat(timespec="milliseconds"),
                          duration_seconds=round((finished - started).total_seconds(), 3))
-
-
-def describe(error: BaseException) -> str:
-    """One line for a failure: a full disk says so; anything else is its class and first line."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f"the disk is full ({error.filename or 'writing the run'}); free space and run it again"
-    text = str(error).strip().splitlines()
-    return f"{error.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _csv_value(value: Any) -> Any:
