@@ -1,34 +1,36 @@
 """Stacked members against one model and against members one after another: Spambase, MLP 57-64-32-1.
 
-    python bench/bench_stack.py [--epochs 20] [--repeat 3] [--dropout 0.0]
+    python bench/bench_stack.py [--epochs 20] [--repeat 3] [--dropout 0.0] [--device cpu|cuda]
 
 Every run trains repeats of the same network (Adam, lr 1e-3, batch 64, no early stopping, seeds 0..K-1) on
-the same standardized training split, in this process, on one CPU thread, after a warm-up. Reported: the
+the same standardized training split, in this process, on one CPU thread (or on the GPU with --device cuda,
+where the CPU time is the host's and the wall-clock time is the one to read), after a warm-up. Reported: the
 best of `--repeat` wall-clock and process CPU times (runs taken round-robin) of 1 member, 5 and 10 stacked
 members, and 5 members one after another, each as a ratio to one member; on a shared machine the CPU time
 is the steadier number. Targets (issue 8): 5 stacked <= 1.5x one model, 10 stacked <= 2x.
 A benchmark, not a test: numbers depend on the machine.
 
-Measured on the shared 2-core development machine (torch 2.13 CPU), CPU time, best of 5, before and after the
-speed work of this commit series (the tree at 3790932 run side by side in the same minutes):
+Measured on the shared 2-core development machine (AMD EPYC with AVX-512, torch 2.13 CPU), CPU time, best of 5,
+2026-11-22 (the numbers vary by about 10 % between sessions):
 
-                                    before              after
-    1 member                        0.220 s  1.00x      0.142 s  1.00x
-    5 members stacked               0.453 s  2.06x      0.287 s  2.02x
-    10 members stacked              0.719 s  3.27x      0.490 s  3.46x
-    5 members one after another     1.083 s  4.92x      0.676 s  4.76x
-    --dropout 0.3: 1 member 0.297 -> 0.182 s; 5 stacked 0.636 -> 0.411 s (2.14x -> 2.26x);
-                   10 stacked 1.101 -> 0.729 s (3.71x -> 4.01x); 5 one after another 1.496 -> 0.904 s
+                                    dropout 0.0         dropout 0.3
+    1 member                        0.128 s  1.00x      0.177 s  1.00x
+    5 members stacked               0.279 s  2.19x      0.404 s  2.29x
+    10 members stacked              0.480 s  3.77x      0.710 s  4.02x
+    5 members one after another     0.644 s  5.05x      0.901 s  5.09x
+    matrix products alone, 10       0.241 s  1.89x
 
-Every contender got 32-39 % quicker (metrics of all members in one batched call, the stack's own backward and
-loss gradient instead of autograd, numpy's sort for roc_auc, dropout masks made in place), one member as much as
-the stacks, so the ratios hardly moved: the targets (5 stacked <= 1.5x, 10 stacked <= 2x) are missed by 35 %
-and 73 %. Against the old one-member time the new stacks take 1.30x (5) and 2.23x (10). Why the ratios cannot
-reach the targets on this machine: one member now takes 0.14 ms a step, and the matrix products alone of 10
-members (`matmul_floor`: 0.24-0.29 s, at about 85 GFLOP/s on one core, the speed of one flop-equal gemm) take
-1.7-2.0x one member's whole training, which is the whole 2x budget; what else grows with K is elementwise
-(activations and their gradients, Adam over K x 5825 weights, the batch gathers) and, with dropout, each
-member's masks from its own generator (mt19937, about 2.5 ns a number, 61,440 numbers a step at K = 10).
+The targets (5 stacked <= 1.5x, 10 stacked <= 2x) are missed, and on this CPU they cannot be met without
+making one model slower. One member takes 0.13 ms a step, a tenth of the prototype's (about 1.2 ms) the targets
+were set against, so there is little fixed cost left for members to share. The matrix products alone of 10
+members take 1.9x one member's whole training (they run at about 90 GFLOP/s, near this core's single-thread
+gemm peak of 99 GFLOP/s measured on 1024x1024), and the rest of a step (activations and their gradients,
+Adam over K x 5825 weights, the batch gathers, each member's dropout masks from its own mt19937 generator)
+grows with K too. Writing t_K = (matrix products of K members) + (fixed cost) + K x (per-member
+elementwise cost), the 10-member target would need a fixed cost larger than one member's whole step today.
+Two threads do not close the gap either: 10 stacked then take 0.37 s of wall time (2.8x). On a GPU a step is
+kernel launches whatever K is, so stacking should come close to free there (`--device cuda`); that was not
+measured, as no GPU was lent to this project's sessions.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def members(k: int, epochs: int, dropout: float) -> list[train.Member]:
 def stacked(problem: train.Problem, k: int, epochs: int, dropout: float) -> tuple[float, float]:
     group = members(k, epochs, dropout)
     wall, cpu = time.perf_counter(), time.process_time()
-    train.fit_members(group, problem, lambda record: None)
+    train.fit_members(group, problem, lambda record: None)  # ends reading results: the device has finished
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -76,14 +78,22 @@ def sequential(problem: train.Problem, k: int, epochs: int, dropout: float) -> t
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def matmul_floor(k: int, steps: int) -> float:
-    """CPU seconds of the stack's matrix products alone (3 forward baddbmm, 5 backward bmm a step, the
-    shapes of 57-64-32-1 at batch 64): the arithmetic no loop can avoid, to set the ratios against."""
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_floor(k: int, steps: int, device: torch.device) -> float:
+    """Seconds of the stack's matrix products alone (3 forward baddbmm, 5 backward bmm a step, the shapes of
+    57-64-32-1 at batch 64): the arithmetic no loop can avoid, to set the ratios against. CPU time on the
+    CPU; wall-clock time, synchronized, on a GPU."""
     sizes = [(57, 64), (64, 32), (32, 1)]
-    weights = [torch.randn(k, n_out, n_in) for n_in, n_out in sizes]
-    biases = [torch.randn(k, 1, n_out) for _, n_out in sizes]
-    x = torch.randn(k, BATCH, 57)
-    start = time.process_time()
+    weights = [torch.randn(k, n_out, n_in, device=device) for n_in, n_out in sizes]
+    biases = [torch.randn(k, 1, n_out, device=device) for _, n_out in sizes]
+    x = torch.randn(k, BATCH, 57, device=device)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    _synchronize(device)
+    start = clock()
     for _ in range(steps):
         acts = [x]
         for w, b in zip(weights, biases):
@@ -93,7 +103,8 @@ def matmul_floor(k: int, steps: int) -> float:
             torch.bmm(grad.transpose(1, 2), acts[i])  # the weights' gradient
             if i:
                 grad = torch.bmm(grad, weights[i])  # the input's gradient
-    return time.process_time() - start
+    _synchronize(device)
+    return clock() - start
 
 
 def main() -> None:
@@ -101,11 +112,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--device", default="cpu", help="cpu (one thread) or cuda")
     options = parser.parse_args()
+    device = torch.device(options.device)
     x, y = spambase()
-    problem = train.Problem.from_arrays("binary", x, y, ["accuracy", "f1", "roc_auc"], "val_loss",
-                                        torch.device("cpu"))
-    torch.set_num_threads(1)
+    problem = train.Problem.from_arrays("binary", x, y, ["accuracy", "f1", "roc_auc"], "val_loss", device)
+    torch.set_num_threads(1)  # on a GPU too: the host thread only launches kernels
     stacked(problem, 2, 1, options.dropout)  # warm-up: first-call costs are not training speed
     runs = {"1 member": (stacked, 1), "5 members stacked": (stacked, 5), "10 members stacked": (stacked, 10),
             "5 members one after another": (sequential, 5)}
@@ -117,15 +129,17 @@ def main() -> None:
     wall = {name: min(s[0] for s in got) for name, got in samples.items()}
     cpu = {name: min(s[1] for s in got) for name, got in samples.items()}
     print(f"Spambase, {len(x['train'])} training rows, MLP 57-64-32-1 (dropout {options.dropout}), "
-          f"{options.epochs} epochs x batch {BATCH}, best of {options.repeat}, torch {torch.__version__}, 1 thread")
+          f"{options.epochs} epochs x batch {BATCH}, best of {options.repeat}, torch {torch.__version__}, "
+          + (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, 1 thread"))
     print(f"  {'':30s} {'wall':>9s} {'ratio':>6s}   {'CPU':>9s} {'ratio':>6s}")
     for name in runs:
         print(f"  {name:30s} {wall[name]:7.3f} s {wall[name] / wall['1 member']:5.2f}x   "
               f"{cpu[name]:7.3f} s {cpu[name] / cpu['1 member']:5.2f}x")
     steps = options.epochs * -(-len(x["train"]) // BATCH)
-    floors = {k: matmul_floor(k, steps) for k in (1, 5, 10)}
-    print("  matrix products alone (CPU): " + ", ".join(
-        f"{k} member(s) {t:.3f} s = {t / cpu['1 member']:.2f}x one member's whole training" for k, t in floors.items()))
+    floors = {k: matmul_floor(k, steps, device) for k in (1, 5, 10)}
+    own = cpu if device.type == "cpu" else wall
+    print(f"  matrix products alone ({'CPU' if device.type == 'cpu' else 'wall'}): " + ", ".join(
+        f"{k} member(s) {t:.3f} s = {t / own['1 member']:.2f}x one member's whole training" for k, t in floors.items()))
     for label, times in (("wall", wall), ("CPU", cpu)):
         one = times["1 member"]
         print(f"  targets ({label}): 5 stacked <= 1.5x: {times['5 members stacked'] / one:.2f}x; "
