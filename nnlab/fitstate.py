@@ -124,7 +124,8 @@ class MemberProgress:
 @dataclass
 class LoopState:
     """The loop after `epoch` complete epochs, on the CPU: weights, optimizer moments and step count, each
-    member's schedule, early-stopping state, best-so-far weights and progress, and every generator the loop
+    member's schedule, early-stopping state, best-so-far weights and progress, fp16's loss scale, and every
+    generator the loop
     draws from (each member's batch order and dropout, and torch's global one, which modules without a
     stacked form use for dropout). `fit(..., resume=state)` continues from it exactly: the results equal an
     uninterrupted run's bit for bit. Nothing here is written to disk; the run store decides that."""
@@ -141,6 +142,7 @@ class LoopState:
     dropout_rng: list[torch.Tensor]
     torch_rng: torch.Tensor
     cuda_rng: Optional[list[torch.Tensor]] = None
+    loss_scale: Optional[dict[str, torch.Tensor]] = None  # fp16's dynamic scale and its clean-step count
 
 
 OnState = Callable[[LoopState], None]

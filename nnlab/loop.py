@@ -214,7 +214,8 @@ class Loop:
             {k: cpu(v) if isinstance(v, torch.Tensor) else v for k, v in self.step.state_dict().items()},
             [m.schedule.state_dict() for m in self.members], progress, [g.get_state() for g in self.orders],
             self.stack.generator_states(), torch.get_rng_state(),
-            torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None)
+            torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            self.scaler.state_dict() if self.scaler else None)
 
     def load_state(self, state: LoopState) -> None:
         names = [m.spec.name for m in self.members]
@@ -237,6 +238,8 @@ class Loop:
         torch.set_rng_state(state.torch_rng)
         if state.cuda_rng is not None:
             torch.cuda.set_rng_state_all(state.cuda_rng)
+        if self.scaler and state.loss_scale:
+            self.scaler.load_state_dict(state.loss_scale)
         self.epoch = state.epoch
 
     def results(self, interrupted: bool) -> list[FitResult]:
@@ -293,6 +296,13 @@ class LossScale:
 
     def scale(self, objective: torch.Tensor) -> torch.Tensor:
         return objective * self.value
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"value": self.value.detach().to("cpu", copy=True), "growth": self.growth.detach().to("cpu", copy=True)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.value.copy_(state["value"])
+        self.growth.copy_(state["growth"])
 
     def unscale(self, grads: torch.Tensor) -> torch.Tensor:
         """Divide the gradients by the scale in place; the members to skip, bool [K, 1]."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -253,3 +254,21 @@ def test_losses_without_a_written_gradient_leave_it_to_autograd():
 
     for task, settings in (("multiclass", {}), ("regression", {"loss": "mae"}), ("regression", {"loss": "huber"})):
         assert build_loss_grad(task, TrainSpec(**settings), torch.tensor([0, 1, 2]), 3) is None
+
+
+def test_the_fp16_loss_scale_is_part_of_the_saved_state(tmp_path):
+    # fp16 (CUDA) steps scale the loss by a factor that halves on an overflow and doubles after 2000 clean
+    # steps; a resumed run must go on from the scale it had, not from 2^16 again.
+    from nnlab.loop import Loop, LossScale
+    from nnlab.runstore.checkpoints import load_state, save_state
+
+    def loop():
+        return Loop(members(), problem(), contextlib.nullcontext(), LossScale(torch.device("cpu")))
+    before = loop()
+    before.scaler.value.fill_(512.0)
+    before.scaler.growth.fill_(37)
+    save_state(tmp_path / "state.safetensors", before.state())
+    after = loop()
+    assert after.scaler.value.item() == 2.0 ** 16
+    after.load_state(load_state(tmp_path / "state.safetensors"))
+    assert (after.scaler.value.item(), after.scaler.growth.item()) == (512.0, 37)
