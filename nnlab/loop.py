@@ -21,20 +21,16 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
 from nnlab import metrics as metric_fns
+from nnlab.evaluation import as_target, outputs, predictions, prefixed, read_members, unprefixed
 from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
                             OnState, Problem)
 from nnlab.optim import Schedule, build_loss, build_loss_grad, make_step
 from nnlab.stack import Stack, build_stack
 from nnlab.stopping import EarlyStopping, divergence, improved, prior_loss
 from nnlab.spec import TrainSpec
-
-EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
-
-
 
 @dataclass
 class _MemberState(MemberProgress):
@@ -154,19 +150,19 @@ class Loop:
         y_epoch = p.y["train"][orders]
         val_outputs = outputs(self.stack, p.x["val"], self.autocast)
         y_val = p.y["val"]
-        val_losses = self.loss_fn(val_outputs, _as_target(y_val, val_outputs).expand(self.stack.k, *y_val.shape))
+        val_losses = self.loss_fn(val_outputs, as_target(y_val, val_outputs).expand(self.stack.k, *y_val.shape))
         train_losses = (self.step_losses * self.sizes[:, None]).sum(0) / self.n
         non_finite = ~torch.isfinite(self.step_losses)
         bad = torch.where(non_finite.any(0), non_finite.float().argmax(0), -1)
         # Every member's metrics in one batched call per split (members that stopped are computed and not read).
         columns = {"train_loss": train_losses,
-                   **_prefixed("train", metric_fns.compute_stacked(p.task, p.metrics, self.train_outputs, y_epoch,
+                   **prefixed("train", metric_fns.compute_stacked(p.task, p.metrics, self.train_outputs, y_epoch,
                                                                    p.target_std)),
                    "val_loss": val_losses,
-                   **_prefixed("val", metric_fns.compute_stacked(p.task, p.metrics, val_outputs, y_val,
+                   **prefixed("val", metric_fns.compute_stacked(p.task, p.metrics, val_outputs, y_val,
                                                                  p.target_std)),
                    "bad_step": bad}
-        values = _read_members(columns, [m.active for m in self.members])
+        values = read_members(columns, [m.active for m in self.members])
         return values, [int(v.pop("bad_step", -1)) for v in values]
 
     def _keep_best(self, values: list[dict[str, float]], bad_steps: list[int]) -> None:
@@ -260,7 +256,7 @@ class Loop:
         results = []
         for k, m in enumerate(self.members):
             results.append(FitResult(
-                m.spec.name, m.status, m.best_epoch, len(m.history), _unprefixed("val", m.best_values),
+                m.spec.name, m.status, m.best_epoch, len(m.history), unprefixed("val", m.best_values),
                 test[k] if tested[k] else {}, m.seconds,
                 self.n * len(m.history) / m.seconds if m.seconds > 0 else 0.0, m.history,
                 m.message or (f"interrupted during epoch {len(m.history) + 1}" if m.status == "interrupted" else None),
@@ -272,9 +268,9 @@ class Loop:
         p = self.problem
         out = outputs(self.stack, p.x["test"], self.autocast)
         y = p.y["test"]
-        losses = self.loss_fn(out, _as_target(y, out).expand(self.stack.k, *y.shape))
+        losses = self.loss_fn(out, as_target(y, out).expand(self.stack.k, *y.shape))
         columns = {"loss": losses, **metric_fns.compute_stacked(p.task, p.metrics, out, y, p.target_std)}
-        return _read_members(columns, [True] * self.stack.k)
+        return read_members(columns, [True] * self.stack.k)
 
 
 @contextlib.contextmanager
@@ -284,32 +280,6 @@ def _quiet_layout_warning() -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout contract")
         yield
-
-
-class LossScale:
-    """fp16's dynamic loss scale, kept on the device so that no step waits for the host (GradScaler's rule:
-    halve on an overflow, double after 2000 clean steps). A member whose gradients overflowed skips the step."""
-
-    def __init__(self, device: torch.device):
-        self.value = torch.full((), 2.0 ** 16, device=device)
-        self.growth = torch.zeros((), dtype=torch.int32, device=device)
-
-    def scale(self, objective: torch.Tensor) -> torch.Tensor:
-        return objective * self.value
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"value": self.value.detach().to("cpu", copy=True), "growth": self.growth.detach().to("cpu", copy=True)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.value.copy_(state["value"])
-        self.growth.copy_(state["growth"])
-
-    def unscale(self, grads: torch.Tensor) -> torch.Tensor:
-        """Divide the gradients by the scale in place; the members to skip, bool [K, 1]."""
-        grads.div_(self.value)
-        skip = ~torch.isfinite(grads).all(dim=1, keepdim=True)
-        torch._amp_update_scale_(self.value, self.growth, skip.any().float(), 2.0, 0.5, 2000)
-        return skip
 
 
 def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autocast: Any = None,
@@ -336,25 +306,6 @@ def _stopping(train: TrainSpec, monitor: str) -> Optional[EarlyStopping]:
     return EarlyStopping(es.monitor or monitor, es.patience, es.min_delta) if es else None
 
 
-# --- evaluation -----------------------------------------------------------------------------------------
-
-def outputs(stack: Stack, x: torch.Tensor, autocast: Any) -> torch.Tensor:
-    """Every member's raw outputs on rows x: [K, N, n_outputs], in float32."""
-    with torch.inference_mode(), autocast:
-        return torch.cat([stack.outputs(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)], 1)
-
-
-def predictions(stack: Stack, problem: Problem, split: str, autocast: Any) -> list[np.ndarray]:
-    """Model units per member, on the host: probabilities (binary [N], multiclass [N, K]) or, for
-    regression, STANDARDIZED predictions (the data's preprocessing turns them into the target's units)."""
-    out = outputs(stack, problem.x[split], autocast)
-    return [metric_fns.probabilities(problem.task, out[k]).cpu().numpy() for k in range(stack.k)]
-
-
-def _as_target(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    return y.to(out.dtype) if y.is_floating_point() else y
-
-
 def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
@@ -363,26 +314,3 @@ def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _prefixed(split: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{split}_{k}": v for k, v in values.items()}
-
-
-def _unprefixed(split: str, values: dict[str, float]) -> dict[str, float]:
-    return {k[len(split) + 1:]: v for k, v in values.items() if k.startswith(f"{split}_")}
-
-
-def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Device tensors -> floats with one transfer."""
-    if not values:
-        return {}
-    numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).cpu().tolist()
-    return dict(zip(values, numbers))
-
-
-def _read_members(columns: dict[str, torch.Tensor], wanted: list[bool]) -> list[dict[str, float]]:
-    """Per-member columns ([K] tensors) -> each wanted member's numbers by name ({} for the others), read
-    from the device with one transfer."""
-    if not columns or not any(wanted):
-        return [{} for _ in wanted]
-    table = torch.stack([v.detach().float().reshape(-1) for v in columns.values()]).cpu().tolist()
-    return [{name: row[k] for name, row in zip(columns, table)} if wanted[k] else {} for k in range(len(wanted))]

@@ -20,7 +20,9 @@ from nnlab import metrics as metric_fns
 from nnlab.errors import SpecError
 from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, OnEpoch, OnState,
                             Problem)
-from nnlab.loop import EVAL_BATCH, LossScale, _prefixed, _read, _unprefixed, fit_stack
+from nnlab.evaluation import EVAL_BATCH, prefixed, read, unprefixed
+from nnlab.lossscale import LossScale
+from nnlab.loop import fit_stack
 from nnlab.optim import LossFn, build_loss, skip_dynamo_import
 from nnlab.spec import BaselineSpec, TrainSpec
 from nnlab.stack import can_stack, can_stack_modules, shared_train_settings
@@ -162,15 +164,15 @@ def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineS
         model.float()
         train_values = evaluate(model, problem, "train", loss_fn, contextlib.nullcontext())
         val_values = evaluate(model, problem, "val", loss_fn, contextlib.nullcontext())
-        values = _read({**_prefixed("train", train_values), **_prefixed("val", val_values)})
+        values = read({**prefixed("train", train_values), **prefixed("val", val_values)})
         history.append(EpochRecord(name, 1, values, None, time.perf_counter() - started))
         on_epoch(history[0])
         finite = math.isfinite(values["train_loss"]) and math.isfinite(values["val_loss"])
-        test = _read(evaluate(model, problem, "test", loss_fn, contextlib.nullcontext()))
+        test = read(evaluate(model, problem, "test", loss_fn, contextlib.nullcontext()))
     except KeyboardInterrupt as cause:
         raise FitInterrupted([_baseline_interrupted(name, model, problem, history, started)], cause) from cause
     seconds = time.perf_counter() - started
-    return FitResult(name, "completed" if finite else "diverged", 1, 1, _unprefixed("val", values), test,
+    return FitResult(name, "completed" if finite else "diverged", 1, 1, unprefixed("val", values), test,
                      seconds, n / seconds if seconds > 0 else 0.0, history,
                      None if finite else "the L-BFGS fit did not converge to finite values",
                      state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -184,7 +186,7 @@ def _baseline_interrupted(name: str, model: nn.Module, problem: Problem, history
     if not history:
         return FitResult(name, "interrupted", 0, 0, {}, {}, time.perf_counter() - started, 0.0, history,
                          "interrupted during the L-BFGS fit")
-    return FitResult(name, "interrupted", 1, 1, _unprefixed("val", history[0].values), {},
+    return FitResult(name, "interrupted", 1, 1, unprefixed("val", history[0].values), {},
                      time.perf_counter() - started, 0.0, history, "interrupted after the fit",
                      state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                      val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
@@ -200,7 +202,7 @@ def _outputs(model: nn.Module, x: torch.Tensor, autocast: Any) -> torch.Tensor:
 
 def evaluate(model: nn.Module, problem: Problem, split: str, loss_fn: LossFn, autocast: Any
              ) -> dict[str, torch.Tensor]:
-    """Loss and metrics of one split for a plain module, as device tensors (read them with `_read`)."""
+    """Loss and metrics of one split for a plain module, as device tensors (read them with `evaluation.read`)."""
     outputs = _outputs(model, problem.x[split], autocast)
     target = problem.y[split]
     with torch.inference_mode():

@@ -90,7 +90,7 @@ def test_sparse_rows_fit_the_same_baseline_as_dense_rows_and_sklearn(task):
         assert (problem.x["train"].layout == torch.sparse_csr) == (kind == "sparse")
         model = build_baseline(40, n_outputs)
         fitted[kind] = (train.fit_baseline("baseline", model, problem, BaselineSpec(l2=2.0), lambda r: None), model)
-    (sparse_result, sparse_model), (dense_result, dense_model) = fitted["sparse"], fitted["dense"]
+    (sparse_result, sparse_model), (dense_result, _) = fitted["sparse"], fitted["dense"]
     for name in ("weight", "bias"):
         np.testing.assert_allclose(sparse_result.state[name], dense_result.state[name], atol=1e-6)
     assert sparse_result.val["loss"] == pytest.approx(dense_result.val["loss"], abs=1e-6)

@@ -259,7 +259,8 @@ def test_losses_without_a_written_gradient_leave_it_to_autograd():
 def test_the_fp16_loss_scale_is_part_of_the_saved_state(tmp_path):
     # fp16 (CUDA) steps scale the loss by a factor that halves on an overflow and doubles after 2000 clean
     # steps; a resumed run must go on from the scale it had, not from 2^16 again.
-    from nnlab.loop import Loop, LossScale
+    from nnlab.lossscale import LossScale
+    from nnlab.loop import Loop
     from nnlab.runstore.checkpoints import load_state, save_state
 
     def loop():

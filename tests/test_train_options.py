@@ -141,14 +141,15 @@ def test_the_fp16_loss_scale_path_leaves_fp32_results_unchanged_and_skips_overfl
     import contextlib
 
     from nnlab import loop
+    from nnlab.lossscale import LossScale
 
     spec = TrainSpec(epochs=3, batch_size=32, early_stopping=None)
     plain, _ = fit(spec)
     model = mlp()
     scaled = loop.fit_stack([train.Member("m", model, spec, 0)], problem(), lambda r: None,
-                            contextlib.nullcontext(), loop.LossScale(torch.device("cpu")))[0]
+                            contextlib.nullcontext(), LossScale(torch.device("cpu")))[0]
     assert scaled.val == plain.val and scaled.history[-1].values == plain.history[-1].values
-    scale = loop.LossScale(torch.device("cpu"))
+    scale = LossScale(torch.device("cpu"))
     grads = torch.ones(2, 3) * 2.0 ** 16
     grads[1, 0] = float("inf")
     assert scale.unscale(grads).reshape(-1).tolist() == [False, True]
