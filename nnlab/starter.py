@@ -23,6 +23,7 @@ from nnlab.spec import MODEL_NAME, DataSpec
 MAX_CATEGORIES = 20  # the spec's default data.max_categories: more distinct values cannot be one-hot encoded
 TEXT_MIN_WORDS = 5  # a non-numeric column whose values average this many tokens is free text
 TEXT_LEN_RANGE = (16, 256)  # text.max_len: the 95th percentile of the token counts, kept in this range
+ARRAY_KINDS = {2: "sequence", 3: "image"}  # an .npz X of [N, T, F] or [N, C, H, W]: its one way to be read
 SMALL_TABLE_ROWS, BIG_TABLE_ROWS = 1_000, 20_000  # batch sizes 32 / 64 / 256: enough steps per epoch on small
 # tables, fewer and cheaper steps on big ones
 
@@ -47,6 +48,11 @@ class Starter:
     columns: list[Column]
     text_max_len: int = 0
     missing: tuple[str, ...] = ()  # used feature columns with missing values
+    array_shape: tuple[int, ...] = ()  # an .npz X of sequences [T, F] or images [C, H, W]: one example's shape
+
+    @property
+    def array_kind(self) -> Optional[str]:
+        return ARRAY_KINDS.get(len(self.array_shape))
 
     @property
     def text_column(self) -> Optional[str]:
@@ -77,6 +83,10 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     task = coder.task
     if task == "binary":
         why += f"; positive class {coder.classes[-1]!r}, set data.positive to change it"
+    shape = tuple(source.array_shape or ())
+    if len(shape) in ARRAY_KINDS:  # every column is one number of an array: nothing to choose per column
+        return Starter(data.name, _relative(data, spec_path.parent), target, task, why, len(frame), [],
+                       array_shape=shape)
     columns = [Column(name, "left out", f"type {source.unusable[name]} is not one nnlab reads")
                if name in source.unusable else _column_kind(name, frame[name])
                for name in frame.columns if name != target]
@@ -215,7 +225,11 @@ def _data_lines(starter: Starter) -> list[str]:
              _line("  task: auto", f"inferred: {starter.task} ({starter.task_reason})"),
              _line("  split: {val: 0.15, test: 0.15}", "validation picks epochs and models; test is scored once")]
     text = starter.text_column
-    if text:
+    if starter.array_kind:
+        layout = "[N, T, F]: steps, features" if starter.array_kind == "sequence" else "[N, C, H, W]: channels, pixels"
+        lines.append(_line(f"  {starter.array_kind}: {{}}", f"X is {layout} = {[starter.rows, *starter.array_shape]}; "
+                                                            "scaled on the training split"))
+    elif text:
         lines.append(_line(f"  text: {{column: {_scalar(text)}, max_len: {starter.text_max_len}}}",
                            "token ids; max_len covers 95% of the texts"))
     else:
@@ -255,6 +269,11 @@ _GATE_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r
 
 def _network(starter: Starter) -> tuple[str, str, str]:
     """The one network of the starter spec: its name, its settings and why it fits the data."""
+    if starter.array_kind == "sequence":
+        return "gru", "kind: rnn, cell: gru, hidden: 64, pool: max, train: {grad_clip: 1.0}", (
+            "reads the steps in order; clipped, as RNNs spike")
+    if starter.array_kind == "image":
+        return "cnn", "kind: cnn, channels: [32, 64], kernel: 3, pool: max", "3x3 filters find local patterns anywhere"
     if starter.text_column:
         return "bag", "kind: mlp, hidden: [64], embedding: 32", ("bag of embeddings (word order ignored; "
                                                                   "kind: cnn or rnn reads it, slower)")

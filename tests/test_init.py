@@ -74,6 +74,23 @@ def test_a_text_table_gets_a_text_model(tmp_path, cli, runs):
     assert run.summary.models["bag"].status == "completed" and run.summary.models["baseline"].val["accuracy"] == 1.0
 
 
+@pytest.mark.parametrize("shape, kind, model", [((90, 12, 2), "sequence", "rnn"), ((90, 1, 5, 5), "image", "cnn")])
+def test_an_npz_of_sequences_or_images_gets_the_network_for_them(tmp_path, cli, runs, shape, kind, model):
+    # A 3-D X can only be read as sequences and a 4-D one as images: the spec must say so, with a model
+    # that reads that shape (a table spec would stop on the data).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype(np.float32)
+    np.savez(tmp_path / "arrays.npz", X=x, y=(x.reshape(len(x), -1)[:, 0] > 0).astype(int))
+    run = init_validate_train(cli, runs, tmp_path / "arrays.npz", "y", tmp_path / "a.yaml")
+    spec = yaml.safe_load((tmp_path / "a.yaml").read_text())
+    assert spec["data"][kind] == {} and "scale" not in spec["data"] and "exclude" not in spec["data"]
+    assert [m["kind"] for m in spec["models"]] == [model]
+    assert "X is [N, " in (tmp_path / "a.yaml").read_text() and f"= {list(shape)}" in (tmp_path / "a.yaml").read_text()
+    assert run.summary.models[spec["models"][0]["name"]].status == "completed"
+    said = cli("init", tmp_path / "arrays.npz", "-t", "y", "-o", tmp_path / "b.yaml").output
+    assert f"X: {kind}s, {list(shape[1:])} each" in said
+
+
 def test_a_numeric_target_with_many_values_is_regression(tmp_path, cli):
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"x": rng.normal(size=120), "y": rng.normal(size=120) * 50 + 300})

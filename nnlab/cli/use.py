@@ -60,7 +60,7 @@ def predict_command(
 
 @app.command("init")
 def init_command(
-    data: Path = typer.Argument(..., help="The data file (CSV, TSV or Parquet).", show_default=False),
+    data: Path = typer.Argument(..., help="The data file (CSV, TSV, Parquet or .npz).", show_default=False),
     target: str = typer.Option(..., "--target", "-t", help="The column to predict.", show_default=False),
     out: Path = typer.Option(Path("spec.yaml"), "--out", "-o", help="Where to write the spec."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
@@ -76,10 +76,13 @@ def init_command(
         starter = write_starter(data, target, out, force)
     except NnlabError as e:
         _fail(e)
-    kinds = ", ".join(f"{len(starter.named(k))} {k}" for k in ("numeric", "categorical", "text", "left out")
-                      if starter.named(k))
-    _out().print(f"wrote {out}: {starter.task} task on '{starter.target}', {starter.rows:,} rows; columns: "
-                 f"{kinds}", markup=False, soft_wrap=True)
+    if starter.array_kind:
+        found = f"X: {starter.array_kind}s, {list(starter.array_shape)} each"
+    else:
+        found = "columns: " + ", ".join(f"{len(starter.named(k))} {k}" for k in
+                                        ("numeric", "categorical", "text", "left out") if starter.named(k))
+    _out().print(f"wrote {out}: {starter.task} task on '{starter.target}', {starter.rows:,} rows; {found}",
+                 markup=False, soft_wrap=True)
     _out().print(f"next: nnlab train {out}", markup=False, soft_wrap=True)
 
 
