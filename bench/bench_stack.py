@@ -1,6 +1,6 @@
 """Stacked members against one model and against members one after another: Spambase, MLP 57-64-32-1.
 
-    python bench/bench_stack.py [--epochs 20] [--repeat 3] [--dropout 0.0] [--device cpu|cuda]
+    python bench/bench_stack.py [--epochs 20] [--repeat 3] [--dropout 0.0] [--device cpu|cuda] [--end-to-end]
 
 Every run trains repeats of the same network (Adam, lr 1e-3, batch 64, no early stopping, seeds 0..K-1) on
 the same standardized training split, in this process, on one CPU thread (or on the GPU with --device cuda,
@@ -8,7 +8,9 @@ where the CPU time is the host's and the wall-clock time is the one to read), af
 best of `--repeat` wall-clock and process CPU times (runs taken round-robin) of 1 member, 5 and 10 stacked
 members, and 5 members one after another, each as a ratio to one member; on a shared machine the CPU time
 is the steadier number. Targets (issue 8): 5 stacked <= 1.5x one model, 10 stacked <= 2x.
-A benchmark, not a test: numbers depend on the machine.
+With --end-to-end it also times what a user runs, in fresh processes (imports, data, baseline, run folder
+included): `nnlab train experiments/spam.yaml` against the same with `--repeats 5` (its two MLPs, 10
+members in one stack). A benchmark, not a test: numbers depend on the machine.
 
 Measured on the shared 2-core development machine (AMD EPYC with AVX-512, torch 2.13 CPU), CPU time, best of 5,
 2026-11-22 (the numbers vary by about 10 % between sessions):
@@ -19,6 +21,7 @@ Measured on the shared 2-core development machine (AMD EPYC with AVX-512, torch 
     10 members stacked              0.480 s  3.77x      0.710 s  4.02x
     5 members one after another     0.644 s  5.05x      0.901 s  5.09x
     matrix products alone, 10       0.241 s  1.89x
+    end to end (--end-to-end, CPU): nnlab train experiments/spam.yaml 2.35 s; with --repeats 5 3.21 s (1.37x)
 
 The targets (5 stacked <= 1.5x, 10 stacked <= 2x) are missed, and on this CPU they cannot be met without
 making one model slower. One member takes 0.13 ms a step, a tenth of the prototype's (about 1.2 ms) the targets
@@ -46,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_train import BATCH, LR, spambase  # noqa: E402
+from bench_train import BATCH, LR, end_to_end, spambase  # noqa: E402
 from nnlab import train  # noqa: E402
 from nnlab.inputs import InputInfo  # noqa: E402
 from nnlab.models import build_model  # noqa: E402
@@ -113,6 +116,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--device", default="cpu", help="cpu (one thread) or cuda")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also time `nnlab train experiments/spam.yaml` with and without --repeats 5")
     options = parser.parse_args()
     device = torch.device(options.device)
     x, y = spambase()
@@ -144,6 +149,14 @@ def main() -> None:
         one = times["1 member"]
         print(f"  targets ({label}): 5 stacked <= 1.5x: {times['5 members stacked'] / one:.2f}x; "
               f"10 stacked <= 2x: {times['10 members stacked'] / one:.2f}x")
+    if options.end_to_end:
+        command = ["train", "experiments/spam.yaml"]
+        once, five = [], []
+        for _ in range(options.repeat):  # round-robin, best of each, CPU time of the child process
+            once.append(end_to_end(command, cpu=True))
+            five.append(end_to_end([*command, "--repeats", "5"], cpu=True))
+        print(f"  end to end (CPU, fresh process): nnlab train experiments/spam.yaml {min(once):.2f} s; "
+              f"with --repeats 5 {min(five):.2f} s = {min(five) / min(once):.2f}x")
 
 
 if __name__ == "__main__":
