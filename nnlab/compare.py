@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nnlab.errors import NnlabError
-from nnlab.noise import difference
+from nnlab.noise import SINGLE_RUNS, difference
 from nnlab.numbers import format_value, higher_is_better, stored_float
 from nnlab.records import metric_column, split_column
 from nnlab.rows import SD_SUFFIX, baseline_name, model_rows, run_metrics
@@ -219,8 +219,11 @@ def _union(lists: Any) -> list[Any]:
 def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[str]:
     """Each model's later rows against its first (oldest) row on the decision split, in words:
     `dropout 0.3: +0.0040 ± 0.0060 accuracy — within noise` (the rule: noise.py)."""
-    if not comparison.repeated or not comparison.rows:
+    if not comparison.rows:
         return []
+    if not comparison.repeated:  # nothing to judge by; say how to get it where a model has rows to compare
+        models = [row["model"] for row in comparison.rows]
+        return [SINGLE_RUNS] if len(set(models)) < len(models) else []
     metric = metric or primary_metric(comparison)
     column = metric_column(comparison.split, metric)
     short = short_keys(comparison.settings)

@@ -18,6 +18,9 @@ from typing import Any
 
 from nnlab.numbers import format_value, higher_is_better, stored_float
 
+SINGLE_RUNS = ("single runs: a difference between them may be one lucky seed; train with --repeats 5 (or "
+               "nnlab sweep --repeats 5) to measure the spread that tells a real change from noise")
+
 
 @dataclass(frozen=True)
 class Difference:

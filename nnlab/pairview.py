@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.text import Text
 
 from nnlab.grid import Col, Grid
+from nnlab.noise import SINGLE_RUNS
 from nnlab.numbers import format_spread, format_value, higher_is_better
 from nnlab.pair import Pair
 from nnlab.records import split_column
@@ -54,14 +55,19 @@ def in_words(pair: Pair) -> list[str]:
     `dropout 0.3: +0.0040 ± 0.0060 accuracy — within noise`."""
     change = ", ".join(f"{s['key'].rsplit('.', 1)[-1]} {format_value(s['b'], None)}" for s in pair.settings[:3])
     change = (change + (" …" if len(pair.settings) > 3 else "")) or "B"
-    lines = []
+    lines, moved = [], False
     for row in pair.metrics:
         split, metric = split_column(row["metric"])
-        if split != "val" or math.isnan(row["spread"]) or higher_is_better(metric) is None:
+        if split != "val" or higher_is_better(metric) is None:
+            continue
+        if math.isnan(row["spread"]):  # neither side was repeated
+            moved = moved or row["delta"] != 0
             continue
         delta = format_spread(row["delta"], row["spread"], signed=True)
         lines.append(f"{row['model']} {change}: {delta} {metric} (validation) — {row['verdict']}")
-    return (["\nin words (within noise: |B−A| < sqrt(sd_A² + sd_B²)):", *lines]) if lines else []
+    if lines:
+        return ["\nin words (within noise: |B−A| < sqrt(sd_A² + sd_B²)):", *lines]
+    return ["\n" + SINGLE_RUNS] if moved else []
 
 
 def _pair_metrics(table: list[dict[str, Any]]) -> Any:

@@ -398,6 +398,18 @@ def test_compare_tells_noise_from_a_real_gain(store, repeated_runs):
     assert "accuracy (validation) — better" in " ".join(pair.split())
 
 
+def test_single_runs_are_not_judged_and_the_way_to_judge_them_is_said(store, three, repeated_runs):
+    from nnlab.noise import SINGLE_RUNS
+
+    words = lambda result: " ".join(result.stdout.split())
+    table = words(browse(store, "compare", *three))
+    assert SINGLE_RUNS in table and "within noise" not in table
+    a, b = three[0], three[1]
+    assert SINGLE_RUNS in words(browse(store, "compare", a, b))
+    assert SINGLE_RUNS not in words(browse(store, "compare", "--sweep", "s1"))  # repeated: judged instead
+    assert SINGLE_RUNS not in words(browse(store, "compare", a))  # one run: nothing to compare
+
+
 def test_the_within_noise_rule():
     from nnlab.noise import difference
 
