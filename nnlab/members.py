@@ -50,6 +50,7 @@ class MemberFit:
     result: Any = None
     failure: Optional[str] = None  # why the member could not be built or trained
     stacked: bool = False
+    not_stacked: Optional[str] = None  # why it trained one after another with the others of its group
 
     @property
     def status(self) -> str:
@@ -101,14 +102,16 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
         started(run, params.get(run.name, 0))
     if not built:
         return failed
-    stacked = len(built) > 1 and train.can_stack_members(built)[0]
+    can, why_not = train.can_stack_members(built)
+    stacked = len(built) > 1 and can
+    not_stacked = why_not if len(built) > 1 and not can else None
     seeds = {(m.name, m.member): m.seed for m in built}
 
     def by_model(results: list[Any]) -> dict[str, list[MemberFit]]:
         fits: dict[str, list[MemberFit]] = {run.name: [] for run in runs if run.name not in failed}
         for r in results:
             fits[r.name].append(MemberFit(r.member, seeds[(r.name, r.member)], params[r.name], info.n_features, r,
-                                          stacked=stacked))
+                                          stacked=stacked, not_stacked=not_stacked))
         return {**fits, **failed}
 
     one_stack = len(built) == 1 or stacked
@@ -230,7 +233,8 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
         samples_per_second=round(statistics.fmean([f.result.samples_per_second for f in fits if f.result] or [0]), 1),
         message=message, stop_reason=result.stop_reason if result else None,
         train_loss=history[0]["train_loss"] if run.spec is None and history else None,
-        stacked=any(f.stacked for f in fits))
+        stacked=any(f.stacked for f in fits),
+        not_stacked=next((f.not_stacked for f in fits if f.not_stacked), None) if len(run.members) > 1 else None)
     model.diagnosis = diagnose(history, best_epoch=model.best_epoch, max_epochs=run.epochs, monitor=monitor,
                                status=status, message=message, stop_reason=model.stop_reason,
                                val=result.val if result else {},

@@ -149,6 +149,7 @@ class ModelResult(BaseModel):
     diagnosis: list[str] = Field(default_factory=list)
     train_loss: Optional[float] = None  # the baseline's, what "underfitting" is measured against
     stacked: bool = False  # trained as stacked members in one model
+    not_stacked: Optional[str] = None  # why its members trained one after another instead (the kind, a layer)
 
     _finite = field_validator("val", "test", "val_sd", "test_sd", mode="before")(_finite_or_none)
 

@@ -154,9 +154,15 @@ def verdict_lines(summary: RunSummary) -> list[str]:
     stacked = [name for name, entry in summary.models.items() if entry.stacked]
     lines = [f"stacked: {', '.join(stacked)} trained together as one stack of members (sec is the stack's "
              "time; each member's numbers equal a run of its own)"] if stacked else []
+    lines += [not_stacked_line(entry) for entry in summary.models.values() if entry.not_stacked]
     lines += [f"{name}: {note}" for name, entry in summary.models.items() for note in entry.diagnosis]
     lines += [gate_line(gate) for gate in summary.expect]
     return lines
+
+
+def not_stacked_line(model: ModelResult) -> str:
+    """`one after another: cnn's 5 repeats (a CNN model has no stacked form; sec adds them up)`."""
+    return (f"one after another: {model.name}'s {model.repeats} repeats ({model.not_stacked}; sec adds them up)")
 
 
 def gate_line(gate: GateResult) -> str:

@@ -13,6 +13,7 @@ from rich.text import Text
 from nnlab.grid import Col, Grid
 from nnlab.numbers import format_value, stored_float
 from nnlab.records import ModelResult, RunSummary, metric_column
+from nnlab.report import not_stacked_line
 from nnlab.rows import model_rows, monitor_metric, planned_epochs, progress, run_metrics, run_monitor, unfinished
 from nnlab.runstore import Run
 from nnlab.settings import flatten
@@ -71,6 +72,8 @@ def _result_lines(run: Run, summary: Optional[RunSummary]) -> list[Text]:
             lines.append(Text(interrupted_line(result, run), style="yellow"))
         if result.repeats > 1 and result.members:
             lines.append(Text(members_line(result, monitor_metric(run_monitor(run))), style="dim"))
+        if result.not_stacked:
+            lines.append(Text(not_stacked_line(result), style="dim"))
         lines.extend(Text(f"{name}: {line}") for line in result.diagnosis)
         if result.message:
             lines.append(Text(f"{name}: {result.message}", style="red"))
