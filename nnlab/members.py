@@ -146,6 +146,24 @@ def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
     return groups
 
 
+def stacking_plan(model_specs: list[Any], input_kind: str, repeats: int) -> list[str]:
+    """How the models will train, in words: which share one stack, and which train alone and why."""
+    from nnlab.stacking import can_stack
+
+    lines = []
+    for group in stack_groups(model_specs, input_kind):
+        names = ", ".join(spec.name for spec in group)
+        stacks, why_not = can_stack(group, input_kind)
+        times = f" × {repeats} repeats" if repeats > 1 else ""
+        if stacks and (len(group) > 1 or repeats > 1):
+            lines.append(f"one stack: {names}{times}")
+        elif repeats > 1:
+            lines.append(f"one after another: {names}{times} ({why_not})")
+        else:
+            lines.append(f"alone: {names}")
+    return lines
+
+
 def fit_baseline(run: MemberRun, problem: Any, spec: Any, on_epoch: Any, started: Started) -> dict[str, list[MemberFit]]:
     import torch
 

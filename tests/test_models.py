@@ -350,6 +350,22 @@ def test_validate_models_prints_a_layer_table_per_model_on_the_data_shape(tmp_pa
     assert re.search(r"│ blocks\.0\.conv +│ Conv2d +│ \[B, 4, 8, 8\] +│ +40 │", out)
     assert "[B, 4, 8, 8]" in out and "[B, 4, 4, 4]" in out
     assert "name: digits" not in out  # the resolved spec is what plain `validate` prints
+    assert "training plan: alone: small; alone: flat" in out
+
+
+def test_validate_models_says_which_models_will_stack_and_why_others_will_not(tmp_path):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nrepeats: 3\ndata: {builtin: moons}\nmodels:\n"
+                    "  - {name: a, kind: mlp, hidden: [8]}\n  - {name: b, kind: mlp, hidden: [8], dropout: 0.3}\n"
+                    "  - {name: c, kind: mlp, hidden: [8], norm: batchnorm}\n")
+    result = CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert ("training plan: one stack: a, b × 3 repeats; one after another: c × 3 repeats (c: batchnorm layers "
+            "do not stack)") in " ".join(result.output.split())
 
 
 def test_validate_models_names_the_data_problem_in_one_line(tmp_path):

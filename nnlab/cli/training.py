@@ -170,6 +170,7 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
     from rich.table import Table
 
     from nnlab.data import prepare
+    from nnlab.members import stacking_plan
     from nnlab.models import count_params_of, estimate_memory, layer_table
 
     try:
@@ -192,6 +193,8 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
         for row in rows:
             table.add_row(row.name, row.type, str(["B", *row.output_shape]).replace("'", ""), f"{row.params:,}")
         out.print(table)
+    out.print("\ntraining plan: " + "; ".join(stacking_plan(loaded.models, info.kind, loaded.repeats)),
+              markup=False, soft_wrap=True)
 
 
 @app.command()
