@@ -11,6 +11,7 @@ import torch
 
 from nnlab import metrics as metric_fns
 from nnlab.fitstate import Problem
+from nnlab.records import metric_column, split_column
 from nnlab.stack import Stack
 
 EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
@@ -35,11 +36,13 @@ def as_target(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 def prefixed(split: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{split}_{k}": v for k, v in values.items()}
+    """`{"loss": ...}` -> `{"val_loss": ...}`: metrics.csv's column names."""
+    return {metric_column(split, k): v for k, v in values.items()}
 
 
 def unprefixed(split: str, values: dict[str, float]) -> dict[str, float]:
-    return {k[len(split) + 1:]: v for k, v in values.items() if k.startswith(f"{split}_")}
+    """The columns of one split, by their bare metric names."""
+    return {metric: v for column, v in values.items() for on, metric in [split_column(column)] if on == split}
 
 
 def read(values: dict[str, torch.Tensor]) -> dict[str, float]:
