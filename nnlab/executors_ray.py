@@ -2,14 +2,17 @@
 cluster. Ray is an optional extra, imported only here and only when this executor runs.
 
 Data: a unit travels as its spec path plus overrides (executors.Unit), and each task re-reads the spec and
-its data from disk. So the spec, its data and the run store must sit on a file system that every node
-reads at the same absolute path (one machine, NFS, a cluster's shared volume). The other way, the
-prepared arrays put once in Ray's object store and shared by every unit, is not built: it pays off when
-many units read one large data set over a slow file system.
+its data from disk. So by default the spec, its data and the run store sit on a file system that every
+node reads at the same absolute path (one machine, NFS, a cluster's shared volume). With `ship=True`
+(`--ship`) nothing needs to be shared: the driver puts each spec and its data file into Ray's object store
+once (nnlab.shipping), each node writes them once into its temp folder, and each task sends its run folder
+back as one archive. The prepared arrays themselves are not shipped: every task prepares its data again,
+as it does from a shared file system.
 
 Results: each task writes its run folder with runner.execute (the runstore's atomic protocol), first in a
 staging folder of its own under `<store>/.attempts/` (hidden: readers skip it), then renamed into the store
-whole. A store that is not shared (each node returning its run folder's files to the driver) is not built.
+whole. Shipped, the task trains into a store in its node's temp folder, and the driver unpacks the archive
+into its own staging folder and renames it into the store the same way.
 
 Faults: a task whose worker dies (killed, out of memory) is retried by Ray up to `max_retries` times
 (`retry_exceptions=False`: a failing point already returns `failed` and is never retried). A new attempt
@@ -30,14 +33,17 @@ import os
 import secrets
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from nnlab.errors import NnlabError
 from nnlab.executors import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
+from nnlab.shipping import Bundle, bundle_spec, pack_run, unpack_bundle, unpack_run
 
 RAY_MISSING = "--executor ray needs Ray: pip install 'nnlab[ray]'"
 ATTEMPTS_DIR = ".attempts"  # under the store; hidden, so `runs` and `compare` never read a staged run
+SHIPPED_DIR = "nnlab-ray"  # in a node's temp folder, with --ship: the shipped files and the tasks' stores
 NOT_STARTED = "not started: the sweep was interrupted"
 STOPPED = "stopped: the sweep was interrupted"
 
@@ -59,8 +65,9 @@ class RayExecutor:
     is. `train_unit` is what a task runs on its unit (a test may wrap it to crash a worker)."""
 
     def __init__(self, address: Optional[str] = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-                 max_retries: int = 1, num_cpus: Optional[int] = None, train_unit: TrainUnit = run_unit):
-        self.address, self.num_cpus = address, num_cpus
+                 max_retries: int = 1, num_cpus: Optional[int] = None, train_unit: TrainUnit = run_unit,
+                 ship: bool = False):
+        self.address, self.num_cpus, self.ship = address, num_cpus, ship
         self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
         self.max_retries = max_retries
         self.train_unit = train_unit
@@ -69,8 +76,9 @@ class RayExecutor:
         """Start or join Ray now (so that a bad address fails here), then submit every unit."""
         ray = import_ray()
         units = [_absolute(unit) for unit in units]
+        bundles = [bundle_spec(unit.spec_path, unit.overrides) for unit in units] if self.ship else None
         started_here = self._connect(ray)
-        return self._results(ray, units, started_here)
+        return self._results(ray, units, started_here, bundles)
 
     def _connect(self, ray: Any) -> bool:
         if ray.is_initialized():
@@ -87,12 +95,18 @@ class RayExecutor:
             raise NnlabError(f"--address {where}: cannot start or join Ray ({_first_line(e)})") from None
         return True
 
-    def _results(self, ray: Any, units: list[Unit], started_here: bool) -> Iterator[UnitResult]:
+    def _results(self, ray: Any, units: list[Unit], started_here: bool,
+                 bundles: Optional[list[Bundle]]) -> Iterator[UnitResult]:
         task = ray.remote(_attempt).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                             max_retries=self.max_retries, retry_exceptions=False)
         threads = max(1, int(self.cpus_per_trial))
         batch = secrets.token_hex(4)  # names this call's staging folders apart from any other driver's
-        pending = {task.remote(unit, _unit_key(batch, unit), self.train_unit, threads): unit for unit in units}
+        shipped: list[Any] = [None] * len(units)
+        if bundles is not None:  # each distinct spec-and-data once into the object store, shared by its units
+            refs = {bundle.digest: ray.put(bundle) for bundle in bundles}
+            shipped = [refs[bundle.digest] for bundle in bundles]
+        pending = {task.remote(unit, _unit_key(batch, unit), self.train_unit, threads, bundle): unit
+                   for unit, bundle in zip(units, shipped)}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -115,7 +129,8 @@ class RayExecutor:
 
     def _result(self, ray: Any, ref: Any, unit: Unit, batch: str) -> UnitResult:
         try:
-            return ray.get(ref)
+            got = ray.get(ref)
+            return _receive(got, unit, batch) if isinstance(got, Shipped) else got
         except ray.exceptions.TaskCancelledError:
             return UnitResult(unit.index, "interrupted", message=NOT_STARTED)
         except ray.exceptions.RayTaskError as e:  # raised by the attempt itself (an unwritable store): not retried
@@ -148,37 +163,90 @@ def _cancel(ray: Any, pending: dict[Any, Unit]) -> list[tuple[Unit, UnitResult]]
     return stopped
 
 
+@dataclasses.dataclass(frozen=True)
+class Shipped:
+    """What a shipped task returns: how its unit ended, and its run folder as one archive (None: no run)."""
+
+    result: UnitResult
+    archive: Optional[bytes]
+
+
+def _receive(shipped: Shipped, unit: Unit, batch: str) -> UnitResult:
+    """A shipped run folder into the store: unpacked in this unit's staging folder, then renamed in whole."""
+    if shipped.archive is None:
+        return shipped.result
+    store = Path(unit.store)
+    staging = store / ATTEMPTS_DIR / _unit_key(batch, unit) / secrets.token_hex(4)
+    try:
+        unpack_run(shipped.archive, staging)
+    except (OSError, NnlabError) as e:
+        return UnitResult(unit.index, "failed", message=f"could not unpack its run folder into {store} ({e})")
+    return _publish(dataclasses.replace(shipped.result, run_id=None, path=None), staging, store)
+
+
 # --- in the worker ------------------------------------------------------------------------------------
 
-def _attempt(unit: Unit, key: str, train_unit: TrainUnit, threads: int) -> UnitResult:
+def _attempt(unit: Unit, key: str, train_unit: TrainUnit, threads: int,
+             bundle: Optional[Bundle] = None) -> UnitResult | Shipped:
     """One try at a unit, in a Ray worker: train into this attempt's staging folder, then move the run into
-    the store. What an earlier attempt of this unit left (its worker died) is deleted first."""
+    the store. What an earlier attempt of this unit left (its worker died) is deleted first. With a bundle,
+    train from its files in this node's temp folder and send the run folder back."""
     import torch
 
-    from nnlab import interrupts
-
     torch.set_num_threads(threads)  # the task's CPUs, whatever the reused worker ran before
+    if bundle is not None:
+        return _attempt_shipped(unit, key, train_unit, bundle)
     if not Path(unit.spec_path).is_file():
         return UnitResult(unit.index, "failed", message=f"{unit.spec_path}: not found on node "
                           f"{socket.gethostname()}; with Ray, the spec, its data and --runs-dir must be on a "
-                          "file system every node shares")
+                          "file system every node shares, or add --ship")
     store = Path(unit.store)
     unit_dir = store / ATTEMPTS_DIR / key
     shutil.rmtree(unit_dir, ignore_errors=True)
     staging = unit_dir / secrets.token_hex(4)
     staging.mkdir(parents=True)
-    with interrupts.handled():  # Ray's cancel arrives as SIGINT: the run ends interrupted, writes deferred
+    return _train_then(dataclasses.replace(unit, store=str(staging)), train_unit,
+                       lambda result: _publish(result, staging, store))
+
+
+def _attempt_shipped(unit: Unit, key: str, train_unit: TrainUnit, bundle: Bundle) -> Shipped:
+    local = Path(tempfile.gettempdir()) / SHIPPED_DIR
+    spec = unpack_bundle(bundle, local / "bundles")  # once per node: tasks after the first find it there
+    staging = local / "stores" / key
+    shutil.rmtree(staging, ignore_errors=True)  # what a dead attempt of this unit left
+    staging.mkdir(parents=True)
+    here = dataclasses.replace(unit, spec_path=str(spec), overrides=(*unit.overrides, *bundle.overrides),
+                               store=str(staging))
+    try:
+        return _train_then(here, train_unit, lambda result: Shipped(result, _packed(staging)),
+                           lambda result: Shipped(result, None))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult], Any],
+                undelivered: Callable[[UnitResult], Any] = lambda result: result) -> Any:
+    """Train the unit, then deliver its run (into the store, or packed to send back) with interrupts
+    deferred. Ray's cancel arrives as SIGINT: the run ends interrupted, and is still delivered."""
+    from nnlab import interrupts
+
+    with interrupts.handled():
         try:
-            result = train_unit(dataclasses.replace(unit, store=str(staging)))
+            result = train_unit(unit)
         except KeyboardInterrupt:
             result = UnitResult(unit.index, "interrupted", message=STOPPED)
-        published = result
+        delivered = undelivered(result)
         try:
-            with interrupts.deferred():  # a cancel now waits until the run is in the store and said so
-                published = _publish(result, staging, store)
+            with interrupts.deferred():  # a cancel now waits until the run is delivered whole
+                delivered = deliver(result)
         except KeyboardInterrupt:
-            pass  # it came during the move, which was done whole: the run ended as it says
-    return published
+            pass  # it came during the delivery, which was done whole: the run ended as it says
+    return delivered
+
+
+def _packed(staging: Path) -> Optional[bytes]:
+    folders = [p for p in staging.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return pack_run(folders[0]) if folders else None
 
 
 def _publish(result: UnitResult, staging: Path, store: Path) -> UnitResult:

@@ -137,7 +137,7 @@ def test_a_spec_a_node_cannot_read_fails_its_unit_and_says_the_store_must_be_sha
     assert result.status == "failed" and result.run_id is None
     assert result.message.startswith(f"{tmp_path}/elsewhere/spec.yaml: not found on node ")
     assert result.message.endswith("with Ray, the spec, its data and --runs-dir must be on a file system every "
-                                   "node shares")
+                                   "node shares, or add --ship")
 
 
 def test_an_error_in_the_attempt_itself_fails_its_unit_with_its_own_reason_not_as_a_dead_worker(tmp_path, spec, swept):
@@ -146,6 +146,49 @@ def test_an_error_in_the_attempt_itself_fails_its_unit_with_its_own_reason_not_a
     [result] = RayExecutor(max_retries=3).run(plan_sweep(spec, ["train.optimizer.lr=1e-3"]).units(store))
     assert result.status == "failed" and result.run_id is None
     assert result.message.startswith("NotADirectoryError: [Errno 20] Not a directory"), result.message
+
+
+# --- --ship: no shared file system -------------------------------------------------------------------------
+
+def record_paths(marker_dir: Path, unit: Unit) -> UnitResult:
+    """Runs in the worker: note the spec and store the unit trained from, then train it."""
+    (marker_dir / f"{unit.index}.json").write_text(json.dumps([unit.spec_path, unit.store]))
+    return run_unit(unit)
+
+
+def test_shipped_units_train_from_the_files_sent_and_bring_their_run_folders_back(swept, spec, tmp_path):
+    import shutil
+    import tempfile
+
+    plan, local, _, _ = swept
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(spec, source / "spec.yaml")
+    shutil.copy(spec.parent / "data.csv", source / "data.csv")
+    store, markers = tmp_path / "runs", tmp_path / "markers"
+    markers.mkdir()
+    units = plan_sweep(source / "spec.yaml", GRID).units(store)
+    stream = RayExecutor(ship=True, train_unit=functools.partial(record_paths, markers)).run(units)
+    shutil.rmtree(source)  # sent already: from here on no worker could read the originals
+    shipped = {r.index: r for r in stream}
+    assert {r.status for r in shipped.values()} == {"completed"}, shipped
+    for index in local:
+        assert scores(shipped[index]) == scores(local[index])  # the same numbers as from the shared disk
+        assert Path(shipped[index].path).parent == store
+        spec_used, store_used = json.loads((markers / f"{index}.json").read_text())
+        assert Path(spec_used).parent.parent == Path(tempfile.gettempdir()) / "nnlab-ray" / "bundles"
+        assert not Path(store_used).exists()  # the worker's own store, cleared once the run was sent
+    assert sorted(f.name for f in run_folders(store)) == sorted(r.run_id for r in shipped.values())
+    assert not (store / ATTEMPTS_DIR).exists()
+    run = runstore.read_run(Path(shipped[0].path))
+    assert run.spec["data"]["path"] == "data.csv"  # the spec as written, not the worker's copy
+
+
+def test_train_ship_runs_on_ray_without_a_shared_file_system(spec, tmp_path, cli):
+    result = cli("train", spec, "--executor", "ray", "--ship", "--runs-dir", tmp_path / "runs", store=False)
+    assert result.exit_code == 0, result.output
+    (run,) = runstore.list_runs(tmp_path / "runs")[0]
+    assert run.status == "completed" and run.summary.models["mlp"].status == "completed"
 
 
 # --- workers that die: wrappers around run_unit, sent to the workers by value ------------------------------

@@ -30,7 +30,7 @@ def sweep_command(
     runs_dir: Optional[Path] = RunsDirOption,
     executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: processes on this "
                                           "machine (--jobs); ray: tasks on a Ray instance or cluster (pip install "
-                                          "'nnlab\\[ray]'; spec, data and store on a path every node reads)."),
+                                          "'nnlab\\[ray]'; spec, data and store on a path every node reads, or --ship)."),
     address: Optional[str] = typer.Option(None, "--address", show_default=False, help="With --executor ray: auto "
                                           "or ray://host:port joins a running cluster (default: a local instance)."),
     cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0, show_default=False,
@@ -40,6 +40,8 @@ def sweep_command(
     max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
                                               help="With --executor ray: new attempts for a point whose worker "
                                                    "died (default 1)."),
+    ship: bool = typer.Option(False, "--ship", help="With --executor ray: send the spec and its data file "
+                              "through Ray's object store and each run folder back (no shared file system)."),
 ) -> None:
     """Train SPEC once per point of a grid, each point its own run, then show each setting's effect.
 
@@ -58,7 +60,7 @@ def sweep_command(
     with interrupts.handled():
         try:
             ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
-                           "max_retries": max_retries}
+                           "max_retries": max_retries, "ship": ship or None}
             runner = executor_for(executor.value, jobs, {k: v for k, v in ray_options.items() if v is not None})
             plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
             where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"

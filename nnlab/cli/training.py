@@ -50,6 +50,8 @@ def train(
                                                    help="With --executor ray: GPUs the run reserves (default 0)."),
     max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
                                               help="With --executor ray: new attempts if its worker dies (1)."),
+    ship: bool = typer.Option(False, "--ship", help="With --executor ray: send the spec and its data file "
+                              "through Ray's object store and the run folder back (no shared file system)."),
 ) -> None:
     """Train the baseline, then every model of SPEC, and write a run folder.
 
@@ -63,7 +65,7 @@ def train(
     if curves and importlib.util.find_spec("matplotlib") is None:
         _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install 'nnlab[plots]' (or drop --curves)"))
     ray_options = {k: v for k, v in {"address": address, "gpus_per_trial": gpus_per_trial,
-                                     "max_retries": max_retries}.items() if v is not None}
+                                     "max_retries": max_retries, "ship": ship or None}.items() if v is not None}
     if executor is ExecutorName.ray or ray_options:
         if resume:
             _fail(NnlabError("--resume: continue a run here, without --executor ray"))

@@ -1,0 +1,118 @@
+"""Files that travel with a Ray task when the nodes share no file system (`--ship`): a spec and its data file
+out to the worker, the run folder back to the driver. Torch-free and Ray-free: bytes in, bytes out.
+
+Out: `bundle_spec` reads the spec file and the data file it names (after the unit's overrides) into a
+`Bundle`, with their paths relative to the folder they share, so that the worker lays them out the same
+way and the spec reads exactly as written (a relative `data.path` still points at the data). The driver
+puts each bundle into Ray's object store once; every task of the sweep gets a reference, and each node
+writes the files once, into a folder named by their digest.
+
+Back: the worker trains into a store of its own and `pack_run` makes the finished run folder one tar
+archive; the driver's `unpack_run` extracts it (refusing links and paths that leave the folder) into its
+staging folder, from which it is renamed into the store whole, as runs from a shared store are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from nnlab.errors import NnlabError
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A spec file and its data file as bytes. `files`: (path relative to the bundle's root, content);
+    `spec`: the spec's relative path; `overrides`: what the worker adds (an absolute data.path becomes the
+    copy beside the spec, `_data/<name>`)."""
+
+    digest: str
+    files: tuple[tuple[str, bytes], ...]
+    spec: str
+    overrides: tuple[str, ...] = ()
+
+
+def bundle_spec(spec_path: str | Path, overrides: list[str] | tuple[str, ...]) -> Bundle:
+    """The spec at `spec_path` and the data file it reads with these overrides (none for a builtin set)."""
+    from nnlab.spec import load_spec
+
+    spec_path = Path(spec_path).resolve()
+    spec, base_dir = load_spec(spec_path, list(overrides))
+    data = (base_dir / spec.data.path).resolve() if spec.data.path else None
+    absolute = data is not None and Path(spec.data.path).is_absolute()
+    root = Path(os.path.commonpath([spec_path.parent, data.parent])) if data and not absolute else spec_path.parent
+    files = [(spec_path.relative_to(root).as_posix(), _read(spec_path, "the spec"))]
+    extra: tuple[str, ...] = ()
+    if data is not None:
+        where = f"_data/{data.name}" if absolute else data.relative_to(root).as_posix()
+        files.append((where, _read(data, "data.path")))
+        extra = (f"data.path={where}",) if absolute else ()
+    digest = hashlib.sha256()
+    for name, content in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return Bundle(digest.hexdigest()[:16], tuple(files), files[0][0], extra)
+
+
+def unpack_bundle(bundle: Bundle, into: Path) -> Path:
+    """Write the bundle under `into/<digest>/` unless a task on this node already did; the spec's path there.
+    Written into a temporary folder first and renamed, so that tasks running side by side never read a
+    half-written file."""
+    root = into / bundle.digest
+    if not root.is_dir():
+        partial = into / f".{bundle.digest}-{secrets.token_hex(4)}"
+        for name, content in bundle.files:
+            target = _inside(partial, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        try:
+            os.rename(partial, root)
+        except OSError:  # another task on this node got there first: its copy is the same
+            shutil.rmtree(partial, ignore_errors=True)
+    return root / bundle.spec
+
+
+def pack_run(folder: Path) -> bytes:
+    """A finished run folder as one tar archive (plain: weights do not compress), its name at the top."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, arcname=folder.name)
+    return buffer.getvalue()
+
+
+def unpack_run(archive: bytes, into: Path) -> Optional[Path]:
+    """Extract a `pack_run` archive into the folder `into` (made if missing); the run folder, or None for an
+    empty archive. Only plain files and folders below `into` are accepted."""
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
+        members = tar.getmembers()
+        for member in members:
+            if not (member.isfile() or member.isdir()):
+                raise NnlabError(f"a shipped run folder holds {member.name!r}, which is not a plain file")
+            _inside(into, member.name)
+        tar.extractall(into, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    tops = {Path(member.name).parts[0] for member in members}
+    return into / tops.pop() if len(tops) == 1 else None
+
+
+def _inside(root: Path, name: str) -> Path:
+    """root/name, refusing a name that would leave root (absolute, or through ..)."""
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise NnlabError(f"a shipped file name leaves its folder: {name!r}")
+    return root / path
+
+
+def _read(path: Path, what: str) -> bytes:
+    if not path.is_file():  # a FIFO or a device would block or never end; a folder cannot be sent
+        raise NnlabError(f"--ship: {what} {path} is not a regular file")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise NnlabError(f"--ship: cannot read {what} {path} ({e.strerror or e})") from None
