@@ -218,14 +218,12 @@ def _attempt_shipped(unit: Unit, key: str, train_unit: TrainUnit, bundle: Bundle
     here = dataclasses.replace(unit, spec_path=str(spec), overrides=(*unit.overrides, *bundle.overrides),
                                store=str(staging))
     try:
-        return _train_then(here, train_unit, lambda result: Shipped(result, _packed(staging)),
-                           lambda result: Shipped(result, None))
+        return _train_then(here, train_unit, lambda result: Shipped(result, _packed(staging)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult], Any],
-                undelivered: Callable[[UnitResult], Any] = lambda result: result) -> Any:
+def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult], Any]) -> Any:
     """Train the unit, then deliver its run (into the store, or packed to send back) with interrupts
     deferred. Ray's cancel arrives as SIGINT: the run ends interrupted, and is still delivered."""
     from nnlab import interrupts
@@ -235,7 +233,7 @@ def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult
             result = train_unit(unit)
         except KeyboardInterrupt:
             result = UnitResult(unit.index, "interrupted", message=STOPPED)
-        delivered = undelivered(result)
+        delivered: Any = result
         try:
             with interrupts.deferred():  # a cancel now waits until the run is delivered whole
                 delivered = deliver(result)
