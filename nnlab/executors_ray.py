@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from nnlab.errors import NnlabError
 from nnlab.executors import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
-from nnlab.shipping import Bundle, bundle_spec, pack_run, unpack_bundle, unpack_run
+from nnlab.shipping import Bundle, bundle_specs, pack_run, unpack_bundle, unpack_run
 
 RAY_MISSING = "--executor ray needs Ray: pip install 'nnlab[ray]'"
 ATTEMPTS_DIR = ".attempts"  # under the store; hidden, so `runs` and `compare` never read a staged run
@@ -76,7 +76,7 @@ class RayExecutor:
         """Start or join Ray now (so that a bad address fails here), then submit every unit."""
         ray = import_ray()
         units = [_absolute(unit) for unit in units]
-        bundles = [bundle_spec(unit.spec_path, unit.overrides) for unit in units] if self.ship else None
+        bundles = bundle_specs([(unit.spec_path, unit.overrides) for unit in units]) if self.ship else None
         started_here = self._connect(ray)
         return self._results(ray, units, started_here, bundles)
 

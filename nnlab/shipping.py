@@ -41,23 +41,44 @@ class Bundle:
 
 def bundle_spec(spec_path: str | Path, overrides: list[str] | tuple[str, ...]) -> Bundle:
     """The spec at `spec_path` and the data file it reads with these overrides (none for a builtin set)."""
+    return bundle_specs([(spec_path, overrides)])[0]
+
+
+def bundle_specs(units: list[tuple[str | Path, list[str] | tuple[str, ...]]]) -> list[Bundle]:
+    """One bundle per (spec path, overrides); units that read the same files share one Bundle (read once)."""
+    made: dict[tuple, Bundle] = {}
+    bundles = []
+    for spec_path, overrides in units:
+        layout = _layout(Path(spec_path).resolve(), list(overrides))
+        if layout not in made:
+            made[layout] = _bundle(*layout)
+        bundles.append(made[layout])
+    return bundles
+
+
+def _layout(spec_path: Path, overrides: list[str]) -> tuple[tuple[tuple[str, Path], ...], tuple[str, ...]]:
+    """Where the spec and its data file go in a bundle, relative to the folder they share; and the overrides
+    the worker adds (an absolute data.path becomes the copy beside the spec)."""
     from nnlab.spec import load_spec
 
-    spec_path = Path(spec_path).resolve()
-    spec, base_dir = load_spec(spec_path, list(overrides))
-    data = (base_dir / spec.data.path).resolve() if spec.data.path else None
-    absolute = data is not None and Path(spec.data.path).is_absolute()
-    root = Path(os.path.commonpath([spec_path.parent, data.parent])) if data and not absolute else spec_path.parent
-    files = [(spec_path.relative_to(root).as_posix(), _read(spec_path, "the spec"))]
-    extra: tuple[str, ...] = ()
-    if data is not None:
-        where = f"_data/{data.name}" if absolute else data.relative_to(root).as_posix()
-        files.append((where, _read(data, "data.path")))
-        extra = (f"data.path={where}",) if absolute else ()
+    spec, base_dir = load_spec(spec_path, overrides)
+    if not spec.data.path:
+        return ((spec_path.name, spec_path),), ()
+    data = (base_dir / spec.data.path).resolve()
+    if Path(spec.data.path).is_absolute():
+        where = f"_data/{data.name}"
+        return ((spec_path.name, spec_path), (where, data)), (f"data.path={where}",)
+    root = Path(os.path.commonpath([spec_path.parent, data.parent]))
+    return ((spec_path.relative_to(root).as_posix(), spec_path), (data.relative_to(root).as_posix(), data)), ()
+
+
+def _bundle(files: tuple[tuple[str, Path], ...], overrides: tuple[str, ...]) -> Bundle:
+    contents = tuple((name, _read(path, "the spec" if i == 0 else "data.path"))
+                     for i, (name, path) in enumerate(files))
     digest = hashlib.sha256()
-    for name, content in files:
+    for name, content in contents:
         digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    return Bundle(digest.hexdigest()[:16], tuple(files), files[0][0], extra)
+    return Bundle(digest.hexdigest()[:16], contents, contents[0][0], overrides)
 
 
 def unpack_bundle(bundle: Bundle, into: Path) -> Path:

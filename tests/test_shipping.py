@@ -12,7 +12,7 @@ import pytest
 
 from conftest import binary_table, tiny_spec, write_spec
 from nnlab.errors import NnlabError
-from nnlab.shipping import bundle_spec, pack_run, unpack_bundle, unpack_run
+from nnlab.shipping import bundle_spec, bundle_specs, pack_run, unpack_bundle, unpack_run
 from nnlab.spec import load_spec
 
 
@@ -50,6 +50,9 @@ def test_the_overrides_choose_the_data_file_and_the_digest_follows_the_content(t
     a, b = bundle_spec(spec, []), bundle_spec(spec, ["data.path=b.csv"])
     assert dict(b.files)["b.csv"] == (tmp_path / "b.csv").read_bytes() and "a.csv" not in dict(b.files)
     assert a.digest != b.digest and bundle_spec(spec, []).digest == a.digest
+    # A sweep's points share their bundle: read once, put into the object store once.
+    points = bundle_specs([(spec, ["train.epochs=2"]), (spec, ["train.epochs=3"]), (spec, ["data.path=b.csv"])])
+    assert points[0] is points[1] and points[0].digest == a.digest and points[2].digest == b.digest
 
 
 def test_a_data_file_that_is_not_a_regular_file_is_refused_before_anything_is_sent(tmp_path):
