@@ -53,9 +53,11 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = TIMEOUT) -> No
 
 def _epochs_of(runs: Path, model: str) -> int:
     folders = run_folders(runs)
-    if not folders or not (folders[0] / "metrics.csv").exists():
+    try:  # the folder may be renamed from its .creating- name between listing and reading: look again
+        lines = (folders[0] / "metrics.csv").read_text().splitlines() if folders else []
+    except FileNotFoundError:
         return 0
-    return sum(1 for line in (folders[0] / "metrics.csv").read_text().splitlines() if line.startswith(model + ","))
+    return sum(1 for line in lines if line.startswith(model + ","))
 
 
 def _leftovers(runs: Path) -> list[str]:

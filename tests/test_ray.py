@@ -171,7 +171,7 @@ def test_shipped_units_train_from_the_files_sent_and_bring_their_run_folders_bac
     stream = RayExecutor(ship=True, train_unit=functools.partial(record_paths, markers)).run(units)
     shutil.rmtree(source)  # sent already: from here on no worker could read the originals
     shipped = {r.index: r for r in stream}
-    assert {r.status for r in shipped.values()} == {"completed"}, shipped
+    assert {r.status for r in shipped.values()} == {"completed"}, [r.message for r in shipped.values()]
     for index in local:
         assert scores(shipped[index]) == scores(local[index])  # the same numbers as from the shared disk
         assert Path(shipped[index].path).parent == store
