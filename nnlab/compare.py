@@ -221,8 +221,9 @@ def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[st
     `dropout 0.3: +0.0040 ± 0.0060 accuracy — within noise` (the rule: noise.py)."""
     if not comparison.rows:
         return []
-    if not comparison.repeated:  # nothing to judge by; say how to get it where a model has rows to compare
-        models = [row["model"] for row in comparison.rows]
+    if not comparison.repeated:  # nothing to judge by; say how, where a network has rows to compare (the
+        # baseline's convex fit gives the same numbers whatever the seed)
+        models = [row["model"] for row in comparison.rows if row["model"] != "baseline"]
         return [SINGLE_RUNS] if len(set(models)) < len(models) else []
     metric = metric or primary_metric(comparison)
     column = metric_column(comparison.split, metric)

@@ -60,8 +60,8 @@ def in_words(pair: Pair) -> list[str]:
         split, metric = split_column(row["metric"])
         if split != "val" or higher_is_better(metric) is None:
             continue
-        if math.isnan(row["spread"]):  # neither side was repeated
-            moved = moved or row["delta"] != 0
+        if math.isnan(row["spread"]):  # neither side was repeated (the baseline's fit has no seed to vary)
+            moved = moved or (row["delta"] != 0 and row["model"] != "baseline")
             continue
         delta = format_spread(row["delta"], row["spread"], signed=True)
         lines.append(f"{row['model']} {change}: {delta} {metric} (validation) — {row['verdict']}")

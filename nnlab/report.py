@@ -162,7 +162,7 @@ def verdict_lines(summary: RunSummary) -> list[str]:
 
 def not_stacked_line(model: ModelResult) -> str:
     """`one after another: cnn's 5 repeats (a CNN model has no stacked form; sec adds them up)`."""
-    return (f"one after another: {model.name}'s {model.repeats} repeats ({model.not_stacked}; sec adds them up)")
+    return f"one after another: {model.name}'s {model.repeats} repeats ({model.not_stacked}; sec adds them up)"
 
 
 def gate_line(gate: GateResult) -> str:
