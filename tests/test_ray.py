@@ -256,6 +256,22 @@ def test_a_worker_that_always_dies_fails_its_unit_and_the_others_complete(faults
 
 # --- without Ray --------------------------------------------------------------------------------------------
 
+def test_a_shipped_unit_whose_worker_dies_once_is_retried_into_exactly_one_run_folder(spec, tmp_path):
+    import tempfile
+
+    store, once = tmp_path / "runs", tmp_path / "once.json"
+    node_stores = Path(tempfile.gettempdir()) / "nnlab-ray" / "stores"
+    before = set(node_stores.iterdir()) if node_stores.exists() else set()
+    units = plan_sweep(spec, ["train.optimizer.lr=1e-3,1e-2"]).units(store)
+    work = functools.partial(crash_once, once, 1)
+    results = {r.index: r for r in RayExecutor(max_retries=1, ship=True, train_unit=work).run(units)}
+    assert [results[i].status for i in (0, 1)] == ["completed", "completed"], results
+    assert len(json.loads(once.read_text())) == 1  # it did die, with a half-written run folder on its node
+    assert sorted(f.name for f in run_folders(store)) == sorted(r.run_id for r in results.values())
+    assert not (store / ATTEMPTS_DIR).exists()
+    assert set(node_stores.iterdir()) <= before  # the dead attempt's store on the node is gone too
+
+
 def test_without_ray_the_executor_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(NnlabError) as error:
