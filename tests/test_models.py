@@ -331,16 +331,21 @@ def test_a_giant_model_is_sized_without_allocating_it():
 
 # --- nnlab validate --models ------------------------------------------------------------------------------
 
-def test_validate_models_prints_a_layer_table_per_model_on_the_data_shape(tmp_path):
+def validate_models(tmp_path, spec_text: str):
+    """`nnlab validate SPEC --models` on a spec written from `spec_text`, in-process."""
     from typer.testing import CliRunner
 
     from nnlab.cli import app
 
-    spec = tmp_path / "digits.yaml"
-    spec.write_text("name: digits\ndata: {builtin: digits, image: {shape: [1, 8, 8]}}\nmodels:\n"
-                    "  - {name: small, kind: cnn, channels: [4], kernel: 3}\n"
-                    "  - {name: flat, kind: mlp, hidden: [16]}\n")
-    result = CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(spec_text)
+    return CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+
+
+def test_validate_models_prints_a_layer_table_per_model_on_the_data_shape(tmp_path):
+    result = validate_models(tmp_path, "name: digits\ndata: {builtin: digits, image: {shape: [1, 8, 8]}}\nmodels:\n"
+                                       "  - {name: small, kind: cnn, channels: [4], kernel: 3}\n"
+                                       "  - {name: flat, kind: mlp, hidden: [16]}\n")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "digits: input image [1, 8, 8] per example; 10 output(s)" in out
@@ -354,27 +359,16 @@ def test_validate_models_prints_a_layer_table_per_model_on_the_data_shape(tmp_pa
 
 
 def test_validate_models_says_which_models_will_stack_and_why_others_will_not(tmp_path):
-    from typer.testing import CliRunner
-
-    from nnlab.cli import app
-
-    spec = tmp_path / "s.yaml"
-    spec.write_text("name: s\nrepeats: 3\ndata: {builtin: moons}\nmodels:\n"
-                    "  - {name: a, kind: mlp, hidden: [8]}\n  - {name: b, kind: mlp, hidden: [8], dropout: 0.3}\n"
-                    "  - {name: c, kind: mlp, hidden: [8], norm: batchnorm}\n")
-    result = CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+    result = validate_models(tmp_path, "name: s\nrepeats: 3\ndata: {builtin: moons}\nmodels:\n"
+                                       "  - {name: a, kind: mlp, hidden: [8]}\n"
+                                       "  - {name: b, kind: mlp, hidden: [8], dropout: 0.3}\n"
+                                       "  - {name: c, kind: mlp, hidden: [8], norm: batchnorm}\n")
     assert result.exit_code == 0, result.output
     assert ("training plan: one stack: a, b × 3 repeats; one after another: c × 3 repeats (c: batchnorm layers "
             "do not stack)") in " ".join(result.output.split())
 
 
 def test_validate_models_names_the_data_problem_in_one_line(tmp_path):
-    from typer.testing import CliRunner
-
-    from nnlab.cli import app
-
-    spec = tmp_path / "s.yaml"
-    spec.write_text("name: s\ndata: {path: missing.csv, target: y}\n")
-    result = CliRunner().invoke(app, ["validate", str(spec), "--models"], catch_exceptions=False)
+    result = validate_models(tmp_path, "name: s\ndata: {path: missing.csv, target: y}\n")
     assert result.exit_code == 2
     assert "missing.csv" in result.output and "Traceback" not in result.output
