@@ -27,6 +27,7 @@ from nnlab import metrics as metric_fns
 from nnlab.evaluation import as_target, outputs, predictions, prefixed, read_members, unprefixed
 from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
                             OnState, Problem)
+from nnlab.interrupts import deferred
 from nnlab.optim import Schedule, build_loss, build_loss_grad, make_step
 from nnlab.stack import Stack, build_stack
 from nnlab.stopping import EarlyStopping, divergence, improved, prior_loss
@@ -131,17 +132,21 @@ class Loop:
                 x.index_select(0, rows).view(k, end - start, *x.shape[1:]), y.index_select(0, rows).view(k, -1))
         values, bad_steps = self._epoch_values(orders)
         seconds = time.perf_counter() - started
-        self._keep_best(values, bad_steps)
-        records = []
-        for k, m in enumerate(self.members):
-            if values[k]:  # trained this epoch (diverged in it included)
-                m.seconds += seconds
-                m.history.append(EpochRecord(m.spec.name, self.epoch, values[k], m.schedule.lr, seconds,
-                                             m.spec.member))
-                records.append(m.history[-1])
-        for record in records:  # after the best weights are kept: an interrupt in on_epoch keeps this epoch
-            on_epoch(record)
-        self._stop_or_go_on(values)
+        # An epoch is kept whole or not at all: a signal that arrives while its best weights, history and
+        # metrics rows are recorded waits until they are (else an interrupted model could report a best
+        # epoch past its last logged one).
+        with deferred():
+            self._keep_best(values, bad_steps)
+            records = []
+            for k, m in enumerate(self.members):
+                if values[k]:  # trained this epoch (diverged in it included)
+                    m.seconds += seconds
+                    m.history.append(EpochRecord(m.spec.name, self.epoch, values[k], m.schedule.lr, seconds,
+                                                 m.spec.member))
+                    records.append(m.history[-1])
+            for record in records:
+                on_epoch(record)
+            self._stop_or_go_on(values)
 
     def _epoch_values(self, orders: torch.Tensor) -> tuple[list[dict[str, float]], list[int]]:
         """The one host sync of the epoch: every member's train and validation numbers, read at once.

@@ -213,6 +213,33 @@ def test_an_interrupt_during_fit_returns_what_was_trained_so_far():
                                                        (result.val_probabilities <= 1)).all()
 
 
+def test_a_signal_while_an_epoch_is_recorded_waits_until_the_epoch_is_whole(monkeypatch):
+    # The signal lands right after epoch 3's best weights are kept and before its history row exists: the
+    # epoch is recorded whole first, so the model never reports a best epoch past its last logged one.
+    import os
+    import signal
+
+    from nnlab import interrupts, train
+    from nnlab.loop import Loop
+    from nnlab.spec import TrainSpec
+
+    keep_best = Loop._keep_best
+
+    def keep_best_then_signal(self, values, bad_steps):
+        keep_best(self, values, bad_steps)
+        if self.epoch == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(Loop, "_keep_best", keep_best_then_signal)
+    seen = []
+    spec = TrainSpec(epochs=10, batch_size=32, early_stopping=None, optimizer={"lr": 0.01})
+    with interrupts.handled(), pytest.raises(train.FitInterrupted) as caught:
+        train.fit("mlp", small_mlp(), tiny_problem(), spec, 0, seen.append)
+    result = caught.value.result
+    assert [r.epoch for r in seen] == [1, 2, 3] and result.epochs_run == 3
+    assert result.best_epoch == min(seen, key=lambda r: r.values["val_loss"]).epoch
+    assert interrupts.interrupted_name(caught.value) == "SIGTERM"
+
+
 def test_an_interrupt_before_the_first_epoch_ends_keeps_nothing(monkeypatch):
     from nnlab import train
     from nnlab.spec import TrainSpec
