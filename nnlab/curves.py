@@ -19,7 +19,7 @@ def draw_curves(run: Any, path: Path) -> Path:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise NnlabError("curves need matplotlib: pip install 'nnlab[plots]' (or pip install matplotlib)") from None
+        raise NnlabError("curves need matplotlib: pip install -e '.[plots]' in the nnlab checkout (or pip install matplotlib)") from None
     from nnlab.rows import baseline_name, monitor_metric, run_metrics, run_monitor
 
     history = run.metrics()

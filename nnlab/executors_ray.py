@@ -41,7 +41,7 @@ from nnlab.errors import NnlabError
 from nnlab.executors import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
 from nnlab.shipping import Bundle, bundle_specs, pack_run, unpack_bundle, unpack_run
 
-RAY_MISSING = "--executor ray needs Ray: pip install 'nnlab[ray]'"
+RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' in the nnlab checkout"
 ATTEMPTS_DIR = ".attempts"  # under the store; hidden, so `runs` and `compare` never read a staged run
 SHIPPED_DIR = "nnlab-ray"  # in a node's temp folder, with --ship: the shipped files and the tasks' stores
 NOT_STARTED = "not started: the sweep was interrupted"

@@ -276,7 +276,7 @@ def test_without_ray_the_executor_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(NnlabError) as error:
         RayExecutor().run([])
-    assert str(error.value) == RAY_MISSING == "--executor ray needs Ray: pip install 'nnlab[ray]'"
+    assert str(error.value) == RAY_MISSING == "--executor ray needs Ray: pip install -e '.[ray]' in the nnlab checkout"
 
 
 def test_train_with_repeats_runs_as_one_task_on_ray_with_the_local_numbers(spec, tmp_path, cli):

@@ -22,6 +22,22 @@ app = typer.Typer(
     add_completion=False,
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from nnlab import __version__
+
+        typer.echo(f"nnlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print nnlab's version and exit."),
+) -> None:
+    """Train neural networks from a YAML spec, baseline first, and compare the runs."""
+
+
 RunsDirOption = typer.Option(None, "--runs-dir", help="Run store (default: $NNLAB_RUNS_DIR or ./runs).",
                              show_default=False)
 

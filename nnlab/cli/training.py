@@ -63,7 +63,7 @@ def train(
 
     out = _out()
     if curves and importlib.util.find_spec("matplotlib") is None:
-        _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install 'nnlab[plots]' (or drop --curves)"))
+        _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install -e '.[plots]' in the nnlab checkout (or drop --curves)"))
     ray_options = {k: v for k, v in {"address": address, "gpus_per_trial": gpus_per_trial,
                                      "max_retries": max_retries, "ship": ship or None}.items() if v is not None}
     if executor is ExecutorName.ray or ray_options:
