@@ -66,17 +66,47 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+class _LimitError(yaml.composer.ComposerError):
+    """One of nnlab's own limits (depth, values, a cycle), as opposed to the parser's errors."""
+
+
+def _too_deep(mark: Any) -> _LimitError:
+    return _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels; a spec needs far fewer", mark)
+
+
 def _check_bounds(text: str) -> None:
     """Walk the YAML events once, before anything is built: stop past MAX_DEPTH levels or MAX_VALUES values,
     an alias counting as the values of what it repeats (so a "billion laughs" stops early and small)."""
+    try:
+        _walk_events(text, _BaseLoader)
+    except _LimitError:
+        raise
+    except yaml.MarkedYAMLError as e:
+        # The libyaml of PyYAML 6.0.4 on stops nesting at 1,000 levels itself, and its scanner reads ahead
+        # through `[[[[...` before it gives a single event, so its own error comes before nnlab's limit. Find
+        # where nnlab's limit was crossed with the pure Python parser, on the text up to there (a short
+        # prefix), so that every PyYAML reports the same line, column and words.
+        mark = e.problem_mark
+        if _BaseLoader is yaml.SafeLoader or mark is None or "nesting depth" not in str(e.problem):
+            raise
+        try:
+            _walk_events(text[: mark.index + 1], yaml.SafeLoader)
+        except _LimitError:
+            raise
+        except yaml.YAMLError:
+            pass  # the prefix ends mid-document
+        raise _too_deep(mark) from None
+
+
+def _walk_events(text: str, loader: type) -> None:
     values, open_anchors = 0, []  # anchors of the collections being read, outermost first
     sizes: dict[str, int] = {}  # anchor -> values it stands for
     starts: list[tuple[Any, int]] = []
-    for event in yaml.parse(text, Loader=_BaseLoader):
+    for event in yaml.parse(text, Loader=loader):
         mark = event.start_mark
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in open_anchors:
-                raise yaml.composer.ComposerError(None, None, "an alias inside its own anchor (a cycle)", mark)
+                raise _LimitError(None, None, "an alias inside its own anchor (a cycle)", mark)
             values += sizes.get(event.anchor, 0)  # an undefined alias: the loader's own error names it
         elif isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
             values += 1
@@ -87,15 +117,14 @@ def _check_bounds(text: str) -> None:
                 starts.append((event.anchor, values - 1))
                 open_anchors.append(event.anchor)
                 if len(starts) > MAX_DEPTH:
-                    raise yaml.composer.ComposerError(
-                        None, None, f"nested deeper than {MAX_DEPTH} levels; a spec needs far fewer", mark)
+                    raise _too_deep(mark)
         elif isinstance(event, yaml.CollectionEndEvent):
             anchor, start = starts.pop()
             open_anchors.pop()
             if anchor is not None:
                 sizes[anchor] = values - start
         if values > MAX_VALUES:
-            raise yaml.composer.ComposerError(
+            raise _LimitError(
                 None, None, f"more than {MAX_VALUES:,} values (aliases count at their expanded size); a spec "
                             f"needs far fewer", mark)
 
