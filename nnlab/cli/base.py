@@ -1,17 +1,20 @@
-"""The Typer app and what every command shares: consoles that survive a closed pipe, one-line errors
-(NnlabError -> stderr, exit 2), the run-store option."""
+"""The Typer app and what every command shares: consoles that survive a closed pipe and show control
+characters escaped, one-line errors (NnlabError -> stderr, exit 2), the run-store option."""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
+from rich.text import Text
 
 from nnlab.errors import NnlabError
 
@@ -81,18 +84,68 @@ class _ClosedSafe(io.TextIOBase):
         return self.stream.fileno()
 
 
+# C0 controls but newline and tab, DEL, C1 (\x9b is a CSI by itself): in a note, a model name, a file name
+# or a CSV header they would move the cursor, retitle the window or rewrite the screen of whoever reads it.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str, json: bool = False) -> str:
+    """`text` with each control character shown as its escape (`\x1b`); `json`: as `\u001b`, which keeps
+    a JSON text valid and means the same character."""
+    form = "\\u{:04x}" if json else "\\x{:02x}"
+    return _CONTROL.sub(lambda m: form.format(ord(m.group())), text) if _CONTROL.search(text) else text
+
+
+def _escape_text(text: Text) -> Text:
+    """A copy of `text` with its control characters escaped and its styles kept."""
+    if not _CONTROL.search(text.plain):
+        return text
+    out = text.blank_copy()
+    start = 0
+    for found in _CONTROL.finditer(text.plain):
+        out.append_text(text[start:found.start()])
+        char = text[found.start():found.end()]
+        out.append(escape_controls(found.group()), style=char.spans[-1].style if char.spans else None)
+        start = found.end()
+    out.append_text(text[start:])
+    return out
+
+
+class SafeConsole(Console):
+    """A rich Console that never writes a control character of the text it shows: strings and Text are
+    escaped before they are measured and laid out (so tables stay aligned), and any other segment's text
+    just before it is written. Rich's own styling (colour codes, cursor moves) is added after, from the
+    segments' styles and control codes, so it is kept."""
+
+    def render_str(self, text: str, **kwargs) -> Text:  # type: ignore[override]
+        return super().render_str(escape_controls(text), **kwargs)
+
+    def render(self, renderable: RenderableType, options: Optional[ConsoleOptions] = None):  # type: ignore[override]
+        if isinstance(renderable, Text):
+            renderable = _escape_text(renderable)
+        for segment in super().render(renderable, options):
+            if segment.control is None and _CONTROL.search(segment.text):
+                segment = Segment(escape_controls(segment.text), segment.style)
+            yield segment
+
+
+def _echo(text: str, json: bool = False) -> None:
+    """Plain text (csv, markdown, YAML, predictions; JSON with `json`) to stdout, control characters escaped."""
+    typer.echo(escape_controls(text, json), nl=False)
+
+
 def _out() -> Console:
     # Not a terminal (a pipe, a file, CI): lines as wide as they need, so that no number is ever cut.
     stream = _ClosedSafe(sys.stdout)
-    return Console(file=stream, highlight=False, width=None if stream.isatty() else 200)
+    return SafeConsole(file=stream, highlight=False, width=None if stream.isatty() else 200)
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(error: NnlabError) -> None:
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = _err()
     for line in str(error).splitlines():
         console.print(f"error: {line}", markup=False)
     raise typer.Exit(2)

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-
-from nnlab.cli.base import RunsDirOption, _draw_curves, _fail, _warn, app
+from nnlab.cli.base import RunsDirOption, SafeConsole, _draw_curves, _echo, _fail, _warn, app
 from nnlab.errors import NnlabError
 
 
@@ -50,10 +48,10 @@ SweepOption = typer.Option(None, "--sweep", help="Only the runs of this sweep (i
 PIPE_WIDTH = 10_000  # piped output has no width to fit: nothing is cut or left out (grid.UNBOUNDED)
 
 
-def _browse_out() -> Console:
+def _browse_out() -> SafeConsole:
     """The console of runs/compare/show: a terminal's width, $COLUMNS where set, else (a pipe, a file) wide
     enough that no number is ever cut and no column left out."""
-    console = Console(highlight=False)
+    console = SafeConsole(highlight=False)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = PIPE_WIDTH
     return console
@@ -67,7 +65,7 @@ def _emit(columns: list[str], rows: list[dict], format: Format, table) -> None:
         _browse_out().print(table())
     else:
         writer = {Format.csv: formats.to_csv, Format.markdown: formats.to_markdown, Format.json: formats.to_json}
-        typer.echo(writer[format](columns, rows), nl=False)
+        _echo(writer[format](columns, rows), json=format is Format.json)
 
 
 @app.command("runs")

@@ -13,6 +13,7 @@ from nnlab.cli.base import (
     ExecutorName,
     RunsDirOption,
     _draw_curves,
+    _echo,
     _err,
     _fail,
     _out,
@@ -164,7 +165,7 @@ def validate(spec: Path = typer.Argument(..., help="The experiment spec (YAML)."
     if models:
         _print_layer_tables(loaded, base_dir)
     else:
-        typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False), nl=False)
+        _echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
 
 
 def _print_layer_tables(loaded, base_dir: Path) -> None:

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-
-from nnlab.cli.base import RunsDirOption, _fail, _out, _warn, app
+from nnlab.cli.base import RunsDirOption, _echo, _err, _fail, _out, _warn, app
 from nnlab.errors import NnlabError
 
 
@@ -52,10 +50,9 @@ def predict_command(
     notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]
     if out is not None:
         notes.append(f"wrote {len(result):,} predictions to {out}")
-    Console(stderr=True, highlight=False, soft_wrap=True).print("\n".join(f"note: {n}" for n in notes),
-                                                               markup=False)
+    _err().print("\n".join(f"note: {n}" for n in notes), markup=False)
     if text is not None:
-        typer.echo(text, nl=False)
+        _echo(text, json=(format.value if format else None) == "json")
 
 
 @app.command("init")
