@@ -11,28 +11,54 @@ OVERFIT_RISE = 0.10  # validation loss this far above its best, while train loss
 SPIKE_FACTOR = 2.0  # validation loss this many times its best so far counts as a jump
 MIN_EPOCHS_FOR_TRENDS = 4
 FIRST_EPOCH_FACTOR = 10.0  # a first epoch averaging this many times the validation loss it ended at
+AT_LIMIT = 1e-3  # a monitored value this close to its floor (a loss, an error: 0) or ceiling (a score: 1)
+# has nothing left to gain: no "more epochs may help"
+CUT_OFF = "cut off at epoch"
+# verdicts on how a model fits and what to change: none for a model cut off before its end, none for a
+# smoke run (a few epochs on a small sample say nothing about the settings)
+ADVICE = ("still improving:", "underfitting:", "overfitting:", "unstable:", "no better than the baseline:")
 
 
 def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: int, monitor: str,
              status: str, message: Optional[str], stop_reason: Optional[str],
              val: dict[str, float], baseline_val: Optional[dict[str, float]],
-             baseline_train_loss: Optional[float] = None) -> list[str]:
+             baseline_train_loss: Optional[float] = None, repeats: int = 1,
+             member: Optional[int] = None) -> list[str]:
     """`history` is one dict per epoch with train_loss, val_loss and val_<metric> keys; the baseline's numbers
-    are None for the baseline itself."""
+    are None for the baseline itself. With `repeats`, `val` is the mean over the members and `history` the
+    curve of member `member` (the best on validation): the words say which is which."""
     notes: list[str] = []
     if status != "completed":
         notes.append(message or status)
+    if status == "interrupted":  # stopped from outside: how it would have fitted is unknown
+        return notes + [f"{CUT_OFF} {len(history)} of {max_epochs}: no verdict on its fit"]
     if stop_reason:
         notes.append(f"early stopping: {stop_reason}; restored epoch {best_epoch}.")
-    elif status == "completed" and best_epoch == len(history) == max_epochs and max_epochs >= MIN_EPOCHS_FOR_TRENDS:
+    elif (status == "completed" and best_epoch == len(history) == max_epochs and max_epochs >= MIN_EPOCHS_FOR_TRENDS
+          and not at_limit(monitor, val.get(monitor.removeprefix("val_")))):
         notes.append(f"still improving: the best {monitor} came at the last epoch ({best_epoch}); "
                      "more epochs may help.")
     history = [h for h in history if math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"])]
-    notes += _underfitting(history, baseline_train_loss) if status != "diverged" else []
-    notes += _overfitting(history, best_epoch)
-    notes += _instability(history)
-    notes += _versus_baseline(monitor, val, baseline_val)
+    curve = [] if repeats == 1 or member is None else [f" (member {member}'s curve)"]
+    notes += [n[:-1] + curve[0] + "." if curve and n.endswith(".") else n
+              for n in [*(_underfitting(history, baseline_train_loss) if status != "diverged" else []),
+                        *_overfitting(history, best_epoch), *_instability(history)]]
+    notes += _versus_baseline(monitor, val, baseline_val, repeats)
     return notes
+
+
+def at_limit(monitor: str, value: Optional[float]) -> bool:
+    """Whether a monitored value is within AT_LIMIT of the best it can be: 0 for a loss or an error, 1 for
+    a score (accuracy, f1, roc_auc, r2)."""
+    if value is None or not math.isfinite(value):
+        return False
+    return value >= 1 - AT_LIMIT if higher_is_better(monitor) else abs(value) <= AT_LIMIT
+
+
+def without_advice(notes: list[str], message: Optional[str] = None) -> list[str]:
+    """A model's stored verdicts less the fit verdicts and advice (ADVICE), the cut-off line and the
+    model's `message` (said once elsewhere): for a smoke run, or a model cut off before its end."""
+    return [n for n in notes if not n.startswith(ADVICE) and not n.startswith(CUT_OFF) and n != message]
 
 
 def _overfitting(history: list[dict[str, float]], best_epoch: int) -> list[str]:
@@ -91,13 +117,15 @@ def _instability(history: list[dict[str, float]]) -> list[str]:
     return []
 
 
-def _versus_baseline(monitor: str, val: dict[str, float], baseline_val: Optional[dict[str, float]]) -> list[str]:
+def _versus_baseline(monitor: str, val: dict[str, float], baseline_val: Optional[dict[str, float]],
+                     repeats: int = 1) -> list[str]:
     metric = monitor.removeprefix("val_")
-    if not baseline_val or metric not in val or metric not in baseline_val:
+    if not baseline_val or val.get(metric) is None or baseline_val.get(metric) is None:
         return []
     ours, theirs = val[metric], baseline_val[metric]
     better = ours > theirs if higher_is_better(metric) else ours < theirs
     if not better:
-        return [f"no better than the baseline: validation {metric} {ours:.4g} vs the baseline's {theirs:.4g}; "
+        mean = f" (mean of {repeats} members)" if repeats > 1 else ""
+        return [f"no better than the baseline: validation {metric} {ours:.4g}{mean} vs the baseline's {theirs:.4g}; "
                 "the linear model is enough here, or this network needs different settings."]
     return []

@@ -257,7 +257,8 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
                                status=status, message=message, stop_reason=model.stop_reason,
                                val=result.val if result else {},
                                baseline_val=baseline.val if baseline else None,
-                               baseline_train_loss=baseline.train_loss if baseline else None)
+                               baseline_train_loss=baseline.train_loss if baseline else None,
+                               repeats=len(run.members), member=lead.member if lead else None)
     return model, best
 
 

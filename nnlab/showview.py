@@ -10,6 +10,7 @@ from typing import Any, Optional
 from rich.console import Group
 from rich.text import Text
 
+from nnlab.diagnose import without_advice
 from nnlab.grid import Col, Grid
 from nnlab.numbers import format_value, stored_float
 from nnlab.records import ModelResult, RunSummary, metric_column
@@ -58,8 +59,8 @@ def smoke_line(run: Run) -> str:
     planned = planned_epochs(run)
     ran = [f"{r['model']} {r['epochs_run']}" + (f" of {planned[r['model']]}" if planned.get(r["model"]) else "")
            for r in model_rows(run)]
-    return ("smoke run (train --smoke): a quick pipeline check on a small training sample, not a result; "
-            "epochs run: " + (", ".join(ran) or "none"))
+    return ("smoke run (train --smoke): a quick pipeline check on a small training sample, not a result: its "
+            "numbers are a smoke check only, with no verdict on the models; epochs run: " + (", ".join(ran) or "none"))
 
 
 def _result_lines(run: Run, summary: Optional[RunSummary]) -> list[Text]:
@@ -68,14 +69,18 @@ def _result_lines(run: Run, summary: Optional[RunSummary]) -> list[Text]:
     if summary is None:
         return lines
     for name, result in summary.models.items():
-        if result.status == "interrupted":
+        cut_off = result.status == "interrupted"
+        if cut_off:  # said once: where it stopped, and that its fit has no verdict
             lines.append(Text(interrupted_line(result, run), style="yellow"))
         if result.repeats > 1 and result.members:
             lines.append(Text(members_line(result, monitor_metric(run_monitor(run))), style="dim"))
         if result.not_stacked:
             lines.append(Text(not_stacked_line(result), style="dim"))
-        lines.extend(Text(f"{name}: {line}") for line in result.diagnosis)
-        if result.message:
+        # older runs stored fit verdicts for cut-off models, and every run stores them for smoke runs
+        said = without_advice(result.diagnosis, result.message) if cut_off or run.smoke else \
+            [line for line in result.diagnosis if line != result.message]
+        lines.extend(Text(f"{name}: {line}") for line in said)
+        if result.message and not cut_off:
             lines.append(Text(f"{name}: {result.message}", style="red"))
     for gate in summary.expect:
         mark, style = ("pass", "green") if gate.passed else ("MISS", "red")
@@ -92,13 +97,14 @@ def members_line(result: ModelResult, metric: str) -> str:
 
 
 def interrupted_line(result: ModelResult, run: Run) -> str:
-    """`mlp: interrupted at epoch 7 of 40; best epoch 5: val_loss 0.3120, val_accuracy 0.8810`."""
+    """`mlp: interrupted at epoch 7 of 40; best epoch 5: val_loss 0.3120, val_accuracy 0.8810; cut off, so no
+    verdict on its fit`."""
     planned = result.epochs_planned or planned_epochs(run).get(result.name)
     scores = ", ".join(f"{metric_column('val', m)} {format_value(stored_float(v))}"
                        for m, v in result.val.items() if v is not None)
     return (f"{result.name}: interrupted at epoch {result.epochs_run}" + (f" of {planned}" if planned else "")
             + (f"; best epoch {result.best_epoch}" + (f": {scores}" if scores else "") if result.best_epoch else
-               "; no finished epoch"))
+               "; no finished epoch") + "; cut off, so no verdict on its fit")
 
 
 def _short_path(path: Any) -> str:

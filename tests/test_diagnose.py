@@ -87,3 +87,31 @@ def test_an_ordinary_descent_is_not_a_jump():
     (underfit,) = [n for n in verdicts(history, best_epoch=3, max_epochs=3, baseline_train_loss=0.2038)
                    if n.startswith("underfitting")]
     assert underfit.endswith("try more epochs, a higher learning rate or a larger network.")
+
+
+def test_no_more_epochs_advised_at_the_floor_or_ceiling():
+    from nnlab.diagnose import AT_LIMIT
+
+    falling = epochs([0.6, 0.1, 0.01, 0.001], [0.5, 0.05, 0.002, 0.0003])
+    assert verdicts(falling, best_epoch=4) == []  # val loss 0.0003: nothing left to gain
+    rising = epochs([0.6, 0.5, 0.4, 0.3], [0.6, 0.5, 0.4, 0.35])
+    at_one = verdicts(rising, best_epoch=4, monitor="val_accuracy", val={"accuracy": 1.0})
+    assert at_one == []
+    short = verdicts(rising, best_epoch=4, monitor="val_accuracy", val={"accuracy": 1 - 2 * AT_LIMIT})
+    assert short and short[0].startswith("still improving:")
+
+
+def test_an_interrupted_model_gets_no_fit_verdict():
+    history = epochs([0.7, 0.69, 0.69], [0.7, 0.7, 0.69])
+    notes = verdicts(history, best_epoch=3, max_epochs=40, status="interrupted", message="interrupted at epoch 3",
+                     baseline_val={"loss": 0.5}, baseline_train_loss=0.45)
+    assert notes == ["interrupted at epoch 3", "cut off at epoch 3 of 40: no verdict on its fit"]
+
+
+def test_repeats_quote_the_mean_and_name_the_member_of_the_curve():
+    history = epochs([0.6, 0.4, 0.3, 0.2, 0.1, 0.05], [0.6, 0.45, 0.4, 0.45, 0.5, 0.6])
+    notes = verdicts(history, best_epoch=3, max_epochs=50, val={"loss": 0.5668}, baseline_val={"loss": 0.5},
+                     repeats=5, member=2)
+    assert notes[0].startswith("overfitting: after epoch 3") and notes[0].endswith("or more data (member 2's curve).")
+    assert notes[1].startswith("no better than the baseline: validation loss 0.5668 (mean of 5 members) vs the "
+                               "baseline's 0.5")

@@ -285,6 +285,34 @@ def test_show_says_where_an_interrupted_model_stopped(store):
     assert row.split()[3:6] == ["5/7", "0.3100", "0.3300"] and row.split()[-1] == "interrupted"
 
 
+def test_an_interrupted_model_is_said_once_and_gets_no_fit_verdict(store):
+    message = "interrupted at epoch 7 of 40; kept the best epoch so far (5) and its weights; not tested"
+    stored = [message, "underfitting: the lowest train loss, 0.69, is no lower than the linear baseline's 0.45; "
+                       "try more epochs, a higher learning rate or a larger network."]  # as older runs kept them
+    mlp = result(0.31, 0.33, 0.8810, 0.87, best_epoch=5, epochs_run=7, status="interrupted", epochs_planned=40,
+                 diagnosis=stored).model_copy(update={"message": message})
+    write_run(store, make_spec(), {"baseline": result(*BASE, kind="logistic"), "mlp": mlp}, minute=1,
+              status="interrupted")
+    text = " ".join(browse(store, "show", "last").stdout.split())
+    assert text.count("interrupted at epoch 7") == 1
+    assert "val_accuracy 0.8810; cut off, so no verdict on its fit" in text
+    assert "underfitting" not in text
+
+
+def test_a_smoke_run_gets_no_advice(store):
+    advice = ["no better than the baseline: validation loss 0.6 vs the baseline's 0.4; the linear model is enough "
+              "here, or this network needs different settings.", "early stopping: no gain; restored epoch 2."]
+    results = {"baseline": result(*BASE, kind="logistic"),
+               "mlp": result(0.6, 0.62, 0.61, 0.6, best_epoch=2, epochs_run=3, diagnosis=advice)}
+    smoke = write_run(store, make_spec(), results, minute=1, smoke=True)
+    text = " ".join(browse(store, "show", smoke.name).stdout.split())
+    assert "the linear model is enough" not in text and "no better than the baseline" not in text
+    assert "mlp: early stopping: no gain; restored epoch 2." in text  # what happened is still said
+    assert "its numbers are a smoke check only" in text
+    full = write_run(store, make_spec(), results, minute=2)
+    assert "the linear model is enough" in " ".join(browse(store, "show", full.name).stdout.split())
+
+
 def test_smoke_runs_are_marked_and_left_out_of_compare(store):
     full = write_run(store, make_spec(name="spam"), two_models(BASE, (0.3, 0.32, 0.9, 0.89)), minute=1)
     smoke = write_run(store, make_spec(name="spam", train={"epochs": 40}),
