@@ -32,6 +32,13 @@ def changes_since(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines + [f"models.{n} added" for n in added] + [f"models.{n} removed" for n in removed]
 
 
+def previous_of(runs: list[Any], name: str, smoke: bool) -> Any:
+    """The run a new run of `name` is told against: the newest (`runs` newest first, as `list_runs` sorts)
+    of that name and kind, a smoke run against smoke runs and a real one against real ones (a smoke run
+    caps the epochs: against it every real run would read `epochs 2 → 50`); None when there is none."""
+    return next((r for r in runs if r.name == name and r.spec and bool(r.smoke) == smoke), None)
+
+
 def flat_settings(spec: dict[str, Any]) -> dict[str, Any]:
     """Nested dicts as dotted keys; the models list keyed by model name; other lists stay values."""
     flat: dict[str, Any] = {}

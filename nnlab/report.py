@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nnlab.diagnose import without_advice
 from nnlab.numbers import best_value, format_spread, format_value
 from nnlab.records import GateResult, ModelResult, RunSummary
 
@@ -36,8 +37,9 @@ def describe_input(data: dict[str, Any]) -> str:
 class TrainReport:
     """Implements runner.Reporter for a console."""
 
-    def __init__(self, console: Console, progress: Optional[bool] = None):
+    def __init__(self, console: Console, progress: Optional[bool] = None, note: str = ""):
         self.console = console
+        self.note = note  # a run that says why it changed several things needs no reminder to
         self.show_progress = console.is_terminal if progress is None else progress
         self.progress: Optional[Progress] = None
         self.task_id: Any = None
@@ -74,7 +76,7 @@ class TrainReport:
             say(f"  no setting changed since {previous}")
             return
         say(f"  changed since {previous}: {'; '.join(lines)}")
-        if len(lines) > 1:
+        if len(lines) > 1 and not self.note.strip():
             say(f"  {len(lines)} settings changed at once: their effects cannot be told apart "
                 "(say why with --note)")
 
@@ -150,12 +152,18 @@ def results_table(summary: RunSummary) -> Table:
     return table
 
 
-def verdict_lines(summary: RunSummary) -> list[str]:
+def verdict_lines(summary: RunSummary, smoke: bool = False) -> list[str]:
+    """What the run says below its table; a smoke run's numbers judge nothing, so it gets no fit verdict or
+    advice, only what happened."""
     stacked = [name for name, entry in summary.models.items() if entry.stacked]
     lines = [f"stacked: {', '.join(stacked)} trained together as one stack of members (sec is the stack's "
              "time; each member's numbers equal a run of its own)"] if stacked else []
     lines += [not_stacked_line(entry) for entry in summary.models.values() if entry.not_stacked]
-    lines += [f"{name}: {note}" for name, entry in summary.models.items() for note in entry.diagnosis]
+    lines += [f"{name}: {note}" for name, entry in summary.models.items()
+              for note in (without_advice(entry.diagnosis) if smoke else entry.diagnosis)]
+    if smoke:
+        lines.append("smoke run: its numbers are a smoke check only (a small training sample, few epochs), so no "
+                     "verdict on the models")
     lines += [gate_line(gate) for gate in summary.expect]
     return lines
 

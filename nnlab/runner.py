@@ -93,10 +93,10 @@ def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = No
 def previous_run(plan: Plan, store: Path) -> tuple[Optional[str], list[str]]:
     """The newest earlier run of the same spec name in the store, and what changed since it, a line per
     setting (`train.optimizer.lr 0.001 → 0.01`), so that "one change at a time" is visible."""
-    from nnlab.changes import changes_since
+    from nnlab.changes import changes_since, previous_of
 
     runs, _ = runstore.list_runs(store)
-    earlier = next((r for r in runs if r.name == plan.spec.name and r.spec), None)
+    earlier = previous_of(runs, plan.spec.name, plan.smoke)
     if earlier is None:
         return None, []
     return earlier.id, changes_since(earlier.spec, {**plan.spec.resolved(), "metrics": plan.metrics})

@@ -443,3 +443,28 @@ def test_numbers_format_and_best():
     assert best_value([0.3, None, math.nan, 0.2], "val_loss") == 0.2
     assert best_value([0.8, 0.9], "accuracy") == 0.9 and best_value([], "accuracy") is None
     assert best_value([1, 2], "lr") is None
+
+
+# ---------------------------------------------------------------- what changed since the last run
+
+def test_changed_since_reads_the_last_run_of_the_same_kind_and_a_note_silences_the_reminder(store):
+    from nnlab.changes import changes_since, previous_of
+    from nnlab.report import TrainReport
+
+    full = write_run(store, make_spec(train={"epochs": 50}), two_models(BASE, BASE), minute=1)
+    smoke = write_run(store, make_spec(train={"epochs": 2}), two_models(BASE, BASE), minute=2, smoke=True)
+    runs, _ = runstore.list_runs(store)
+    assert previous_of(runs, "exp", smoke=False).folder == full.name
+    assert previous_of(runs, "exp", smoke=True).folder == smoke.name
+    assert previous_of(runs, "other", smoke=False) is None
+    new = make_spec(train={"epochs": 50, "optimizer": {"lr": 0.01}})
+    assert changes_since(previous_of(runs, "exp", smoke=False).spec, new) == ["train.optimizer.lr 0.001 → 0.01"]
+
+    def said(note: str) -> str:
+        console = Console(file=io.StringIO(), width=200, color_system=None)
+        TrainReport(console, progress=False, note=note).changes("r1", ["a 1 → 2", "b 3 → 4"])
+        return console.file.getvalue()
+
+    assert "2 settings changed at once" in said("")
+    assert "changed since r1: a 1 → 2; b 3 → 4" in said("lr and batch together: the batch scales the lr")
+    assert "settings changed at once" not in said("lr and batch together: the batch scales the lr")

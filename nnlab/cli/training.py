@@ -72,7 +72,7 @@ def train(
             _fail(NnlabError("--resume: continue a run here, without --executor ray"))
         _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, ray_options)
         return
-    report = TrainReport(out, progress)
+    report = TrainReport(out, progress, note)
     # SIGTERM (a CI timeout, `kill`) and SIGINT end the run as interrupted, finished epochs and the best
     # weights so far kept; the previous handlers come back when the command ends.
     with interrupts.handled(own_process=base.OWN_PROCESS):
@@ -97,7 +97,7 @@ def train(
             _err().print(f"error: {describe(e)}{where}", markup=False)
             raise typer.Exit(1)
     out.print(results_table(outcome.summary))
-    for line in verdict_lines(outcome.summary):
+    for line in verdict_lines(outcome.summary, smoke):
         out.print(line, markup=False, soft_wrap=True)
     if smoke and plan.spec.expect:
         out.print("expect: not checked in a smoke run (it trains too little); check them with `nnlab check`",
@@ -136,7 +136,7 @@ def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: 
     summary = read_run(Path(result.path)).summary
     if summary is not None:
         _out().print(results_table(summary))
-        for line in verdict_lines(summary):
+        for line in verdict_lines(summary, smoke):
             _out().print(line, markup=False, soft_wrap=True)
     _out().print(f"run: {result.path}", markup=False, soft_wrap=True)
     if result.status != "completed":
