@@ -92,13 +92,18 @@ class FitInterrupted(KeyboardInterrupt):
 
 @dataclass
 class Member:
-    """One model to train: its module (built with its seed), settings and seed; `member` is its repeat."""
+    """One model to train: its module (built with its seed), settings and seed; `member` is its repeat.
+    `torch_rng`/`cuda_rng`: torch's global generators as building this member left them. A module without a
+    stacked form draws its dropout from them, so training it alone starts from them, whatever was built or
+    trained before it (members built together and then trained one after another equal their runs alone)."""
 
     name: str
     model: nn.Module
     train: TrainSpec
     seed: int
     member: int = 0
+    torch_rng: Optional[torch.Tensor] = None
+    cuda_rng: Optional[list[torch.Tensor]] = None
 
 
 OnEpoch = Callable[[EpochRecord], None]

@@ -295,6 +295,8 @@ def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autoca
     loop = Loop(members, problem, autocast or contextlib.nullcontext(), scaler)
     if resume is not None:
         loop.load_state(resume)
+    elif len(members) == 1:
+        _start_generators(members[0])
     try:
         while loop.running:
             loop.run_epoch(on_epoch)
@@ -304,6 +306,14 @@ def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autoca
         # What trained so far is kept: each member's best epoch's weights and scores; nothing is tested.
         raise FitInterrupted(loop.results(interrupted=True), cause) from cause
     return loop.results(interrupted=False)
+
+
+def _start_generators(member: Member) -> None:
+    """Torch's global generators as building this member left them (a Single's dropout draws from them)."""
+    if member.torch_rng is not None:
+        torch.set_rng_state(member.torch_rng)
+    if member.cuda_rng is not None:
+        torch.cuda.set_rng_state_all(member.cuda_rng)
 
 
 def _stopping(train: TrainSpec, monitor: str) -> Optional[EarlyStopping]:

@@ -91,8 +91,11 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
             check_memory(run.spec, info, problem, len(run.members))
             for member in run.members:
                 torch.manual_seed(member.seed)  # each member starts from its seed, whatever trained before it
-                built.append(train.Member(run.name, build_model(run.spec, info), run.spec.train, member.seed,
-                                          member.index))
+                model = build_model(run.spec, info)
+                # and trains from the generators its build left, as alone (its dropout draws from them)
+                cuda_rng = torch.cuda.get_rng_state_all() if problem.x["train"].device.type == "cuda" else None
+                built.append(train.Member(run.name, model, run.spec.train, member.seed, member.index,
+                                          torch.get_rng_state(), cuda_rng))
             params[run.name] = count_params(built[-1].model)
         except (ModelTooLarge, MemoryError, RuntimeError, ValueError) as e:
             built = [m for m in built if m.name != run.name]
@@ -255,7 +258,7 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
         not_stacked=next((f.not_stacked for f in fits if f.not_stacked), None) if len(run.members) > 1 else None)
     model.diagnosis = diagnose(history, best_epoch=model.best_epoch, max_epochs=run.epochs, monitor=monitor,
                                status=status, message=message, stop_reason=model.stop_reason,
-                               val=result.val if result else {},
+                               val=model.val if len(run.members) > 1 else result.val if result else {},
                                baseline_val=baseline.val if baseline else None,
                                baseline_train_loss=baseline.train_loss if baseline else None,
                                repeats=len(run.members), member=lead.member if lead else None)

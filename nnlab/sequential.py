@@ -2,8 +2,9 @@
 one after another; this keeps their progress resumable like a stack's.
 
 `SequenceState` is what a checkpoint holds for them: the results of the members that finished, torch's
-global generator after the last of them (the next member's dropout draws from it), and the `LoopState` of
-the member in training. `fit_one_after_another` continues from one exactly: finished members are not
+global generator after the last of them (a member built without its own generator state, `Member.torch_rng`,
+draws its dropout from it; a member built by `members.fit_group` starts from its build's, as alone), and the
+`LoopState` of the member in training. `fit_one_after_another` continues from one exactly: finished members are not
 trained again, the member in training goes on from its last epoch, the rest start as they would have.
 """
 

@@ -4,6 +4,7 @@ run saying which models stacked and why the others trained one after another."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import binary_table, run_folders, tiny_spec, write_spec
@@ -68,3 +69,52 @@ def test_the_run_says_which_models_stacked_and_why_the_others_did_not(repeated, 
     assert "one after another: bn's 3 repeats (a BatchNorm1d layer has no stacked form; sec adds them up)" in out
     shown = " ".join(cli("show", run.path).stdout.split())
     assert "one after another: bn's 3 repeats (a BatchNorm1d layer has no stacked form" in shown
+
+
+# One small model of each registered kind, with dropout where the kind has it, and the data it reads.
+KIND_MODELS = {
+    "mlp": [({"hidden": [8], "dropout": 0.3}, {})],
+    "resmlp": [({"width": 8, "blocks": 1, "dropout": 0.3}, {})],
+    "cnn": [({"channels": [4], "kernel": 3, "dropout": 0.3}, {"image": {"shape": [1, 3, 4]}}),
+            ({"channels": [4], "kernel": 3, "dropout": 0.3}, {"sequence": {"steps": 4}})],
+    "rnn": [({"cell": "gru", "hidden": 6, "layers": 2, "dropout": 0.3}, {"sequence": {"steps": 4}}),
+            ({"cell": "lstm", "hidden": 6, "layers": 2, "dropout": 0.3}, {"sequence": {"steps": 4}})],
+    "transformer": [({"d_model": 8, "heads": 2, "layers": 1, "ff": 16, "dropout": 0.3}, {"sequence": {"steps": 4}})],
+}
+
+
+def _kind_cases():
+    from nnlab.models import MODELS
+
+    assert set(KIND_MODELS) == set(MODELS), "every registered model kind has a case here"
+    return [pytest.param(kind, fields, data, id=f"{kind}-{next(iter(data), 'table')}-{fields.get('cell', '')}")
+            for kind in MODELS for fields, data in KIND_MODELS[kind]]
+
+
+@pytest.mark.parametrize("kind,fields,data", _kind_cases())
+def test_member_k_with_dropout_is_the_run_with_seed_k_exactly_for_every_kind(tmp_path, cli, runs, kind, fields,
+                                                                            data):
+    # Members that do not stack train one after another; each draws its dropout masks as it would alone.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(96, 12))
+    frame = pd.DataFrame(x).add_prefix("v").assign(label=(x[:, 0] + x[:, 5] > 0).astype(int))
+    frame.to_csv(tmp_path / "grid.csv", index=False)
+    model = {"name": "net", "kind": kind, **fields}
+    base = {"models": [model], "baseline": False, "train": {"epochs": 4, "batch_size": 16}}
+    source = {"path": "grid.csv", "target": "label", "split": {"seed": 0}, **data}
+    repeated = write_spec(tmp_path, tiny_spec(data=source, **base))
+    single = write_spec(tmp_path, tiny_spec(data=source, seed=1, **base), "single.yaml")
+    assert cli("train", repeated, "--repeats", "2").exit_code == 0
+    assert cli("train", single).exit_code == 0
+    both, alone = (runstore.read_run(p) for p in run_folders(runs))
+    if both.summary.models["net"].repeats != 2:
+        both, alone = alone, both
+    member, lone = both.summary.models["net"].members[1], alone.summary.models["net"]
+    assert member.seed == 1 and (member.best_epoch, member.epochs_run) == (lone.best_epoch, lone.epochs_run)
+    assert member.val == lone.val and member.test == lone.test
+    columns = [c for c in alone.metrics().columns if c not in ("seconds", "member")]
+    rows = both.metrics()
+    ours = rows[rows["member"] == 1][columns].reset_index(drop=True)
+    theirs = alone.metrics()[columns].reset_index(drop=True)
+    assert len(theirs) == 4 and theirs["val_loss"].nunique() == 4
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
