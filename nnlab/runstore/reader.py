@@ -114,11 +114,13 @@ class Run:
         """The resolved spec: from run.json, else (a run.json without it) from spec.yaml."""
         if self.meta.spec:
             return self.meta.spec
-        import yaml
+        from nnlab.errors import SpecError
+        from nnlab.specload import read_spec_file  # the one bounded YAML reader: a spec.yaml may be hostile
 
         try:
-            spec = yaml.safe_load((self.path / SPEC_FILE).read_text())
-        except (OSError, ValueError, yaml.YAMLError, RecursionError):
+            spec = read_spec_file(self.path / SPEC_FILE) if (self.path / SPEC_FILE).exists() else {}
+        except SpecError as e:
+            self.warnings.append(f"{self.folder}: {e}")
             return {}
         return spec if isinstance(spec, dict) else {}
 
