@@ -18,6 +18,7 @@ import yaml
 from nnlab.errors import SpecError
 from nnlab.settings import deep_merge  # noqa: F401 - the one deep merge, re-exported for the spec
 from nnlab.specbase import shorten
+from nnlab.specerrors import show
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a few kB; 1 MiB is far past any real one
 MAX_DEPTH = 50  # nesting levels of mappings and lists; a real spec has about 5
@@ -33,11 +34,20 @@ _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_BaseLoader):
-    """safe_load, plus: duplicate keys are errors, and `1e-3` is a float (YAML 1.1 wants `1.0e-3`)."""
+    """safe_load, plus: duplicate keys are errors, and `1e-3` is a float (YAML 1.1 wants `1.0e-3`). Merge
+    keys (`<<: *base`) work as in safe_load: the mapping's own keys win over merged ones."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                if not all(isinstance(m, yaml.MappingNode) for m in merged):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "'<<' merges a mapping or a list of mappings; got "
+                                    f"{'a list with other values' if isinstance(value_node, yaml.SequenceNode) else 'a value'}",
+                        value_node.start_mark)
+                continue  # flatten_mapping (in super) merges these; a key they bring may be overridden here
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (list, dict)):
                 break  # unhashable: SafeLoader's own error says so
@@ -135,7 +145,7 @@ def parse_yaml(text: str, source: str) -> Any:
         raise SpecError(f"{source}: {len(text):,} characters; at most {MAX_SPEC_BYTES:,}")
     try:
         _check_bounds(text)
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+        return _unshared(yaml.load(text, Loader=_Loader))  # a SafeLoader subclass: no arbitrary objects
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -143,6 +153,16 @@ def parse_yaml(text: str, source: str) -> Any:
         raise SpecError(f"{source}:{where}: {shorten(' '.join(problem.split()), 160)}") from None
     except (yaml.YAMLError, RecursionError, ValueError) as e:
         raise SpecError(f"{source}: invalid YAML: {shorten(' '.join(str(e).split()), 160)}") from None
+
+
+def _unshared(value: Any) -> Any:
+    """A copy in which no list or mapping appears twice: an alias or a merge key shares the repeated value
+    between its places, and a `--set` on one model must not change another. (At most MAX_VALUES values.)"""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
 
 
 def read_spec_file(path: Path) -> Any:
@@ -188,7 +208,7 @@ def set_path(raw: dict, key: str, value: Any) -> dict:
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            index = _list_index(node, part, where)
+            index = _list_index(node, part, where) if parts[:i] == ["models"] else _position(node, key, parts, i)
             if last:
                 node[index] = value
             else:
@@ -201,8 +221,18 @@ def set_path(raw: dict, key: str, value: Any) -> dict:
                     node[part] = [] if part == "models" else {}
                 node = node[part]
         else:
-            raise SpecError(f"--set {shorten(key)}: '{shorten('.'.join(parts[:i]))}' is a value, not a mapping")
+            raise SpecError(f"--set {shorten(key)}: '{shorten('.'.join(parts[:i]))}' is a value ({show(node)}), "
+                            f"not a mapping, so it has no key '{shorten(part)}'")
     return raw
+
+
+def _position(items: list, key: str, parts: list[str], i: int) -> int:
+    # A list inside a model or a section (hidden, metrics, ...) is indexed by position only.
+    if parts[i].isdigit() and int(parts[i]) < len(items):
+        return int(parts[i])
+    allowed = f"an index from 0 to {len(items) - 1}" if items else "no index (the list is empty)"
+    raise SpecError(f"--set {shorten(key)}: '{shorten('.'.join(parts[:i]))}' is a list of {len(items)} item(s), "
+                    f"not a mapping; expected {allowed} after it; got '{shorten(parts[i])}'")
 
 
 def _split_key(key: str) -> list[str]:
