@@ -25,6 +25,7 @@ from nnlab.lossscale import LossScale
 from nnlab.loop import fit_stack
 from nnlab.optim import LossFn, build_loss, skip_dynamo_import
 from nnlab.spec import BaselineSpec, TrainSpec
+from nnlab.specbase import shorten
 from nnlab.stack import can_stack, can_stack_modules, shared_train_settings
 
 __all__ = ["EVAL_BATCH", "EpochRecord", "FitInterrupted", "FitResult", "LoopState", "Member", "OnEpoch", "OnState",
@@ -40,10 +41,15 @@ def resolve_device(name: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if name.startswith("cuda"):
+        # Checked before torch.device, which wraps an index past 127 (cuda:200 is cuda:-56) and fails past 2**31.
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = name.partition(":")[2] or "0"
+        if not index.isdigit() or len(index) > 9 or int(index) >= count:
+            allowed = f"auto, cpu, cuda or cuda:N with N < {count}" if count else "auto or cpu"
+            raise SpecError(f"train.device: '{shorten(name)}' is not available here (CUDA devices: "
+                            f"{count or 'none'}); expected {allowed}")
     device = torch.device(name)
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise SpecError(f"train.device: '{name}' is not available here (CUDA devices: "
-                        f"{torch.cuda.device_count() if torch.cuda.is_available() else 'none'}); use auto or cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise SpecError("train.device: 'mps' is not available here; use auto or cpu")
     return device

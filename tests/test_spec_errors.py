@@ -40,6 +40,10 @@ BAD_SPECS = [
      "train.scheduler.name: expected one of 'step', 'cosine', 'plateau'; got 'cos'"),
     ("unknown top-level key", {"epochs": 5}, "epochs: unknown key"),
     ("device pattern", {"train": {"device": "gpu"}}, "train.device: must match"),
+    ("a CUDA index past any machine's", {"train": {"device": "cuda:99999999999"}},
+     "train.device: 'cuda:99999999999' is not available here (CUDA devices: "),
+    ("a folder as the data", {"data": {**DATA, "path": "folder"}},
+     "data.path: 'folder' is a folder; expected a file: one of .csv, .txt, .tsv, .parquet, .pq, .npz"),
     ("dropout of 1", {"models": [{"kind": "mlp", "dropout": 1.0}]}, "models[0].dropout: must be less than 1"),
     ("regression metric for a binary task", {"metrics": ["rmse"]},
      "metrics[0]: 'rmse' is not a binary metric; expected one of accuracy, precision, recall, f1, roc_auc, log_loss"),
@@ -106,6 +110,7 @@ BAD_SPECS = [
 @pytest.mark.parametrize("case, changes, message", BAD_SPECS, ids=[c[0] for c in BAD_SPECS])
 def test_bad_spec_is_one_clear_line_and_exit_2(tmp_path, runs, cli, case, changes, message):
     binary_table().to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "folder").mkdir()
     spec = write_spec(tmp_path, tiny_spec(**changes))
     result = cli("train", spec)
     assert result.exit_code == 2, result.output
@@ -250,3 +255,29 @@ def test_an_npz_path_and_a_sweep_section_validate(tmp_path, cli):
     assert yaml.safe_load(result.stdout)["sweep"]["grid"] == {"models.rnn.hidden": [8, 16]}
     schema = json.loads(cli("schema").stdout)
     assert {"grid", "one_at_a_time"} <= set(schema["$defs"]["SweepSpec"]["properties"])
+
+
+@pytest.mark.parametrize("device", ["cuda:99999999999", "cuda:200", "cuda:" + "9" * 5000])
+def test_a_device_flag_past_the_devices_here_is_one_line(tmp_path, runs, cli, device):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    result = cli("train", write_spec(tmp_path, tiny_spec()), "--device", device)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: train.device: '{device[:37]}") and "is not available here (CUDA devices: " in line
+    assert len(line) < 200 and "Traceback" not in result.output
+    assert run_folders(runs) == []
+
+
+def test_a_cuda_index_is_checked_before_torch_wraps_it(monkeypatch):
+    # torch.device("cuda:200") is cuda:-56 (an 8-bit index): the count is compared first, on any machine.
+    import torch
+
+    from nnlab.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    for name in ("cuda:2", "cuda:200", "cuda:99999999999"):
+        with pytest.raises(SpecError, match=rf"^train.device: '{name}' is not available here \(CUDA devices: 2\); "
+                                            r"expected auto, cpu, cuda or cuda:N with N < 2$"):
+            resolve_device(name)

@@ -61,6 +61,8 @@ def read_source(spec: DataSpec, base_dir: Path, seed: int) -> Source:
 def _check_path(path: Path) -> None:
     """A regular file of a known kind, or a one-line error saying what it is (never open a FIFO: it blocks)."""
     if path.suffix.lower() not in SUFFIXES:
+        if path.is_dir():  # a folder named without a suffix: say so, not that its suffix is wrong
+            raise DataError(f"data.path: '{path.name}' is a folder; expected a file: one of {', '.join(SUFFIXES)}")
         raise DataError(f"data.path: cannot read '{path.name}': expected one of {', '.join(SUFFIXES)} files")
     try:
         mode = os.stat(path).st_mode
