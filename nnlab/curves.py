@@ -6,12 +6,14 @@ second, a third of a whole training run of the example; matplotlib is the option
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any, Optional
 
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, escape_controls
 from nnlab.records import metric_column
+from nnlab.runstore.layout import write_atomic
 
 
 def draw_curves(run: Any, path: Path) -> Path:
@@ -40,8 +42,10 @@ def draw_curves(run: Any, path: Path) -> Path:
         result = run.summary.models.get(model) if run.summary else None
         for col, metric in enumerate(panels):
             _panel(axes[row][col], model, metric, rows, base_rows, result.best_epoch if result else None)
-    try:
-        figure.savefig(path, dpi=110)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=110)
+    try:  # renamed into place: a reader never sees half a picture, a symlink there is replaced, not followed
+        write_atomic(path, png.getvalue())
     except OSError as e:
         raise NnlabError(f"{path}: cannot write the curves ({e.strerror or e})") from None
     return path
@@ -59,6 +63,6 @@ def _panel(ax: Any, model: str, metric: str, rows: Any, base_rows: Any, best: Op
         ax.axhline(base_value, color="grey", ls="--", lw=1, label="baseline val")
     if best:
         ax.axvline(best, color="green", ls=":", lw=1, label=f"best epoch {best}")
-    ax.set_title(f"{model}: {metric}", fontsize=10)
+    ax.set_title(escape_controls(f"{model}: {metric}"), fontsize=10)  # no glyph for, nor a warning with, ESC
     ax.set_xlabel("epoch")
     ax.legend(fontsize=7)

@@ -4,6 +4,7 @@ They are raised where a problem is found and rendered only in `cli.py` (stderr, 
 """
 
 import errno
+import re
 
 
 class NnlabError(Exception):
@@ -29,3 +30,15 @@ def describe(error: BaseException) -> str:
         return f"the disk is full ({error.filename or 'writing the run'}); free space and run it again"
     text = str(error).strip().splitlines()
     return f"{error.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+# C0 controls but newline and tab, DEL, C1 (\x9b is a CSI by itself): in a note, a model name, a file name
+# or a CSV header they would move the cursor, retitle the window or rewrite the screen of whoever reads it.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str, json: bool = False) -> str:
+    r"""`text` with each control character shown as its escape (`\x1b`); `json`: as `\u001b`, which keeps
+    a JSON text valid and means the same character."""
+    form = "\\u{:04x}" if json else "\\x{:02x}"
+    return CONTROL_CHARS.sub(lambda m: form.format(ord(m.group())), text) if CONTROL_CHARS.search(text) else text

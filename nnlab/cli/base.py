@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console, ConsoleOptions, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.segment import Segment
+from rich.table import Table
 from rich.text import Text
 
-from nnlab.errors import NnlabError
+from nnlab.errors import CONTROL_CHARS, NnlabError, escape_controls
 
 app = typer.Typer(
     help="Train neural networks from a YAML spec, baseline first, and compare the runs.",
@@ -84,47 +84,48 @@ class _ClosedSafe(io.TextIOBase):
         return self.stream.fileno()
 
 
-# C0 controls but newline and tab, DEL, C1 (\x9b is a CSI by itself): in a note, a model name, a file name
-# or a CSV header they would move the cursor, retitle the window or rewrite the screen of whoever reads it.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def escape_controls(text: str, json: bool = False) -> str:
-    """`text` with each control character shown as its escape (`\x1b`); `json`: as `\u001b`, which keeps
-    a JSON text valid and means the same character."""
-    form = "\\u{:04x}" if json else "\\x{:02x}"
-    return _CONTROL.sub(lambda m: form.format(ord(m.group())), text) if _CONTROL.search(text) else text
-
-
-def _escape_text(text: Text) -> Text:
-    """A copy of `text` with its control characters escaped and its styles kept."""
-    if not _CONTROL.search(text.plain):
-        return text
+def _escape_text(text: Text) -> None:
+    """Escape the control characters of `text` in place, its styles kept (moved with the text they cover)."""
+    if not CONTROL_CHARS.search(text.plain):
+        return
     out = text.blank_copy()
     start = 0
-    for found in _CONTROL.finditer(text.plain):
+    for found in CONTROL_CHARS.finditer(text.plain):
         out.append_text(text[start:found.start()])
         char = text[found.start():found.end()]
         out.append(escape_controls(found.group()), style=char.spans[-1].style if char.spans else None)
         start = found.end()
     out.append_text(text[start:])
-    return out
+    text.plain, text.spans = out.plain, out.spans
+
+
+def _escape_tree(renderable: RenderableType) -> None:
+    """Escape the Text in `renderable` and in the tables and groups it holds before rich measures them, so
+    that a column is as wide as the escaped text it shows (strings are escaped as rich converts them)."""
+    if isinstance(renderable, Text):
+        _escape_text(renderable)
+    elif isinstance(renderable, Table):
+        for column in renderable.columns:
+            for cell in (column.header, column.footer, *column.cells):
+                _escape_tree(cell)
+    elif isinstance(renderable, Group):
+        for part in renderable.renderables:
+            _escape_tree(part)
 
 
 class SafeConsole(Console):
-    """A rich Console that never writes a control character of the text it shows: strings and Text are
-    escaped before they are measured and laid out (so tables stay aligned), and any other segment's text
-    just before it is written. Rich's own styling (colour codes, cursor moves) is added after, from the
+    """A rich Console that never writes a control character of the text it shows: strings, Text and the
+    Text in tables are escaped before they are measured and laid out (so columns fit them), and any other
+    segment's text as it is rendered. Rich's own styling (colour codes, cursor moves) is added after, from the
     segments' styles and control codes, so it is kept."""
 
     def render_str(self, text: str, **kwargs) -> Text:  # type: ignore[override]
         return super().render_str(escape_controls(text), **kwargs)
 
     def render(self, renderable: RenderableType, options: Optional[ConsoleOptions] = None):  # type: ignore[override]
-        if isinstance(renderable, Text):
-            renderable = _escape_text(renderable)
+        _escape_tree(renderable)
         for segment in super().render(renderable, options):
-            if segment.control is None and _CONTROL.search(segment.text):
+            if segment.control is None and CONTROL_CHARS.search(segment.text):
                 segment = Segment(escape_controls(segment.text), segment.style)
             yield segment
 
