@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.errors import DataError, SpecError
+from nnlab.runstore.layout import write_atomic
 from nnlab.spec import MODEL_NAME, DataSpec
 
 MAX_CATEGORIES = 20  # the spec's default data.max_categories: more distinct values cannot be one-hot encoded
@@ -168,14 +169,17 @@ def spec_name(data: Path) -> str:
 
 def write_starter(data: Path, target: str, out: Path, force: bool = False) -> Starter:
     """Plan, render and check the starter spec, then write it. Nothing is written if a check fails."""
-    if out.exists() and not force:
+    if (out.exists() or out.is_symlink()) and not force:  # a dangling link is there too
         raise SpecError(f"{out}: the file exists; choose another name with -o or overwrite it with --force")
     if out.is_dir():
         raise SpecError(f"{out}: is a folder; give a file name with -o, e.g. -o {out / 'spec.yaml'}")
     starter = plan_starter(data, target, out)
     text = render_spec(starter, spec_name(data))
     _check_trains(text, out)
-    out.write_text(text)
+    try:  # renamed into place: a symlink at OUT is replaced by the spec, its target never written
+        write_atomic(out, text)
+    except OSError as e:
+        raise SpecError(f"{out}: cannot write the spec ({e.strerror or e})") from None
     return starter
 
 

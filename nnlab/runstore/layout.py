@@ -55,18 +55,19 @@ def now_iso() -> str:
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
-    """Replace `path` with `text` in one step; on failure (a full disk) no temporary file is left."""
+    """Replace `path` with `text` in one step; on failure (a full disk) no temporary file is left. The one
+    writer of nnlab's output files (run files, curves.png, `init`'s spec): a reader never sees half a file,
+    and a symlink at `path` is replaced by the file, never written through (its target is left as it was)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        tmp.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with open(tmp, "xb") as f:  # "x": fails on anything already there, a planted symlink included
+            f.write(text if isinstance(text, bytes) else text.encode())
         os.replace(tmp, path)
+    except FileExistsError:
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, to_json(data))
 
 
 def to_json(data: Any) -> str:
