@@ -10,6 +10,7 @@ Whether a `running` run is still alive is `liveness.py`'s rule.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -218,7 +219,13 @@ def read_run(path: Path) -> Run:
     meta, problem = parse_record(RunMeta, data, str(path / RUN_FILE))
     if problem:
         raise RunError(problem)
-    return Run(path, meta)  # type: ignore[arg-type]
+    warnings = []
+    took = meta.duration_seconds  # type: ignore[union-attr]
+    if took is not None and not (math.isfinite(took) and took >= 0):  # 1e999 and Infinity parse as inf
+        warnings.append(f"{path / RUN_FILE}: duration_seconds {took} is not a number of seconds; "
+                        "its duration is shown as unknown")
+        meta.duration_seconds = None  # type: ignore[union-attr]
+    return Run(path, meta, warnings)  # type: ignore[arg-type]
 
 
 def list_runs(store: Path) -> tuple[list[Run], list[str]]:
