@@ -5,7 +5,6 @@ the memory estimate come from a dry pass that allocates nothing for a giant mode
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
@@ -320,11 +319,9 @@ def test_a_giant_model_is_sized_without_allocating_it():
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
     need = estimate_memory(MLPSpec(kind="mlp", hidden=[100_000_000]), InputInfo("table", (57,), 1), 64)
     assert need > 100e9  # 5.8e9 weights x 16 bytes, plus activations
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kilobytes: under 200 MB
-    assert time.perf_counter() - started < 10
     rows = layer_table(MLPSpec(kind="mlp", hidden=[100_000_000]), InputInfo("table", (57,), 1))
     assert [r.output_shape for r in rows] == [(100_000_000,), (100_000_000,), (1,)]
 
