@@ -1,5 +1,5 @@
 """Training entry points: `fit` (one model), `fit_members` (several: stacked when they can be, else one
-after another — both through the one loop in `nnlab.loop`) and `fit_baseline` (full-batch L-BFGS).
+after another — both through the one loop in `nnlab.loop`) and `fit_baseline` (full-batch Newton).
 
 Device and precision are resolved here, once, so the loop has no device branches; small CPU models train
 on one thread. This module never prints or writes files.
@@ -23,7 +23,7 @@ from nnlab.fitstate import (EpochRecord, FitInterrupted, FitResult, LoopState, M
 from nnlab.evaluation import EVAL_BATCH, prefixed, read, unprefixed
 from nnlab.lossscale import LossScale
 from nnlab.loop import fit_stack
-from nnlab.optim import LossFn, build_loss, skip_dynamo_import
+from nnlab.optim import LossFn, build_loss
 from nnlab.spec import BaselineSpec, TrainSpec
 from nnlab.specbase import shorten
 from nnlab.stack import can_stack, can_stack_modules, shared_train_settings
@@ -134,40 +134,33 @@ def _fit_group(members: list[Member], problem: Problem, on_epoch: OnEpoch, on_st
 
 def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,
                  on_epoch: OnEpoch) -> FitResult:
-    params = sum(p.numel() for p in model.parameters())
-    with cpu_threads_for(params, len(problem.x["train"]), problem.x["train"].device):
+    x = problem.x["train"]
+    # The arithmetic of a product of the rows: for sparse rows their stored entries, not rows x columns
+    work = x._nnz() * problem.n_outputs if x.layout != torch.strided else len(x) * sum(
+        p.numel() for p in model.parameters())
+    with cpu_threads_for(work, 1, x.device):
         return _fit_baseline(name, model, problem, spec, on_epoch)
 
 
 def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSpec,
                   on_epoch: OnEpoch) -> FitResult:
-    """Full-batch L-BFGS on the convex objective scikit-learn uses: mean loss + l2/(2n)·||W||² (C = 1/l2);
-    for regression, Ridge's sum of squares + l2·||W||² up to the same scale. Fitted in float64."""
+    """Newton's method on the convex objective scikit-learn uses: mean loss + l2/(2n)·||W||² (C = 1/l2);
+    for regression, Ridge's sum of squares + l2·||W||² up to the same scale. Fitted in float64
+    (`models.linear.fit_convex`)."""
+    from nnlab.models.linear import fit_convex
+
     started = time.perf_counter()
     device = problem.x["train"].device
-    model.to(device=device, dtype=torch.float64)
     x, y = problem.x["train"].double(), problem.y["train"]
-    y_fit = y if problem.task == "multiclass" else y.double()
     n = len(x)
     loss_fn = build_loss(problem.task, TrainSpec(), y, problem.n_outputs)
-    data_loss = (lambda out, t: 0.5 * loss_fn(out, t)) if problem.task == "regression" else loss_fn
-    skip_dynamo_import()
-    optimizer = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=spec.max_iter, history_size=20,
-                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        model.weight.grad = model.bias.grad = None
-        objective = data_loss(model(x), y_fit) + spec.l2 / (2 * n) * model.weight.pow(2).sum()
-        objective.backward()
-        return objective
-
     history: list[EpochRecord] = []
     try:
-        # LBFGS.step's wrapper only turns grad mode off and marks a torch.compile graph break; calling the
-        # function it wraps skips importing torch._dynamo (2.5 s). The closure turns grad mode back on.
         with torch.no_grad():
-            getattr(torch.optim.LBFGS.step, "__wrapped__", torch.optim.LBFGS.step)(optimizer, closure)
-        model.float()
+            weight, bias = fit_convex(x, y, problem.task, problem.n_outputs, spec.l2, spec.max_iter)
+            model.to(device=device, dtype=torch.float32)
+            model.weight.copy_(weight)
+            model.bias.copy_(bias)
         train_values = evaluate(model, problem, "train", loss_fn, contextlib.nullcontext())
         val_values = evaluate(model, problem, "val", loss_fn, contextlib.nullcontext())
         values = read({**prefixed("train", train_values), **prefixed("val", val_values)})
@@ -180,18 +173,18 @@ def _fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineS
     seconds = time.perf_counter() - started
     return FitResult(name, "completed" if finite else "diverged", 1, 1, unprefixed("val", values), test,
                      seconds, n / seconds if seconds > 0 else 0.0, history,
-                     None if finite else "the L-BFGS fit did not converge to finite values",
+                     None if finite else "the Newton fit did not converge to finite values",
                      state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                      val_probabilities=predict(model, problem, "val", contextlib.nullcontext()))
 
 
 def _baseline_interrupted(name: str, model: nn.Module, problem: Problem, history: list[EpochRecord],
                           started: float) -> FitResult:
-    """Interrupted inside L-BFGS: nothing is kept. Interrupted after it: the fitted weights, untested."""
+    """Interrupted inside the Newton fit: nothing is kept. Interrupted after it: the fitted weights, untested."""
     model.float()
     if not history:
         return FitResult(name, "interrupted", 0, 0, {}, {}, time.perf_counter() - started, 0.0, history,
-                         "interrupted during the L-BFGS fit")
+                         "interrupted during the Newton fit")
     return FitResult(name, "interrupted", 1, 1, unprefixed("val", history[0].values), {},
                      time.perf_counter() - started, 0.0, history, "interrupted after the fit",
                      state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
