@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from nnlab.errors import NnlabError
 from nnlab.noise import SINGLE_RUNS, difference
-from nnlab.numbers import format_value, higher_is_better, stored_float
+from nnlab.numbers import exact_difference, format_value, higher_is_better, stored_float
 from nnlab.records import metric_column, split_column
 from nnlab.rows import SD_SUFFIX, baseline_name, model_rows, run_metrics
 from nnlab.runlist import RUNS_COLUMNS, runs_frame, runs_rows  # noqa: F401  (the run list, as compare had it)
@@ -102,6 +102,9 @@ class Comparison:
     split: str = DECISION_SPLIT
     between_runs: list[str] = field(default_factory=list)  # what differs for the same model across runs
     warnings: list[str] = field(default_factory=list)
+    # the runs by the data they read (label, run folders), each group judged on its own
+    data_groups: list[tuple[str, list[str]]] = field(default_factory=list)
+    models_changed: list[str] = field(default_factory=list)  # `run X adds cnn`, against its group's first run
 
     @property
     def frame(self) -> Any:
@@ -117,6 +120,15 @@ class Comparison:
         """A plain-words remark when the runs differ in nothing, or only in their seed."""
         if len({r.folder for r in self.runs}) < 2:
             return None
+        lines = []
+        if len(self.data_groups) > 1:
+            lines.append(f"these runs read {len(self.data_groups)} data sets, never judged against each other: "
+                         "each is compared within its own group (" + "; ".join(
+                             f"{label}: {len(folders)} run(s)" for label, folders in self.data_groups) + ")")
+        if self.models_changed:  # a different set of models is a change, not noise
+            lines.append("models differ between these runs: " + "; ".join(self.models_changed))
+        if lines:
+            return "\n".join(lines)
         if not self.between_runs:
             return "No setting differs between these runs: their metric differences are run-to-run noise."
         if self.between_runs == ["seed"]:
@@ -133,6 +145,8 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
     chosen = _checked("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
     splits = [split] if split else list(SPLITS)
     metric_columns = [metric_column(s, m) for m in chosen for s in splits]
+    groups = data_groups(runs)
+    runs = [run for _, members in groups for run in members]  # each data set's runs together
     rows, settings_of, warnings = [], {}, []
     for run in runs:
         run_rows = model_rows(run)
@@ -145,13 +159,19 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
             for col in metric_columns:
                 row.setdefault(col, NAN)
                 row.setdefault(col + SD_SUFFIX, NAN)
-                row[col + DELTA_SUFFIX] = row[col] - base.get(col, NAN) if base is not None and row is not base else NAN
+                row[col + DELTA_SUFFIX] = (exact_difference(row[col], base.get(col, NAN))
+                                           if base is not None and row is not base else NAN)
         settings_of[run.folder] = Settings.of(run.spec)
         rows.extend(run_rows)
     if models:
         _checked("--model", models, _union([r["model"]] for r in rows))
         rows = [r for r in rows if r["model"] in models]
     settings, between = _differing_settings(rows, settings_of)
+    group_of = {run.folder: label for label, members in groups for run in members}
+    if len(groups) > 1:  # what differs between runs is told within each data set
+        between = _union(_differing_settings([r for r in rows if group_of[r["run"]] == label], settings_of)[1]
+                         for label, _ in groups)
+    changed = [line for _, members in groups for line in _models_changed(members, rows)]
     for row in rows:
         scope = settings_of[row["run"]]
         own = scope.baseline if row.pop("_baseline") else scope.models.get(row["model"], {})
@@ -162,10 +182,40 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
         *(metric_column(s, m) + DELTA_SUFFIX for s in splits)]]
     columns = [*ROW_COLUMNS, *settings, *EPOCH_COLUMNS, *by_metric, "train_seconds"]
     decide = split or DECISION_SPLIT
-    if sort:
-        rows = sort_rows(rows, columns, sort, decide)
+    if sort:  # best first within each data set: a score on other data is no rival
+        rows = [r for label, _ in groups for r in sort_rows([r for r in rows if group_of[r["run"]] == label],
+                                                          columns, sort, decide)]
     return Comparison(columns, rows, settings, chosen, metric_columns, [c + DELTA_SUFFIX for c in metric_columns],
-                      runs, decide, between, [*warnings, *(w for r in runs for w in r.warnings)])
+                      runs, decide, between, [*warnings, *(w for r in runs for w in r.warnings)],
+                      [(label, [r.folder for r in members]) for label, members in groups], changed)
+
+
+def data_groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """The runs by the data they read (fingerprints.data_key), in the order each data set first appears;
+    two data sets with one name are told apart by their run count's order (`churn.csv -> y (2)`)."""
+    from nnlab.fingerprints import data_key
+
+    groups: dict[str, tuple[str, list[Run]]] = {}
+    for run in runs:
+        key, label = data_key(run)
+        groups.setdefault(key, (label, []))[1].append(run)
+    labels = [label for label, _ in groups.values()]
+    return [(label if labels.count(label) == 1 else f"{label} ({i + 1})", members)
+            for i, (label, members) in enumerate(groups.values())]
+
+
+def _models_changed(runs: list[Run], rows: list[dict[str, Any]]) -> list[str]:
+    """`run B adds cnn`, `run C drops mlp`: each run's models against the first run's of its data set."""
+    models = {run.folder: [r["model"] for r in rows if r["run"] == run.folder] for run in runs}
+    first = models[runs[0].folder] if runs else []
+    lines = []
+    for run in runs[1:]:
+        added = [m for m in models[run.folder] if m not in first]
+        dropped = [m for m in first if m not in models[run.folder]]
+        said = [f"adds {', '.join(added)}"] * bool(added) + [f"drops {', '.join(dropped)}"] * bool(dropped)
+        if said:
+            lines.append(f"{run.folder} {' and '.join(said)} (against {runs[0].folder})")
+    return lines
 
 
 def _differing_settings(rows: list[dict[str, Any]], settings_of: dict[str, Settings]) -> tuple[list[str], list[str]]:
@@ -228,10 +278,11 @@ def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[st
     metric = metric or primary_metric(comparison)
     column = metric_column(comparison.split, metric)
     short = short_keys(comparison.settings)
-    first: dict[str, dict[str, Any]] = {}
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    group_of = {run: label for label, runs in comparison.data_groups for run in runs}
     lines = []
-    for row in comparison.rows:
-        ref = first.setdefault(row["model"], row)
+    for row in comparison.rows:  # each model against its first row on the same data: other data is no reference
+        ref = first.setdefault((group_of.get(row["run"], ""), row["model"]), row)
         if ref is row or (row.get("repeats") or 1) == (ref.get("repeats") or 1) == 1:
             continue  # single runs on both sides: no spread to tell noise by
         change = difference(column, ref, row)
@@ -243,8 +294,9 @@ def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[st
         verdict = change.verdict or "no spread to judge by"
         lines.append(f"{row['model']} {label}: {change.text()} {metric} — {verdict}")
     if lines:
-        lines.insert(0, f"{comparison.split} {metric} against each model's first row (within noise: |Δ| < "
-                        "sqrt(sd_a² + sd_b²), the members' spreads):")
+        lines.insert(0, f"{comparison.split} {metric} against each model's first row"
+                        + (" on the same data" if len(comparison.data_groups) > 1 else "")
+                        + " (within noise: |Δ| < sqrt(sd_a² + sd_b²), the members' spreads):")
     return lines
 
 

@@ -31,6 +31,20 @@ def split_key(run: Run) -> Optional[str]:
     return json.dumps(same, sort_keys=True, default=str)
 
 
+def data_key(run: Run) -> tuple[str, str]:
+    """Which data a run read, and a name for it (`churn.csv -> churned`): the file's identity from the
+    fingerprint (its sha256, rows and columns, wherever it lay) and the target, else (an older run) the
+    spec's data path. Not the split: runs that differ only in their seed read the same data."""
+    fingerprint = run.meta.data_fingerprint if isinstance(run.meta.data_fingerprint, dict) else {}
+    data = run.spec.get("data") if isinstance(run.spec.get("data"), dict) else {}
+    source = data.get("path") or (f"builtin {data['builtin']}" if data.get("builtin") else None)
+    digest = data_hash(run)
+    what = {"file": [digest, fingerprint.get("rows"), fingerprint.get("columns")] if digest else source,
+            "target": data.get("target")}
+    shown = str(source).replace("\\", "/").rsplit("/", 1)[-1] if source else "?"
+    return json.dumps(what, sort_keys=True, default=str), f"{shown} -> {data.get('target', '?')}"
+
+
 def data_hash(run: Run) -> Optional[str]:
     fingerprint = run.meta.data_fingerprint or {}
     return next((str(fingerprint[k]) for k in HASH_KEYS if fingerprint.get(k)), None)

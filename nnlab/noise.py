@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nnlab.numbers import format_value, higher_is_better, stored_float
+from nnlab.numbers import exact_difference, format_spread, higher_is_better, stored_float
 
 SINGLE_RUNS = ("single runs: a difference between them may be one lucky seed; train with --repeats 5 (or "
                "nnlab sweep --repeats 5) to measure the spread that tells a real change from noise")
@@ -47,15 +47,19 @@ class Difference:
         return "better" if (self.delta > 0) == higher else "worse"
 
     def text(self, digits: int = 4) -> str:
-        """`+0.0040 ± 0.0060`, or `+0.0040` without a spread."""
-        delta = format_value(self.delta, digits, signed=True)
-        return delta if math.isnan(self.spread) or not delta else f"{delta} ± {format_value(self.spread, digits)}"
+        """`+0.0040 ± 0.0060`, or `+0.0040` without a spread (numbers.format_spread: one way to write both)."""
+        return format_spread(self.delta, self.spread, digits, signed=True)
+
+
+def combined_spread(sd_a: Any, sd_b: Any) -> float:
+    """sqrt(sd_a² + sd_b²), a side without repeats counting as 0; NaN when neither side has a spread."""
+    sa, sb = stored_float(sd_a), stored_float(sd_b)
+    if math.isnan(sa) and math.isnan(sb):
+        return math.nan
+    return math.hypot(0.0 if math.isnan(sa) else sa, 0.0 if math.isnan(sb) else sb)
 
 
 def difference(column: str, a: dict[str, Any], b: dict[str, Any]) -> Difference:
     """B − A on `column` of two rows (see rows.py), each with its `<column>_sd` where it was repeated."""
-    va, vb = stored_float(a.get(column)), stored_float(b.get(column))
-    sa, sb = stored_float(a.get(column + "_sd")), stored_float(b.get(column + "_sd"))
-    spread = math.nan if math.isnan(sa) and math.isnan(sb) else math.hypot(
-        0.0 if math.isnan(sa) else sa, 0.0 if math.isnan(sb) else sb)
-    return Difference(column, vb - va, spread)
+    return Difference(column, exact_difference(b.get(column), a.get(column)),
+                      combined_spread(a.get(column + "_sd"), b.get(column + "_sd")))

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import math
 import struct
+from decimal import Decimal
 from typing import Any, Iterable, Optional
 
 from nnlab.metrics import HIGHER_IS_BETTER, metric_name
 
 NAN = math.nan
 PLUS_MINUS = " ± "
+SPREAD_MAX_DECIMALS = 12  # a spread below 1e-11 reads in e-notation instead
 
 
 def stored_float(value: Any) -> float:
@@ -70,7 +72,26 @@ def format_spread(mean: Any, sd: Any, digits: int = 4, signed: bool = False) -> 
     spread = stored_float(sd)
     if not text or math.isnan(spread):
         return text
-    return f"{text}{PLUS_MINUS}{format_value(spread, digits)}"
+    return f"{text}{PLUS_MINUS}{spread_text(spread, digits, exponent='e' in text)}"
+
+
+def spread_text(sd: float, digits: int = 4, exponent: bool = False) -> str:
+    """A spread as its mean reads: with the mean's `digits` decimals, and where that would round it to
+    nothing, with decimals enough for two significant digits (`0.0000029`, not `2.866e-06` or `0.0000`); in
+    e-notation only beside a mean that is (an MSE of 3e-05)."""
+    if exponent or not math.isfinite(sd) or sd == 0 or abs(sd) >= 10 ** -digits:
+        return format_value(sd, digits)
+    decimals = 1 - math.floor(math.log10(abs(sd)))
+    return f"{sd:.{decimals}f}" if decimals <= SPREAD_MAX_DECIMALS else f"{sd:.1e}"
+
+
+def exact_difference(b: Any, a: Any) -> float:
+    """b − a as the decimals they are: 0.9130435 − 0.89 is 0.0230435, not the binary subtraction's
+    0.023043499999999988 (what a script would read in json and csv). NaN where either is missing."""
+    vb, va = stored_float(b), stored_float(a)
+    if not (math.isfinite(va) and math.isfinite(vb)):
+        return vb - va
+    return float(Decimal(repr(vb)) - Decimal(repr(va)))
 
 
 def higher_is_better(column: str) -> Optional[bool]:

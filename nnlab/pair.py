@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from nnlab.compare import SPLITS, _checked, _union
+from nnlab.fingerprints import data_key
 from nnlab.noise import difference
 from nnlab.numbers import stored_float
 from nnlab.records import metric_column
@@ -32,6 +33,7 @@ class Pair:
     curves: dict[str, tuple[Curve, Curve]]
     monitor: str
     only_in: dict[str, list[str]]  # "a" / "b" -> the models the other run lacks
+    data: tuple[str, str] = ("", "")  # what each read, where A and B read different data (else empty)
 
 
 def compare_pair(a: Run, b: Run, metrics: Optional[list[str]] = None, split: Optional[str] = None,
@@ -44,6 +46,8 @@ def compare_pair(a: Run, b: Run, metrics: Optional[list[str]] = None, split: Opt
     columns = ["best_epoch", *[metric_column(s, m) for m in chosen for s in ([split] if split else SPLITS)],
                "train_seconds"]
     common = [m for m in rows_a if m in rows_b and (not models or m in models)]
+    (key_a, data_a), (key_b, data_b) = data_key(a), data_key(b)
+    other_data = key_a != key_b  # scores on other data are shown, never judged against each other
     table = []
     for model in common:
         ra, rb = rows_a[model], rows_b[model]
@@ -52,10 +56,12 @@ def compare_pair(a: Run, b: Run, metrics: Optional[list[str]] = None, split: Opt
             table.append({"model": model, "metric": col, "a": stored_float(ra.get(col)),
                           "a_sd": stored_float(ra.get(col + SD_SUFFIX)), "b": stored_float(rb.get(col)),
                           "b_sd": stored_float(rb.get(col + SD_SUFFIX)), "delta": change.delta,
-                          "spread": change.spread, "verdict": "" if col == "train_seconds" else change.verdict})
+                          "spread": change.spread,
+                          "verdict": "" if col == "train_seconds" or other_data else change.verdict})
     monitor = run_monitor(b)
     only = {"a": [m for m in rows_a if m not in rows_b], "b": [m for m in rows_b if m not in rows_a]}
-    return Pair(a, b, pair_settings(a.spec, b.spec), table, _curves(a, b, common, monitor), monitor, only)
+    return Pair(a, b, pair_settings(a.spec, b.spec), table, _curves(a, b, common, monitor), monitor, only,
+                (data_a, data_b) if other_data else ("", ""))
 
 
 def _curves(a: Run, b: Run, models: list[str], monitor: str) -> dict[str, tuple[Curve, Curve]]:

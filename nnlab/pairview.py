@@ -25,6 +25,10 @@ def pair_view(pair: Pair, extra_notes: list[str] | None = None) -> Group:
     """What differs between two runs, what it did to each model's metrics, and when the curves parted."""
     parts: list[Any] = [Text.assemble(("A ", "bold"), pair.a.folder, *_smoke(pair.a), "   ", ("B ", "bold"),
                                       pair.b.folder, *_smoke(pair.b))]
+    if pair.data[0]:
+        parts.append(Text(f"A and B read different data (A {pair.data[0]}, B {pair.data[1]}): their metrics are "
+                          "shown side by side but not comparable, and judged neither better, worse nor noise",
+                          style="yellow"))
     if not pair.settings:
         parts.append(Text("No setting differs between A and B: their metric differences are run-to-run noise."))
     else:
@@ -56,6 +60,8 @@ def in_words(pair: Pair) -> list[str]:
     change = ", ".join(f"{s['key'].rsplit('.', 1)[-1]} {format_value(s['b'], None)}" for s in pair.settings[:3])
     change = (change + (" …" if len(pair.settings) > 3 else "")) or "B"
     lines, moved = [], False
+    if pair.data[0]:
+        return []  # nothing to say in words about scores on other data
     for row in pair.metrics:
         split, metric = split_column(row["metric"])
         if split != "val" or higher_is_better(metric) is None:

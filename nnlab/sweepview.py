@@ -13,8 +13,8 @@ from nnlab.changes import show_value
 from nnlab.errors import NnlabError
 from nnlab.executors import UnitResult
 from nnlab.metrics import metric_name
-from nnlab.noise import Difference
-from nnlab.numbers import format_spread, higher_is_better
+from nnlab.noise import Difference, combined_spread
+from nnlab.numbers import exact_difference, format_spread, higher_is_better
 from nnlab.records import ModelResult, RunSummary
 from nnlab.sweep import Point, SweepPlan
 from nnlab.settings import short_keys as short_names  # one rule for shortening dotted keys
@@ -91,9 +91,7 @@ def _score(model: ModelResult, column: str) -> tuple[float, float]:
 
 def _change(column: str, reference: ModelResult, value: float, sd: float) -> Difference:
     ref_value, ref_sd = _score(reference, column)
-    spread = math.nan if math.isnan(sd) and math.isnan(ref_sd) else math.hypot(
-        0.0 if math.isnan(sd) else sd, 0.0 if math.isnan(ref_sd) else ref_sd)
-    return Difference(column, value - ref_value, spread)
+    return Difference(column, exact_difference(value, ref_value), combined_spread(ref_sd, sd))
 
 
 def _rank(row: Effect, column: str) -> tuple[bool, float]:

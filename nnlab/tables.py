@@ -191,7 +191,7 @@ def _setting_cols(comparison: Comparison) -> list[Col]:
 
 def _metric_cols(comparison: Comparison, metrics: list[str], compact: bool) -> list[Col]:
     rows = comparison.rows
-    best = best_rows(comparison.metric_columns, rows, comparison.split)
+    best = _best_by_data(comparison)
     delta_split = _delta_split(comparison)
     columns = []
     for metric in metrics:
@@ -205,6 +205,17 @@ def _metric_cols(comparison: Comparison, metrics: list[str], compact: bool) -> l
         if not (compact and metric == "loss" and len(metrics) > 1):
             columns.append(_delta_col(rows, f"{delta_split}_{metric}{DELTA_SUFFIX}", metric))
     return columns
+
+
+def _best_by_data(comparison: Comparison) -> dict[str, set[int]]:
+    """The best value of each column within each data set: a score on other data is no rival."""
+    rows = comparison.rows
+    best: dict[str, set[int]] = {}
+    for _, runs in comparison.data_groups or [("", [r["run"] for r in rows])]:
+        at = [i for i, r in enumerate(rows) if r["run"] in runs]
+        for col, positions in best_rows(comparison.metric_columns, [rows[i] for i in at], comparison.split).items():
+            best.setdefault(col, set()).update(at[p] for p in positions)
+    return best
 
 
 def _delta_split(comparison: Comparison) -> str:
@@ -223,7 +234,8 @@ def _compare_notes(comparison: Comparison, metrics: list[str], extra: list[str])
     if rest:
         notes.append(f"more metrics: {', '.join(rest)} (--metric NAME, or --format csv for all)")
     notes.append(f"Δ base: {_delta_split(comparison)} difference to the same run's baseline; bold green: the best "
-                 f"{comparison.split} value of a column" + ("; N: repeats, mean ± sd" if comparison.repeated else ""))
+                 f"{comparison.split} value of a column" + (" on each data set" if len(comparison.data_groups) > 1
+                                                             else "") + ("; N: repeats, mean ± sd" if comparison.repeated else ""))
     return [*notes, *noise_lines(comparison), *extra]
 
 

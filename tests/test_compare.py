@@ -468,3 +468,60 @@ def test_changed_since_reads_the_last_run_of_the_same_kind_and_a_note_silences_t
     assert "2 settings changed at once" in said("")
     assert "changed since r1: a 1 → 2; b 3 → 4" in said("lr and batch together: the batch scales the lr")
     assert "settings changed at once" not in said("lr and batch together: the batch scales the lr")
+
+
+# ---------------------------------------------------------------- what is never called noise
+
+def test_added_or_dropped_models_are_said_and_never_called_noise(store):
+    first = write_run(store, make_spec(), two_models(BASE, (0.3, 0.32, 0.9, 0.89)), minute=1)
+    both = [{"name": "mlp", "kind": "mlp", "hidden": [64, 32], "dropout": 0.0}, {"name": "cnn", "kind": "cnn"}]
+    second = write_run(store, make_spec(models=both), {**two_models(BASE, (0.3, 0.32, 0.9, 0.89)),
+                                                      "cnn": result(0.2, 0.2, 0.93, 0.9, kind="cnn")}, minute=2)
+    words = " ".join(browse(store, "compare").stdout.split())
+    assert f"models differ between these runs: {second.name} adds cnn (against {first.name})" in words
+    assert "noise" not in words.split("models differ")[1].split("Δ base")[0]
+    assert "No setting differs" not in words
+    comparison = compare.compare_runs([runstore.read_run(second), runstore.read_run(first)])
+    assert comparison.models_changed == [f"{first.name} drops cnn (against {second.name})"]
+
+
+def data_run(store, name, path, minute, base_acc, mlp_acc):
+    fingerprint = {"sha256": name * 8, "rows": 100, "columns": 5, "split_seed": 0, "val": 0.15, "test": 0.15,
+                   "stratify": True, "split": name}
+    return write_run(store, make_spec(name=name, data={"path": path, "target": "y"}), {
+        "baseline": result(0.5, 0.5, base_acc, base_acc, kind="logistic"),
+        "mlp": repeated("mlp", [mlp_acc - 0.01, mlp_acc, mlp_acc + 0.01], [0.8, 0.8, 0.8])},
+        minute=minute, data_fingerprint=fingerprint)
+
+
+def test_runs_on_different_data_are_grouped_and_never_judged_against_each_other(store):
+    a = data_run(store, "churn", "churn.csv", 1, 0.60, 0.70)
+    b = data_run(store, "spam", "/data/spam.csv", 2, 0.86, 0.95)
+    c = data_run(store, "churn", "moved/churn.csv", 3, 0.60, 0.75)  # the same file elsewhere: the same data
+    words = " ".join(browse(store, "compare").stdout.split())
+    assert ("these runs read 2 data sets, never judged against each other: each is compared within its own "
+            "group (churn.csv -> y: 2 run(s); spam.csv -> y: 1 run(s))") in words
+    noise = words.split("against each model's first row on the same data")[1]
+    assert "mlp path moved/churn.csv: +0.0500 ± 0.0141 accuracy — better" in noise
+    assert "baseline" not in noise.split("test split")[0] and "spam" not in noise.split("test split")[0]
+    rows = as_json(browse(store, "compare", "--format", "json"))
+    assert [r["run"] for r in rows] == [a.name, a.name, c.name, c.name, b.name, b.name]  # each data set together
+    comparison = compare.compare_runs([runstore.read_run(p) for p in (a, b, c)])
+    best = tables._best_by_data(comparison)["val_accuracy"]
+    assert best == {3, 5}  # the best on churn (c's mlp) and on spam (b's mlp), not only the highest number
+    pair = " ".join(browse(store, "compare", a.name, b.name).stdout.split())
+    assert "A and B read different data (A churn.csv -> y, B /data/spam.csv -> y)" not in pair
+    assert "A and B read different data (A churn.csv -> y, B spam.csv -> y)" in pair
+    judged = pair.replace("lower is better", "").replace("higher is better", "").split("nor noise", 1)[1]
+    assert "better" not in judged and "worse" not in judged and "within noise" not in judged
+
+
+def test_spreads_read_with_the_means_decimals():
+    from nnlab.noise import Difference
+    from nnlab.numbers import format_spread
+
+    assert format_spread(0.5668, 2.866e-06) == "0.5668 ± 0.0000029"
+    assert format_spread(0.5668, 0.0014) == "0.5668 ± 0.0014"
+    assert format_spread(0.5668, 0.0) == "0.5668 ± 0.0000"
+    assert format_spread(3e-05, 1e-06) == "3.000e-05 ± 1.000e-06"  # beside an e-notation mean, as it reads
+    assert Difference("val_accuracy", 0.004, 2.866e-06).text() == "+0.0040 ± 0.0000029"

@@ -56,3 +56,20 @@ def test_compare_a_b_runs_and_show_on_real_runs(trained, runs):
     assert [line.split()[0] for line in listing.stdout.splitlines()[2:]] == trained[::-1]
     shown = browse(runs, "show", "last")
     assert shown.exit_code == 0 and shown.stdout.startswith(trained[1]) and "note: lr 0.05" in shown.stdout
+
+
+def test_json_numbers_read_as_stored_and_predict_json_ends_its_line(trained, runs, tiny, cli, monkeypatch):
+    from decimal import Decimal
+
+    records = json.loads(browse(runs, "compare", "--format", "json").stdout)
+    for base, mlp in (records[0:2], records[2:4]):
+        for col in ("val_loss", "test_loss", "val_accuracy", "test_accuracy"):
+            delta = mlp[f"{col}_vs_baseline"]  # the decimal difference of the stored numbers, no binary noise
+            assert delta == float(Decimal(repr(mlp[col])) - Decimal(repr(base[col])))
+            assert len(repr(delta).lstrip("-0.").replace(".", "")) <= 10
+    from nnlab import api
+
+    rows = tiny.parent / "data.csv"
+    monkeypatch.setattr(api, "write_predictions", lambda *a, **k: '{"prediction":1}')  # as older pandas wrote
+    out = cli("predict", "last", rows, "--format", "json", "--runs-dir", runs)
+    assert out.exit_code == 0 and out.stdout.endswith('{"prediction":1}\n')

@@ -52,6 +52,8 @@ def predict_command(
         notes.append(f"wrote {len(result):,} predictions to {out}")
     _err().print("\n".join(f"note: {n}" for n in notes), markup=False)
     if text is not None:
+        # json lines end without a newline in some pandas versions: every output ends its last line
+        text = text if not text or text.endswith("\n") else text + "\n"
         _echo(text, json=(format.value if format else None) == "json")
 
 
