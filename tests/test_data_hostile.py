@@ -189,7 +189,7 @@ def test_fingerprint_names_the_data_and_the_split(tmp_path):
     (lambda p: p.write_text("not an archive"), "data.path: data.npz is not an .npz archive of plain arrays (nnlab "
                                                "never loads pickled objects)"),
     (lambda p: np.savez(p, X=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4)),
-     "data.path: cannot parse data.npz: Object arrays cannot be loaded"),
+     "data.path: X in data.npz holds Python objects, which load only by unpickling (nnlab never does)"),
     (lambda p: np.savez(p, X=np.zeros((0, 3)), y=np.zeros(0)), "X in data.npz has shape (0, 3); expected 2-D"),
     (lambda p: np.savez(p, X=np.zeros(10), y=np.zeros(10)), "X in data.npz has shape (10,)"),
     (lambda p: np.savez(p, X=np.zeros((10, 2)), y=np.zeros((10, 2))), "y in data.npz has shape (10, 2); expected "
@@ -212,3 +212,58 @@ def test_a_huge_regression_target_is_standardized_and_decoded(tmp_path):
     json.dumps(huge.preprocessing, allow_nan=False)
     np.testing.assert_allclose(huge.preprocessor.decode(huge.y["val"]),
                                frame["label"].to_numpy()[huge.rows["val"]] * 1e200, rtol=1e-5)
+
+
+def forged_npz(path, shape: tuple[int, ...]) -> None:
+    """An .npz whose X header claims `shape` of float64 while holding 64 bytes (what a crafted file does)."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    y = io.BytesIO()
+    np.save(y, np.zeros(4))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", header.getvalue() + b"\0" * 64)
+        archive.writestr("y.npy", y.getvalue())
+
+
+def test_an_npz_header_claiming_80_terabytes_is_refused_before_allocating(tmp_path):
+    forged_npz(tmp_path / "data.npz", (10**13, 1))
+    raises(tmp_path, "data.path: X in data.npz claims shape [10000000000000, 1] of float64 (80 TB) but the "
+                     "archive holds 64 bytes: the file is damaged or truncated", path="data.npz", target="y")
+
+
+def test_a_truncated_npz_is_a_one_line_error(tmp_path):
+    np.savez(tmp_path / "whole.npz", X=np.zeros((50, 3)), y=np.zeros(50))
+    raw = (tmp_path / "whole.npz").read_bytes()
+    for cut in (len(raw) // 2, len(raw) - 10):
+        (tmp_path / "data.npz").write_bytes(raw[:cut])
+        raises(tmp_path, "data.path: data.npz is not a readable .npz archive (truncated or damaged",
+               path="data.npz", target="y")
+
+
+def test_complex_values_are_refused_naming_the_file_and_dtype(tmp_path):
+    np.savez(tmp_path / "data.npz", X=np.ones((40, 2)) + 1j, y=np.arange(40) % 2)
+    raises(tmp_path, "data.path: X in data.npz holds complex128 values; expected real numbers", path="data.npz",
+           target="y")
+    np.savez(tmp_path / "data.npz", X=np.ones((40, 2)), y=(np.arange(40) % 2) + 0j)
+    raises(tmp_path, "data.path: y in data.npz holds complex128 values", path="data.npz", target="y")
+
+
+SECRET = "root:$6$Zm9vYmFyYmF6cXV4c2VjcmV0aGFzaHNlY3JldGhhc2g:19000:0:99999:7:::"
+
+
+@pytest.mark.parametrize("content", [
+    f"{SECRET}\ndaemon:*:19000:0:99999:7:::\n".encode(),  # a password file behind a symlink
+    b"\x1b]0;owned\x07" + SECRET.encode() + b"\x1b[2J\n1\n",  # terminal escapes in what would be the header
+    f"a,b,label\n1,2,3\n1,2,3,{SECRET}\n".encode(),  # a parse error near a secret
+])
+def test_errors_show_at_most_a_short_escaped_excerpt_of_a_file(tmp_path, content):
+    (tmp_path / "secret").write_bytes(content)
+    os.symlink(tmp_path / "secret", tmp_path / "data.csv")
+    with pytest.raises(DataError) as caught:
+        prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
+    text = str(caught.value)
+    assert "\n" not in text and not any(ord(c) < 32 for c in text), text
+    assert "Zm9vYmFyYmF6cXV4c2VjcmV0aGFzaHNl" not in text and "19000:0:99999" not in text, text

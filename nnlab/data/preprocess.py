@@ -14,11 +14,13 @@ from nnlab.data.arrays import ArrayEncoder
 from nnlab.data.read import names_list
 from nnlab.data.table import TableEncoder
 from nnlab.data.target import TargetCoder
-from nnlab.data.text import TextEncoder
+from nnlab.data.text import SPECIAL_TOKENS, TextEncoder
 from nnlab.errors import DataError
 from nnlab.inputs import InputInfo, SparseRows
+from nnlab.specbase import TASKS
 
 FeatureEncoder = Union[TableEncoder, TextEncoder, ArrayEncoder]
+TRAINED_TASKS = tuple(t for t in TASKS if t != "auto")  # what a saved model's `task` may be
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Preprocessor:
         if isinstance(self.features, TextEncoder):
             return self.features.tfidf(frame)
         x = self.features.transform(frame)
-        return x.reshape(len(x), -1)
+        return x.reshape(len(x), int(np.prod(x.shape[1:])))  # not -1: zero rows have no width to infer
 
     def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
         """The target column of labelled new rows, encoded as the training targets were (to score them)."""
@@ -89,7 +91,35 @@ class Preprocessor:
             features = ArrayEncoder.from_state(kind, state)
         else:
             features = TableEncoder.from_state(state)
-        return cls(kind, TargetCoder.from_state(state), features)
+        preprocessor = cls(kind, TargetCoder.from_state(state), features)
+        preprocessor.check()
+        return preprocessor
+
+    def check(self) -> None:
+        """That saved preprocessing is whole: ValueError (one line) for a task nnlab has not, classes that do
+        not fit it, or scaling statistics of another width than the features (a damaged or edited file)."""
+        target = self.target
+        if target.task not in TRAINED_TASKS:
+            raise ValueError(f"task {str(target.task)[:40]!r}: expected one of {', '.join(TRAINED_TASKS)}")
+        if target.task == "binary" and len(target.classes) != 2:
+            raise ValueError(f"a binary model needs 2 classes; got {len(target.classes)}")
+        if target.task == "multiclass" and len(target.classes) < 2:
+            raise ValueError(f"a multiclass model needs at least 2 classes; got {len(target.classes)}")
+        features = self.features
+        if isinstance(features, TextEncoder):
+            width, what = features.vocab_size - len(SPECIAL_TOKENS), "idf"
+            sizes = {"idf": len(features.idf)}
+        else:
+            width = len(features.encoded_names) if isinstance(features, TableEncoder) else \
+                features.shape[features.channel_axis]
+            what = "features" if isinstance(features, TableEncoder) else "channels"
+            sizes = {"center": len(features.center), "spread": len(features.spread)}
+            if isinstance(features, ArrayEncoder) and math.prod(features.shape) != len(features.columns):
+                raise ValueError(f"shape {list(features.shape)} holds {math.prod(features.shape)} values; "
+                                 f"got {len(features.columns)} columns")
+        for name, size in sizes.items():
+            if size != width:
+                raise ValueError(f"{name} has {size} values for {width} {what}")
 
 
 def _check_finite(value: Any, where: str) -> None:

@@ -5,8 +5,11 @@ use). Also the fingerprint of what was read, so runs can tell whether they saw t
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import stat
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,12 +19,15 @@ import pandas as pd
 
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
+from nnlab.specbase import shorten
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".npz")
 NPZ_FEATURE_PREFIX = "x"  # an .npz X becomes columns x0, x1, ... in C order (time-major for [N, T, F])
 SPECIAL_FILES: list[tuple[Callable[[int], bool], str]] = [
     (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+EXCERPT_CHARS = 40  # the most of a data file's own text an error line shows
+DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a member claiming more is forged
 
 
 @dataclass
@@ -35,7 +41,8 @@ class Source:
     array_shape: tuple[int, ...] | None = None  # .npz: the shape of one example of X
 
 
-def read_source(spec: DataSpec, base_dir: Path, seed: int) -> Source:
+def read_source(spec: DataSpec, base_dir: Path, seed: int, rows_only: bool = False) -> Source:
+    """The table `spec` names. `rows_only`: rows to predict, so an .npz needs only X (a y is not read)."""
     if spec.builtin:
         digest = hashlib.sha256(f"builtin:{spec.builtin}:{seed}".encode()).hexdigest()
         return Source(builtin_table(spec.builtin, seed), f"builtin:{spec.builtin}", digest)
@@ -47,15 +54,16 @@ def read_source(spec: DataSpec, base_dir: Path, seed: int) -> Source:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
         suffix = path.suffix.lower()
         if suffix == ".npz":
-            return _read_npz(path, spec, digest)
+            return _read_npz(path, spec, digest, rows_only)
         if suffix in (".parquet", ".pq"):
             return _read_parquet(path, digest)
         return _read_text_table(path, "\t" if suffix == ".tsv" else ",", digest)
     except ImportError as e:
         raise DataError(f"data.path: reading {path.name} needs an extra package: {e}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
+        # A library's message can quote the file (a line, a value): only a short, escaped excerpt of it.
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise DataError(f"data.path: cannot parse {path.name}: {first_line[:200]}") from None
+        raise DataError(f"data.path: cannot parse {path.name}: {excerpt(first_line, 2 * EXCERPT_CHARS)}") from None
 
 
 def _check_path(path: Path) -> None:
@@ -130,7 +138,15 @@ def unusable_column_message(column: str, arrow_type: str, source: str, is_target
     return f"{field_name}: column '{column}' in {source} has type {arrow_type[:60]}, which nnlab cannot read; {todo}"
 
 
-def _read_npz(path: Path, spec: DataSpec, digest: str) -> Source:
+def _read_npz(path: Path, spec: DataSpec, digest: str, rows_only: bool = False) -> Source:
+    try:
+        return _read_npz_arrays(path, spec, digest, rows_only)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as e:  # truncated, damaged, odd zip
+        raise DataError(f"data.path: {path.name} is not a readable .npz archive (truncated or damaged: "
+                        f"{excerpt(str(e) or e.__class__.__name__)})") from None
+
+
+def _read_npz_arrays(path: Path, spec: DataSpec, digest: str, rows_only: bool) -> Source:
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as e:  # numpy's message about pickles suggests loading unsafely: nnlab never does
@@ -142,27 +158,75 @@ def _read_npz(path: Path, spec: DataSpec, digest: str) -> Source:
         raise DataError(f"data.path: {path.name} holds a single array, not an .npz archive with X and y")
     with archive:
         names = list(archive.files)
-        missing = [k for k in ("X", "y") if k not in names]
+        missing = [k for k in (("X",) if rows_only else ("X", "y")) if k not in names]
         if missing:
-            raise DataError(f"data.path: {path.name} needs arrays X and y; missing {', '.join(missing)} "
-                            f"(arrays: {', '.join(names[:10]) or 'none'})")
-        x, y = archive["X"], archive["y"]
+            needs = "an array X" if rows_only else "arrays X and y"
+            raise DataError(f"data.path: {path.name} needs {needs}; missing {', '.join(missing)} "
+                            f"(arrays: {', '.join(excerpt(n) for n in names[:10]) or 'none'})")
+        x = _npz_array(archive, "X", path)
+        y = None if rows_only else _npz_array(archive, "y", path)
     if x.ndim not in (2, 3, 4) or len(x) == 0:
         raise DataError(f"data.path: X in {path.name} has shape {x.shape}; expected 2-D [N, F], 3-D [N, T, F] "
                         "or 4-D [N, C, H, W] with N >= 1 rows")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise DataError(f"data.path: X in {path.name} holds {x.dtype} values; expected real numbers")
+    example = tuple(int(d) for d in x.shape[1:])
+    if y is None:
+        return Source(array_frame(x), path.name, digest, array_shape=example)
+    if np.iscomplexobj(y):
+        raise DataError(f"data.path: y in {path.name} holds {y.dtype} values; expected labels or real numbers")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"data.path: y in {path.name} has shape {y.shape}; expected one value per row of X "
                         f"({len(x)})")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise DataError(f"data.path: X in {path.name} holds {x.dtype} values; expected numbers")
     frame = array_frame(x)
     if spec.target in frame.columns:
         raise DataError(f"data.target: '{spec.target}' names a column of X in {path.name} (x0, x1, ...); the "
                         "target of an .npz file is its array y: choose another name, such as y")
     frame[spec.target] = y  # the spec's target names y's column (any other name is accepted)
-    return Source(frame, path.name, digest, array_shape=tuple(int(d) for d in x.shape[1:]))
+    return Source(frame, path.name, digest, array_shape=example)
+
+
+def _npz_array(archive: Any, key: str, path: Path) -> np.ndarray:
+    """One array of an .npz, once its header's shape x dtype is known to fit in its zip member and in this
+    machine's memory: a forged header (80 TB of float64) is an error, not an attempt to allocate it."""
+    member = next(n for n in archive.zip.namelist() if n in (key, f"{key}.npy"))
+    info = archive.zip.getinfo(member)
+    with archive.zip.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(handle, max_header_size=10_000)
+        header = handle.tell()
+    if dtype.hasobject:
+        raise DataError(f"data.path: {key} in {path.name} holds Python objects, which load only by unpickling "
+                        "(nnlab never does); save plain arrays with numpy.savez")
+    needed = math.prod(shape) * dtype.itemsize
+    forged = (info.file_size > info.compress_size if info.compress_type == zipfile.ZIP_STORED
+              else info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 2**20)
+    if forged or needed > info.file_size - header:
+        raise DataError(f"data.path: {key} in {path.name} claims shape {list(shape)} of {dtype} "
+                        f"({_bytes(needed)}) but the archive holds {_bytes(max(info.file_size - header, 0))}: "
+                        "the file is damaged or truncated")
+    memory = _memory_bytes()
+    if memory and needed > memory:
+        raise DataError(f"data.path: {key} in {path.name} has shape {list(shape)} of {dtype}: {_bytes(needed)}, "
+                        f"more than this machine's memory ({_bytes(memory)})")
+    return archive[key]
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not known on this system: no limit beyond the file's own
+        return 0
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def array_frame(x: np.ndarray) -> pd.DataFrame:
@@ -197,5 +261,12 @@ def builtin_table(name: str, seed: int) -> pd.DataFrame:
 
 def names_list(columns: Any, limit: int = 12) -> str:
     """Column names for an error line, shortened in the middle so a wide table never floods it."""
-    names = [str(c)[:60] for c in columns]
+    names = [excerpt(c) for c in columns]
     return ", ".join(names if len(names) <= limit else names[:limit - 1] + ["...", names[-1]])
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """Text read from a file as an error line may show it: control characters escaped (no terminal escape
+    sequences, no extra lines), at most `limit` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return shorten(text, limit)

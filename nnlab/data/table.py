@@ -74,6 +74,10 @@ class TableEncoder:
 
 def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The columns as float64 [N, len(columns)]; a column holding non-numbers is an error naming it."""
+    complex_column = next((c for c in columns if pd.api.types.is_complex_dtype(frame[c])), None)
+    if complex_column is not None:  # float64 would silently drop the imaginary part
+        raise DataError(f"data: column '{complex_column}' holds {frame[complex_column].dtype} values; expected "
+                        "real numbers")
     if all(_is_number_dtype(frame[c]) for c in columns):  # the common case, in one conversion
         return frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     out = np.empty((len(frame), len(columns)), dtype=np.float64)
