@@ -5,16 +5,24 @@
 half (creating the folder, the final status, a model's result), signals are deferred: the handler notes
 the signal and `deferred()` raises it when the section ends. Repeated Ctrl-C during the final writes
 therefore cannot leave a half-written run.
+
+SIGHUP (the terminal closed) is handled like SIGTERM, unless the process was started ignoring it (nohup).
+As its own process, `nnlab` installs `install_at_start`'s handlers from its first import on, so that a
+signal during start-up ends it with one line and exit 130, not a traceback from inside an import or a
+bare -15; a command that trains replaces them with `handled`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from typing import Iterator, Optional
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+INTERRUPTED_EXIT = 130  # what `nnlab` exits with when a signal stopped it, whichever signal it was
 
 
 class Interrupted(KeyboardInterrupt):
@@ -40,6 +48,7 @@ class _State:
     depth = 0  # nesting of deferred() sections
     pending: Optional[int] = None  # a signal that arrived inside one
     stopping = False  # an Interrupted was raised: later signals only repeat the request and are ignored
+    began = False  # a command put `handled` in place once (start-up is over)
 
 
 def _handler(signum: int, frame: object) -> None:
@@ -60,8 +69,9 @@ def handled(own_process: bool = False) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread (e.g. a test runner's worker)
         return
-    previous = {signum: signal.getsignal(signum) for signum in HANDLED}
-    for signum in HANDLED:
+    _State.began = True
+    previous = {signum: signal.getsignal(signum) for signum in _handled_here()}
+    for signum in previous:
         signal.signal(signum, _handler)
     try:
         yield
@@ -69,6 +79,40 @@ def handled(own_process: bool = False) -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_IGN if own_process and _State.stopping else handler)
         _State.depth, _State.pending, _State.stopping = 0, None, False
+
+
+def _handled_here() -> list[int]:
+    """HANDLED, less a SIGHUP this process was started ignoring (`nohup nnlab train ...` must go on)."""
+    return [s for s in HANDLED if not (s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN)]
+
+
+def install_at_start() -> None:
+    """When this process is the `nnlab` command (not a test runner or a notebook importing it): a signal from
+    now on until a command installs `handled` ends the process, one line on stderr, exit 130."""
+    if threading.current_thread() is not threading.main_thread() or not _is_nnlab_command():
+        return
+    for signum in _handled_here():
+        signal.signal(signum, _at_start)
+
+
+def _is_nnlab_command() -> bool:
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] in ("nnlab", "nnlab.cli"):
+        return True
+    return bool(sys.argv) and os.path.basename(sys.argv[0]) == "nnlab"
+
+
+def _at_start(signum: int, frame: object) -> None:
+    if _State.stopping:  # a storm: the first one is already ending the process
+        return
+    _State.stopping = True
+    line = f"interrupted by {signal_name(signum)}" + ("" if _State.began else
+                                                       " before any run was started or changed")
+    try:
+        os.write(2, f"{line}\n".encode())
+    except OSError:
+        pass
+    raise SystemExit(INTERRUPTED_EXIT)
 
 
 @contextlib.contextmanager

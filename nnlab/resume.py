@@ -12,6 +12,11 @@ fingerprint. Then:
   baseline, when not final, is fitted again;
 - metrics.csv keeps the rows of kept models and, of a continued group, each member's rows up to its
   checkpoint's epoch: a SIGKILL can leave rows after the last checkpoint, and those epochs train again.
+  Rows missing before that point (metrics.csv cut or deleted by hand) refuse the resume: the run would
+  end with a hole in its history that nothing could fill.
+
+The resume holds the run folder's lock (runstore/liveness.py) from before its checks until the run ends,
+so a second resume of the same run is refused, naming the PID that resumes it.
 
 The loop continues a LoopState exactly, so the final numbers equal those of an uninterrupted run.
 """
@@ -36,6 +41,7 @@ class ResumePoint:
     another), and per continued member (model, repeat) the last metrics.csv epoch kept (None: all)."""
 
     run: Any  # runstore.Run
+    lock: Any = None  # runstore.liveness.RunLock, held until the run ends (`release`)
     kept: dict[str, ModelResult] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
     epochs: dict[tuple[str, int], Optional[int]] = field(default_factory=dict)
@@ -51,6 +57,10 @@ class ResumePoint:
         except ValueError:
             return False
 
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
     def describe(self) -> str:
         going_on = [f"{'+'.join(dict.fromkeys(state.names))} from "
                     + (state.where() if hasattr(state, "where") else f"epoch {state.epoch}")
@@ -65,11 +75,24 @@ def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerpri
     """Check that run `ref` can be continued with this spec and data, and say where. RunError (one line)
     when it cannot. `groups`: the spec's stack groups, model names in training order."""
     from nnlab import runstore
+    from nnlab.runstore.liveness import lock_run
 
-    run = runstore.resolve_run(ref, store)
-    check_resumable(run, {**spec.resolved(), "metrics": metrics}, fingerprint, smoke)
+    found = runstore.resolve_run(ref, store)
+    lock = lock_run(found.path, found.id, "resumed")  # first: of two resumes at once, the second stops here
+    try:
+        run = runstore.read_run(found.path)  # again, under the lock: another resume may have ended it meanwhile
+        check_resumable(run, {**spec.resolved(), "metrics": metrics}, fingerprint, smoke)
+        point = _point(ResumePoint(run, lock), spec, groups)
+        _check_history(point)
+    except BaseException:
+        lock.release()
+        raise
+    return point
+
+
+def _point(point: ResumePoint, spec: Any, groups: list[list[str]]) -> ResumePoint:
+    run = point.run
     old = run.summary.models if run.summary else {}
-    point = ResumePoint(run)
     if spec.baseline:
         point.kept.update({"baseline": old["baseline"]} if _final(old.get("baseline")) else {})
         point.fresh += [] if "baseline" in point.kept else ["baseline"]
@@ -78,7 +101,7 @@ def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerpri
             point.kept.update({name: old[name] for name in group})
             continue
         members = [(name, k) for name in group for k in range(spec.repeats)]
-        state = _saved_state(run.path, [name for name, _ in members])
+        state = _saved_state(run, [name for name, _ in members])
         if state is not None:
             point.states[group[0]] = state
             point.epochs.update(state.member_epochs(members) if hasattr(state, "member_epochs")
@@ -96,14 +119,14 @@ def check_resumable(run: Any, resolved: dict[str, Any], fingerprint: Optional[di
         raise RunError(f"{where} is completed; there is nothing to continue (train again without --resume)")
     if run.status == "running":
         raise RunError(f"{where} is still running (pid {run.meta.pid} on {run.meta.host}); stop it first")
+    if bool(run.meta.smoke) != smoke:  # before the spec: --smoke changes its epochs, and is what to name
+        raise RunError(f"{where} was {'' if run.meta.smoke else 'not '}a smoke run; resume it "
+                       f"{'with' if run.meta.smoke else 'without'} --smoke")
     changed = changes_since(run.spec, resolved)
     if changed:
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         raise RunError(f"{where} ran another spec: {'; '.join(changed[:3])}{more}; resume it with the spec "
                        f"it ran, or train a new run")
-    if bool(run.meta.smoke) != smoke:
-        raise RunError(f"{where} was {'' if run.meta.smoke else 'not '}a smoke run; resume it "
-                       f"{'with' if run.meta.smoke else 'without'} --smoke")
     if _same_data(run.meta.data_fingerprint) != _same_data(fingerprint):
         raise RunError(f"{where} trained on other data (its fingerprint {_same_data(run.meta.data_fingerprint)}, "
                        f"now {_same_data(fingerprint)}); resume it on the data it read")
@@ -117,16 +140,58 @@ def _same_data(fingerprint: Optional[dict]) -> Optional[dict]:
     return {k: v for k, v in fingerprint.items() if k not in PLACE_KEYS} if fingerprint else None
 
 
-def _saved_state(run_path: Path, expected: list[str]) -> Any:
-    """The group's checkpoint, if it is whole and of exactly these members (model names in training
-    order); else None (the group starts over)."""
-    from nnlab.runstore.checkpoints import checkpoint_path, load_state
+def _check_history(point: ResumePoint) -> None:
+    """Every epoch the run's record says was trained — by its kept, completed models (summary.json) and by
+    each continued group's members (their checkpoint's epoch history) — must have its row in metrics.csv."""
+    from nnlab.runstore.history import read_history
 
-    path = checkpoint_path(run_path, expected[0])
+    path = point.run.files()["metrics"]
+    where = f"--resume: run {point.run.id}"
+    if not path.is_file():
+        raise RunError(f"{where}: {path} is {'not a file' if path.exists() else 'missing'}; its epochs cannot be "
+                       f"continued without it: train a new run")
+    frame, _ = read_history(path)
+    present = set(zip(frame["model"], frame["member"], frame["epoch"]))
+    expected: list[tuple[str, int, int]] = []
+    for name, result in point.kept.items():
+        if result.status == "completed":
+            members = [(m.member, m.epochs_run) for m in result.members] or [(0, result.epochs_run)]
+            expected += [(name, k, e) for k, n in members for e in range(1, n + 1)]
+    for state in point.states.values():
+        expected += [(r.model, r.member, r.epoch) for r in _histories(state)
+                     if point.keep_row({"model": r.model, "member": str(r.member), "epoch": str(r.epoch)})]
+    missing = [row for row in dict.fromkeys(expected) if row not in present]
+    if missing:
+        model, member, epoch = missing[0]
+        raise RunError(f"{where}: {path} lacks {len(missing)} epoch row(s) that the run trained (the first: "
+                       f"{model}{f' member {member}' if member else ''} epoch {epoch}); it was cut or edited, "
+                       f"and resuming would leave a hole in its history: train a new run")
+
+
+def _histories(state: Any) -> list[Any]:
+    """The EpochRecords a checkpoint holds: a LoopState's members', a SequenceState's finished and current."""
+    if hasattr(state, "members"):
+        return [record for member in state.members for record in member.history]
+    done = [record for result in state.done for record in result.history]
+    return done + (_histories(state.current) if state.current is not None else [])
+
+
+def _saved_state(run: Any, expected: list[str]) -> Any:
+    """The group's checkpoint, if it is whole and of exactly these members (model names in training
+    order); else None (the group starts over). RunError when it is there but cannot be used as one."""
+    from nnlab.runstore.checkpoints import CheckpointFieldError, checkpoint_path, load_state
+
+    path = checkpoint_path(run.path, expected[0])
+    if path.exists() and not path.is_file():  # a folder in its place would fail the first checkpoint write
+        raise RunError(f"--resume: run {run.id}: {path} is not a file; a checkpoint is one file: move it away "
+                       f"(then {expected[0]} trains from the start)")
     if not path.is_file():
         return None
     try:
         state = load_state(path)
+    except CheckpointFieldError as e:
+        raise RunError(f"--resume: run {run.id}: checkpoint {path}: field {e.field}: {e.problem}; it was changed "
+                       f"by hand or by another version: delete it to train {expected[0]} from the start") from None
     except Exception:  # noqa: BLE001 - a damaged checkpoint only means the group trains from the start
         return None
     if getattr(state, "names", None) != expected:

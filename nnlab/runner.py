@@ -66,14 +66,41 @@ class Plan:
     prepared: data_mod.Prepared
     metrics: list[str]
     smoke: bool
+    base_dir: Optional[Path] = None  # the folder the spec's data path is relative to
 
 
 def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
          repeats: Optional[int] = None) -> Plan:
     """Load and check the spec and the data. Raises NnlabError; writes nothing."""
-    extra = [f"train.device={device}"] if device else []
-    extra += [f"repeats={repeats}"] if repeats else []
-    spec, base_dir = load_spec(spec_path, [*overrides, *extra])
+    spec, base_dir = load_spec(spec_path, [*overrides, *_option_overrides(device, repeats)])
+    return _plan(spec, base_dir, Path(spec_path).name, device, smoke)
+
+
+def plan_of_run(ref: str, store: Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
+                repeats: Optional[int] = None) -> Plan:
+    """`nnlab train --resume RUN` without SPEC: the plan from the resolved spec the run folder keeps, its data
+    path relative to the spec's folder then (run.json's `spec_dir`; the current folder for older runs). A
+    smoke run stays one. Options given are applied to it, and `resume_from` checks the result as usual."""
+    from nnlab.errors import RunError
+    from nnlab.spec import apply_override, validate_spec
+
+    run = runstore.resolve_run(ref, store)
+    raw = {key: value for key, value in run.spec.items() if key != "metrics"}
+    if not raw:
+        raise RunError(f"--resume: run {run.id} keeps no spec; give the spec it ran: nnlab train SPEC --resume "
+                       f"{run.id}")
+    for override in [*overrides, *_option_overrides(device, repeats)]:
+        raw = apply_override(raw, override)
+    source = f"{run.id}/spec.yaml"
+    base_dir = Path((run.meta.model_extra or {}).get("spec_dir") or ".")
+    return _plan(validate_spec(raw, source), base_dir, source, device, smoke or bool(run.meta.smoke))
+
+
+def _option_overrides(device: Optional[str], repeats: Optional[int]) -> list[str]:
+    return [*([f"train.device={device}"] if device else []), *([f"repeats={repeats}"] if repeats else [])]
+
+
+def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke: bool) -> Plan:
     if device:
         for model in spec.models:
             model.train.device = device
@@ -86,8 +113,8 @@ def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = No
     try:
         metrics = check_for_task(spec, prepared.task)
     except SpecError as e:  # rules that need the task: name the spec file like the other spec errors
-        raise SpecError(f"{Path(spec_path).name}: {e}") from None
-    return Plan(spec, prepared, metrics, smoke)
+        raise SpecError(f"{source}: {e}") from None
+    return Plan(spec, prepared, metrics, smoke, base_dir)
 
 
 def previous_run(plan: Plan, store: Path) -> tuple[Optional[str], list[str]]:
@@ -120,7 +147,8 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
         meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit,
                                                   **({"note": note} if note else {})})
     with runstore.RunWriter(store, meta, epoch_columns(plan.metrics), reopen=resume.run.path if resume else None,
-                            keep_row=resume.keep_row if resume else None) as writer:
+                            keep_row=resume.keep_row if resume else None,
+                            lock=resume.lock if resume else None) as writer:
         session = _Session(plan, writer, report, resume)
         if report:
             report.run_created(writer.path)
@@ -143,7 +171,9 @@ def run_meta(plan: Plan, note: str, sweep: Optional[str], device: Any) -> RunMet
     return RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(device), smoke=plan.smoke,
                    versions=_versions(), git_commit=_git_commit(), sweep=sweep,
                    data_fingerprint=plan.prepared.summary.get("fingerprint"),
-                   spec={**spec.resolved(), "metrics": plan.metrics})
+                   spec={**spec.resolved(), "metrics": plan.metrics},
+                   # where the data path is relative to: `--resume RUN` without SPEC reads it from here
+                   **({"spec_dir": str(plan.base_dir.resolve())} if plan.base_dir is not None else {}))
 
 
 def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:

@@ -24,7 +24,8 @@ from nnlab.errors import NnlabError, describe
 
 @app.command()
 def train(
-    spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+    spec: Optional[Path] = typer.Argument(None, help="The experiment spec (YAML); with --resume it may be left "
+                                          "out (the run folder keeps the spec it ran).", show_default=False),
     set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE (YAML), e.g. "
                                    "train.epochs=10 or models.mlp.hidden=[128,64]. Repeatable."),
     note: str = typer.Option("", "--note", help="A note kept with the run (what you changed and why)."),
@@ -41,8 +42,8 @@ def train(
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", show_default=False,
                                          help="Continue an interrupted or failed run (id, prefix, path, last) in "
                                               "its own folder: finished models are kept, the cut-off model goes "
-                                              "on from its last checkpoint. SPEC (and --set, --repeats, --device, "
-                                              "--smoke) must be what it ran."),
+                                              "on from its last checkpoint. SPEC may be left out; when given, it "
+                                              "(and --set, --repeats, --device, --smoke) must be what it ran."),
     executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: here; ray: the whole "
                                           "run as one task on a Ray instance or cluster (its members stack there)."),
     address: Optional[str] = typer.Option(None, "--address", show_default=False,
@@ -63,6 +64,9 @@ def train(
     from nnlab.runstore import store_path
 
     out = _out()
+    if spec is None and not resume:
+        _fail(NnlabError("train: give SPEC, the experiment spec (nnlab train SPEC), or continue a run with "
+                         "--resume RUN"))
     if curves and importlib.util.find_spec("matplotlib") is None:
         _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install -e '.[plots]' in the nnlab checkout (or drop --curves)"))
     ray_options = {k: v for k, v in {"address": address, "gpus_per_trial": gpus_per_trial,
@@ -73,11 +77,13 @@ def train(
         _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, ray_options)
         return
     report = TrainReport(out, progress, note)
-    # SIGTERM (a CI timeout, `kill`) and SIGINT end the run as interrupted, finished epochs and the best
-    # weights so far kept; the previous handlers come back when the command ends.
+    # SIGTERM (a CI timeout, `kill`), SIGHUP (the terminal closed) and SIGINT end the run as interrupted,
+    # finished epochs and the best weights so far kept; the previous handlers come back when the command ends.
+    point = None
     with interrupts.handled(own_process=base.OWN_PROCESS):
         try:
-            plan = runner.plan(spec, set_, device, smoke, repeats)
+            plan = (runner.plan(spec, set_, device, smoke, repeats) if spec is not None
+                    else runner.plan_of_run(resume, store_path(runs_dir), set_, device, smoke, repeats))
             point = runner.resume_from(plan, resume, store_path(runs_dir)) if resume else None
             if point:
                 out.print(point.describe(), markup=False, soft_wrap=True)
@@ -85,17 +91,24 @@ def train(
         except NnlabError as e:
             _fail(e)
         except KeyboardInterrupt as stop:
-            where = (f": {report.run_path}; continue it with `nnlab train {spec} --resume "
-                     f"{Path(report.run_path).name}`{' with the same options' if set_ or repeats or device or smoke else ''}"
-                     if report.run_path else "")
-            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run is marked interrupted and "
-                         f"keeps every finished epoch and model, and the best weights of the model in training"
-                         f"{where}", markup=False)
+            name = interrupts.interrupted_name(stop)
+            if not report.run_path:  # stopped while checking the spec and the data: no run folder yet
+                _err().print(f"interrupted by {name} before the run {'was reopened' if resume else 'began'}; "
+                             f"nothing was written", markup=False)
+                raise typer.Exit(130)
+            again = f"nnlab train {spec} --resume" if spec is not None else "nnlab train --resume"
+            same = " with the same options" if spec is not None and (set_ or repeats or device or smoke) else ""
+            _err().print(f"interrupted by {name}; the run is marked interrupted and keeps every finished epoch and "
+                         f"model, and the best weights of the model in training: {report.run_path}; continue it "
+                         f"with `{again} {Path(report.run_path).name}`{same}", markup=False)
             raise typer.Exit(130)
         except OSError as e:  # the run store failed mid-run (a full disk): the run is marked failed
             where = f"; the run keeps what finished: {report.run_path}" if report.run_path else ""
             _err().print(f"error: {describe(e)}{where}", markup=False)
             raise typer.Exit(1)
+        finally:
+            if point is not None:
+                point.release()  # the writer released it once the run ended; this covers a stop before
     out.print(results_table(outcome.summary))
     for line in verdict_lines(outcome.summary, smoke):
         out.print(line, markup=False, soft_wrap=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -92,8 +92,17 @@ def save_state(path: Path, state: Any) -> None:
     write_atomic(path, data)
 
 
+class CheckpointFieldError(ValueError):
+    """A checkpoint whose plain data does not fit its state (edited by hand, or from another version): `field`
+    is its dotted place (`epoch`, `members.0.best_epoch`)."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
+
 def load_state(path: Path) -> Any:
-    """The LoopState saved at `path` (tensors on the CPU)."""
+    """The LoopState saved at `path` (tensors on the CPU). CheckpointFieldError when a field has the wrong type."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -140,9 +149,10 @@ def _encode(value: Any, tensors: dict[str, Any], where: str) -> Any:
     raise TypeError(f"checkpoint: cannot save a {type(value).__name__} at {where}")
 
 
-def _decode(value: Any, tensors: dict[str, Any]) -> Any:
+def _decode(value: Any, tensors: dict[str, Any], where: str = "") -> Any:
+    at = f"{where}." if where else ""
     if isinstance(value, list):
-        return [_decode(v, tensors) for v in value]
+        return [_decode(v, tensors, f"{at}{i}") for i, v in enumerate(value)]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
@@ -154,7 +164,66 @@ def _decode(value: Any, tensors: dict[str, Any]) -> Any:
         if tag == "$float":
             return float(inner)
         if tag == "$tuple":
-            return tuple(_decode(v, tensors) for v in inner)
-        if tag.startswith("$"):
-            return _types()[tag[1:]](**{k: _decode(v, tensors) for k, v in inner.items()})
-    return {k: _decode(v, tensors) for k, v in value.items()}
+            return tuple(_decode(v, tensors, f"{at}{i}") for i, v in enumerate(inner))
+        if tag.startswith("$") and tag[1:] in _types():
+            return _build(_types()[tag[1:]], inner, tensors, where)
+    return {k: _decode(v, tensors, f"{at}{k}") for k, v in value.items()}
+
+
+def _build(kind: type, inner: Any, tensors: dict[str, Any], where: str) -> Any:
+    """One dataclass of the state, each field checked against its annotation (a hand-edited `epoch: "x"`
+    must be named here, not fail later as a TypeError deep in the loop)."""
+    import typing
+
+    at = f"{where}." if where else ""
+    if not isinstance(inner, dict):
+        raise CheckpointFieldError(where or kind.__name__, f"expected a {kind.__name__} record; got {_shown(inner)}")
+    known = {f.name: f for f in fields(kind)}
+    for name in inner:
+        if name not in known:
+            raise CheckpointFieldError(f"{at}{name}", f"not a field of {kind.__name__}")
+    hints = typing.get_type_hints(kind)
+    values = {}
+    for name, raw in inner.items():
+        value = _decode(raw, tensors, f"{at}{name}")
+        allowed = _allowed(hints.get(name))
+        if allowed is not None and not _fits(value, allowed):
+            raise CheckpointFieldError(f"{at}{name}", f"expected {' or '.join(t.__name__ for t in allowed)}; "
+                                                       f"got {_shown(value)}")
+        values[name] = value
+    try:
+        return kind(**values)
+    except TypeError:
+        missing = [name for name, f in known.items() if name not in values and f.default is MISSING
+                   and f.default_factory is MISSING]
+        raise CheckpointFieldError(f"{at}{missing[0] if missing else kind.__name__}", "missing") from None
+
+
+def _allowed(hint: Any) -> Optional[tuple[type, ...]]:
+    """The classes a field may hold (None in it for Optional); None when the annotation says nothing checkable."""
+    import types
+    import typing
+
+    if hint is None or hint is Any:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_allowed(arg) for arg in typing.get_args(hint)]
+        return None if any(p is None for p in parts) else tuple(t for p in parts for t in p)
+    if hint is type(None):
+        return (type(None),)
+    kind = origin or hint
+    return (kind,) if isinstance(kind, type) else None
+
+
+def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to a checkpoint
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return isinstance(value, allowed)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -103,3 +103,49 @@ def iso_seconds(iso: Any) -> Optional[float]:
     except ValueError:
         return None
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+# --- the run folder's lock: one process trains or resumes a run at a time ------------------------------
+
+LOCK_FILE = ".lock"  # in the run folder; holds "<pid> <trained|resumed>" of the process that holds it
+
+
+class RunLock:
+    """An exclusive flock(2) on the run folder's lock file, held by the process that trains or resumes the
+    run; the kernel drops it when that process ends, however it ends (SIGKILL included)."""
+
+    def __init__(self, handle: Any):
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def lock_run(folder: Path, run_id: str, doing: str) -> RunLock:
+    """Take run `run_id`'s lock for `doing` (trained, resumed). RunError, naming the holder's PID, when another
+    process holds it. The file is never deleted: unlinking a lock file lets two processes lock two files."""
+    import fcntl
+
+    from nnlab.errors import RunError
+
+    try:
+        handle = open(folder / LOCK_FILE, "a+")
+    except OSError as e:
+        raise RunError(f"run {run_id}: cannot open its lock file {folder / LOCK_FILE} ({e.strerror or e})") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().split()
+        handle.close()
+        pid = holder[0] if holder and holder[0].isdigit() else "?"
+        what = holder[1] if len(holder) > 1 and holder[1] in ("trained", "resumed") else "used"
+        raise RunError(f"--resume: run {run_id} is being {what} by PID {pid}; wait for it to end (or stop it), "
+                       f"then resume it") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()} {doing}\n")
+    handle.flush()
+    return RunLock(handle)

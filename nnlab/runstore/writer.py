@@ -26,6 +26,7 @@ from nnlab.interrupts import deferred, interrupted_name
 from nnlab.records import RunMeta, RunSummary
 from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
                                    SPEC_FILE, SUMMARY_FILE, _ID_TIME_FORMAT, now_iso, to_json, write_atomic)
+from nnlab.runstore.liveness import RunLock, lock_run
 
 HEARTBEAT_SECONDS = 30.0  # run.json's heartbeat_at is refreshed at most this often, at the end of an epoch
 MIN_FREE_BYTES = 16 * 1024 * 1024  # below this much free space a run is refused before it starts
@@ -53,11 +54,12 @@ class RunWriter:
     and, on leaving, records completed, failed (with the error) or interrupted (with the signal)."""
 
     def __init__(self, store: Path, meta: RunMeta, columns: list[str], reopen: Optional[Path] = None,
-                 keep_row: Optional[Callable[[dict[str, str]], bool]] = None):
+                 keep_row: Optional[Callable[[dict[str, str]], bool]] = None, lock: Optional[RunLock] = None):
         """`reopen`: continue that existing run folder instead (resume), with `meta` its run.json; metrics.csv
-        then keeps only the rows `keep_row` accepts (a row as column -> text)."""
+        then keeps only the rows `keep_row` accepts (a row as column -> text). `lock`: the folder's lock, taken
+        by the resume before it checked the run (a new run takes its own); released once the run has ended."""
         self.store, self.meta, self.columns = store, meta, columns
-        self.reopen, self.keep_row = reopen, keep_row
+        self.reopen, self.keep_row, self.lock = reopen, keep_row, lock
         self.path: Optional[Path] = None
         self.status: Optional[str] = None  # set by `finish`
         self._metrics: Any = None
@@ -96,6 +98,7 @@ class RunWriter:
                 # rename() onto an existing run fails (it is never empty), so two runs never share an id.
                 os.rename(staging, self.store / run_id)
             except OSError as e:
+                self._release()
                 _remove_tree(staging)
                 if e.errno in (errno.EEXIST, errno.ENOTEMPTY):  # the id is taken: draw another
                     continue
@@ -113,6 +116,7 @@ class RunWriter:
                                                  "heartbeat_at": now, "pid": os.getpid(),
                                                  "host": socket.gethostname()})
         (staging / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
+        self.lock = lock_run(staging, run_id, "trained")  # the lock moves with the folder's rename
         write_atomic(staging / RUN_FILE, to_json(self.meta.model_dump(mode="json")))
         (staging / SPEC_FILE).write_text(yaml.safe_dump(self.meta.spec, sort_keys=False))
         with open(staging / METRICS_FILE, "w", newline="") as f:
@@ -139,8 +143,12 @@ class RunWriter:
     def _keep_rows(self, path: Path) -> None:
         """Rewrite metrics.csv (atomically) with the rows `keep_row` accepts; a last line a crash cut short,
         and rows that do not parse, go too."""
-        with open(path, newline="") as f:
-            text = f.read()
+        try:
+            with open(path, newline="") as f:
+                text = f.read()
+        except OSError as e:  # deleted, or a folder in its place: the run's epochs cannot be continued
+            raise RunError(f"--resume: {path}: cannot read it ({e.strerror or e}); the run's epochs cannot be "
+                           f"continued: train a new run") from None
         rows = list(csv.reader(io.StringIO(text)))
         if not rows or rows[0] != self.columns:
             raise RunError(f"{path}: its columns are not the ones this spec writes; it cannot be continued")
@@ -204,6 +212,12 @@ class RunWriter:
             finished = datetime.now(timezone.utc)
             self._update(status=status, error=error, finished_at=finished.isoformat(timespec="milliseconds"),
                          duration_seconds=round((finished - started).total_seconds(), 3))
+            self._release()  # only once the final status is written: the next resume reads it
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def _csv_value(value: Any) -> Any:
