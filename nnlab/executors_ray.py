@@ -29,23 +29,32 @@ yielded as `interrupted` before the KeyboardInterrupt goes on to the caller.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import secrets
 import shutil
 import socket
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from nnlab.errors import NnlabError
 from nnlab.executors import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
 from nnlab.shipping import Bundle, bundle_specs, pack_run, unpack_bundle, unpack_run
+from nnlab.specbase import shorten
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' in the nnlab checkout"
 ATTEMPTS_DIR = ".attempts"  # under the store; hidden, so `runs` and `compare` never read a staged run
 SHIPPED_DIR = "nnlab-ray"  # in a node's temp folder, with --ship: the shipped files and the tasks' stores
 NOT_STARTED = "not started: the sweep was interrupted"
 STOPPED = "stopped: the sweep was interrupted"
+TIMEOUT_ENV = "NNLAB_RAY_TIMEOUT"  # seconds to wait for a cluster to answer, and for room for one point
+DEFAULT_TIMEOUT_S = 60.0
+LOCAL_OPTIONS = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
 
 TrainUnit = Callable[[Unit], UnitResult]
 
@@ -73,27 +82,64 @@ class RayExecutor:
         self.train_unit = train_unit
 
     def run(self, units: Iterable[Unit]) -> Iterator[UnitResult]:
-        """Start or join Ray now (so that a bad address fails here), then submit every unit."""
+        """Start or join Ray now (so that a bad address fails here), check that a point fits on one of its
+        nodes, then submit every unit."""
         ray = import_ray()
+        wait_s = ray_timeout()
         units = [_absolute(unit) for unit in units]
         bundles = bundle_specs([(unit.spec_path, unit.overrides) for unit in units]) if self.ship else None
-        started_here = self._connect(ray)
+        started_here = self._connect(ray, wait_s)
+        try:
+            self._wait_for_room(ray, wait_s)
+        except BaseException:
+            if started_here:
+                ray.shutdown()
+            raise
         return self._results(ray, units, started_here, bundles)
 
-    def _connect(self, ray: Any) -> bool:
+    def _connect(self, ray: Any, wait_s: float) -> bool:
         if ray.is_initialized():
             return False
-        options = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-        try:
-            if self.address is None:
-                # "local": a new instance, even where `ray start` runs one on this machine
-                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, **options)
-            else:
-                ray.init(address=self.address, **options)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            where = self.address or "a local instance"
-            raise NnlabError(f"--address {where}: cannot start or join Ray ({_first_line(e)})") from None
+        if self.address is None:
+            try:
+                start_local(ray, self.num_cpus or os.cpu_count() or 1)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise NnlabError(f"--executor ray: cannot start a local Ray instance ({_first_line(e)})") from None
+            return True
+        # Ray retries an address where nothing answers for ever (it never raises): give it wait_s.
+        outcome: list[BaseException | None] = []
+        joining = threading.Thread(target=_capture, args=(outcome, lambda: _join(ray, self.address)), daemon=True,
+                                   name="nnlab-ray-connect")
+        joining.start()
+        joining.join(wait_s)
+        if not outcome:
+            raise NnlabError(f"--address {self.address}: no Ray cluster answered within {wait_s:g} s (wait "
+                             f"longer with ${TIMEOUT_ENV}=SECONDS)")
+        error = outcome[0]
+        if isinstance(error, (ConnectionError, RuntimeError, ValueError)):
+            raise NnlabError(f"--address {self.address}: cannot join Ray ({_first_line(error)})") from None
+        if error is not None:
+            raise error
         return True
+
+    def _wait_for_room(self, ray: Any, wait_s: float) -> None:
+        """A task that asks for more than any node has waits for ever: wait up to wait_s for a node with room
+        for one point (an autoscaler may add one), then say what the cluster has."""
+        need = {"GPU": self.gpus_per_trial, "CPU": self.cpus_per_trial}
+        deadline = time.monotonic() + wait_s
+        while True:
+            nodes = [node.get("Resources") or {} for node in ray.nodes() if node.get("Alive")]
+            if any(all(node.get(k, 0) >= v for k, v in need.items() if v) for node in nodes):
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(1.0, wait_s))
+        short = next((k for k, v in need.items() if v and not any(node.get(k, 0) >= v for node in nodes)), "CPU")
+        most = {k: max((node.get(k, 0) for node in nodes), default=0) for k in need}
+        count = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+        raise NnlabError(f"--{short.lower()}s-per-trial {need[short]:g}: no node of the Ray cluster has room for "
+                         f"a point after {wait_s:g} s ({count}, the largest with {most['CPU']:g} CPUs and "
+                         f"{most['GPU']:g} GPUs; wait longer with ${TIMEOUT_ENV}=SECONDS)")
 
     def _results(self, ray: Any, units: list[Unit], started_here: bool,
                  bundles: Optional[list[Bundle]]) -> Iterator[UnitResult]:
@@ -144,6 +190,78 @@ class RayExecutor:
             _discard_staging(unit, batch)
 
 
+def ray_timeout() -> float:
+    """$NNLAB_RAY_TIMEOUT, else DEFAULT_TIMEOUT_S: how long to wait for a cluster, or for room on it."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise NnlabError(f"${TIMEOUT_ENV}: seconds to wait for Ray, a number above 0; got {shorten(text)!r}")
+    return value
+
+
+def start_local(ray: Any, num_cpus: int) -> None:
+    """A new Ray instance on this machine, its servers on 127.0.0.1 only (a local instance needs no other
+    interface). "local": a new one, even where `ray start` runs one on this machine."""
+    with _loopback_kept():
+        ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **LOCAL_OPTIONS)
+
+
+@contextmanager
+def _loopback_kept() -> Iterator[None]:
+    """ray.init turns a 127.0.0.1 node address into this machine's outward one (for other nodes to join), and
+    its servers (GCS, raylet, workers, the driver) then listen on every interface; they listen on 127.0.0.1
+    alone when the node address stays 127.0.0.1. Where Ray's internals differ, Ray's own default stands."""
+    try:
+        from ray._private import services
+    except ImportError:
+        yield
+        return
+    resolve = getattr(services, "resolve_ip_for_localhost", None)
+    if resolve is None:
+        yield
+        return
+    services.resolve_ip_for_localhost = lambda host: host if host == "127.0.0.1" else resolve(host)
+    try:
+        yield
+    finally:
+        services.resolve_ip_for_localhost = resolve
+
+
+def _join(ray: Any, address: str) -> None:
+    """ray.init in a thread of its own: Ray then leaves the SIGTERM handler alone (nnlab.interrupts' stays),
+    and says so in a warning that is of no use here."""
+    quiet = _Without("SIGTERM handler is not set")
+    logger = logging.getLogger("ray._private.worker")
+    logger.addFilter(quiet)
+    try:
+        ray.init(address=address, **LOCAL_OPTIONS)
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _Without(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def _capture(outcome: list[BaseException | None], call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except BaseException as e:  # handed to the waiting thread, which raises it there
+        outcome.append(e)
+    else:
+        outcome.append(None)
+
+
 def _cancel(ray: Any, pending: dict[Any, Unit]) -> list[tuple[Unit, UnitResult]]:
     """Cancel every pending task, wait for the running ones to mark their runs interrupted, force the rest."""
     if not pending:
@@ -178,7 +296,7 @@ def _receive(shipped: Shipped, unit: Unit, batch: str) -> UnitResult:
     store = Path(unit.store)
     staging = store / ATTEMPTS_DIR / _unit_key(batch, unit) / secrets.token_hex(4)
     try:
-        unpack_run(shipped.archive, staging)
+        unpack_run(shipped.archive, staging, f"the run folder of point {unit.index + 1} sent back by its node")
     except (OSError, NnlabError) as e:
         return UnitResult(unit.index, "failed", message=f"could not unpack its run folder into {store} ({e})")
     return _publish(dataclasses.replace(shipped.result, run_id=None, path=None), staging, store)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, describe
 
 
 @dataclass(frozen=True)
@@ -107,17 +107,21 @@ def pack_run(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-def unpack_run(archive: bytes, into: Path) -> Optional[Path]:
+def unpack_run(archive: bytes, into: Path, name: str = "a shipped run folder") -> Optional[Path]:
     """Extract a `pack_run` archive into the folder `into` (made if missing); the run folder, or None for an
-    empty archive. Only plain files and folders below `into` are accepted."""
+    empty archive. Only a tar archive of plain files and folders below `into` is accepted; `name` says which
+    archive in an error."""
     into.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
-        members = tar.getmembers()
-        for member in members:
-            if not (member.isfile() or member.isdir()):
-                raise NnlabError(f"a shipped run folder holds {member.name!r}, which is not a plain file")
-            _inside(into, member.name)
-        tar.extractall(into, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
+            members = tar.getmembers()
+            for member in members:
+                if not (member.isfile() or member.isdir()):
+                    raise NnlabError(f"{name} holds {member.name!r}, which is not a plain file")
+                _inside(into, member.name)
+            tar.extractall(into, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    except (tarfile.TarError, EOFError) as e:  # never a tar archive, or one cut short
+        raise NnlabError(f"{name} ({len(archive):,} bytes) is not a whole tar archive ({describe(e)})") from None
     tops = {Path(member.name).parts[0] for member in members}
     return into / tops.pop() if len(tops) == 1 else None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import _thread
 import functools
+import ipaddress
 import json
 import os
 import sys
@@ -26,7 +27,8 @@ from nnlab.sweep import plan_sweep
 
 ray = pytest.importorskip("ray")
 
-from nnlab.executors_ray import ATTEMPTS_DIR, NOT_STARTED, RAY_MISSING, STOPPED, RayExecutor  # noqa: E402
+from nnlab.executors_ray import (ATTEMPTS_DIR, NOT_STARTED, RAY_MISSING, STOPPED, TIMEOUT_ENV,  # noqa: E402
+                                 RayExecutor, start_local)
 
 GRID = ["train.optimizer.lr=1e-3,3e-2", "models.mlp.hidden=[8],[4]"]
 
@@ -35,7 +37,7 @@ GRID = ["train.optimizer.lr=1e-3,3e-2", "models.mlp.hidden=[8],[4]"]
 def local_ray():
     # The crash wrappers below run in Ray workers, which cannot import this test module: send them by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    start_local(ray, 2)  # as RayExecutor starts one: on 127.0.0.1 only
     yield
     ray.shutdown()
 
@@ -45,6 +47,138 @@ def spec(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("spec")
     binary_table(n=160).to_csv(folder / "data.csv", index=False)
     return write_spec(folder, tiny_spec(train={"epochs": 2, "batch_size": 32}))
+
+
+# --- a local instance listens on 127.0.0.1 only ------------------------------------------------------------
+
+def listening_sockets(pids: set[int]) -> list[str]:
+    """`address:port` of every TCP socket in LISTEN that one of `pids` holds (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue  # gone, or not ours to read
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
+                ip = ipaddress.ip_address(words)
+                ip = ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+                found.append(f"{ip}:{int(port, 16)}")
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    family, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return family
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the sockets from /proc")
+def test_a_local_instance_listens_on_the_loopback_only():
+    ray.get(ray.remote(num_cpus=1)(import_torch).remote())  # a worker runs too
+    sockets = listening_sockets(descendants(os.getpid()))
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    assert len(sockets) >= 4, sockets  # GCS, raylet (two), a worker, this driver
+    assert [s for s in sockets if not s.startswith("127.0.0.1:")] == [], sockets
+
+
+# --- no answer, no room: a one-line error after $NNLAB_RAY_TIMEOUT ---------------------------------------
+
+@pytest.fixture
+def hanging_init(monkeypatch):
+    """ray.init waits for ever, as it does at an address where nothing answers (Ray retries without end);
+    Ray counts as not started, so RayExecutor calls it. No traffic: the real address is never tried."""
+    release, calls = threading.Event(), []
+
+    def init(*args, **kwargs):
+        calls.append(kwargs.get("address"))
+        release.wait(60)
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setenv(TIMEOUT_ENV, "0.2")
+    yield calls
+    release.set()
+
+
+def test_an_address_where_nothing_answers_is_one_line_after_the_timeout(spec, tmp_path, hanging_init, cli):
+    result = cli("sweep", spec, "--grid", "seed=0,1", "--executor", "ray", "--address", "127.0.0.1:1",
+                 "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: --address 127.0.0.1:1: no Ray cluster answered within 0.2 s (wait longer with "
+        "$NNLAB_RAY_TIMEOUT=SECONDS)"]
+    assert hanging_init == ["127.0.0.1:1"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_address_ray_refuses_is_one_line_naming_it(spec, tmp_path, monkeypatch, cli):
+    def init(*args, **kwargs):
+        raise ConnectionError("Could not find any running Ray instance.\nPlease start one")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    result = cli("sweep", spec, "--grid", "seed=0,1", "--executor", "ray", "--address", "auto",
+                 "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --address auto: cannot join Ray (Could not find any running Ray instance.)"]
+
+
+def one_node(**resources) -> list[dict]:
+    return [{"Alive": True, "Resources": {"memory": 1e9, **resources}},
+            {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]  # a dead node's GPUs are no room
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpus-per-trial", "0.5"], "--gpus-per-trial 0.5: no node of the Ray cluster has room for a point after "
+                                  "0.2 s (1 node, the largest with 2 CPUs and 0 GPUs; "),
+    (["--cpus-per-trial", "3"], "--cpus-per-trial 3: no node of the Ray cluster has room for a point after "
+                                "0.2 s (1 node, the largest with 2 CPUs and 0 GPUs; "),
+])
+def test_a_point_no_node_has_room_for_is_one_line_after_the_timeout(spec, tmp_path, monkeypatch, cli, args,
+                                                                    message):
+    monkeypatch.setattr(ray, "nodes", lambda: one_node(CPU=2.0))  # whatever this machine has
+    monkeypatch.setenv(TIMEOUT_ENV, "0.2")
+    result = cli("sweep", spec, "--grid", "seed=0,1", "--executor", "ray", *args, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"error: {message}wait longer with $NNLAB_RAY_TIMEOUT=SECONDS)"
+    assert ray.is_initialized()  # the module's instance, used as it is and left running
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_node_that_joins_while_waiting_is_room_enough(monkeypatch):
+    answers = iter([one_node(CPU=2.0), one_node(CPU=2.0, GPU=1.0)])  # an autoscaler adds a GPU node
+    monkeypatch.setattr(ray, "nodes", lambda: next(answers))
+    RayExecutor(gpus_per_trial=0.5)._wait_for_room(ray, 30)
+    with pytest.raises(StopIteration):
+        next(answers)  # it asked again, and stopped asking once the room was there
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan"])
+def test_a_bad_timeout_is_one_line_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    with pytest.raises(NnlabError) as error:
+        RayExecutor().run([])
+    assert str(error.value) == f"$NNLAB_RAY_TIMEOUT: seconds to wait for Ray, a number above 0; got {value!r}"
 
 
 # --- the same numbers both ways ----------------------------------------------------------------------------

@@ -101,3 +101,31 @@ def test_ship_needs_the_ray_executor(tiny, cli):
     for command in (["train", tiny, "--ship"], ["sweep", tiny, "--grid", "seed=0,1", "--ship"]):
         result = cli(*command)
         assert result.exit_code == 2 and result.output.strip() == "error: --ship: only with --executor ray"
+
+
+@pytest.mark.parametrize("cut", ["not a tar archive at all", "half"])
+def test_an_archive_that_is_not_a_whole_tar_is_one_line_naming_it(tmp_path, cut):
+    run = tmp_path / "store" / "tiny-20261122-000000-abcd"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text('{"status": "completed"}' * 100)
+    whole = pack_run(run)
+    archive = cut.encode() if cut != "half" else whole[: len(whole) // 2]
+    with pytest.raises(NnlabError) as error:
+        unpack_run(archive, tmp_path / "staging", "the run folder of point 3")
+    message = str(error.value)
+    assert message.startswith(f"the run folder of point 3 ({len(archive):,} bytes) is not a whole tar archive (")
+    assert "\n" not in message
+
+
+def test_a_shipped_run_that_is_not_a_tar_fails_its_point_in_one_line_and_the_store_gets_nothing(tmp_path):
+    from nnlab.executors import Unit, UnitResult
+    from nnlab.executors_ray import Shipped, _receive
+
+    store = tmp_path / "runs"
+    unit = Unit(2, str(tmp_path / "spec.yaml"), (), str(store))
+    result = _receive(Shipped(UnitResult(2, "completed"), b"\x00garbage" * 3), unit, "batch")
+    assert result.status == "failed" and result.run_id is None
+    assert result.message.startswith(f"could not unpack its run folder into {store} (the run folder of point 3 "
+                                     "sent back by its node (24 bytes) is not a whole tar archive (")
+    assert "\n" not in result.message
+    assert [p for p in store.iterdir() if not p.name.startswith(".")] == []
