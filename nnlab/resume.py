@@ -144,8 +144,9 @@ def _check_history(point: ResumePoint) -> None:
     """Every epoch the run's record says was trained — by its kept, completed models (summary.json) and by
     each continued group's members (their checkpoint's epoch history) — must have its row in metrics.csv."""
     from nnlab.runstore.history import read_history
+    from nnlab.runstore.layout import METRICS_FILE
 
-    path = point.run.files()["metrics"]
+    path = point.run.path / METRICS_FILE
     where = f"--resume: run {point.run.id}"
     if not path.is_file():
         raise RunError(f"{where}: {path} is {'not a file' if path.exists() else 'missing'}; its epochs cannot be "

@@ -238,3 +238,155 @@ def test_a_cut_between_two_members_continues_with_the_generator_the_first_left(t
     resumed = fit(resume=load_state(tmp_path / "r.safetensors"))
     for ours, theirs in zip(resumed, uninterrupted):
         assert ours[:3] == theirs[:3] and np.array_equal(ours[3], theirs[3])
+
+
+def _nnlab(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nnlab.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _until(predicate, procs: list, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        for proc in procs:
+            assert proc.poll() is None, f"nnlab ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
+def _interrupted(tmp_path: Path, epochs: int, rows: int = 12) -> tuple[Path, Path]:
+    """One small model, SIGINT once metrics.csv holds `rows` of its epochs: an interrupted run with a checkpoint."""
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": epochs, "batch_size": 8, "early_stopping": None}))
+    runs = tmp_path / "runs"
+    proc = _nnlab("train", spec, "--runs-dir", runs, "--no-progress")
+    try:
+        _until(lambda: bool(run_folders(runs)) and _rows(run_folders(runs)[0], "mlp") >= rows, [proc], "epochs")
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    (folder,) = run_folders(runs)
+    assert (folder / "checkpoints" / "mlp.safetensors").is_file()
+    return spec, folder
+
+
+def _one_line_refusal(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output, result.output
+    for part in parts:
+        assert part in result.output, result.output
+
+
+def test_resume_without_spec_reads_the_run_folder_and_names_a_changed_smoke(tmp_path, monkeypatch):
+    spec, folder = _interrupted(tmp_path, epochs=40)
+    runs = folder.parent
+    monkeypatch.chdir(tmp_path.parent)  # the data path is relative to the spec's folder, not to here
+    smoke = _train("--runs-dir", runs, "--resume", "last", "--smoke")
+    _one_line_refusal(smoke, f"run {folder.name} was not a smoke run; resume it without --smoke")
+    with_spec = _train(spec, "--runs-dir", runs, "--resume", "last", "--smoke")
+    _one_line_refusal(with_spec, "was not a smoke run; resume it without --smoke")  # not "epochs 40 → 2"
+    other = _train("--runs-dir", runs, "--resume", "last", "--set", "train.epochs=41")
+    _one_line_refusal(other, "ran another spec: ")
+    done = _train("--runs-dir", runs, "--resume", "last")
+    assert done.exit_code == 0, done.output
+    assert f"resuming run {folder.name}: kept baseline; continues mlp from epoch " in done.output
+    run = runstore.read_run(folder)
+    assert run.status == "completed" and run.summary.models["mlp"].epochs_run == 40
+    assert list(run.metrics().query("model == 'mlp'")["epoch"]) == list(range(1, 41))
+
+
+def test_train_without_spec_or_resume_is_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--runs-dir", str(tmp_path / "runs")])
+    _one_line_refusal(result, "error: train: give SPEC", "--resume RUN")
+    assert not (tmp_path / "runs").exists()
+
+
+def _damaged_copy(folder: Path, where: Path, damage) -> Path:
+    import shutil
+
+    copy = where / "runs" / folder.name
+    shutil.copytree(folder, copy)
+    damage(copy)
+    return copy
+
+
+def _checkpoint_with_epoch(value):
+    def damage(copy: Path) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        path = copy / "checkpoints" / "mlp.safetensors"
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+        key = next(iter(metadata))
+        plain = json.loads(metadata[key])
+        plain["$LoopState"]["epoch"] = value
+        save_file(tensors, str(path), metadata={key: json.dumps(plain)})
+    return damage
+
+
+def _cut_metrics(copy: Path) -> None:
+    metrics = copy / "metrics.csv"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:10]))  # header, baseline, 8 epochs
+
+
+def _checkpoint_folder(copy: Path) -> None:
+    path = copy / "checkpoints" / "mlp.safetensors"
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (_cut_metrics, "metrics.csv lacks "),
+    (lambda copy: (copy / "metrics.csv").unlink(), "metrics.csv is missing"),
+    (_checkpoint_with_epoch("x"), "checkpoints/mlp.safetensors: field epoch: expected int; got \"x\""),
+    (_checkpoint_folder, "checkpoints/mlp.safetensors is not a file"),
+], ids=["metrics-cut", "metrics-deleted", "checkpoint-field", "checkpoint-folder"])
+def test_a_damaged_run_folder_is_refused_in_one_line(tmp_path_factory, damage, expected):
+    source = tmp_path_factory.getbasetemp() / "damaged-source"
+    if not source.exists():  # one interrupted run for every kind of damage, copied for each
+        source.mkdir()
+        _interrupted(source, epochs=100_000)
+    (folder,) = run_folders(source / "runs")
+    copy = _damaged_copy(folder, tmp_path_factory.mktemp("damaged"), damage)
+    before = (copy / "run.json").read_text()
+    result = _train("--runs-dir", copy.parent, "--resume", copy.name)
+    _one_line_refusal(result, f"--resume: run {copy.name}", expected)
+    assert (copy / "run.json").read_text() == before  # refused before anything was written
+
+
+def test_two_resumes_at_once_one_is_refused_naming_the_other(tmp_path):
+    spec, folder = _interrupted(tmp_path, epochs=100_000)
+    runs = folder.parent
+    rows_before = _rows(folder, "mlp")
+    procs = [_nnlab("train", "--resume", folder.name, "--runs-dir", runs, "--no-progress") for _ in range(2)]
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while all(p.poll() is None for p in procs):  # the refused one ends; the other trains on
+            assert time.monotonic() < deadline, "timed out: neither resume was refused"
+            time.sleep(0.01)
+        refused = next(p for p in procs if p.poll() is not None)
+        going = next(p for p in procs if p is not refused)
+        _, err = refused.communicate(timeout=TIMEOUT)
+        assert refused.returncode == 2, err
+        assert err.strip() == (f"error: --resume: run {folder.name} is being resumed by PID {going.pid}; wait for "
+                               f"it to end (or stop it), then resume it")
+        _until(lambda: _rows(folder, "mlp") > rows_before + 5, [going], "the resume to train")
+        later = _train("--resume", folder.name, "--runs-dir", runs)  # in-process too: refused, nothing changed
+        _one_line_refusal(later, f"is being resumed by PID {going.pid}")
+        going.send_signal(signal.SIGINT)
+        going.communicate(timeout=TIMEOUT)
+        assert going.returncode == 130
+    finally:
+        for proc in procs:
+            proc.kill()
+    run = runstore.read_run(folder)
+    mlp = run.summary.models["mlp"]
+    assert run.status == "interrupted" and mlp.status == "interrupted"
+    epochs = list(run.metrics().query("model == 'mlp'")["epoch"])
+    assert epochs == list(range(1, len(epochs) + 1)) and mlp.epochs_run == len(epochs)
+    assert 1 <= mlp.best_epoch <= mlp.epochs_run and set(run.load_weights("mlp"))
+    assert (folder / "checkpoints" / "mlp.safetensors").is_file()
