@@ -16,6 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+import math
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -59,9 +62,44 @@ class SavedModel:
         """The input columns it reads; other columns of a frame are ignored."""
         return list(self.preprocessor.columns)
 
-    def ignored_columns(self, frame: pd.DataFrame) -> list[str]:
+    def ignored_columns(self, frame: pd.DataFrame | np.ndarray) -> list[str]:
+        if isinstance(frame, np.ndarray):
+            return []
         used = set(self.columns)
         return [str(c) for c in frame.columns if c not in used]
+
+    @property
+    def array_shape(self) -> Optional[tuple[int, ...]]:
+        """The shape of one example an array to predict must have: a sequence's [T, F], an image's [C, H, W],
+        or [F] for a table model trained on an .npz X (columns x0, x1, ...); None for a table of named columns."""
+        from nnlab.data.read import NPZ_FEATURE_PREFIX
+
+        features = self.preprocessor.features
+        if self.preprocessor.kind in ("sequence", "image"):
+            return tuple(features.shape)  # type: ignore[union-attr]
+        if self.preprocessor.kind == "table" and not features.categories and features.numeric == [  # type: ignore[union-attr]
+                f"{NPZ_FEATURE_PREFIX}{i}" for i in range(len(self.columns))]:
+            return (len(self.columns),)
+        return None
+
+    def array_rows(self, x: np.ndarray) -> pd.DataFrame:
+        """An array [N, *array_shape] (or flattened, [N, values per example]) as the frame the model reads;
+        any other shape is an error naming the expected and the given one."""
+        from nnlab.data.read import names_list
+        from nnlab.errors import DataError
+
+        expected = self.array_shape
+        if expected is None:
+            raise DataError(f"data: model '{self.name}' reads named columns ({names_list(self.columns, 6)}), not an "
+                            "array: pass a pandas DataFrame with those columns")
+        flat = math.prod(expected)
+        if x.ndim < 2 or tuple(x.shape[1:]) not in (expected, (flat,)):
+            raise DataError(f"data: X has shape {list(x.shape)}; model '{self.name}' reads examples of shape "
+                            f"{list(expected)} (X of shape [N, {', '.join(map(str, expected))}]"
+                            + (f" or [N, {flat}])" if len(expected) > 1 else ")"))
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+            raise DataError(f"data: X holds {x.dtype} values; expected real numbers")
+        return pd.DataFrame(x.reshape(len(x), flat), columns=self.columns)
 
     @property
     def task(self) -> str:
@@ -104,9 +142,12 @@ class SavedModel:
                 unseen[column] = new
         return unseen
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """One row per row of `frame` (same index): the prediction in the target's labels or units and, for
-        classification, one probability column per class (`p_<class>`)."""
+        classification, one probability column per class (`p_<class>`). A model trained on an .npz X (or on
+        sequences or images) also takes an array X of the training shape: see `array_shape`."""
+        if isinstance(frame, np.ndarray):
+            frame = self.array_rows(frame)
         self.unseen_categories(frame)
         outputs = self.outputs(frame)
         result = pd.DataFrame({PREDICTION_COLUMN: self.preprocessor.decode(outputs)}, index=frame.index)
@@ -192,19 +233,22 @@ class LoadedRun:
             self._loaded[name] = _rebuild(self.run, name)
         return self._loaded[name]
 
-    def predict(self, frame: pd.DataFrame, model: Optional[str] = None) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame | np.ndarray, model: Optional[str] = None) -> pd.DataFrame:
         """Predictions for the rows of `frame` (pandas in, pandas out, same index): `prediction` in the
         target's labels or units, and `p_<class>` probabilities for classification. Raises DataError
-        naming missing columns or columns of the wrong type; other columns are ignored."""
+        naming missing columns or columns of the wrong type; other columns are ignored. A model trained on
+        an .npz X also takes an array X [N, ...] of the training shape (or flattened, [N, values])."""
         return self.model(model).predict(frame)
 
-    def ignored_columns(self, frame: pd.DataFrame, model: Optional[str] = None) -> list[str]:
+    def ignored_columns(self, frame: pd.DataFrame | np.ndarray, model: Optional[str] = None) -> list[str]:
         """The columns of `frame` the model does not read."""
         return self.model(model).ignored_columns(frame)
 
 
-def column_notes(model: SavedModel, frame: pd.DataFrame) -> list[str]:
+def column_notes(model: SavedModel, frame: pd.DataFrame | np.ndarray) -> list[str]:
     """What a person predicting should know about the columns: ignored ones, categories never seen."""
+    if isinstance(frame, np.ndarray):
+        return []
     ignored = model.ignored_columns(frame)
     notes = [f"ignored column(s) the model does not read: {', '.join(ignored[:12])}"
              + (f" and {len(ignored) - 12} more" if len(ignored) > 12 else "")] if ignored else []
@@ -232,6 +276,8 @@ def _rebuild(run: Run, name: str) -> SavedModel:
     from safetensors import SafetensorError
 
     from nnlab.data import Preprocessor
+    from nnlab.runstore.layout import MODELS_DIR
+    from nnlab.runstore.reader import DamagedFile
 
     try:
         info = run.model_info(name)
@@ -239,9 +285,10 @@ def _rebuild(run: Run, name: str) -> SavedModel:
         baseline = name == "baseline" or info["kind"] in BASELINE_KINDS
         module = _build_module(info, preprocessor, baseline)
         module.load_state_dict(run.load_weights(name), strict=True)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, DamagedFile) as e:
         first = f"no {e.args[0]!r} in {name}.json" if isinstance(e, KeyError) else (
-            str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__)
+            str(e).replace(f"{run.path / MODELS_DIR}{os.sep}", "") if isinstance(e, DamagedFile) else (
+            str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__))
         raise RunError(f"run '{run.id}': model '{name}' cannot be rebuilt from its saved files ({first})") from None
     module.eval()
     return SavedModel(name, info["kind"], module, preprocessor, baseline)
@@ -265,20 +312,26 @@ def _build_module(info: dict[str, Any], preprocessor: Preprocessor, baseline: bo
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    """The rows to predict, read with the same readers and checks as training data (CSV, TSV, Parquet)."""
+def read_rows(path: Path) -> pd.DataFrame | np.ndarray:
+    """The rows to predict, read with the same readers and checks as training data: a frame from CSV, TSV or
+    Parquet; from an .npz its array X (a y in it is not read)."""
     from nnlab.data.read import read_source
     from nnlab.errors import DataError
     from nnlab.spec import DataSpec
 
     try:
-        # DataSpec needs a target to be valid; reading never looks at it.
-        return read_source(DataSpec(path=str(path), target="-"), Path.cwd(), 0).frame
+        # DataSpec needs a target to be valid; reading rows never looks at it.
+        source = read_source(DataSpec(path=str(path), target="-"), Path.cwd(), 0, rows_only=True)
     except DataError as e:
         raise DataError(f"DATA: {str(e).removeprefix('data.path: ')}") from None
+    if len(source.frame) == 0:
+        raise DataError(f"DATA: {path.name} has no rows to predict")
+    if source.array_shape is not None:
+        return source.frame.to_numpy().reshape(len(source.frame), *source.array_shape)
+    return source.frame
 
 
-def predict_rows(model: SavedModel, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def predict_rows(model: SavedModel, frame: pd.DataFrame | np.ndarray, source: str) -> pd.DataFrame:
     """`model.predict(frame)`, with column errors naming the file the rows came from."""
     from nnlab.errors import DataError
 
@@ -288,11 +341,15 @@ def predict_rows(model: SavedModel, frame: pd.DataFrame, source: str) -> pd.Data
         raise DataError(f"{source}: {str(e).removeprefix('data: ')}") from None
 
 
-def write_predictions(result: pd.DataFrame, out: Optional[Path], format: Optional[str]) -> Optional[str]:
+def write_predictions(result: pd.DataFrame, out: Optional[Path], format: Optional[str],
+                      source: Optional[Path] = None) -> Optional[str]:
     """Write to `out` in `format` (default: from out's suffix, else csv); without `out`, return the text
-    for stdout (csv or json lines)."""
+    for stdout (csv or json lines). `source`, the file the rows came from, is never overwritten."""
     from nnlab.errors import DataError
 
+    if out is not None and source is not None and _same_file(out, source):
+        raise DataError(f"--out {out}: this is the file the rows were read from ({source}); writing there would "
+                        "replace the data: choose another file")
     format = format or OUTPUT_FORMATS.get(out.suffix.lower() if out else "", "csv")
     if out is None:
         if format == "parquet":
@@ -308,6 +365,14 @@ def write_predictions(result: pd.DataFrame, out: Optional[Path], format: Optiona
     except OSError as e:
         raise DataError(f"--out {out}: cannot write ({e.strerror or e})") from None
     return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file: by device and inode when both exist (hard links, symlinks), else by resolved path."""
+    try:
+        return a.exists() and b.exists() and a.samefile(b) or a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _as_text(result: pd.DataFrame, format: str) -> str:

@@ -8,6 +8,7 @@ with string labels and for regression in the target's units.
 from __future__ import annotations
 
 import io
+import os
 import re
 import json
 import subprocess
@@ -296,9 +297,9 @@ def test_a_run_without_completed_models_needs_a_named_model(trained, tmp_path, c
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda models: (models / "mlp.safetensors").write_bytes(b"\x00" * 20), "(Error while deserializing header"),
+    (lambda models: (models / "mlp.safetensors").write_bytes(b"\x00" * 20), "(Error while deserializing"),
     (lambda models: (models / "mlp.json").write_text('{"kind": "mlp"}'), "(no 'preprocessing' in mlp.json)"),
-    (lambda models: (models / "mlp.json").write_text("{not json"), "(Expecting property name"),
+    (lambda models: (models / "mlp.json").write_text("{not json"), "(mlp.json: unreadable (Expecting property name"),
 ])
 def test_damaged_model_files_are_one_line_errors(trained, tmp_path, cli, runs, damage, message):
     run = nnlab.load_run("last", runs)
@@ -307,3 +308,146 @@ def test_damaged_model_files_are_one_line_errors(trained, tmp_path, cli, runs, d
     result = cli("predict", "last", tmp_path / "rows.csv", "--runs-dir", runs, "-m", "mlp")
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
     assert f"model 'mlp' cannot be rebuilt from its saved files {message}" in result.stderr, result.stderr
+
+
+# --- arrays and hostile input: one tiny table run and one tiny image run on .npz files, trained once ----------
+
+@pytest.fixture(scope="module")
+def npz_runs(tmp_path_factory):
+    """Two runs in one store: `table` on a 2-D X [N, 4], `image` on a 4-D X [N, 1, 2, 3]; and their data."""
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    folder = tmp_path_factory.mktemp("npz")
+    rng = np.random.default_rng(5)
+    x, images = rng.normal(size=(160, 4)), rng.normal(size=(160, 1, 2, 3))
+    np.savez(folder / "table.npz", X=x, y=(x[:, 0] + x[:, 1] > 0).astype(int))
+    np.savez(folder / "image.npz", X=images, y=(images[:, 0, 0, 0] > 0).astype(int))
+    ids = {}
+    for name, extra in (("table", {}), ("image", {"image": {}})):
+        spec = write_spec(folder, tiny_spec(f"{name}.npz", "y", name=name, data={"path": f"{name}.npz",
+                                                                                 "target": "y", **extra}),
+                          f"{name}.yaml")
+        result = CliRunner().invoke(app, ["train", str(spec), "--runs-dir", str(folder / "runs")])
+        assert result.exit_code == 0, result.output
+        ids[name] = nnlab.load_run("last", folder / "runs").id
+    return folder, ids
+
+
+def predict_npz(cli, npz_runs, name: str, rows, *args):
+    folder, ids = npz_runs
+    return cli("predict", ids[name], rows, "--runs-dir", folder / "runs", *args)
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr.strip()
+
+
+def test_an_npz_with_only_x_and_an_array_predict_like_the_training_file(npz_runs, tmp_path, cli):
+    folder, ids = npz_runs
+    with np.load(folder / "table.npz") as data:
+        x = data["X"]
+    np.savez(tmp_path / "x_only.npz", X=x)
+    with_y, x_only = predict_npz(cli, npz_runs, "table", folder / "table.npz"), \
+        predict_npz(cli, npz_runs, "table", tmp_path / "x_only.npz")
+    assert with_y.exit_code == 0 and x_only.exit_code == 0, x_only.output
+    assert x_only.stdout == with_y.stdout and "ignored column" not in with_y.stderr  # y is not a feature
+    out = pd.read_csv(io.StringIO(x_only.stdout))
+    run = nnlab.load_run(ids["table"], folder / "runs")
+    from_array = run.predict(x)
+    assert list(from_array["prediction"]) == list(out["prediction"]) and len(out) == len(x)
+    np.testing.assert_allclose(from_array["p_1"], out["p_1"], rtol=1e-6)
+    frame = pd.DataFrame(x, columns=["x0", "x1", "x2", "x3"])
+    np.testing.assert_allclose(run.predict(frame)["p_1"], from_array["p_1"])  # the columns an array becomes
+    assert run.model().array_shape == (4,)
+    with pytest.raises(nnlab.errors.DataError, match=r"^data: X has shape \[160, 3\]; model '.*' reads examples "
+                                                     r"of shape \[4\] \(X of shape \[N, 4\]\)$"):
+        run.predict(x[:, :3])
+
+
+def test_an_image_of_another_shape_is_refused_naming_both(npz_runs, tmp_path, cli):
+    folder, ids = npz_runs
+    rng = np.random.default_rng(6)
+    np.savez(tmp_path / "wrong.npz", X=rng.normal(size=(5, 1, 3, 2)))
+    message = one_line_error(predict_npz(cli, npz_runs, "image", tmp_path / "wrong.npz"))
+    assert re.fullmatch(r"error: wrong\.npz: X has shape \[5, 1, 3, 2\]; model '\S+' reads examples of shape "
+                        r"\[1, 2, 3\] \(X of shape \[N, 1, 2, 3\] or \[N, 6\]\)", message), message
+    right = rng.normal(size=(5, 1, 2, 3))
+    np.savez(tmp_path / "right.npz", X=right)
+    np.savez(tmp_path / "flat.npz", X=right.reshape(5, 6))
+    shaped, flat = (predict_npz(cli, npz_runs, "image", tmp_path / f) for f in ("right.npz", "flat.npz"))
+    assert shaped.exit_code == 0 and shaped.stdout == flat.stdout and len(shaped.stdout.splitlines()) == 6
+
+
+def test_out_naming_the_input_file_is_refused_and_the_input_kept(npz_runs, tmp_path, cli):
+    folder, _ = npz_runs
+    frame = pd.DataFrame(np.random.default_rng(7).normal(size=(6, 4)), columns=["x0", "x1", "x2", "x3"])
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    before = (tmp_path / "rows.csv").read_bytes()
+    os.link(tmp_path / "rows.csv", tmp_path / "hard.csv")
+    os.symlink(tmp_path / "rows.csv", tmp_path / "soft.csv")
+    for out in (tmp_path / "rows.csv", tmp_path / "." / "rows.csv", tmp_path / "hard.csv", tmp_path / "soft.csv"):
+        message = one_line_error(predict_npz(cli, npz_runs, "table", tmp_path / "rows.csv", "--out", out))
+        assert message == (f"error: --out {out}: this is the file the rows were read from ({tmp_path / 'rows.csv'}); "
+                           "writing there would replace the data: choose another file"), message
+    assert (tmp_path / "rows.csv").read_bytes() == before
+    assert predict_npz(cli, npz_runs, "table", tmp_path / "rows.csv", "--out", tmp_path / "p.csv").exit_code == 0
+
+
+def test_rows_that_cannot_be_predicted_are_one_line_errors(npz_runs, tmp_path, cli):
+    (tmp_path / "header.csv").write_text("x0,x1,x2,x3\n")
+    assert one_line_error(predict_npz(cli, npz_runs, "table", tmp_path / "header.csv")) == (
+        "error: DATA: header.csv has no rows to predict")
+    np.savez(tmp_path / "complex.npz", X=np.ones((3, 4)) + 2j)
+    assert one_line_error(predict_npz(cli, npz_runs, "table", tmp_path / "complex.npz")) == (
+        "error: DATA: X in complex.npz holds complex128 values; expected real numbers")
+    empty = nnlab.load_run(npz_runs[1]["table"], npz_runs[0] / "runs").predict(np.zeros((0, 4)))
+    assert len(empty) == 0 and list(empty.columns) == ["prediction", "p_0", "p_1"]
+
+
+def copied_run(npz_runs, tmp_path):
+    """A copy of the table run in its own store, to damage."""
+    import shutil
+
+    folder, ids = npz_runs
+    source = nnlab.load_run(ids["table"], folder / "runs").path
+    shutil.copytree(source, tmp_path / "runs" / source.name, symlinks=True)
+    return tmp_path / "runs" / source.name
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda info: info["preprocessing"].update(center=info["preprocessing"]["center"][:2]),
+     "center has 2 values for 4 features"),
+    (lambda info: info["preprocessing"].update(classes=[0, 1, 2]), "a binary model needs 2 classes; got 3"),
+    (lambda info: info["preprocessing"].update(task="ranking"),
+     "task 'ranking': expected one of binary, multiclass, regression"),
+])
+def test_an_edited_model_json_is_a_one_line_error(npz_runs, tmp_path, cli, edit, problem):
+    run = copied_run(npz_runs, tmp_path)
+    for model in ("baseline", "mlp"):
+        info = json.loads((run / "models" / f"{model}.json").read_text())
+        edit(info)
+        (run / "models" / f"{model}.json").write_text(json.dumps(info))
+        message = one_line_error(cli("predict", run, npz_runs[0] / "table.npz", "-m", model))
+        assert message.endswith(f"model '{model}' cannot be rebuilt from its saved files ({problem})"), message
+
+
+@pytest.mark.parametrize("file", ["mlp.json", "mlp.safetensors"])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_model_file_that_is_a_fifo_or_a_device_is_refused_without_reading(npz_runs, tmp_path, file, kind):
+    """In a subprocess with a timeout: were the file opened for reading as it is, this would wait forever
+    (a FIFO) or fill the memory (/dev/zero)."""
+    run = copied_run(npz_runs, tmp_path)
+    (run / "models" / file).unlink()
+    if kind == "fifo":
+        os.mkfifo(run / "models" / file)
+    else:
+        os.symlink("/dev/zero", run / "models" / file)
+    done = subprocess.run([sys.executable, "-m", "nnlab.cli", "predict", str(run), str(npz_runs[0] / "table.npz"),
+                           "-m", "mlp"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.strip().endswith(f"model 'mlp' cannot be rebuilt from its saved files ({file}: not a "
+                                        "regular file)"), done.stderr

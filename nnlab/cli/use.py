@@ -44,7 +44,7 @@ def predict_command(
         chosen = run.model(model)
         result = api.predict_rows(chosen, frame, data.name)
         column_notes = api.column_notes(chosen, frame)
-        text = api.write_predictions(result, out, format.value if format else None)
+        text = api.write_predictions(result, out, format.value if format else None, data)
     except NnlabError as e:
         _fail(e)
     notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]

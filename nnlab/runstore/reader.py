@@ -27,6 +27,7 @@ from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS
 from nnlab.runstore.liveness import effective_status
 
 MAX_JSON_BYTES = 64 * 2**20  # a run.json with a large spec is well under a megabyte
+MAX_WEIGHTS_BYTES = 4 * 2**30  # nnlab's networks are far smaller; a bound on what one file may make us read
 MAX_JSON_DEPTH = 100  # deeper nesting is no run record (and would exhaust recursion in readers)
 
 
@@ -34,20 +35,38 @@ class DamagedFile(Exception):
     """A run file that exists but cannot be read as what it should be; the message is one line."""
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's value; DamagedFile (one line) when it cannot be read or parsed; FileNotFoundError
-    passes through (a missing file is the caller's question)."""
+def read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, at most `limit` of them; DamagedFile (one line) for a folder, a FIFO (reading
+    it would wait forever), a device such as /dev/zero (endless) or a larger file. Opened without blocking
+    and checked on the open descriptor, so a file swapped after a check is still checked.
+    FileNotFoundError and NotADirectoryError pass through."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a folder, a FIFO (reading it would wait forever), a device
-            raise DamagedFile(f"{path}: not a regular file")
-        if info.st_size > MAX_JSON_BYTES:
-            raise DamagedFile(f"{path}: larger than {MAX_JSON_BYTES // 2**20} MiB")
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as e:
         raise DamagedFile(f"{path}: unreadable ({e.strerror or e})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DamagedFile(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise DamagedFile(f"{path}: larger than {limit / 2**20:g} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            raw = handle.read(limit + 1)
+    except OSError as e:
+        raise DamagedFile(f"{path}: unreadable ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > limit:  # it grew while being read
+        raise DamagedFile(f"{path}: larger than {limit / 2**20:g} MiB")
+    return raw
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value; DamagedFile (one line) when it cannot be read or parsed; FileNotFoundError
+    passes through (a missing file is the caller's question)."""
+    raw = read_regular(path, MAX_JSON_BYTES)
     try:
         data = json.loads(raw.decode("utf-8"))
     except RecursionError:
@@ -172,12 +191,17 @@ class Run:
         return found
 
     def model_info(self, model: str) -> dict[str, Any]:
-        return json.loads((self.path / MODELS_DIR / f"{model}.json").read_text())
+        """models/<model>.json; DamagedFile when it is no regular JSON file within MAX_JSON_BYTES."""
+        info = read_json(self.path / MODELS_DIR / f"{model}.json")
+        if not isinstance(info, dict):
+            raise DamagedFile(f"{model}.json: not a JSON object")
+        return info
 
     def load_weights(self, model: str) -> dict[str, Any]:
-        from safetensors.torch import load_file
+        """models/<model>.safetensors, read as the JSON files are (a regular file within MAX_WEIGHTS_BYTES)."""
+        from safetensors.torch import load
 
-        return load_file(str(self.path / MODELS_DIR / f"{model}.safetensors"))
+        return load(read_regular(self.path / MODELS_DIR / f"{model}.safetensors", MAX_WEIGHTS_BYTES))
 
 
 def _is_file(path: Path) -> bool:
