@@ -276,3 +276,60 @@ def test_no_json_nnlab_writes_holds_nan_or_infinity(tmp_path, cli, runs):
 
     for path in [folder / "run.json", folder / "summary.json", *(folder / "models").glob("*.json")]:
         strict(path.read_text())
+
+
+def _catches_sigterm(proc: subprocess.Popen) -> bool:
+    """Whether the process has a handler for SIGTERM yet (/proc's SigCgt): nnlab's own code has started."""
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+@pytest.mark.parametrize("signum, count", [(signal.SIGTERM, 1), (signal.SIGINT, 100)], ids=["sigterm", "sigint-storm"])
+def test_a_signal_during_start_up_ends_in_one_line_and_writes_nothing(tmp_path, signum, count):
+    spec, runs = _long_spec(tmp_path), tmp_path / "runs"
+    proc = _start(spec, runs)
+    try:
+        _wait_for(lambda: _catches_sigterm(proc), proc)  # from nnlab's first import on, not only in `train`
+        for _ in range(count):
+            proc.send_signal(signum)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"interrupted by {signal.Signals(signum).name}"), err
+    assert run_folders(runs) == [] and _leftovers(runs) == []
+
+
+def test_sighup_ends_the_run_as_interrupted(tmp_path):
+    spec, runs = _long_spec(tmp_path), tmp_path / "runs"
+    proc = _start(spec, runs)
+    try:
+        _wait_for(lambda: _epochs_of(runs, "mlp") >= 3, proc)
+        proc.send_signal(signal.SIGHUP)  # the terminal closed
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted by SIGHUP" in err and "Traceback" not in err
+    (folder,) = run_folders(runs)
+    run = runstore.read_run(folder)
+    assert run.meta.status == "interrupted" and run.meta.error == "interrupted by SIGHUP"
+    assert run.summary.models["mlp"].status == "interrupted" and _leftovers(runs) == []
+
+
+def test_ctrl_c_before_the_run_folder_exists_says_nothing_was_written(tiny, cli, runs, monkeypatch):
+    from nnlab import runner
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the spec and the data are read
+
+    monkeypatch.setattr(runner, "plan", stopped)
+    result = cli("train", tiny)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted by SIGINT before the run began; nothing was written"
+    assert run_folders(runs) == []
