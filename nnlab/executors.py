@@ -164,9 +164,12 @@ class _Pool:
             return worker.conn.recv()
         except (EOFError, OSError):
             worker.process.join(timeout=5)
+            if worker.process.is_alive():  # its pipe broke, yet it runs on: stop it, no one reads it now
+                worker.process.kill()
+                worker.process.join()
             self.workers[self.workers.index(worker)] = _Worker.start()
-            return [UnitResult(u.index, "failed", message=f"the worker process died (exit code "
-                                                          f"{worker.process.exitcode})") for u in unit.points]
+            return [UnitResult(u.index, "failed", message=f"{_how(worker.process.exitcode)}; its run folder, if "
+                                                          "made, reads interrupted") for u in unit.points]
 
     def _stop(self) -> None:
         for worker in self.workers:
@@ -180,6 +183,15 @@ class _Pool:
                 worker.process.join()
             worker.conn.close()
         self.busy.clear()
+
+
+def _how(exitcode: Optional[int]) -> str:
+    """How a worker process ended, for its point's `failed` line."""
+    from nnlab.interrupts import signal_name
+
+    if exitcode is not None and exitcode < 0:
+        return f"its worker process was killed by {signal_name(-exitcode)}"
+    return f"its worker process died (exit code {exitcode})"
 
 
 @dataclass(eq=False)

@@ -362,3 +362,96 @@ def test_executor_ray_is_handed_the_ray_options_and_the_same_units(tiny, runs, m
 def test_options_of_the_other_executor_are_refused(tiny, runs, args, message):
     result = sweep(tiny, "--grid", "train.epochs=1,2", *args, runs=runs)
     assert result.exit_code == 2 and result.stderr.startswith(message) and run_folders(runs) == []
+
+
+# --- faults: a worker killed, Ctrl-C during stacked points (subprocesses, bounded) -------------------------
+
+def _start_sweep(spec, runs, *args):
+    return subprocess.Popen([sys.executable, "-m", "nnlab.cli", "sweep", str(spec), *args, "--runs-dir", str(runs)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for(driver, ready, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not (found := ready()):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.02)
+    return found
+
+
+def _compare_rows(sweep_id, runs, model="mlp"):
+    listed = CliRunner().invoke(app, ["compare", "--sweep", sweep_id, "--runs-dir", str(runs), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    return [row for row in json.loads(listed.stdout) if model is None or row["model"] == model]
+
+
+def test_a_worker_killed_mid_point_fails_that_point_and_the_sweep_goes_on(tmp_path, runs):
+    binary_table(n=160).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 1500, "batch_size": 32, "early_stopping": None}))
+    # architectures: never stacked, so each point is its own unit in a worker
+    driver = _start_sweep(spec, runs, "--grid", "models.mlp.hidden=[8],[4],[6]", "--jobs", "2")
+    try:
+        def training():  # a point's run folder with an epoch logged, still training
+            return [f for f in run_folders(runs) if _epochs_logged(f) > 0
+                    and json.loads((f / "run.json").read_text())["status"] == "running"]
+        victim = _wait_for(driver, training)[0]
+        pid = json.loads((victim / "run.json").read_text())["pid"]  # the worker that writes it
+        assert pid != driver.pid
+        os.kill(pid, signal.SIGKILL)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 1, err
+    hidden = runstore.read_run(victim).spec["models"][0]["hidden"]
+    lines = [line for line in out.splitlines() if re.match(r"\[\d/3\] ", line)]
+    assert len(lines) == 3, out
+    (failed,) = [line for line in lines if ": failed" in line]
+    assert f"models.mlp.hidden={hidden}: failed (its worker process was killed by SIGKILL; its run folder, if " \
+           "made, reads interrupted)" in failed, failed
+    assert sum(": completed · run " in line for line in lines) == 2
+    folders = run_folders(runs)
+    assert len(folders) == 3
+    statuses = {f.name: runstore.read_run(f).status for f in folders}
+    assert statuses == {f.name: "interrupted" if f == victim else "completed" for f in folders}
+    kept = _epochs_logged(victim)
+    assert 0 < kept < 1500  # the epochs it finished before it was killed stay
+    sweep_id = re.search(r"sweep (tiny-sweep-\S+): 3 points", out)[1]
+    rows = _compare_rows(sweep_id, runs, model=None)
+    # the killed run is listed by what it finished (its baseline); its network died before any summary
+    assert {(row["run"], row["model"]) for row in rows} == \
+           {(f.name, m) for f in folders for m in (["baseline"] if f == victim else ["baseline", "mlp"])}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_during_stacked_points_ends_every_point_interrupted_with_its_finished_epochs(tmp_path, runs, jobs):
+    """lr points train as stacks (one in this process with --jobs 1, two in workers with --jobs 2); SIGINT
+    to the driver ends each point's run folder as interrupted, readable by compare."""
+    binary_table(n=160).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 100_000, "batch_size": 32, "early_stopping": None}))
+    driver = _start_sweep(spec, runs, "--grid", "train.optimizer.lr=1e-3,3e-3,1e-2,3e-2", "--jobs", jobs)
+    try:
+        _wait_for(driver, lambda: len(run_folders(runs)) == 4 and all(_epochs_logged(f) >= 2 for f in run_folders(runs)))
+        driver.send_signal(signal.SIGINT)  # to the driver alone: it stops its workers itself
+        out, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, err
+    assert "with 0 of 4 points finished" in err
+    folders = run_folders(runs)
+    assert len(folders) == 4
+    for folder in folders:
+        run = runstore.read_run(folder)
+        assert run.meta.status == "interrupted", run.meta.status
+        assert run.summary.models["mlp"].stacked
+        logged = _epochs_logged(folder)
+        assert logged >= 2
+        assert 1 <= run.summary.models["mlp"].best_epoch <= logged
+    sweep_id = re.search(r"sweep (tiny-sweep-\S+): 4 points", out)[1]
+    rows = _compare_rows(sweep_id, runs)
+    assert {row["run"] for row in rows} == {f.name for f in folders}
+    assert {row["status"] for row in rows} == {"interrupted"}
+    for row in rows:  # what compare reads is the run folder's own best epoch
+        assert row["best_epoch"] == runstore.read_run(runs / row["run"]).summary.models["mlp"].best_epoch
