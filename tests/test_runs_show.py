@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from compare_fixtures import as_json, browse, make_spec, patch_meta, patch_summary, result, two_models, write_run
 from nnlab import runstore
+from nnlab.runstore import reader
 from nnlab.cli import app
 
 BASE = (0.40, 0.42, 0.85, 0.84)
@@ -224,6 +225,9 @@ def test_reading_is_lazy(store, listed, monkeypatch):
     real_read_bytes, real_read_text = Path.read_bytes, Path.read_text
     monkeypatch.setattr(Path, "read_bytes", lambda self: calls.append(self.name) or real_read_bytes(self))
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: calls.append(self.name) or real_read_text(self, *a, **k))
+    real_read_regular = reader.read_regular  # the store's one file reader (no FIFO, no device, bounded)
+    monkeypatch.setattr(reader, "read_regular", lambda path, limit: calls.append(Path(path).name)
+                        or real_read_regular(path, limit))
     monkeypatch.setattr(runstore.Run, "metrics", lambda self: calls.append(self))
     assert browse(store, "runs", "--format", "json").exit_code == 0
     assert calls and set(calls) <= {"run.json", "summary.json"}
