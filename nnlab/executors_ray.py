@@ -34,6 +34,7 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -207,8 +208,12 @@ def ray_timeout() -> float:
 def start_local(ray: Any, num_cpus: int) -> None:
     """A new Ray instance on this machine, its servers on 127.0.0.1 only (a local instance needs no other
     interface). "local": a new one, even where `ray start` runs one on this machine."""
+    here = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if here else None
     with _loopback_kept():
         ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **LOCAL_OPTIONS)
+    if here and previous is not None:  # Ray's exits at once; nnlab.interrupts' ends the running points first
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -99,6 +99,27 @@ def test_a_local_instance_listens_on_the_loopback_only():
     assert [s for s in sockets if not s.startswith("127.0.0.1:")] == [], sockets
 
 
+def test_starting_a_local_instance_keeps_the_sigterm_handler_in_place():
+    """ray.init sets a SIGTERM handler that exits at once; nnlab.interrupts' (the running points end as
+    interrupted, the sweep prints what it has, exit 130) must stay."""
+    import signal
+    import types
+
+    def init(**options):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))  # what Ray's does
+        init.options = options
+
+    ours = lambda *_: None  # noqa: E731
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        start_local(types.SimpleNamespace(init=init), 3)
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert init.options["address"] == "local" and init.options["_node_ip_address"] == "127.0.0.1"
+    assert init.options["num_cpus"] == 3
+
+
 # --- no answer, no room: a one-line error after $NNLAB_RAY_TIMEOUT ---------------------------------------
 
 @pytest.fixture
