@@ -36,9 +36,9 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nnlab import train  # noqa: E402
+from nnlab.training import fit as train
 from nnlab.data import prepare  # noqa: E402
-from nnlab.inputs import SparseRows  # noqa: E402
+from nnlab.core.inputs import SparseRows  # noqa: E402
 from nnlab.models import build_baseline  # noqa: E402
 try:
     from nnlab.models.linear import fit_convex  # noqa: E402

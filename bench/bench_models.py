@@ -26,10 +26,10 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nnlab import train  # noqa: E402
-from nnlab.inputs import InputInfo  # noqa: E402
+from nnlab.training import fit as train
+from nnlab.core.inputs import InputInfo  # noqa: E402
 from nnlab.models import build_model  # noqa: E402
-from nnlab.optim import skip_dynamo_import  # noqa: E402
+from nnlab.training.optim import skip_dynamo_import  # noqa: E402
 from nnlab.spec import CNNSpec, RNNSpec, TrainSpec  # noqa: E402
 
 BATCH, LR, VAL_ROWS = 64, 1e-3, 256

@@ -50,8 +50,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_train import BATCH, LR, end_to_end, spambase  # noqa: E402
-from nnlab import train  # noqa: E402
-from nnlab.inputs import InputInfo  # noqa: E402
+from nnlab.training import fit as train
+from nnlab.core.inputs import InputInfo  # noqa: E402
 from nnlab.models import build_model  # noqa: E402
 from nnlab.spec import MLPSpec, TrainSpec  # noqa: E402
 

@@ -36,9 +36,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nnlab import train  # noqa: E402
+from nnlab.training import fit as train
 from nnlab.models import build_model  # noqa: E402
-from nnlab.inputs import InputInfo  # noqa: E402
+from nnlab.core.inputs import InputInfo  # noqa: E402
 from nnlab.spec import MLPSpec, TrainSpec  # noqa: E402
 
 BATCH, LR = 64, 1e-3

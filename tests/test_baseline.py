@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from conftest import SPAMBASE
-from nnlab import train
+from nnlab.training import fit as train
 from nnlab.data import prepare
 from nnlab.models import build_baseline
 from nnlab.spec import BaselineSpec, DataSpec
@@ -64,7 +64,7 @@ def test_ridge_baseline_matches_sklearn_on_diabetes(tmp_path):
 
 
 def sparse_rows(n=150, d=40, density=0.15, seed=0):
-    from nnlab.inputs import SparseRows
+    from nnlab.core.inputs import SparseRows
 
     rng = np.random.default_rng(seed)
     dense = (rng.random((n, d)) < density) * rng.exponential(size=(n, d))

@@ -57,7 +57,7 @@ def test_a_model_failing_mid_training_is_failed_with_one_line_and_the_run_goes_o
 
 def test_an_interrupt_during_the_baseline_fit_ends_the_run_interrupted_and_readable(tmp_path, cli, runs,
                                                                                     monkeypatch):
-    from nnlab import train
+    from nnlab.training import fit as train
 
     real_evaluate, splits = train.evaluate, []
 

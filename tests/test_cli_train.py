@@ -137,7 +137,7 @@ def test_run_ids_never_collide(tmp_path, monkeypatch):
             return dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
 
     monkeypatch.setattr(runstore.writer, "datetime", FrozenClock)
-    from nnlab.records import RunMeta
+    from nnlab.core.records import RunMeta
 
     with runstore.RunWriter(tmp_path, RunMeta(id="-", name="x"), ["model"]) as first:
         with runstore.RunWriter(tmp_path, RunMeta(id="-", name="x"), ["model"]) as second:

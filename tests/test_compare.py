@@ -12,7 +12,10 @@ import pytest
 from rich.console import Console
 
 from compare_fixtures import as_json, browse, make_spec, repeated, result, two_models, write_run
-from nnlab import compare, formats, runstore, tables
+from nnlab import runstore
+from nnlab.report import compare
+from nnlab.report import formats
+from nnlab.views import tables
 
 BASE = (0.40, 0.42, 0.85, 0.84)
 
@@ -399,7 +402,7 @@ def test_compare_tells_noise_from_a_real_gain(store, repeated_runs):
 
 
 def test_single_runs_are_not_judged_and_the_way_to_judge_them_is_said(store, three, repeated_runs):
-    from nnlab.noise import SINGLE_RUNS
+    from nnlab.report.noise import SINGLE_RUNS
 
     words = lambda result: " ".join(result.stdout.split())
     table = words(browse(store, "compare", *three))
@@ -411,7 +414,7 @@ def test_single_runs_are_not_judged_and_the_way_to_judge_them_is_said(store, thr
 
 
 def test_the_within_noise_rule():
-    from nnlab.noise import difference
+    from nnlab.report.noise import difference
 
     a = {"val_accuracy": 0.90, "val_accuracy_sd": 0.006}
     b = {"val_accuracy": 0.904, "val_accuracy_sd": 0.008}
@@ -432,7 +435,7 @@ def test_sweep_filters_compare_and_runs(store, repeated_runs):
 # ---------------------------------------------------------------- one formatter, one best rule
 
 def test_numbers_format_and_best():
-    from nnlab.numbers import best_value, format_spread, format_value, stored_float
+    from nnlab.core.numbers import best_value, format_spread, format_value, stored_float
 
     assert stored_float(0.9130434989929199) == 0.9130435 and stored_float(0.1) == 0.1  # 0.1 is no float32
     assert stored_float(None) != stored_float(None) and stored_float("x") != stored_float("x")
@@ -448,8 +451,8 @@ def test_numbers_format_and_best():
 # ---------------------------------------------------------------- what changed since the last run
 
 def test_changed_since_reads_the_last_run_of_the_same_kind_and_a_note_silences_the_reminder(store):
-    from nnlab.changes import changes_since, previous_of
-    from nnlab.report import TrainReport
+    from nnlab.core.changes import changes_since, previous_of
+    from nnlab.views.train_report import TrainReport
 
     full = write_run(store, make_spec(train={"epochs": 50}), two_models(BASE, BASE), minute=1)
     smoke = write_run(store, make_spec(train={"epochs": 2}), two_models(BASE, BASE), minute=2, smoke=True)
@@ -517,8 +520,8 @@ def test_runs_on_different_data_are_grouped_and_never_judged_against_each_other(
 
 
 def test_spreads_read_with_the_means_decimals():
-    from nnlab.noise import Difference
-    from nnlab.numbers import format_spread
+    from nnlab.report.noise import Difference
+    from nnlab.core.numbers import format_spread
 
     assert format_spread(0.5668, 2.866e-06) == "0.5668 ± 0.0000029"
     assert format_spread(0.5668, 0.0014) == "0.5668 ± 0.0014"

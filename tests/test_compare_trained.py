@@ -11,7 +11,7 @@ import pytest
 from compare_fixtures import browse
 from conftest import run_folders
 from nnlab import runstore
-from nnlab.numbers import stored_float
+from nnlab.core.numbers import stored_float
 
 
 @pytest.fixture

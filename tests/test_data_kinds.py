@@ -12,7 +12,7 @@ import pytest
 
 from nnlab.data import Preprocessor, array_frame, prepare, tokenize
 from nnlab.errors import DataError
-from nnlab.inputs import OOV_ID, PAD_ID, SparseRows
+from nnlab.core.inputs import OOV_ID, PAD_ID, SparseRows
 from nnlab.spec import DataSpec
 
 WORDS = ["free", "prize", "call", "now", "win", "cash", "hello", "lunch", "meeting", "see", "you", "later"]

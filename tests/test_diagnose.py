@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnlab.diagnose import diagnose
+from nnlab.run.diagnosis import diagnose
 
 
 def epochs(train, val):
@@ -90,7 +90,7 @@ def test_an_ordinary_descent_is_not_a_jump():
 
 
 def test_no_more_epochs_advised_at_the_floor_or_ceiling():
-    from nnlab.diagnose import AT_LIMIT
+    from nnlab.run.diagnosis import AT_LIMIT
 
     falling = epochs([0.6, 0.1, 0.01, 0.001], [0.5, 0.05, 0.002, 0.0003])
     assert verdicts(falling, best_epoch=4) == []  # val loss 0.0003: nothing left to gain

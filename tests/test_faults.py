@@ -323,7 +323,7 @@ def test_sighup_ends_the_run_as_interrupted(tmp_path):
 
 
 def test_ctrl_c_before_the_run_folder_exists_says_nothing_was_written(tiny, cli, runs, monkeypatch):
-    from nnlab import runner
+    from nnlab.run import session as runner
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C while the spec and the data are read

@@ -7,9 +7,9 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from nnlab import metrics
+from nnlab.training import metrics
 from nnlab.models import MODELS
-from nnlab.optim import OPTIMIZERS, SCHEDULERS
+from nnlab.training.optim import OPTIMIZERS, SCHEDULERS
 from nnlab.spec import METRICS_BY_TASK, MODEL_KINDS, OptimizerSpec
 
 rng = np.random.default_rng(0)

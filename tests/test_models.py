@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from nnlab import train
-from nnlab.inputs import PAD_ID, InputInfo
+from nnlab.training import fit as train
+from nnlab.core.inputs import PAD_ID, InputInfo
 from nnlab.models import MODELS, build_model, count_params, estimate_memory, layer_table
-from nnlab.optim import skip_dynamo_import
+from nnlab.training.optim import skip_dynamo_import
 from nnlab.spec import (INPUT_KINDS_BY_MODEL, MODEL_KINDS, BaselineSpec, CNNSpec, MLPSpec, ResMLPSpec, RNNSpec,
                         TrainSpec, TransformerSpec)
 

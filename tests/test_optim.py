@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnlab.optim import OPTIMIZERS, SCHEDULERS, Schedule, make_step, skip_dynamo_import
+from nnlab.training.optim import OPTIMIZERS, SCHEDULERS, Schedule, make_step, skip_dynamo_import
 from nnlab.spec import OptimizerSpec, TrainSpec
 
 SHAPES = [(4, 3), (4,), (1, 4), (1,)]  # a small MLP's weights and biases

@@ -22,12 +22,12 @@ from conftest import binary_table, run_folders, tiny_spec, write_spec
 from nnlab import runstore
 from nnlab.cli import app
 from nnlab.errors import NnlabError
-from nnlab.executors import LocalExecutor, Unit, UnitResult, run_unit
-from nnlab.sweep import plan_sweep
+from nnlab.sweeps.executors import LocalExecutor, Unit, UnitResult, run_unit
+from nnlab.sweeps.grid import plan_sweep
 
 ray = pytest.importorskip("ray")
 
-from nnlab.executors_ray import (ATTEMPTS_DIR, NOT_STARTED, RAY_MISSING, STOPPED, TIMEOUT_ENV,  # noqa: E402
+from nnlab.sweeps.executors.ray import (ATTEMPTS_DIR, NOT_STARTED, RAY_MISSING, STOPPED, TIMEOUT_ENV,  # noqa: E402
                                  RayExecutor, start_local)
 
 GRID = ["train.optimizer.lr=1e-3,3e-2", "models.mlp.hidden=[8],[4]"]
@@ -100,7 +100,7 @@ def test_a_local_instance_listens_on_the_loopback_only():
 
 
 def test_starting_a_local_instance_keeps_the_sigterm_handler_in_place():
-    """ray.init sets a SIGTERM handler that exits at once; nnlab.interrupts' (the running points end as
+    """ray.init sets a SIGTERM handler that exits at once; nnlab.core.interrupts' (the running points end as
     interrupted, the sweep prints what it has, exit 130) must stay."""
     import signal
     import types

@@ -168,7 +168,7 @@ def test_a_checkpoint_round_trips_every_field_exactly(tmp_path):
 
     import torch
 
-    from nnlab.fitstate import EpochRecord, LoopState, MemberProgress
+    from nnlab.training.state import EpochRecord, LoopState, MemberProgress
     from nnlab.runstore.checkpoints import load_state, save_state
 
     history = [EpochRecord("a", 1, {"train_loss": 0.7, "val_loss": 0.1 + 0.2}, 1e-3, 0.01, member=1)]
@@ -215,10 +215,11 @@ def test_a_cut_between_two_members_continues_with_the_generator_the_first_left(t
     import numpy as np
     import torch
 
-    from nnlab import runner, train
-    from nnlab.members import Member, MemberRun, fit_group
+    from nnlab.run import session as runner
+    from nnlab.training import fit as train
+    from nnlab.run.members import Member, MemberRun, fit_group
     from nnlab.runstore.checkpoints import load_state, save_state
-    from nnlab.sequential import SequenceState
+    from nnlab.training.sequential import SequenceState
 
     plan = runner.plan(_spec(tmp_path, ONE_AFTER_ANOTHER), [])
     p, spec = plan.prepared, plan.spec.models[0]

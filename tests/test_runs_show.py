@@ -434,7 +434,7 @@ def test_a_killed_run_keeps_its_finished_models_and_the_one_in_training(store):
 
 
 def test_show_says_how_the_features_are_read():
-    from nnlab.showview import spec_lines
+    from nnlab.views.show import spec_lines
 
     text = {"data": {"path": "sms.csv", "target": "label", "scale": "standard",
                      "text": {"column": "text", "max_len": 48}},

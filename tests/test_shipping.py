@@ -1,4 +1,4 @@
-"""nnlab.shipping (what `--ship` sends through Ray's object store), without Ray: a spec and its data laid out
+"""nnlab.sweeps.executors.shipping (what `--ship` sends through Ray's object store), without Ray: a spec and its data laid out
 again elsewhere read as written; run folders come back whole; archives that would write outside their
 folder are refused."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from conftest import binary_table, tiny_spec, write_spec
 from nnlab.errors import NnlabError
-from nnlab.shipping import bundle_spec, bundle_specs, pack_run, unpack_bundle, unpack_run
+from nnlab.sweeps.executors.shipping import bundle_spec, bundle_specs, pack_run, unpack_bundle, unpack_run
 from nnlab.spec import load_spec
 
 
@@ -118,8 +118,8 @@ def test_an_archive_that_is_not_a_whole_tar_is_one_line_naming_it(tmp_path, cut)
 
 
 def test_a_shipped_run_that_is_not_a_tar_fails_its_point_in_one_line_and_the_store_gets_nothing(tmp_path):
-    from nnlab.executors import Unit, UnitResult
-    from nnlab.executors_ray import Shipped, _receive
+    from nnlab.sweeps.executors import Unit, UnitResult
+    from nnlab.sweeps.executors.ray import Shipped, _receive
 
     store = tmp_path / "runs"
     unit = Unit(2, str(tmp_path / "spec.yaml"), (), str(store))

@@ -272,7 +272,7 @@ def test_a_cuda_index_is_checked_before_torch_wraps_it(monkeypatch):
     # torch.device("cuda:200") is cuda:-56 (an 8-bit index): the count is compared first, on any machine.
     import torch
 
-    from nnlab.train import resolve_device
+    from nnlab.training.fit import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

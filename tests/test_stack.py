@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nnlab import train
-from nnlab.inputs import InputInfo
+from nnlab.training import fit as train
+from nnlab.core.inputs import InputInfo
 from nnlab.models import build_model
 from nnlab.spec import MLPSpec, ResMLPSpec, TrainSpec
-from nnlab.stack import can_stack
+from nnlab.training.stack import can_stack
 
 INFO = InputInfo("table", (5,), 1)
 
@@ -205,7 +205,7 @@ def test_an_interrupt_while_members_train_one_after_another_keeps_the_finished_o
 @pytest.mark.parametrize("activation", [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.GELU("tanh"),
                                         nn.LeakyReLU(0.2)])
 def test_the_taped_backward_gives_autograds_gradients_exactly(activation):
-    from nnlab.stack import build_stack
+    from nnlab.training.stack import build_stack
 
     def mlp(seed, dropout):
         torch.manual_seed(seed)
@@ -236,7 +236,7 @@ def test_the_taped_backward_gives_autograds_gradients_exactly(activation):
 @pytest.mark.parametrize("task, settings", [("binary", {}), ("binary", {"class_weights": "balanced"}),
                                             ("regression", {"loss": "mse"}), ("regression", {"loss": "auto"})])
 def test_the_loss_gradient_without_autograd_is_autograds_exactly(task, settings):
-    from nnlab.optim import build_loss, build_loss_grad
+    from nnlab.training.optim import build_loss, build_loss_grad
 
     spec = TrainSpec(**settings)
     y_train = torch.tensor([0.0, 1, 1, 0, 0, 0]) if task == "binary" else torch.randn(6)
@@ -250,7 +250,7 @@ def test_the_loss_gradient_without_autograd_is_autograds_exactly(task, settings)
 
 
 def test_losses_without_a_written_gradient_leave_it_to_autograd():
-    from nnlab.optim import build_loss_grad
+    from nnlab.training.optim import build_loss_grad
 
     for task, settings in (("multiclass", {}), ("regression", {"loss": "mae"}), ("regression", {"loss": "huber"})):
         assert build_loss_grad(task, TrainSpec(**settings), torch.tensor([0, 1, 2]), 3) is None
@@ -259,8 +259,8 @@ def test_losses_without_a_written_gradient_leave_it_to_autograd():
 def test_the_fp16_loss_scale_is_part_of_the_saved_state(tmp_path):
     # fp16 (CUDA) steps scale the loss by a factor that halves on an overflow and doubles after 2000 clean
     # steps; a resumed run must go on from the scale it had, not from 2^16 again.
-    from nnlab.lossscale import LossScale
-    from nnlab.loop import Loop
+    from nnlab.training.lossscale import LossScale
+    from nnlab.training.loop import Loop
     from nnlab.runstore.checkpoints import load_state, save_state
 
     def loop():

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, binary_table, run_folders, tiny_spec, write_spec
 from nnlab import runstore
-from nnlab.changes import changes_since
+from nnlab.core.changes import changes_since
 from nnlab.cli import app
 from nnlab.errors import SpecError
 from nnlab.spec import validate_spec
-from nnlab.sweep import Axis, Point, expand_grid, expand_one_at_a_time, merge_axes, parse_grid_option, plan_sweep
-from nnlab.sweepview import short_names, touches
+from nnlab.sweeps.grid import Axis, Point, expand_grid, expand_one_at_a_time, merge_axes, parse_grid_option, plan_sweep
+from nnlab.views.sweep import short_names, touches
 
 
 def sweep(*args, runs):
@@ -195,7 +195,7 @@ def test_points_that_differ_in_stackable_settings_train_as_one_stack_with_their_
 
 
 def test_stackable_keys():
-    from nnlab.stacking import stackable_key
+    from nnlab.training.stacking import stackable_key
 
     assert all(stackable_key(k) for k in ("train.optimizer.lr", "models.mlp.dropout", "models.0.train.l1",
                                           "train.early_stopping.patience", "train.scheduler"))
@@ -334,8 +334,8 @@ def test_short_names_are_the_shortest_suffix_that_tells_keys_apart():
 # --- the executor seam ---------------------------------------------------------------------------------
 
 def test_executor_ray_is_handed_the_ray_options_and_the_same_units(tiny, runs, monkeypatch):
-    import nnlab.executors_ray as executors_ray
-    from nnlab.executors import run_unit
+    import nnlab.sweeps.executors.ray as executors_ray
+    from nnlab.sweeps.executors import run_unit
 
     given = {}
 

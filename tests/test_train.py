@@ -52,7 +52,7 @@ def test_best_epoch_weights_are_kept_and_tested(tmp_path, cli, runs):
     from nnlab.data import prepare
     from nnlab.spec import DataSpec
     info = run.model_info("mlp")
-    from nnlab.inputs import InputInfo
+    from nnlab.core.inputs import InputInfo
     model = build_model(MLPSpec(**info["spec"]), InputInfo("table", (info["n_inputs"],), info["n_outputs"]))
     model.load_state_dict(run.load_weights("mlp"))
     prepared = prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
@@ -96,7 +96,7 @@ def test_divergence_stops_that_model_and_the_run_goes_on(tmp_path, cli, runs):
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_epochs(tmp_path, cli, runs, monkeypatch):
-    from nnlab.optim import StackedStep
+    from nnlab.training.optim import StackedStep
 
     real_step, calls = StackedStep.__call__, []
 
@@ -163,7 +163,7 @@ def test_multiclass_and_regression_end_to_end(tmp_path, cli, runs, task_spec):
 
 def tiny_problem(task="binary", n=200, seed=0):
     """Train/val/test arrays straight into a Problem: the loop alone, without the data module."""
-    from nnlab.train import Problem
+    from nnlab.training.fit import Problem
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 3)).astype(np.float32)
@@ -177,7 +177,7 @@ def tiny_problem(task="binary", n=200, seed=0):
 
 
 def small_mlp(seed=0, n_outputs=1, dropout=0.0):
-    from nnlab.inputs import InputInfo
+    from nnlab.core.inputs import InputInfo
     from nnlab.models import build_model
     from nnlab.spec import MLPSpec
 
@@ -186,7 +186,7 @@ def small_mlp(seed=0, n_outputs=1, dropout=0.0):
 
 
 def test_an_interrupt_during_fit_returns_what_was_trained_so_far():
-    from nnlab import train
+    from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
     problem, seen = tiny_problem(), []
@@ -219,8 +219,9 @@ def test_a_signal_while_an_epoch_is_recorded_waits_until_the_epoch_is_whole(monk
     import os
     import signal
 
-    from nnlab import interrupts, train
-    from nnlab.loop import Loop
+    from nnlab.core import interrupts
+    from nnlab.training import fit as train
+    from nnlab.training.loop import Loop
     from nnlab.spec import TrainSpec
 
     keep_best = Loop._keep_best
@@ -241,13 +242,13 @@ def test_a_signal_while_an_epoch_is_recorded_waits_until_the_epoch_is_whole(monk
 
 
 def test_an_interrupt_before_the_first_epoch_ends_keeps_nothing(monkeypatch):
-    from nnlab import train
+    from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
     class SigTerm(KeyboardInterrupt):
         signal = 15
 
-    from nnlab.optim import StackedStep
+    from nnlab.training.optim import StackedStep
 
     real_step, calls = StackedStep.__call__, []
 
@@ -266,7 +267,7 @@ def test_an_interrupt_before_the_first_epoch_ends_keeps_nothing(monkeypatch):
 
 
 def test_an_interrupt_after_the_baseline_fit_keeps_its_weights():
-    from nnlab import train
+    from nnlab.training import fit as train
     from nnlab.models import build_baseline
     from nnlab.spec import BaselineSpec
 
@@ -280,7 +281,7 @@ def test_an_interrupt_after_the_baseline_fit_keeps_its_weights():
 
 
 def test_predict_is_in_model_units_standardized_for_regression():
-    from nnlab import train
+    from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
     problem = tiny_problem("regression")
@@ -298,7 +299,7 @@ def test_predict_is_in_model_units_standardized_for_regression():
 def spambase_problem():
     """Spambase split 70/15/15 by a seeded permutation, standardized on train (as bench/bench_train.py)."""
     from conftest import SPAMBASE
-    from nnlab.train import Problem
+    from nnlab.training.fit import Problem
 
     frame = pd.read_csv(SPAMBASE)
     x, y = frame.drop(columns=["spam"]).to_numpy(np.float32), frame["spam"].to_numpy(np.float32)
@@ -311,7 +312,7 @@ def spambase_problem():
 
 
 def spam_mlp():
-    from nnlab.inputs import InputInfo
+    from nnlab.core.inputs import InputInfo
     from nnlab.models import build_model
     from nnlab.spec import MLPSpec
 
@@ -320,7 +321,7 @@ def spam_mlp():
 
 
 def test_adam_at_lr_100_on_spambase_diverges_and_says_lower():
-    from nnlab import train
+    from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
     problem = spambase_problem()
@@ -336,7 +337,8 @@ def test_adam_at_lr_100_on_spambase_diverges_and_says_lower():
 
 
 def test_a_loss_that_rises_a_hundredfold_from_epoch_one_is_a_blow_up():
-    from nnlab import stopping, train
+    from nnlab.training import stopping
+    from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
     history = [train.EpochRecord("m", 1, {"train_loss": 0.3, "val_loss": 0.4}, 0.1, 0.0)]
@@ -353,7 +355,7 @@ def test_a_loss_that_rises_a_hundredfold_from_epoch_one_is_a_blow_up():
 
 
 def test_a_healthy_high_learning_rate_is_not_called_diverged():
-    from nnlab import train
+    from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
     result = train.fit("mlp", spam_mlp(), spambase_problem(), TrainSpec(epochs=4, optimizer={"lr": 0.1}), 0,

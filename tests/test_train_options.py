@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from nnlab import train
+from nnlab.training import fit as train
 from nnlab.errors import SpecError
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models import build_model
-from nnlab.optim import build_loss, class_weights
+from nnlab.training.optim import build_loss, class_weights
 from nnlab.spec import MLPSpec, TrainSpec
 
 
@@ -140,8 +140,8 @@ def test_the_fp16_loss_scale_path_leaves_fp32_results_unchanged_and_skips_overfl
     # fp16 needs CUDA; its loss scaling runs here in fp32, where scaling by a power of two is exact.
     import contextlib
 
-    from nnlab import loop
-    from nnlab.lossscale import LossScale
+    from nnlab.training import loop
+    from nnlab.training.lossscale import LossScale
 
     spec = TrainSpec(epochs=3, batch_size=32, early_stopping=None)
     plain, _ = fit(spec)

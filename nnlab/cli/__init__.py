@@ -6,7 +6,7 @@ registers the commands on the one Typer app, in the order `--help` lists them.
 """
 # ruff: noqa: E402, F401, I001 - the imports below register the commands, in this order
 
-from nnlab import interrupts
+from nnlab.core import interrupts
 interrupts.install_at_start()  # first: a signal during the imports below ends it in one line
 
 from nnlab.cli.base import app, main

@@ -161,7 +161,7 @@ def _warn(warnings: list[str]) -> None:
 
 def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
     from nnlab import runstore
-    from nnlab.curves import draw_curves
+    from nnlab.views.curves import draw_curves
 
     try:
         run = runstore.resolve_run(str(run_ref), runstore.store_path(runs_dir))

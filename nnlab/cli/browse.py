@@ -59,7 +59,7 @@ def _browse_out() -> SafeConsole:
 
 def _emit(columns: list[str], rows: list[dict], format: Format, table) -> None:
     """csv/markdown/json go to stdout undecorated; `table` builds the rich renderable only when needed."""
-    from nnlab import formats
+    from nnlab.report import formats
 
     if format is Format.table:
         _browse_out().print(table())
@@ -81,7 +81,9 @@ def runs_command(
     """List the runs, newest first: status (smoke runs marked), start, duration, models, the best model on
     validation, its validation and test scores (mean ± sd with repeats)."""
     try:
-        from nnlab import compare, runstore, tables
+        from nnlab import runstore
+        from nnlab.report import compare
+        from nnlab.views import tables
 
         store = runstore.store_path(runs_dir)
         found, warnings = runstore.list_runs(store)
@@ -125,7 +127,8 @@ def compare_command(
     validation curves.
     """
     try:
-        from nnlab import compare, runstore
+        from nnlab import runstore
+        from nnlab.report import compare
 
         store = runstore.store_path(runs_dir)
         selection = compare.select_runs(store, refs or [], name, last, sweep, smoke)
@@ -141,8 +144,8 @@ def compare_command(
 
 
 def _compare_table(comparison, selection, metric):
-    from nnlab import tables
-    from nnlab.fingerprints import StoreFacts
+    from nnlab.views import tables
+    from nnlab.report.fingerprints import StoreFacts
 
     notes = StoreFacts(selection.store_runs).lines(comparison.runs)
     if selection.smoke_left_out:
@@ -151,8 +154,9 @@ def _compare_table(comparison, selection, metric):
 
 
 def _show_pair(selection, metric, split_name, model) -> None:
-    from nnlab import pair, pairview
-    from nnlab.fingerprints import StoreFacts
+    from nnlab.report import pair
+    from nnlab.views import pair as pairview
+    from nnlab.report.fingerprints import StoreFacts
 
     a, b = selection.runs
     view = pair.compare_pair(a, b, metric, split_name, model)
@@ -169,8 +173,9 @@ def show_command(
     """Show one run: note, spec summary, each model's results and diagnosis, where an interrupted model
     stopped, progress if unfinished, how often its test split was seen, its files."""
     try:
-        from nnlab import runstore, showview
-        from nnlab.fingerprints import StoreFacts
+        from nnlab import runstore
+        from nnlab.views import show as showview
+        from nnlab.report.fingerprints import StoreFacts
 
         store = runstore.store_path(runs_dir)
         store_runs, warnings = runstore.list_runs(store)

@@ -51,9 +51,10 @@ def sweep_command(
     """
     import time
 
-    from nnlab import interrupts, sweepview
-    from nnlab import sweep as sweeps
-    from nnlab.executors import executor_for
+    from nnlab.core import interrupts
+    from nnlab.views import sweep as sweepview
+    from nnlab.sweeps import grid as sweeps
+    from nnlab.sweeps.executors import executor_for
     from nnlab.runstore import store_path
 
     out = _out()

@@ -59,8 +59,9 @@ def train(
 
     Exit codes: 0 ok, 1 an `expect` gate missed or a model failed or diverged, 2 bad input, 130 interrupted.
     """
-    from nnlab import interrupts, runner
-    from nnlab.report import TrainReport, results_table, verdict_lines
+    from nnlab.core import interrupts
+    from nnlab.run import session as runner
+    from nnlab.views.train_report import TrainReport, results_table, verdict_lines
     from nnlab.runstore import store_path
 
     out = _out()
@@ -125,9 +126,10 @@ def train(
 def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: Optional[int],
                   device: Optional[str], runs_dir: Optional[Path], executor: ExecutorName, ray_options: dict) -> None:
     """The whole run as one unit of the sweep executors (checked here first; trained and written there)."""
-    from nnlab import interrupts, runner
-    from nnlab.executors import Unit, executor_for
-    from nnlab.report import results_table, verdict_lines
+    from nnlab.core import interrupts
+    from nnlab.run import session as runner
+    from nnlab.sweeps.executors import Unit, executor_for
+    from nnlab.views.train_report import results_table, verdict_lines
     from nnlab.runstore import read_run, store_path
 
     with interrupts.handled(own_process=base.OWN_PROCESS):
@@ -186,7 +188,7 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
     from rich.table import Table
 
     from nnlab.data import prepare
-    from nnlab.members import stacking_plan
+    from nnlab.run.members import stacking_plan
     from nnlab.models import count_params_of, estimate_memory, layer_table
 
     try:

@@ -98,7 +98,7 @@ def check_command(
     Prints one line per gate. Exit codes: 0 every gate passes, 1 a gate missed, 2 a bad run reference or rule.
     """
     from nnlab import runstore
-    from nnlab.check import check_run
+    from nnlab.report.check import check_run
 
     try:
         run = runstore.resolve_run(ref, runstore.store_path(runs_dir))

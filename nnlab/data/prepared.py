@@ -22,7 +22,7 @@ from nnlab.data.table import TableEncoder
 from nnlab.data.target import fit_target, plain
 from nnlab.data.text import TextEncoder
 from nnlab.errors import DataError
-from nnlab.inputs import InputInfo, SparseRows
+from nnlab.core.inputs import InputInfo, SparseRows
 from nnlab.spec import DataSpec
 
 

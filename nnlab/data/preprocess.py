@@ -16,8 +16,8 @@ from nnlab.data.table import TableEncoder
 from nnlab.data.target import TargetCoder
 from nnlab.data.text import SPECIAL_TOKENS, TextEncoder
 from nnlab.errors import DataError
-from nnlab.inputs import InputInfo, SparseRows
-from nnlab.specbase import TASKS
+from nnlab.core.inputs import InputInfo, SparseRows
+from nnlab.spec.base import TASKS
 
 FeatureEncoder = Union[TableEncoder, TextEncoder, ArrayEncoder]
 TRAINED_TASKS = tuple(t for t in TASKS if t != "auto")  # what a saved model's `task` may be

@@ -19,7 +19,7 @@ import pandas as pd
 
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
-from nnlab.specbase import shorten
+from nnlab.spec.base import shorten
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".npz")
 NPZ_FEATURE_PREFIX = "x"  # an .npz X becomes columns x0, x1, ... in C order (time-major for [N, T, F])

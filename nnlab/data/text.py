@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.errors import DataError
-from nnlab.inputs import OOV_ID, PAD_ID, SparseRows
+from nnlab.core.inputs import OOV_ID, PAD_ID, SparseRows
 from nnlab.spec import TextSpec
 
 TOKEN = re.compile(r"\w+|[^\w\s]")

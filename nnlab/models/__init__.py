@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models import cnn, linear, mlp, resmlp, rnn, transformer
 from nnlab.models.summary import LayerRow, count_params_of, estimate_memory, layer_table
 from nnlab.spec import INPUT_KINDS_BY_MODEL

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models.embedding import masked_max, masked_mean, real_positions, token_embedding
 from nnlab.models.mlp import ACTIVATIONS
 from nnlab.spec import CNNSpec

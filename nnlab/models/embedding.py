@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnlab.inputs import PAD_ID
+from nnlab.core.inputs import PAD_ID
 
 
 def token_embedding(vocab_size: int, dim: int) -> nn.Embedding:

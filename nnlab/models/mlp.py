@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models.embedding import BagOfEmbeddings
 from nnlab.spec import MLPSpec
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models.mlp import flat_input, hidden_block
 from nnlab.spec import ResMLPSpec
 

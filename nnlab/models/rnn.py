@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models.embedding import masked_max, masked_mean, real_lengths, real_positions, token_embedding
 from nnlab.spec import RNNSpec
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 
 BYTES_PER_VALUE = 4  # float32
 # Weights, their gradients and Adam's two moment estimates: four float32 copies of every parameter.

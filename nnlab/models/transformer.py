@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnlab.inputs import InputInfo
+from nnlab.core.inputs import InputInfo
 from nnlab.models.embedding import masked_mean, real_positions, token_embedding
 from nnlab.spec import TransformerSpec
 

@@ -58,7 +58,7 @@ class Checkpoints:
             self.flush()
 
     def flush(self) -> None:
-        from nnlab.interrupts import deferred
+        from nnlab.core.interrupts import deferred
 
         if self.pending is None:
             return
@@ -114,8 +114,8 @@ def load_state(path: Path) -> Any:
 # --- encoding: JSON with tagged values; tensors by reference -------------------------------------------
 
 def _types() -> dict[str, type]:
-    from nnlab.fitstate import EpochRecord, FitResult, LoopState, MemberProgress
-    from nnlab.sequential import SequenceState
+    from nnlab.training.state import EpochRecord, FitResult, LoopState, MemberProgress
+    from nnlab.training.sequential import SequenceState
 
     return {"LoopState": LoopState, "MemberProgress": MemberProgress, "EpochRecord": EpochRecord,
             "SequenceState": SequenceState, "FitResult": FitResult}

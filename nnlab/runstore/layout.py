@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nnlab.records import FORMAT_VERSION  # noqa: F401 - re-exported: the format's version, next to its names
+from nnlab.core.records import FORMAT_VERSION  # noqa: F401 - re-exported: the format's version, next to its names
 
 RUN_FILE = "run.json"
 SPEC_FILE = "spec.yaml"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nnlab.errors import RunError
-from nnlab.records import FORMAT_VERSION, RunMeta, RunSummary, parse_record
+from nnlab.core.records import FORMAT_VERSION, RunMeta, RunSummary, parse_record
 from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, RUN_FILE, SPEC_FILE,
                                    SUMMARY_FILE, _LAST_REF)
 from nnlab.runstore.liveness import effective_status
@@ -135,7 +135,7 @@ class Run:
         if self.meta.spec:
             return self.meta.spec
         from nnlab.errors import SpecError
-        from nnlab.specload import read_spec_file  # the one bounded YAML reader: a spec.yaml may be hostile
+        from nnlab.spec.load import read_spec_file  # the one bounded YAML reader: a spec.yaml may be hostile
 
         try:
             spec = read_spec_file(self.path / SPEC_FILE) if (self.path / SPEC_FILE).exists() else {}

@@ -22,8 +22,8 @@ from typing import Any, Callable, Optional
 import yaml
 
 from nnlab.errors import RunError, describe
-from nnlab.interrupts import deferred, interrupted_name
-from nnlab.records import RunMeta, RunSummary
+from nnlab.core.interrupts import deferred, interrupted_name
+from nnlab.core.records import RunMeta, RunSummary
 from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
                                    SPEC_FILE, SUMMARY_FILE, _ID_TIME_FORMAT, now_iso, to_json, write_atomic)
 from nnlab.runstore.liveness import RunLock, lock_run

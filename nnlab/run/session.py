@@ -1,0 +1,326 @@
+"""One `nnlab train`: spec -> data -> baseline and models -> run folder -> summary, diagnosis and gates.
+
+Everything that can be wrong with the input (spec, data, devices, metrics for the task, the run store) is
+checked before the run folder is created, so bad input never leaves a run behind. Once the run exists,
+`RunWriter` ends it as completed, failed or interrupted whatever happens, each model's result is in
+summary.json as soon as that model ends, and one model that fails (too large, out of memory, a bug in a
+layer) is recorded as failed while the run goes on with the next.
+
+While a model (a stack group) trains, its latest loop state is kept and written to the run folder now and
+then (runstore/checkpoints.py), so that `nnlab train --resume` (`resume_from`, then `execute(...,
+resume=...)`, see nnlab/resume.py) continues a cut-off run in its own folder with the numbers an
+uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from nnlab import data as data_mod
+from nnlab import runstore
+from nnlab.errors import SpecError
+from nnlab.run.members import Member, MemberRun, aggregate, stack_groups
+from nnlab.core.records import Gate, ModelResult, RunMeta, RunSummary, epoch_columns
+from nnlab.run.resume import ResumePoint
+from nnlab.spec import Spec, check_for_task, load_spec
+
+SMOKE_TRAIN_ROWS = 512
+SMOKE_EPOCHS = 2
+
+
+class Reporter(Protocol):
+    """What the runner tells the person watching (report.TrainReport implements it)."""
+
+    def run_created(self, path: Path) -> None: ...
+    def changes(self, previous: Optional[str], lines: list[str]) -> None: ...
+    def data_ready(self, spec: Spec, prepared: data_mod.Prepared, device: str) -> None: ...
+    def model_started(self, name: str, kind: str, params: int, epochs: int, members: int) -> None: ...
+    def epoch(self, record: Any) -> None: ...
+    def model_finished(self, result: ModelResult) -> None: ...
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    path: Path
+    summary: RunSummary
+
+    @property
+    def failed_models(self) -> list[str]:
+        return self.summary.failed_models
+
+    @property
+    def gates_missed(self) -> list[Any]:
+        return self.summary.gates_missed
+
+
+@dataclass
+class Plan:
+    """A checked spec with its data loaded: everything needed to train, nothing written yet."""
+
+    spec: Spec
+    prepared: data_mod.Prepared
+    metrics: list[str]
+    smoke: bool
+    base_dir: Optional[Path] = None  # the folder the spec's data path is relative to
+
+
+def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
+         repeats: Optional[int] = None) -> Plan:
+    """Load and check the spec and the data. Raises NnlabError; writes nothing."""
+    spec, base_dir = load_spec(spec_path, [*overrides, *_option_overrides(device, repeats)])
+    return _plan(spec, base_dir, Path(spec_path).name, device, smoke)
+
+
+def plan_of_run(ref: str, store: Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
+                repeats: Optional[int] = None) -> Plan:
+    """`nnlab train --resume RUN` without SPEC: the plan from the resolved spec the run folder keeps, its data
+    path relative to the spec's folder then (run.json's `spec_dir`; the current folder for older runs). A
+    smoke run stays one. Options given are applied to it, and `resume_from` checks the result as usual."""
+    from nnlab.errors import RunError
+    from nnlab.spec import apply_override, validate_spec
+
+    run = runstore.resolve_run(ref, store)
+    raw = {key: value for key, value in run.spec.items() if key != "metrics"}
+    if not raw:
+        raise RunError(f"--resume: run {run.id} keeps no spec; give the spec it ran: nnlab train SPEC --resume "
+                       f"{run.id}")
+    for override in [*overrides, *_option_overrides(device, repeats)]:
+        raw = apply_override(raw, override)
+    source = f"{run.id}/spec.yaml"
+    base_dir = Path((run.meta.model_extra or {}).get("spec_dir") or ".")
+    return _plan(validate_spec(raw, source), base_dir, source, device, smoke or bool(run.meta.smoke))
+
+
+def _option_overrides(device: Optional[str], repeats: Optional[int]) -> list[str]:
+    return [*([f"train.device={device}"] if device else []), *([f"repeats={repeats}"] if repeats else [])]
+
+
+def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke: bool) -> Plan:
+    if device:
+        for model in spec.models:
+            model.train.device = device
+    if smoke:
+        for model in spec.models:
+            model.train.epochs = min(model.train.epochs, SMOKE_EPOCHS)
+    prepared = data_mod.prepare(spec.data, base_dir, spec.seed)
+    if smoke:
+        data_mod.shrink_train(prepared, SMOKE_TRAIN_ROWS, spec.seed)
+    try:
+        metrics = check_for_task(spec, prepared.task)
+    except SpecError as e:  # rules that need the task: name the spec file like the other spec errors
+        raise SpecError(f"{source}: {e}") from None
+    return Plan(spec, prepared, metrics, smoke, base_dir)
+
+
+def previous_run(plan: Plan, store: Path) -> tuple[Optional[str], list[str]]:
+    """The newest earlier run of the same spec name in the store, and what changed since it, a line per
+    setting (`train.optimizer.lr 0.001 → 0.01`), so that "one change at a time" is visible."""
+    from nnlab.core.changes import changes_since, previous_of
+
+    runs, _ = runstore.list_runs(store)
+    earlier = previous_of(runs, plan.spec.name, plan.smoke)
+    if earlier is None:
+        return None, []
+    return earlier.id, changes_since(earlier.spec, {**plan.spec.resolved(), "metrics": plan.metrics})
+
+
+def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] = None,
+            sweep: Optional[str] = None, resume: Optional[ResumePoint] = None) -> Outcome:
+    """Train the baseline and every model of a plan into a new run folder; with `resume` (see
+    `resume_from`), continue that run in its own folder instead, training only what it has not kept."""
+    from nnlab.training import fit as train
+
+    spec = plan.spec
+    placed = {m.name: train.resolve_device(m.train.device) for m in spec.models}
+    for model in spec.models:
+        train.resolve_precision(model.train.precision, placed[model.name])  # a bad pairing fails before the run
+    runstore.check_store(store)
+    previous = previous_run(plan, store) if resume is None else (None, [])
+    first_device = placed[spec.models[0].name] if spec.models else train.resolve_device(spec.train.device)
+    meta = run_meta(plan, note, sweep, first_device)
+    if resume is not None:  # the run's own record, with what this process trains with
+        meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit,
+                                                  **({"note": note} if note else {})})
+    with runstore.RunWriter(store, meta, epoch_columns(plan.metrics), reopen=resume.run.path if resume else None,
+                            keep_row=resume.keep_row if resume else None,
+                            lock=resume.lock if resume else None) as writer:
+        session = _Session(plan, writer, report, resume)
+        if report:
+            report.run_created(writer.path)
+            report.data_ready(spec, plan.prepared, str(first_device))
+            report.changes(*previous)
+        if spec.baseline and "baseline" not in session.kept:
+            session.train_baseline(first_device)
+        for group in stack_groups(spec.models, session.info.kind):
+            if all(m.name in session.kept for m in group):
+                session.checkpoints.remove(group[0].name)  # left by a kill between the result and its removal
+                continue
+            session.train_models(group, placed[group[0].name])
+        session.finish()
+    return Outcome(writer.id, writer.path, session.summary)
+
+
+def run_meta(plan: Plan, note: str, sweep: Optional[str], device: Any) -> RunMeta:
+    """run.json's record of a new run of `plan` (id, times and process are filled in when it is created)."""
+    spec = plan.spec
+    return RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(device), smoke=plan.smoke,
+                   versions=_versions(), git_commit=_git_commit(), sweep=sweep,
+                   data_fingerprint=plan.prepared.summary.get("fingerprint"),
+                   spec={**spec.resolved(), "metrics": plan.metrics},
+                   # where the data path is relative to: `--resume RUN` without SPEC reads it from here
+                   **({"spec_dir": str(plan.base_dir.resolve())} if plan.base_dir is not None else {}))
+
+
+def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:
+    """What run `ref` keeps and where its models continue; RunError when it cannot continue with this plan."""
+    from nnlab.run.resume import resume_point
+
+    groups = [[m.name for m in group] for group in stack_groups(plan.spec.models, plan.prepared.info.kind)]
+    return resume_point(ref, store, plan.spec, plan.metrics, plan.prepared.summary.get("fingerprint"), plan.smoke,
+                        groups)
+
+
+class _Session:
+    """The models of one run: trains each, hands epochs to the run folder and the report, keeps the summary."""
+
+    def __init__(self, plan: Plan, writer: runstore.RunWriter, report: Optional[Reporter],
+                 resume: Optional[ResumePoint] = None):
+        from nnlab.runstore.checkpoints import Checkpoints
+
+        self.plan, self.writer, self.report = plan, writer, report
+        self.spec, self.prepared = plan.spec, plan.prepared
+        self.info = self.prepared.info
+        self.problems: dict[tuple[str, bool], Any] = {}  # (device, baseline) -> train.Problem, moved once
+        self.kept: dict[str, ModelResult] = dict(resume.kept) if resume else {}
+        self.states: dict[str, Any] = dict(resume.states) if resume else {}  # group -> LoopState to continue
+        self.checkpoints = Checkpoints(writer.path)
+        self.summary = RunSummary(task=self.prepared.task, monitor=self.spec.monitor,
+                                  baseline="baseline" if self.spec.baseline else None, metrics=plan.metrics,
+                                  data=self.prepared.summary, models=dict(self.kept))
+
+    def problem_on(self, device: Any, baseline: bool = False) -> Any:
+        from nnlab.training import fit as train
+
+        key = (str(device), baseline)
+        if key not in self.problems:
+            p = self.prepared
+            x = p.baseline_x if baseline else p.x
+            self.problems[key] = train.Problem.from_arrays(
+                p.task, x, p.y, self.plan.metrics, self.spec.monitor, device,
+                p.preprocessing.get("target_std", 1.0), p.n_outputs)
+        return self.problems[key]
+
+    def on_epoch(self, record: Any) -> None:
+        self.writer.append_epoch({"model": record.model, "member": record.member, "epoch": record.epoch,
+                                  **record.values, "lr": record.lr, "seconds": round(record.seconds, 6)})
+        if self.report:
+            self.report.epoch(record)
+
+    def train_baseline(self, device: Any) -> None:
+        from nnlab.run.members import fit_baseline
+
+        kind = baseline_kind(self.spec.baseline.kind, self.prepared.task)
+        problem = self.problem_on(device, baseline=True)
+        run = MemberRun("baseline", kind, None, [Member(0, self.spec.seed)], 1)
+        self._run_members([run], lambda: fit_baseline(run, problem, self.spec.baseline, self.on_epoch,
+                                                      self._started))
+
+    def train_models(self, model_specs: list[Any], device: Any) -> None:
+        """Models that can share one stack (and each model's repeats) train together as one stack."""
+        from nnlab.run.members import fit_group
+
+        runs = [MemberRun(m.name, m.kind, m, [Member(k, self.spec.seed + k) for k in range(self.spec.repeats)],
+                          m.train.epochs) for m in model_specs]
+        group = model_specs[0].name  # the key of the group's checkpoint
+        self._run_members(runs, lambda: fit_group(runs, self.info, self.problem_on(device), self.on_epoch,
+                                                  self._started, lambda state: self.checkpoints.keep(group, state),
+                                                  self.states.pop(group, None)), group)
+
+    def _run_members(self, runs: list[MemberRun], fit: Any, group: Optional[str] = None) -> None:
+        """Fit, then record each model; an interrupt records them as they stand (best weights so far) first,
+        and writes the group's latest checkpoint. A group whose results are recorded needs no checkpoint."""
+        try:
+            fits = fit()
+        except KeyboardInterrupt as stop:
+            from nnlab.core.interrupts import deferred
+
+            done = getattr(stop, "member_fits", None) or {}
+            with deferred():
+                self.checkpoints.flush()
+                for run in runs:
+                    if run.name in done or run is runs[0]:
+                        self._record(run, done.get(run.name, []))
+            raise
+        except OSError:  # the store failing (a full disk): keep the newest checkpoint if it still fits
+            try:
+                self.checkpoints.flush()
+            except OSError:
+                pass
+            raise
+        for run in runs:
+            self._record(run, fits[run.name])
+        if group is not None:
+            self.checkpoints.remove(group)
+
+    def _started(self, run: MemberRun, params: int) -> None:
+        if self.report:
+            self.report.model_started(run.name, run.kind, params, run.epochs, len(run.members))
+
+    def _record(self, run: MemberRun, fits: list[Any]) -> None:
+        baseline = self.summary.baseline_result if run.name != "baseline" else None
+        result, best = aggregate(run, fits, self.spec.monitor, baseline)
+        self.summary.models[run.name] = result
+        self.writer.write_summary(self.summary)
+        if best is not None and best.state is not None:
+            p = self.prepared
+            self.writer.save_model(run.name, best.state, {
+                "kind": run.kind, "member": best.member, "seed": best.seed,
+                "spec": run.spec.model_dump(mode="json") if run.spec else self.spec.baseline.model_dump(mode="json"),
+                "input": {"kind": self.info.kind, "shape": list(self.info.shape), "vocab_size": self.info.vocab_size},
+                "n_inputs": best.n_inputs, "n_outputs": p.n_outputs, "preprocessing": p.preprocessing})
+            if best.val_probabilities is not None:
+                self.writer.save_errors(run.name, data_mod.misclassified(p, best.val_probabilities))
+        if self.report:
+            self.report.model_finished(result)
+
+    def finish(self) -> None:
+        """Gates, then the summary marked complete. Smoke runs train too little for the spec's gates."""
+        if not self.plan.smoke:
+            self.summary.expect = [Gate.parse(key, rule).check(self.summary.models)
+                                   for key, rule in self.spec.expect.items()]
+        self.summary.complete = True
+        self.writer.write_summary(self.summary)
+
+
+def baseline_kind(kind: str, task: str) -> str:
+    if kind != "auto":
+        return kind
+    return {"binary": "logistic", "multiclass": "softmax", "regression": "linear"}[task]
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import torch
+
+    from nnlab import __version__
+    return {"nnlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__}
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def run(spec_path: str | Path, overrides: list[str] = (), *, store: Path, note: str = "", smoke: bool = False,
+        device: Optional[str] = None, report: Optional[Reporter] = None) -> Outcome:
+    return execute(plan(spec_path, list(overrides), device, smoke), store, note, report)

@@ -1,0 +1,106 @@
+"""The model specs: one Pydantic class per model kind, in a `kind`-tagged union, and the baseline.
+
+Each class validates its own fields; which data kinds a model runs on is declared in `INPUT_KINDS_BY_MODEL`
+and checked against `data:` by the spec, before any data is read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import Field, model_validator
+
+from nnlab.spec.base import MAX_COUNT, MAX_NAME_LENGTH, MODEL_NAME, Dropout, NonNegFloat, StrictModel
+from nnlab.spec.train import TrainSpec
+
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "leaky_relu"]
+
+
+class ModelBase(StrictModel):
+    name: Optional[str] = Field(None, pattern=MODEL_NAME, max_length=MAX_NAME_LENGTH,
+                                description="Unique name (default: the kind).")
+    train: Optional[TrainSpec] = Field(None, description="Overrides of the top-level train settings.")
+
+
+Embedding = Annotated[int, Field(ge=1, le=4096, description="Token embedding size (text data only).")]
+
+
+class MLPSpec(ModelBase):
+    kind: Literal["mlp"]
+    embedding: Embedding = 64
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(default_factory=lambda: [64, 32])
+    activation: Activation = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
+    norm: Literal["none", "batchnorm", "layernorm"] = "none"
+
+
+class ResMLPSpec(ModelBase):
+    kind: Literal["resmlp"]
+    embedding: Embedding = 64
+    width: int = Field(128, ge=1, le=MAX_COUNT, description="Width of every residual block.")
+    blocks: int = Field(2, ge=1, le=1000, description="Number of residual blocks.")
+    activation: Activation = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
+    norm: Literal["none", "batchnorm", "layernorm"] = "layernorm"
+
+
+class CNNSpec(ModelBase):
+    kind: Literal["cnn"]
+    channels: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(default_factory=lambda: [32, 64], min_length=1,
+                                                         description="Output channels of each conv layer.")
+    kernel: int = Field(5, ge=1, le=MAX_COUNT, description="Kernel size (k, or k x k on images).")
+    stride: int = Field(1, ge=1, le=MAX_COUNT)
+    pool: Literal["max", "avg", "none"] = Field("max", description="Pooling (size 2) after each conv layer.")
+    norm: Literal["none", "batchnorm"] = "none"
+    activation: Activation = "relu"
+    dropout: Dropout = 0.0
+    embedding: Embedding = 64
+
+
+class RNNSpec(ModelBase):
+    kind: Literal["rnn"]
+    cell: Literal["gru", "lstm", "rnn"] = "gru"
+    hidden: int = Field(64, ge=1, le=MAX_COUNT)
+    layers: int = Field(1, ge=1, le=16)
+    bidirectional: bool = False
+    dropout: Dropout = 0.0
+    pool: Literal["last", "mean", "max"] = Field("last", description="How the steps become one vector "
+                                                                    "(padding-aware on text).")
+    embedding: Embedding = 64
+
+
+class TransformerSpec(ModelBase):
+    kind: Literal["transformer"]
+    d_model: int = Field(64, ge=1, le=8192)
+    heads: int = Field(4, ge=1, le=8192)
+    layers: int = Field(2, ge=1, le=48)
+    ff: int = Field(128, ge=1, le=MAX_COUNT, description="Width of each feed-forward block.")
+    dropout: Dropout = 0.1
+    positions: Literal["learned", "sinusoidal"] = "learned"
+    pool: Literal["cls", "mean"] = "mean"
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TransformerSpec:
+        if self.d_model % self.heads:
+            raise ValueError(f"heads: must divide d_model ({self.d_model}) so that every head gets "
+                             f"d_model / heads features; got {self.heads}")
+        return self
+
+
+ModelSpec = Annotated[Union[MLPSpec, ResMLPSpec, CNNSpec, RNNSpec, TransformerSpec], Field(discriminator="kind")]
+MODEL_KINDS = ("mlp", "resmlp", "cnn", "rnn", "transformer")
+# The data kinds (data.text, data.sequence, data.image, or a plain table) each model kind runs on.
+INPUT_KINDS_BY_MODEL = {
+    "mlp": ("table", "text", "sequence", "image"),
+    "resmlp": ("table", "text", "sequence", "image"),
+    "cnn": ("sequence", "image", "text"),
+    "rnn": ("sequence", "text"),
+    "transformer": ("sequence", "text"),
+}
+
+
+class BaselineSpec(StrictModel):
+    kind: Literal["auto", "logistic", "linear"] = Field(
+        "auto", description="auto: logistic (softmax) regression for classification, ridge for regression.")
+    l2: NonNegFloat = Field(1.0, description="L2 strength; scikit-learn's C = 1/l2 (Ridge's alpha = l2).")
+    max_iter: int = Field(500, ge=1, le=MAX_COUNT, description="L-BFGS iterations.")

@@ -1,0 +1,89 @@
+"""Several sweep points trained as one stack, each written to its own run folder.
+
+Points that differ only in settings members of a stack may differ in (learning rate, weight decay,
+momentum, dropout, L1, gradient clipping, epochs, early stopping, scheduler) train their models together:
+every model of every point becomes members of one stacked model, one loop runs them all, and each point's
+results go to its own run folder exactly as `nnlab train` of that point alone would write them (each
+member equals the same member trained alone). Everything else about a point (its baseline, gates, summary)
+is that point's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Optional
+
+from nnlab import runstore
+from nnlab.core.interrupts import deferred
+from nnlab.run.members import Member, MemberRun, fit_group, stack_groups
+from nnlab.core.records import epoch_columns
+from nnlab.run.session import Outcome, Plan, _Session, run_meta
+
+def can_train_together(plans: list[Plan]) -> bool:
+    """Same data and split, the same models in the same order, and each model stackable across the points."""
+    from nnlab.training.stacking import can_stack
+
+    first = plans[0]
+    same = all(p.prepared.summary.get("fingerprint") == first.prepared.summary.get("fingerprint")
+               and p.metrics == first.metrics and p.spec.monitor == first.spec.monitor
+               and p.spec.repeats == first.spec.repeats
+               and [m.name for m in p.spec.models] == [m.name for m in first.spec.models] for p in plans)
+    kind = first.prepared.info.kind
+    return same and all(can_stack([p.spec.models[i] for p in plans], kind)[0]
+                        for i in range(len(first.spec.models)))
+
+
+def execute_points(plans: list[Plan], store: Path, notes: list[str], sweep: Optional[str]) -> list[Outcome]:
+    """Train the points of `plans` as one stack; one run folder per point. A failure or an interrupt ends
+    every point's run with that status (each keeps what finished)."""
+    from nnlab.training import fit as train
+
+    device = train.resolve_device(plans[0].spec.models[0].train.device)
+    runstore.check_store(store)
+    with ExitStack() as stack:
+        sessions = []
+        for plan, note in zip(plans, notes):
+            writer = stack.enter_context(runstore.RunWriter(store, run_meta(plan, note, sweep, device),
+                                                            epoch_columns(plan.metrics)))
+            sessions.append(_Session(plan, writer, None))
+        for session in sessions:
+            if session.spec.baseline:
+                session.train_baseline(device)
+        for groups in zip(*(stack_groups(s.spec.models, s.info.kind) for s in sessions)):
+            _train_across(sessions, groups, device)
+        for session in sessions:
+            session.finish()
+    return [Outcome(s.writer.id, s.writer.path, s.summary) for s in sessions]
+
+
+def _train_across(sessions: list[_Session], groups: tuple[list[Any], ...], device: Any) -> None:
+    """One stack of every point's models of this group; each model's members are named `<model>@<point>`
+    inside the loop (`@` is not allowed in a model name) and routed back to their point's run."""
+    owners: dict[str, tuple[_Session, MemberRun]] = {}
+    runs = []
+    for i, (session, group) in enumerate(zip(sessions, groups)):
+        for spec in group:
+            members = [Member(k, session.spec.seed + k) for k in range(session.spec.repeats)]
+            own = MemberRun(spec.name, spec.kind, spec, members, spec.train.epochs)
+            inside = dataclasses.replace(own, name=f"{spec.name}@{i}")
+            owners[inside.name] = (session, own)
+            runs.append(inside)
+
+    def on_epoch(record: Any) -> None:
+        session, own = owners[record.model]
+        session.on_epoch(dataclasses.replace(record, model=own.name))
+
+    first = sessions[0]
+    try:
+        fits = fit_group(runs, first.info, first.problem_on(device), on_epoch, lambda run, params: None)
+    except KeyboardInterrupt as stop:
+        done = getattr(stop, "member_fits", None) or {}
+        with deferred():
+            for name, (session, own) in owners.items():
+                if name in done:
+                    session._record(own, done[name])
+        raise
+    for name, (session, own) in owners.items():
+        session._record(own, fits[name])

@@ -1,0 +1,153 @@
+"""What a fit takes and gives back, torch-side: the problem, the members, epoch records, results, the
+interrupt that carries them, and `LoopState` — everything the loop needs to continue after an epoch exactly
+as if it had never stopped (resume). Shared by `nnlab.training.loop` (which fills them) and `nnlab.training.fit`."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnlab.core.inputs import SparseRows
+from nnlab.spec import TrainSpec
+
+
+@dataclass
+class Problem:
+    """What every fit needs to know about the data: tensors on the device, the task and how to score it."""
+
+    task: str
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    metrics: list[str]
+    monitor: str
+    target_std: float = 1.0
+    n_outputs: int = 1  # classes for multiclass, else 1
+
+    @classmethod
+    def from_arrays(cls, task: str, x: dict[str, np.ndarray | SparseRows], y: dict[str, np.ndarray],
+                    metrics: list[str], monitor: str, device: torch.device, target_std: float = 1.0,
+                    n_outputs: int = 1) -> Problem:
+        """Dense arrays become dense tensors, SparseRows sparse CSR tensors (only the baseline reads those)."""
+        # Moved to the device once; every batch after this is a slice of these tensors.
+        return cls(task, {k: _tensor(v, device) for k, v in x.items()},
+                   {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
+                   n_outputs)
+
+
+def _tensor(values: np.ndarray | SparseRows, device: torch.device) -> torch.Tensor:
+    if not isinstance(values, SparseRows):
+        return torch.from_numpy(values).to(device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(values.indptr).long(), torch.from_numpy(values.indices).long(),
+                                       torch.from_numpy(values.values).float(), values.shape,
+                                       check_invariants=False).to(device)
+
+
+@dataclass
+class EpochRecord:
+    model: str
+    epoch: int
+    values: dict[str, float]  # train_loss, val_loss, train_<metric>, val_<metric>
+    lr: Optional[float]
+    seconds: float  # the epoch's wall time (shared by the members of a stack)
+    member: int = 0
+
+
+@dataclass
+class FitResult:
+    name: str
+    status: str  # completed | diverged | failed | interrupted
+    best_epoch: int
+    epochs_run: int
+    val: dict[str, float]
+    test: dict[str, float]
+    train_seconds: float
+    samples_per_second: float
+    history: list[EpochRecord] = field(default_factory=list)
+    message: Optional[str] = None
+    stop_reason: Optional[str] = None
+    state: Optional[dict[str, torch.Tensor]] = None  # best weights, on the CPU
+    val_probabilities: Optional[np.ndarray] = None  # `predict` on val: probabilities, or standardized values
+    member: int = 0
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C or a signal arrived during a fit. `result` is what was trained so far: status "interrupted", the
+    best epoch's validation scores, best weights and validation probabilities (best_epoch 0 and no state when
+    no epoch finished); no test evaluation. `results` holds every member's (members that had already
+    finished keep their own status and test scores). `cause` is the KeyboardInterrupt that arrived (it may
+    carry the signal)."""
+
+    def __init__(self, results: FitResult | list[FitResult], cause: BaseException):
+        self.results = [results] if isinstance(results, FitResult) else list(results)
+        self.result, self.cause = self.results[0], cause
+        super().__init__(f"{self.result.name}: interrupted after {self.result.epochs_run} epoch(s)")
+
+
+@dataclass
+class Member:
+    """One model to train: its module (built with its seed), settings and seed; `member` is its repeat.
+    `torch_rng`/`cuda_rng`: torch's global generators as building this member left them. A module without a
+    stacked form draws its dropout from them, so training it alone starts from them, whatever was built or
+    trained before it (members built together and then trained one after another equal their runs alone)."""
+
+    name: str
+    model: nn.Module
+    train: TrainSpec
+    seed: int
+    member: int = 0
+    torch_rng: Optional[torch.Tensor] = None
+    cuda_rng: Optional[list[torch.Tensor]] = None
+
+
+OnEpoch = Callable[[EpochRecord], None]
+
+
+@dataclass
+class MemberProgress:
+    """One member's host-side progress between epochs: what `LoopState` saves and restores."""
+
+    status: str = "running"
+    message: Optional[str] = None
+    stop_reason: Optional[str] = None
+    best_score: Optional[float] = None
+    best_epoch: int = 0
+    best_values: dict[str, float] = field(default_factory=dict)
+    best_buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    stopping_best: Optional[float] = None  # early stopping's best monitored value and epochs without improving
+    stopping_stale: int = 0
+
+
+@dataclass
+class LoopState:
+    """The loop after `epoch` complete epochs, on the CPU: weights, optimizer moments and step count, each
+    member's schedule, early-stopping state, best-so-far weights and progress, fp16's loss scale, and every
+    generator the loop
+    draws from (each member's batch order and dropout, and torch's global one, which modules without a
+    stacked form use for dropout). `fit(..., resume=state)` continues from it exactly: the results equal an
+    uninterrupted run's bit for bit. Nothing here is written to disk; the run store decides that."""
+
+    names: list[str]
+    epoch: int
+    params: torch.Tensor  # [K, P]
+    best_params: torch.Tensor  # [K, P]
+    buffers: dict[str, torch.Tensor]  # the modules' buffers now (batch-norm statistics)
+    optimizer: dict
+    schedules: list[dict]
+    members: list[MemberProgress]
+    order_rng: list[torch.Tensor]
+    dropout_rng: list[torch.Tensor]
+    torch_rng: torch.Tensor
+    cuda_rng: Optional[list[torch.Tensor]] = None
+    loss_scale: Optional[dict[str, torch.Tensor]] = None  # fp16's dynamic scale and its clean-step count
+
+
+OnState = Callable[[LoopState], None]

@@ -1,0 +1,196 @@
+"""What a sweep shows: a line as each point ends, and one table of each setting's effect on the monitored
+validation metric (mean ± sd over repeats), best first, with each point's change against the reference and,
+with spreads, noise.py's within-noise verdict. Torch-free: it reads the points' run folders."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from nnlab.core.changes import show_value
+from nnlab.errors import NnlabError
+from nnlab.sweeps.executors import UnitResult
+from nnlab.training.metrics import metric_name
+from nnlab.report.noise import Difference, combined_spread
+from nnlab.core.numbers import exact_difference, format_spread, higher_is_better
+from nnlab.core.records import ModelResult, RunSummary
+from nnlab.sweeps.grid import Point, SweepPlan
+from nnlab.core.settings import short_keys as short_names  # one rule for shortening dotted keys
+
+
+@dataclass
+class Effect:
+    """One model of one point: its monitored validation score (mean ± sd over repeats) and its change
+    against the same model at the reference point (noise.py's within-noise rule)."""
+
+    point: Point
+    model: str
+    status: str
+    value: float = math.nan
+    sd: float = math.nan
+    change: Optional[Difference] = None  # None at the reference point itself, or with nothing to compare
+    run_id: Optional[str] = None
+    message: str = ""
+
+
+def effects(plan: SweepPlan, results: dict[int, UnitResult]) -> list[Effect]:
+    """Every finished point's models (the baseline left out: a sweep varies the networks), best first by the
+    monitored validation metric; points without results last."""
+    column = plan.monitor
+    summaries = {i: _summary(result) for i, result in results.items()}
+    reference = summaries.get(plan.reference)
+    rows: list[Effect] = []
+    for i, point in enumerate(plan.points):
+        if i not in results:
+            continue
+        result, summary = results[i], summaries[i]
+        if summary is None:
+            rows.append(Effect(point, "", result.status, run_id=result.run_id, message=result.message))
+            continue
+        for name, model in summary.models.items():
+            if name == summary.baseline or (point.settings and not touches(point, name, plan.models)):
+                continue  # the baseline, and models a point leaves as they were: their rows would only repeat
+            value, sd = _score(model, column)
+            ref_model = reference.models.get(name) if reference and i != plan.reference else None
+            change = _change(column, ref_model, value, sd) if ref_model else None
+            rows.append(Effect(point, name, model.status, value, sd, change, result.run_id, result.message))
+    return sorted(rows, key=lambda row: _rank(row, column))
+
+
+def touches(point: Point, model: str, models: list[str]) -> bool:
+    """Whether a point changes `model`: any key outside `models.<name|index>.` changes every model."""
+    for key, _ in point.settings:
+        parts = key.split(".")
+        if parts[0] != "models" or len(parts) < 3:
+            return True
+        index = int(parts[1]) if parts[1].isdigit() else -1
+        if parts[1] == model or 0 <= index < len(models) and models[index] == model:
+            return True
+    return False
+
+
+def _summary(result: UnitResult) -> Optional[RunSummary]:
+    from nnlab import runstore
+
+    if result.path is None:
+        return None
+    try:
+        return runstore.read_run(Path(result.path)).summary
+    except NnlabError:
+        return None
+
+
+def _score(model: ModelResult, column: str) -> tuple[float, float]:
+    metric = metric_name(column)
+    value, sd = model.score("val", metric), model.spread("val", metric)
+    has_sd = model.repeats > 1 and sd is not None
+    return (math.nan if value is None else value), (sd if has_sd else math.nan)
+
+
+def _change(column: str, reference: ModelResult, value: float, sd: float) -> Difference:
+    ref_value, ref_sd = _score(reference, column)
+    return Difference(column, exact_difference(value, ref_value), combined_spread(ref_sd, sd))
+
+
+def _rank(row: Effect, column: str) -> tuple[bool, float]:
+    if math.isnan(row.value):
+        return True, 0.0
+    return False, -row.value if higher_is_better(column) else row.value
+
+
+def effect_table(plan: SweepPlan, rows: list[Effect]) -> Any:
+    """The sweep's one table (setting, model, the monitored validation metric, change vs the reference)
+    between a heading and the notes that read it; lines outside the table are never wrapped to its width."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    names = short_names(plan.keys)
+    spreads = any(not math.isnan(row.sd) for row in rows)
+    table = Table()
+    for column, justify in (("setting", "left"), ("model", "left"), (plan.monitor, "right"),
+                            ("change", "right"), *([("verdict", "left")] if spreads else []), ("run", "left")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        setting = ", ".join(f"{names[k]}={show_value(v)}" for k, v in row.point.settings) or "reference"
+        change = "(reference)" if row.point is plan.points[plan.reference] else row.change.text() if row.change else ""
+        verdict = [row.change.verdict if row.change else ""] if spreads else []
+        table.add_row(setting, row.model, _value_cell(row), change, *verdict, row.run_id or "")
+    heading = f"sweep {plan.id}: best first by {plan.monitor}"
+    notes = _notes(plan, names, spreads)
+    if not any(row.point is plan.points[plan.reference] and not math.isnan(row.value) for row in rows):
+        notes += "\nthe reference point has no result, so there is no change to show"
+    return Group(Text(heading), table, Text(notes))
+
+
+def _notes(plan: SweepPlan, names: dict[str, str], spreads: bool) -> str:
+    reference = plan.points[plan.reference]
+    against = "the spec's own values" if not reference.settings else \
+        ", ".join(f"{names[k]}={show_value(v)}" for k, v in reference.settings)
+    if not plan.reference_is_spec:
+        against += " (the first point: the spec's own values are not in the grid)"
+    lines = [f"change vs {against}"]
+    shortened = [f"{short} = {key}" for key, short in names.items() if short != key]
+    if shortened:
+        lines.append(" · ".join(shortened))
+    if spreads:
+        lines.append("mean ± sd over repeats; within noise: |change| < sqrt(sd² + sd_reference²)")
+    return "\n".join(lines)
+
+
+def _value_cell(row: Effect) -> str:
+    if math.isnan(row.value):
+        return row.status
+    text = format_spread(row.value, row.sd)
+    return text if row.status == "completed" else f"{text} ({row.status})"
+
+
+def result_line(plan: SweepPlan, result: UnitResult, done: int, seconds: float) -> str:
+    """What the sweep prints as each point ends: `[2/4] lr=0.01: completed · run tiny-… · about 40 s left`."""
+    point = plan.points[result.index]
+    line = f"[{done}/{len(plan.points)}] {point.label}: {result.status}"
+    if result.message:
+        line += f" ({result.message})"
+    if result.run_id:
+        line += f" · run {result.run_id}"
+    left = len(plan.points) - done
+    return line + (f" · about {_duration(seconds / done * left)} left" if left and done else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class SweepProgress:
+    """On a terminal, a live line under the per-point lines: points done, failed and running, and the time
+    left (rich's estimate from the points so far). Elsewhere (CI, pipes, tests) it shows nothing."""
+
+    def __init__(self, console: Any, total: int, slots: Optional[int]):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.total, self.slots, self.failed, self.finished = total, slots, 0, 0
+        self.progress = Progress(TextColumn("sweep"), BarColumn(bar_width=24), TextColumn("{task.fields[counts]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                                 disable=not console.is_terminal)
+        self.task = self.progress.add_task("sweep", total=total, counts=self._counts())
+
+    def _counts(self) -> str:
+        left = self.total - self.finished
+        running = left if self.slots is None else min(self.slots, left)
+        return f"{self.finished}/{self.total} done · {self.failed} failed · {running} running"
+
+    def done(self, status: str) -> None:
+        self.finished += 1
+        self.failed += status != "completed"
+        self.progress.update(self.task, advance=1, counts=self._counts())
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()

@@ -1,0 +1,178 @@
+"""What `nnlab train` shows: the data summary, a progress bar per model, the results table and verdicts.
+
+Rich renderables are built here; the console they go to is the caller's. Progress bars show only on a
+terminal; elsewhere (CI, tests, pipes) each finished model gets one plain line instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nnlab.run.diagnosis import without_advice
+from nnlab.core.numbers import best_value, format_spread, format_value
+from nnlab.core.records import GateResult, ModelResult, RunSummary
+
+
+def fmt(value: Any) -> str:
+    """A number as every nnlab table shows it (numbers.format_value); `-` where there is none."""
+    return "-" if value is None else format_value(value) or "nan"
+
+
+def describe_input(data: dict[str, Any]) -> str:
+    """`57 features`, `text · 64 tokens · vocabulary 7,285`, `sequence 96 × 1`, `image 1 × 8 × 8`."""
+    shown = data.get("input") or {}
+    kind, shape = shown.get("kind", "table"), shown.get("shape") or []
+    if kind == "text":
+        return f"text · {shape[0]} tokens · vocabulary {shown.get('vocab_size', 0):,}"
+    if kind in ("sequence", "image"):
+        return f"{kind} {' × '.join(map(str, shape))}"
+    return f"{data['features']} features"
+
+
+class TrainReport:
+    """Implements runner.Reporter for a console."""
+
+    def __init__(self, console: Console, progress: Optional[bool] = None, note: str = ""):
+        self.console = console
+        self.note = note  # a run that says why it changed several things needs no reminder to
+        self.show_progress = console.is_terminal if progress is None else progress
+        self.progress: Optional[Progress] = None
+        self.task_id: Any = None
+        self.monitor = "val_loss"
+        self.run_path: Optional[Any] = None
+
+    def run_created(self, path: Any) -> None:
+        self.run_path = path
+
+    def data_ready(self, spec: Any, prepared: Any, device: str) -> None:
+        s = prepared.summary
+        self.monitor = spec.monitor
+        say = lambda text: self.console.print(text, markup=False, soft_wrap=True)  # noqa: E731
+        say(f"{spec.name}: {s['source']} · {s['rows']} rows · {describe_input(s)} · "
+            f"{s['task']} ({s['task_reason']})")
+        if "classes" in s:
+            total = sum(s["classes"].values())
+            counts = [f"{c}: {n} ({n / total:.1%})" for c, n in s["classes"].items()]
+            shown = counts if len(counts) <= 6 else counts[:5] + [f"... {len(counts) - 5} more"]
+            positive = f" · positive class {s['positive']}" if "positive" in s else ""
+            say(f"  classes {', '.join(shown)}{positive}")
+        split = s["split"]
+        say(f"  split train {split['train']} / val {split['val']} / test {split['test']} · device {device}")
+        if spec.default_model:
+            say("  no models in the spec: training the baseline and a first network (MLP 64-32, ReLU, "
+                "Adam lr 1e-3), the usual first step")
+
+    def changes(self, previous: Optional[str], lines: list[str]) -> None:
+        """What changed since the newest earlier run of this spec: one change at a time reads clearly."""
+        if previous is None:
+            return
+        say = lambda text: self.console.print(text, markup=False, soft_wrap=True)  # noqa: E731
+        if not lines:
+            say(f"  no setting changed since {previous}")
+            return
+        say(f"  changed since {previous}: {'; '.join(lines)}")
+        if len(lines) > 1 and not self.note.strip():
+            say(f"  {len(lines)} settings changed at once: their effects cannot be told apart "
+                "(say why with --note)")
+
+    def model_started(self, name: str, kind: str, params: int, epochs: int, members: int = 1) -> None:
+        if not self.show_progress:
+            return
+        epochs *= members
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24),
+                                 TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[numbers]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+        self.progress.start()
+        self.task_id = self.progress.add_task(
+            f"{name} ({kind}, {params:,} params{f', {members} members' if members > 1 else ''})", total=epochs,
+            numbers="")
+
+    def epoch(self, record: Any) -> None:
+        if self.progress is None:
+            return
+        v = record.values
+        numbers = f"loss {fmt(v['train_loss'])} · val {fmt(v['val_loss'])}"
+        if self.monitor != "val_loss":
+            numbers += f" · {self.monitor} {fmt(v.get(self.monitor))}"
+        self.progress.update(self.task_id, advance=1, numbers=numbers)
+
+    def model_finished(self, result: ModelResult) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        metric = self.monitor.removeprefix("val_")
+        self.console.print(f"  {result.name}: {result.status}, best epoch {result.best_epoch}/{result.epochs_run}, "
+                           f"val {metric} {score(result, 'val', metric)}, {result.train_seconds:.2f}s",
+                           markup=False, soft_wrap=True)
+
+
+def score(result: ModelResult, split: str, metric: str) -> str:
+    """`0.9304`, or `0.9304 ± 0.0041` for a model trained as several members."""
+    value, spread = result.score(split, metric), result.spread(split, metric)
+    return fmt(value) if result.repeats == 1 or value is None else format_spread(value, spread)
+
+
+def results_table(summary: RunSummary) -> Table:
+    """One row per model: parameters, best epoch, the monitored validation value, the test metrics (touched
+    once, with the best weights), the difference to the baseline on the first metric, training seconds."""
+    monitor = summary.monitor.removeprefix("val_")
+    tests = summary.metrics or ["loss"]
+    key = tests[0]
+    models = summary.models
+    baseline = summary.baseline_result
+    repeats = max((m.repeats for m in models.values()), default=1)
+    title = f"best epoch by {summary.monitor}; test set evaluated once"
+    if repeats > 1:
+        title += f"; mean ± sd over {repeats} members"
+    table = Table(title=title, title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    columns = ["model", "params", "epoch", f"val\n{monitor}", *[f"test\n{m}" for m in tests], f"Δ {key}\nvs base".replace("accuracy", "acc"),
+               "sec"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    cells_for = {f"val\n{monitor}": ("val", monitor), **{f"test\n{m}": ("test", m) for m in tests}}
+    best = {col: best_value([e.score(split, m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
+    for name, entry in models.items():
+        row = [name if entry.status == "completed" else f"{name} ({entry.status})", f"{entry.params:,}",
+               f"{entry.best_epoch}/{entry.epochs_run}"]
+        for col, (split, m) in cells_for.items():
+            value = entry.score(split, m)
+            highlight = value is not None and value == best[col] and len(models) > 1
+            row.append(f"[bold green]{score(entry, split, m)}[/]" if highlight else score(entry, split, m))
+        ours = entry.score("test", key)
+        theirs = baseline.score("test", key) if baseline else None
+        row.append("" if entry is baseline or ours is None or theirs is None else f"{ours - theirs:+.4f}")
+        row.append(f"{entry.train_seconds:.2f}")
+        table.add_row(*row)
+    return table
+
+
+def verdict_lines(summary: RunSummary, smoke: bool = False) -> list[str]:
+    """What the run says below its table; a smoke run's numbers judge nothing, so it gets no fit verdict or
+    advice, only what happened."""
+    stacked = [name for name, entry in summary.models.items() if entry.stacked]
+    lines = [f"stacked: {', '.join(stacked)} trained together as one stack of members (sec is the stack's "
+             "time; each member's numbers equal a run of its own)"] if stacked else []
+    lines += [not_stacked_line(entry) for entry in summary.models.values() if entry.not_stacked]
+    lines += [f"{name}: {note}" for name, entry in summary.models.items()
+              for note in (without_advice(entry.diagnosis) if smoke else entry.diagnosis)]
+    if smoke:
+        lines.append("smoke run: its numbers are a smoke check only (a small training sample, few epochs), so no "
+                     "verdict on the models")
+    lines += [gate_line(gate) for gate in summary.expect]
+    return lines
+
+
+def not_stacked_line(model: ModelResult) -> str:
+    """`one after another: cnn's 5 repeats (a CNN model has no stacked form; sec adds them up)`."""
+    return f"one after another: {model.name}'s {model.repeats} repeats ({model.not_stacked}; sec adds them up)"
+
+
+def gate_line(gate: GateResult) -> str:
+    value = fmt(gate.value) if gate.value is not None else "missing"
+    return f"expect {gate.key} {gate.rule}: {value} -> {'pass' if gate.passed else 'MISSED'}"
