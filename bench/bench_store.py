@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from nnlab import runstore
-from nnlab.core.records import ModelResult, RunMeta, RunSummary, epoch_columns
+from nnlab.core.records import ModelResult, RunMeta, RunSummary
+from nnlab.core.columns import epoch_columns
 
 METRICS = ["accuracy", "f1", "roc_auc"]
 TRAIN = {"epochs": 50, "batch_size": 64,

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from nnlab import runstore
 from nnlab.cli import app
-from nnlab.core.records import GateResult, MemberResult, ModelResult, RunMeta, RunSummary, epoch_columns
+from nnlab.core.records import GateResult, MemberResult, ModelResult, RunMeta, RunSummary
+from nnlab.core.columns import epoch_columns
 
 METRICS = ["accuracy"]
 TRAIN = {"epochs": 3, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 0.0},

@@ -435,7 +435,8 @@ def test_sweep_filters_compare_and_runs(store, repeated_runs):
 # ---------------------------------------------------------------- one formatter, one best rule
 
 def test_numbers_format_and_best():
-    from nnlab.core.numbers import best_value, format_spread, format_value, stored_float
+    from nnlab.core.numbers import format_spread, format_value, stored_float
+    from nnlab.core.columns import best_value
 
     assert stored_float(0.9130434989929199) == 0.9130435 and stored_float(0.1) == 0.1  # 0.1 is no float32
     assert stored_float(None) != stored_float(None) and stored_float("x") != stored_float("x")

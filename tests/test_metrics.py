@@ -8,6 +8,7 @@ import torch
 from sklearn import metrics as sk
 
 from nnlab.training import metrics
+from nnlab.core.columns import HIGHER_IS_BETTER, higher_is_better
 from nnlab.models import MODELS
 from nnlab.training.optim import OPTIMIZERS, SCHEDULERS
 from nnlab.spec import METRICS_BY_TASK, MODEL_KINDS, OptimizerSpec
@@ -18,7 +19,7 @@ rng = np.random.default_rng(0)
 def test_metric_names_agree_with_the_spec():
     assert {task: set(fns) for task, fns in metrics.METRICS.items()} == {
         task: set(names) for task, names in METRICS_BY_TASK.items()}
-    assert set(metrics.HIGHER_IS_BETTER) == {"loss", *[m for names in METRICS_BY_TASK.values() for m in names]}
+    assert set(HIGHER_IS_BETTER) == {"loss", *[m for names in METRICS_BY_TASK.values() for m in names]}
     assert set(MODELS) == set(MODEL_KINDS)
     assert set(OPTIMIZERS) == set(OptimizerSpec.model_fields["name"].annotation.__args__)
     assert set(SCHEDULERS) == {"step", "cosine", "plateau"}
@@ -72,8 +73,10 @@ def test_regression_metrics_match_sklearn_in_target_units():
 
 
 def test_directions():
-    assert metrics.higher_is_better("val_accuracy") and metrics.higher_is_better("r2")
-    assert not metrics.higher_is_better("val_loss") and not metrics.higher_is_better("test_rmse")
+    # one rule: True or False for a metric or metric column, None (never an error) for anything else
+    assert higher_is_better("val_accuracy") is True and higher_is_better("r2") is True
+    assert higher_is_better("val_loss") is False and higher_is_better("test_rmse") is False
+    assert higher_is_better("train_seconds") is None and higher_is_better("val_accuracy_sd") is None
 
 
 def _members_binary(k=4, n=300, ties=False):

@@ -24,7 +24,7 @@ import pandas as pd
 
 from nnlab.errors import RunError
 from nnlab.core.inputs import SparseRows
-from nnlab.training.metrics import higher_is_better
+from nnlab.core.columns import higher_is_better
 from nnlab.core.records import RunSummary
 
 if TYPE_CHECKING:  # torch and the data package load when a model is rebuilt, not when nnlab is imported

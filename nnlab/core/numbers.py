@@ -1,4 +1,4 @@
-"""Numbers as nnlab shows them: one formatter, one "best value" rule, one reading of stored floats.
+"""Numbers as nnlab shows them: one formatter, one reading of stored floats.
 
 Used by every table (`train`'s results, `runs`, `compare`, `show`) and by the csv/json/markdown output, so a
 value reads the same everywhere. Torch-free and numpy-free (the browse commands start fast).
@@ -10,9 +10,7 @@ import json
 import math
 import struct
 from decimal import Decimal
-from typing import Any, Iterable, Optional
-
-from nnlab.training.metrics import HIGHER_IS_BETTER, metric_name
+from typing import Any, Optional
 
 NAN = math.nan
 PLUS_MINUS = " ± "
@@ -92,28 +90,3 @@ def exact_difference(b: Any, a: Any) -> float:
     if not (math.isfinite(va) and math.isfinite(vb)):
         return vb - va
     return float(Decimal(repr(vb)) - Decimal(repr(va)))
-
-
-def higher_is_better(column: str) -> Optional[bool]:
-    """Direction of a metric or metric column (`accuracy`, `test_accuracy`); None when it is not one."""
-    return HIGHER_IS_BETTER.get(metric_name(column))
-
-
-def best_value(values: Iterable[Any], metric: str) -> Optional[float]:
-    """The best of `values` for `metric` (a name or a column): the highest where higher is better, else the
-    lowest; missing values (None, NaN) are ignored; None when no value is left or the metric has no
-    direction."""
-    higher = higher_is_better(metric)
-    present = [v for v in (stored_float(x) for x in values) if not math.isnan(v)]
-    if not present or higher is None:
-        return None
-    return max(present) if higher else min(present)
-
-
-def best_positions(values: list[Any], metric: str) -> set[int]:
-    """Positions holding the best value of `metric` (all of them on a tie), where two or more values exist."""
-    numbers = [stored_float(v) for v in values]
-    if sum(1 for v in numbers if not math.isnan(v)) < 2:
-        return set()
-    best = best_value(numbers, metric)
-    return set() if best is None else {i for i, v in enumerate(numbers) if v == best}

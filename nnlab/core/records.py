@@ -19,40 +19,14 @@ from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nnlab.core.columns import EVAL_SPLITS
+
 FORMAT_VERSION = 1
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
 ModelStatus = Literal["completed", "diverged", "failed", "interrupted"]
 MODEL_STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "interrupted")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-EVAL_SPLITS: tuple[str, ...] = ("val", "test")
-
-# --- metric columns: the one place where `<split>_<metric>` is spelled ---------------------------------
-
-
-def metric_column(split: str, metric: str) -> str:
-    """`("val", "accuracy")` -> `val_accuracy`: the name of a metric column in metrics.csv and tables."""
-    return f"{split}_{metric}"
-
-
-def split_column(column: str) -> tuple[Optional[str], str]:
-    """`val_accuracy` -> `("val", "accuracy")`; a bare metric -> `(None, metric)`."""
-    for split in SPLITS:
-        if column.startswith(split + "_"):
-            return split, column[len(split) + 1:]
-    return None, column
-
-
-def epoch_columns(metric_names: list[str]) -> list[str]:
-    """The columns of metrics.csv for models that report `metric_names` besides the loss. `member` is the
-    repeat (0 .. repeats-1) a row belongs to."""
-    metrics = [m for m in metric_names if m != "loss"]
-    return ["model", "member", "epoch", metric_column("train", "loss"), metric_column("val", "loss"),
-            *[metric_column("train", m) for m in metrics], *[metric_column("val", m) for m in metrics],
-            "lr", "seconds"]
-
-
 # --- gates ---------------------------------------------------------------------------------------------
 
 _RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")

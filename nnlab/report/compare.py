@@ -17,9 +17,9 @@ from typing import Any, Optional
 
 from nnlab.errors import NnlabError
 from nnlab.report.noise import SINGLE_RUNS, difference
-from nnlab.core.numbers import exact_difference, format_value, higher_is_better, stored_float
-from nnlab.core.records import metric_column, split_column
-from nnlab.report.rows import SD_SUFFIX, baseline_name, model_rows, run_metrics
+from nnlab.core.numbers import exact_difference, format_value, stored_float
+from nnlab.core.columns import higher_is_better, metric_column, split_column, SD_SUFFIX
+from nnlab.report.rows import baseline_name, model_rows, run_metrics
 from nnlab.report.runlist import RUNS_COLUMNS, runs_frame, runs_rows  # noqa: F401  (the run list, as compare had it)
 from nnlab.runstore import Run, list_runs, resolve_run
 from nnlab.core.settings import Settings, differing, short_keys
@@ -312,7 +312,7 @@ def _both_missing(a: Any, b: Any) -> bool:
 def best_rows(columns: list[str], rows: list[dict[str, Any]], split: Optional[str] = None) -> dict[str, set[int]]:
     """Positions of the best value of each metric column (all of them on a tie), where two or more rows have
     one; only the `split` columns when a split is given (the decision split is what gets highlighted)."""
-    from nnlab.core.numbers import best_positions
+    from nnlab.core.columns import best_positions
 
     best: dict[str, set[int]] = {}
     for col in columns:

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from nnlab.report.compare import DELTA_SUFFIX, EPOCH_COLUMNS, best_rows, is_measure
-from nnlab.core.numbers import best_value, format_value  # noqa: F401  (one formatter, re-exported)
+from nnlab.core.numbers import format_value  # noqa: F401  (one formatter, re-exported)
 
 
 def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:

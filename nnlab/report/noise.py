@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nnlab.core.numbers import exact_difference, format_spread, higher_is_better, stored_float
+from nnlab.core.numbers import exact_difference, format_spread, stored_float
+from nnlab.core.columns import higher_is_better
 
 SINGLE_RUNS = ("single runs: a difference between them may be one lucky seed; train with --repeats 5 (or "
                "nnlab sweep --repeats 5) to measure the spread that tells a real change from noise")

@@ -11,8 +11,8 @@ from nnlab.report.compare import SPLITS, _checked, _union
 from nnlab.report.fingerprints import data_key
 from nnlab.report.noise import difference
 from nnlab.core.numbers import stored_float
-from nnlab.core.records import metric_column
-from nnlab.report.rows import SD_SUFFIX, model_rows, run_metrics, run_monitor
+from nnlab.core.columns import metric_column, SD_SUFFIX
+from nnlab.report.rows import model_rows, run_metrics, run_monitor
 from nnlab.runstore import Run
 from nnlab.core.settings import pair_settings
 

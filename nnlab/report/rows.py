@@ -12,18 +12,13 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from nnlab.core.numbers import higher_is_better, stored_float
-from nnlab.core.records import EVAL_SPLITS, ModelResult, metric_column
+from nnlab.core.numbers import stored_float
+from nnlab.core.columns import EVAL_SPLITS, SD_SUFFIX, higher_is_better, metric_column
+from nnlab.core.records import ModelResult
 from nnlab.runstore import Run
 from nnlab.core.settings import deep_merge
 
 NAN = math.nan
-SD_SUFFIX = "_sd"
-
-
-def monitor_metric(monitor: Optional[str]) -> str:
-    """`val_loss` -> `loss`: the metric the monitor names, without its split."""
-    return (monitor or "val_loss").removeprefix("val_")
 
 
 def run_metrics(run: Run) -> list[str]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nnlab.core.numbers import higher_is_better, stored_float
-from nnlab.core.records import metric_column
-from nnlab.report.rows import SD_SUFFIX, model_rows, monitor_metric, result_row, run_monitor, unfinished
+from nnlab.core.numbers import stored_float
+from nnlab.core.columns import higher_is_better, metric_column, SD_SUFFIX, monitor_metric
+from nnlab.report.rows import model_rows, result_row, run_monitor, unfinished
 from nnlab.runstore import Run
 
 RUNS_COLUMNS = ["id", "name", "status", "smoke", "sweep", "started_at", "duration_seconds", "models",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from nnlab.training.metrics import higher_is_better
+from nnlab.core.columns import higher_is_better
 
 OVERFIT_RISE = 0.10  # validation loss this far above its best, while train loss keeps falling
 SPIKE_FACTOR = 2.0  # validation loss this many times its best so far counts as a jump

@@ -229,7 +229,7 @@ def _gib(n: float) -> str:
 def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Optional[ModelResult]
               ) -> tuple[ModelResult, Optional[MemberFit]]:
     """The model's result over its members, and the member whose weights represent it (best validation)."""
-    from nnlab.training.metrics import higher_is_better
+    from nnlab.core.columns import higher_is_better
 
     members = [_member_result(f) for f in fits]
     best = _best_member(fits, monitor.removeprefix("val_"), higher_is_better(monitor))

@@ -24,7 +24,8 @@ from nnlab import data as data_mod
 from nnlab import runstore
 from nnlab.errors import SpecError
 from nnlab.run.members import Member, MemberRun, aggregate, stack_groups
-from nnlab.core.records import Gate, ModelResult, RunMeta, RunSummary, epoch_columns
+from nnlab.core.records import Gate, ModelResult, RunMeta, RunSummary
+from nnlab.core.columns import epoch_columns
 from nnlab.run.resume import ResumePoint
 from nnlab.spec import Spec, check_for_task, load_spec
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 from nnlab import runstore
 from nnlab.core.interrupts import deferred
 from nnlab.run.members import Member, MemberRun, fit_group, stack_groups
-from nnlab.core.records import epoch_columns
+from nnlab.core.columns import epoch_columns
 from nnlab.run.session import Outcome, Plan, _Session, run_meta
 
 def can_train_together(plans: list[Plan]) -> bool:

@@ -11,7 +11,6 @@ import torch
 
 from nnlab.training import metrics as metric_fns
 from nnlab.training.state import Problem
-from nnlab.core.records import metric_column, split_column
 from nnlab.training.stack import Stack
 
 EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
@@ -33,16 +32,6 @@ def predictions(stack: Stack, problem: Problem, split: str, autocast: Any) -> li
 def as_target(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Targets in the outputs' dtype where they are numbers (class indices stay integers)."""
     return y.to(out.dtype) if y.is_floating_point() else y
-
-
-def prefixed(split: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`{"loss": ...}` -> `{"val_loss": ...}`: metrics.csv's column names."""
-    return {metric_column(split, k): v for k, v in values.items()}
-
-
-def unprefixed(split: str, values: dict[str, float]) -> dict[str, float]:
-    """The columns of one split, by their bare metric names."""
-    return {metric: v for column, v in values.items() for on, metric in [split_column(column)] if on == split}
 
 
 def read(values: dict[str, torch.Tensor]) -> dict[str, float]:

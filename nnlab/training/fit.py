@@ -20,7 +20,8 @@ from nnlab.training import metrics as metric_fns
 from nnlab.errors import SpecError
 from nnlab.training.state import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, OnEpoch, OnState,
                             Problem)
-from nnlab.training.evaluation import EVAL_BATCH, prefixed, read, unprefixed
+from nnlab.training.evaluation import EVAL_BATCH, read
+from nnlab.core.columns import prefixed, unprefixed
 from nnlab.training.lossscale import LossScale
 from nnlab.training.loop import fit_stack
 from nnlab.training.optim import LossFn, build_loss

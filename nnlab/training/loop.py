@@ -24,7 +24,8 @@ from typing import Any, Optional
 import torch
 
 from nnlab.training import metrics as metric_fns
-from nnlab.training.evaluation import as_target, outputs, predictions, prefixed, read_members, unprefixed
+from nnlab.training.evaluation import as_target, outputs, predictions, read_members
+from nnlab.core.columns import prefixed, unprefixed
 from nnlab.training.state import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
                             OnState, Problem)
 from nnlab.core.interrupts import deferred

@@ -1,4 +1,4 @@
-"""Metrics by task, computed in torch on the training device, and which direction is better.
+"""Metrics by task, computed in torch on the training device (which direction is better: `nnlab.core.columns`).
 
 Per-epoch metrics stay on the device and are read once per epoch: scikit-learn's metric functions take
 1-3 ms a call plus a host copy, over a second for a 50-epoch run. Where torch has the function (the losses)
@@ -12,25 +12,6 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     import torch
-
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "loss": False, "log_loss": False, "mse": False, "rmse": False, "mae": False,
-    "accuracy": True, "precision": True, "recall": True, "f1": True, "roc_auc": True, "r2": True,
-}
-
-
-def metric_name(column: str) -> str:
-    """`val_accuracy` -> `accuracy`: a metric column without its split prefix."""
-    for prefix in ("train_", "val_", "test_"):
-        if column.startswith(prefix):
-            return column[len(prefix):]
-    return column
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric name, with or without a split prefix (`val_accuracy`)."""
-    return HIGHER_IS_BETTER[metric_name(metric)]
-
 
 def compute(task: str, names: list[str], outputs: "torch.Tensor", target: "torch.Tensor",
             target_std: float = 1.0) -> dict[str, "torch.Tensor"]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nnlab.errors import NnlabError, escape_controls
-from nnlab.core.records import metric_column
+from nnlab.core.columns import metric_column
 from nnlab.runstore.layout import write_atomic
 
 
@@ -22,7 +22,8 @@ def draw_curves(run: Any, path: Path) -> Path:
         from matplotlib.figure import Figure
     except ImportError:
         raise NnlabError("curves need matplotlib: pip install -e '.[plots]' in the nnlab checkout (or pip install matplotlib)") from None
-    from nnlab.report.rows import baseline_name, monitor_metric, run_metrics, run_monitor
+    from nnlab.report.rows import baseline_name, run_metrics, run_monitor
+    from nnlab.core.columns import monitor_metric
 
     history = run.metrics()
     history = history[history["member"] == 0]  # with repeats, the first member stands for the model

@@ -12,9 +12,9 @@ from rich.text import Text
 
 from nnlab.views.grid import Col, Grid
 from nnlab.report.noise import SINGLE_RUNS
-from nnlab.core.numbers import format_spread, format_value, higher_is_better
+from nnlab.core.numbers import format_spread, format_value
+from nnlab.core.columns import higher_is_better, split_column
 from nnlab.report.pair import Pair
-from nnlab.core.records import split_column
 from nnlab.views.tables import BETTER, SMOKE_STYLE, WORSE, seconds
 
 SPARKS = "▁▂▃▄▅▆▇█"

@@ -13,9 +13,10 @@ from rich.text import Text
 from nnlab.run.diagnosis import without_advice
 from nnlab.views.grid import Col, Grid
 from nnlab.core.numbers import format_value, stored_float
-from nnlab.core.records import ModelResult, RunSummary, metric_column
+from nnlab.core.records import ModelResult, RunSummary
+from nnlab.core.columns import metric_column, monitor_metric
 from nnlab.views.train_report import not_stacked_line
-from nnlab.report.rows import model_rows, monitor_metric, planned_epochs, progress, run_metrics, run_monitor, unfinished
+from nnlab.report.rows import model_rows, planned_epochs, progress, run_metrics, run_monitor, unfinished
 from nnlab.runstore import Run
 from nnlab.core.settings import flatten
 from nnlab.views.tables import SMOKE_STYLE, STATUS_STYLES, duration, metric_cell, seconds, started_local, status_styles

@@ -12,9 +12,9 @@ from typing import Any, Optional
 from nnlab.core.changes import show_value
 from nnlab.errors import NnlabError
 from nnlab.sweeps.executors import UnitResult
-from nnlab.training.metrics import metric_name
+from nnlab.core.columns import metric_name, higher_is_better
 from nnlab.report.noise import Difference, combined_spread
-from nnlab.core.numbers import exact_difference, format_spread, higher_is_better
+from nnlab.core.numbers import exact_difference, format_spread
 from nnlab.core.records import ModelResult, RunSummary
 from nnlab.sweeps.grid import Point, SweepPlan
 from nnlab.core.settings import short_keys as short_names  # one rule for shortening dotted keys

@@ -18,9 +18,9 @@ from rich.text import Text
 
 from nnlab.report.compare import DELTA_SUFFIX, Comparison, best_rows, noise_lines
 from nnlab.views.grid import Col, Grid
-from nnlab.core.numbers import format_spread, format_value, higher_is_better, stored_float
-from nnlab.core.records import split_column
-from nnlab.report.rows import SD_SUFFIX, monitor_metric, run_monitor
+from nnlab.core.numbers import format_spread, format_value, stored_float
+from nnlab.core.columns import higher_is_better, split_column, SD_SUFFIX, monitor_metric
+from nnlab.report.rows import run_monitor
 from nnlab.core.settings import short_keys
 
 BEST = "bold green"

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from nnlab.run.diagnosis import without_advice
-from nnlab.core.numbers import best_value, format_spread, format_value
+from nnlab.core.numbers import format_spread, format_value
+from nnlab.core.columns import best_value
 from nnlab.core.records import GateResult, ModelResult, RunSummary
 
 
