@@ -6,7 +6,7 @@ that `import nnlab` (and every command that does not train or predict) stays lig
 
 from typing import Any
 
-__version__ = "0.1.0"
+from nnlab.version import __version__
 __all__ = ["__version__", "load_run"]
 
 

@@ -27,7 +27,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from nnlab import __version__
+        from nnlab.version import __version__
 
         typer.echo(f"nnlab {__version__}")
         raise typer.Exit()

@@ -309,7 +309,7 @@ def _versions() -> dict[str, str]:
     import pandas
     import torch
 
-    from nnlab import __version__
+    from nnlab.version import __version__
     return {"nnlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": numpy.__version__, "pandas": pandas.__version__}
 
