@@ -71,6 +71,18 @@ def test_the_registry_holds_every_kind_the_spec_allows():
     assert set(MODELS) == set(MODEL_KINDS) == set(INPUT_KINDS_BY_MODEL)
 
 
+def test_the_tables_kept_beside_the_spec_match_its_unions():
+    # The spec's Literals and tagged unions are the one source; the tables that act on them must cover them.
+    from nnlab.models.mlp import ACTIVATIONS as LAYERS
+    from nnlab.spec import ACTIVATIONS, SCHEDULER_NAMES
+    from nnlab.training.optim import SCHEDULERS
+    from nnlab.training.stack import ELEMENTWISE
+
+    assert MODEL_KINDS == ("mlp", "resmlp", "cnn", "rnn", "transformer")
+    assert SCHEDULER_NAMES == ("step", "cosine", "plateau") and set(SCHEDULERS) == set(SCHEDULER_NAMES)
+    assert set(LAYERS) == set(ACTIVATIONS) and set(ELEMENTWISE) == set(LAYERS.values())
+
+
 @pytest.mark.parametrize("kind,input_kind", KIND_AND_INPUT)
 def test_every_kind_trains_an_epoch_and_reloads_from_safetensors(kind, input_kind, tmp_path):
     rng = np.random.default_rng(0)

@@ -4,12 +4,12 @@ built from it). Torch-free and pandas-free, so that spec checks and the run stor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 InputKind = Literal["table", "text", "sequence", "image"]
-INPUT_KINDS: tuple[str, ...] = ("table", "text", "sequence", "image")
+INPUT_KINDS: tuple[str, ...] = get_args(InputKind)
 PAD_ID = 0  # text: padding token id; models mask positions where the id is PAD_ID
 OOV_ID = 1  # text: out-of-vocabulary token id
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nnlab.core.inputs import InputInfo
+from nnlab.models.registry import build_model
 
 BYTES_PER_VALUE = 4  # float32
 # Weights, their gradients and Adam's two moment estimates: four float32 copies of every parameter.
@@ -56,8 +57,6 @@ class _SkipMetaFills(TorchFunctionMode):
 
 
 def _dry_model(model_spec: Any, info: InputInfo) -> nn.Module:
-    from nnlab.models import build_model  # the registry imports this module
-
     with _SkipMetaFills(), torch.device("meta"):
         model = build_model(model_spec, info)
     params = sum(p.numel() for p in model.parameters())

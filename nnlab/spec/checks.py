@@ -7,21 +7,18 @@ problem is reported at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from nnlab.errors import SpecError
 from nnlab.core.records import Gate
 from nnlab.spec.base import ALL_METRICS, DEFAULT_METRICS, MAX_SEED, METRICS_BY_TASK, listing, shorten
-from nnlab.spec.models import INPUT_KINDS_BY_MODEL
-
-if TYPE_CHECKING:
-    from nnlab.spec import Spec
+from nnlab.spec.models import DATA_SETTING, INPUT_KINDS_BY_MODEL, needed_data
+from nnlab.spec.root import SpecFields  # the fields these rules read; `Spec` runs them at validation
 
 MAX_EXPECT_KEY = 250
-_DATA_SETTING = {"table": "a plain table", "text": "data.text", "sequence": "data.sequence", "image": "data.image"}
 
 
-def spec_problems(spec: Spec) -> list[str]:
+def spec_problems(spec: SpecFields) -> list[str]:
     """Every cross-field problem of a spec whose fields are each valid; empty when it is consistent."""
     names = ["baseline", *(m.name for m in spec.models)]
     problems = _monitor_problems(spec)
@@ -33,7 +30,7 @@ def spec_problems(spec: Spec) -> list[str]:
     return problems
 
 
-def check_for_task(spec: Spec, task: str) -> list[str]:
+def check_for_task(spec: SpecFields, task: str) -> list[str]:
     """The rules that need the task (inferred from the data when `data.task` is auto). Returns the metrics
     to log; raises SpecError (without the file name, which the caller adds) at the first problem."""
     allowed = METRICS_BY_TASK[task]
@@ -66,7 +63,7 @@ def check_for_task(spec: Spec, task: str) -> list[str]:
     return metrics
 
 
-def _monitor_problems(spec: Spec) -> list[str]:
+def _monitor_problems(spec: SpecFields) -> list[str]:
     monitors = [("monitor", spec.monitor)] + [
         (f"models[{i}].train.early_stopping.monitor", m.train.early_stopping.monitor)
         for i, m in enumerate(spec.models) if m.train.early_stopping and m.train.early_stopping.monitor]
@@ -90,7 +87,7 @@ def _expect_problem(key: str, rule: str, models: list[str], metrics: Optional[li
     return None
 
 
-def _seed_problems(spec: Spec) -> list[str]:
+def _seed_problems(spec: SpecFields) -> list[str]:
     # Repeats train with seeds seed .. seed+repeats-1; each must be a seed numpy and torch accept.
     if spec.seed + spec.repeats - 1 <= MAX_SEED:
         return []
@@ -98,19 +95,14 @@ def _seed_problems(spec: Spec) -> list[str]:
             f"seed .. seed+{spec.repeats - 1}, each at most {MAX_SEED}); got {spec.seed}"]
 
 
-def _input_kind_problems(spec: Spec) -> list[str]:
+def _input_kind_problems(spec: SpecFields) -> list[str]:
     have = spec.data.input_kind
-    problems = []
-    for i, model in enumerate(spec.models):
-        fits = INPUT_KINDS_BY_MODEL[model.kind]
-        if have not in fits:
-            needs = ", ".join(_DATA_SETTING[k] for k in fits[:-1]) + f" or {_DATA_SETTING[fits[-1]]}"
-            problems.append(f"models[{i}].kind: '{model.kind}' needs {needs}; the data is read "
-                            f"as {_DATA_SETTING[have]}")
-    return problems
+    return [f"models[{i}].kind: '{model.kind}' needs {needed_data(model.kind)}; the data is read as "
+            f"{DATA_SETTING[have]}"
+            for i, model in enumerate(spec.models) if have not in INPUT_KINDS_BY_MODEL[model.kind]]
 
 
-def _class_weight_problems(spec: Spec, task: str) -> list[str]:
+def _class_weight_problems(spec: SpecFields, task: str) -> list[str]:
     if task != "regression":
         return []
     source = "data.task" if spec.data.task == "regression" else "inferred from the target"

@@ -1,12 +1,13 @@
 """The model specs: one Pydantic class per model kind, in a `kind`-tagged union, and the baseline.
 
 Each class validates its own fields; which data kinds a model runs on is declared in `INPUT_KINDS_BY_MODEL`
-and checked against `data:` by the spec, before any data is read.
+and checked against `data:` by the spec, before any data is read (and by `models` when one is built directly).
+`MODEL_KINDS` is read off the union, so a new class is a new kind; the registry in `models` must match it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union, get_args
 
 from pydantic import Field, model_validator
 
@@ -88,7 +89,9 @@ class TransformerSpec(ModelBase):
 
 
 ModelSpec = Annotated[Union[MLPSpec, ResMLPSpec, CNNSpec, RNNSpec, TransformerSpec], Field(discriminator="kind")]
-MODEL_KINDS = ("mlp", "resmlp", "cnn", "rnn", "transformer")
+MODEL_KINDS: tuple[str, ...] = tuple(get_args(cls.model_fields["kind"].annotation)[0]
+                                     for cls in get_args(get_args(ModelSpec)[0]))
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 # The data kinds (data.text, data.sequence, data.image, or a plain table) each model kind runs on.
 INPUT_KINDS_BY_MODEL = {
     "mlp": ("table", "text", "sequence", "image"),
@@ -97,6 +100,13 @@ INPUT_KINDS_BY_MODEL = {
     "rnn": ("sequence", "text"),
     "transformer": ("sequence", "text"),
 }
+DATA_SETTING = {"table": "a plain table", "text": "data.text", "sequence": "data.sequence", "image": "data.image"}
+
+
+def needed_data(kind: str) -> str:
+    """`data.sequence or data.text`: the data settings a model kind runs on, as a message says them."""
+    settings = [DATA_SETTING[k] for k in INPUT_KINDS_BY_MODEL[kind]]
+    return ", ".join(settings[:-1]) + " or " + settings[-1] if len(settings) > 1 else settings[0]
 
 
 class BaselineSpec(StrictModel):

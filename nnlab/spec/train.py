@@ -5,7 +5,7 @@ The top-level `train:` holds the defaults; each model's `train:` is merged over 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union, get_args
 
 from pydantic import Field
 
@@ -37,7 +37,9 @@ class PlateauScheduler(StrictModel):
 
 
 SchedulerSpec = Annotated[Union[StepScheduler, CosineScheduler, PlateauScheduler], Field(discriminator="name")]
-SCHEDULER_NAMES = ("step", "cosine", "plateau")
+# Read off the union; training's table of schedulers must match it (a test checks).
+SCHEDULER_NAMES: tuple[str, ...] = tuple(get_args(cls.model_fields["name"].annotation)[0]
+                                         for cls in get_args(get_args(SchedulerSpec)[0]))
 
 
 class EarlyStoppingSpec(StrictModel):
