@@ -65,7 +65,8 @@ class Starter:
 
 def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     """Read `data` and choose a kind for every column. Raises DataError naming the problem."""
-    from nnlab.data.read import names_list, read_source
+    from nnlab.data.read import read_source
+    from nnlab.core.messages import names_list
     from nnlab.data.target import fit_target
 
     data_spec = DataSpec(path=str(data.resolve()), target=target)

@@ -85,7 +85,7 @@ class SavedModel:
     def array_rows(self, x: np.ndarray) -> pd.DataFrame:
         """An array [N, *array_shape] (or flattened, [N, values per example]) as the frame the model reads;
         any other shape is an error naming the expected and the given one."""
-        from nnlab.data.read import names_list
+        from nnlab.core.messages import names_list
         from nnlab.errors import DataError
 
         expected = self.array_shape
@@ -128,7 +128,7 @@ class SavedModel:
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
         """Categorical columns -> their values in `frame` that training never saw (one-hot encoded as no
         known level). A column where no value is known is an error: it is the wrong column or type."""
-        from nnlab.data.read import names_list
+        from nnlab.core.messages import names_list
         from nnlab.errors import DataError
 
         unseen = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnlab.core.messages import show_value
 from nnlab.core.settings import flatten
 
 NOT_SET = "(not set)"
@@ -28,7 +29,7 @@ def changes_since(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = [k for k in dict.fromkeys([*flat_old, *flat_new])
             if flat_old.get(k, _MISSING) != flat_new.get(k, _MISSING) and _model_of(k) not in {*added, *removed}]
     pairs = {k: (flat_old.get(k, _MISSING), flat_new.get(k, _MISSING)) for k in keys}
-    lines = [f"{k} {show_value(a)} → {show_value(b)}" for k, (a, b) in pairs.items() if not _inherited(k, pairs)]
+    lines = [f"{k} {_shown(a)} → {_shown(b)}" for k, (a, b) in pairs.items() if not _inherited(k, pairs)]
     return lines + [f"models.{n} added" for n in added] + [f"models.{n} removed" for n in removed]
 
 
@@ -71,19 +72,5 @@ def _inherited(key: str, pairs: dict[str, tuple[Any, Any]]) -> bool:
     return default in pairs and pairs[default] == pairs[key]
 
 
-def show_value(value: Any) -> str:
-    """A setting as a person reads it in YAML: `0.001`, `0` (not `0.0`), `[64, 32]`, `true`, `null`."""
-    if value is _MISSING:
-        return NOT_SET
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
+def _shown(value: Any) -> str:
+    return NOT_SET if value is _MISSING else show_value(value)

@@ -16,10 +16,11 @@ import pandas as pd
 
 from nnlab.data.arrays import ArrayEncoder
 from nnlab.data.preprocess import FeatureEncoder, Preprocessor
-from nnlab.data.read import Source, names_list, read_source, unusable_column_message
+from nnlab.data.read import Source, read_source, unusable_column_message
+from nnlab.core.messages import names_list, plain
 from nnlab.data.split import fingerprint, split_rows, split_seed
 from nnlab.data.table import TableEncoder
-from nnlab.data.target import fit_target, plain
+from nnlab.data.target import fit_target
 from nnlab.data.text import TextEncoder
 from nnlab.errors import DataError
 from nnlab.core.inputs import InputInfo, SparseRows

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.data.arrays import ArrayEncoder
-from nnlab.data.read import names_list
+from nnlab.core.messages import names_list
 from nnlab.data.table import TableEncoder
 from nnlab.data.target import TargetCoder
 from nnlab.data.text import SPECIAL_TOKENS, TextEncoder

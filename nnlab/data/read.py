@@ -19,14 +19,13 @@ import pandas as pd
 
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
-from nnlab.spec.base import shorten
+from nnlab.core.messages import EXCERPT_CHARS, excerpt
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".npz")
 NPZ_FEATURE_PREFIX = "x"  # an .npz X becomes columns x0, x1, ... in C order (time-major for [N, T, F])
 SPECIAL_FILES: list[tuple[Callable[[int], bool], str]] = [
     (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
-EXCERPT_CHARS = 40  # the most of a data file's own text an error line shows
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a member claiming more is forged
 
 
@@ -257,16 +256,3 @@ def builtin_table(name: str, seed: int) -> pd.DataFrame:
         raise DataError(f"data.builtin: '{name}' ships with scikit-learn: pip install scikit-learn") from None
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     return bunch.frame
-
-
-def names_list(columns: Any, limit: int = 12) -> str:
-    """Column names for an error line, shortened in the middle so a wide table never floods it."""
-    names = [excerpt(c) for c in columns]
-    return ", ".join(names if len(names) <= limit else names[:limit - 1] + ["...", names[-1]])
-
-
-def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
-    """Text read from a file as an error line may show it: control characters escaped (no terminal escape
-    sequences, no extra lines), at most `limit` characters."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
-    return shorten(text, limit)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nnlab.data.target import shown
+from nnlab.core.messages import shown
 from nnlab.errors import DataError
 from nnlab.spec import SplitSpec
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.data.scaling import apply_scaling, fit_scaling
-from nnlab.data.target import plain
+from nnlab.core.messages import plain
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nnlab.core.messages import plain, shown
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
 
@@ -138,14 +139,3 @@ def _positive_class(spec: DataSpec, classes: list[Any]) -> Any:
         if c is True or (isinstance(c, (int, np.integer)) and c == 1):
             return c
     return classes[1]
-
-
-def plain(value: Any) -> Any:
-    """numpy scalars -> Python values, so that JSON and error messages show 1, not np.int64(1)."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def shown(value: Any, width: int = 40) -> str:
-    """A value as an error line shows it: repr, with long text cut."""
-    value = plain(value)
-    return repr(value[:width] if isinstance(value, str) else value)

@@ -10,6 +10,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# one owner: nnlab.core.messages; re-exported for the spec's own modules
+from nnlab.core.messages import listing, quoted, shorten  # noqa: F401
+
 SCHEMA_VERSION = 1
 TASKS = ("auto", "binary", "multiclass", "regression")
 METRICS_BY_TASK = {
@@ -44,20 +47,3 @@ class StrictModel(BaseModel):
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, validate_default=True)
-
-
-def shorten(text: str, limit: int = 40) -> str:
-    """A value as it may appear in a message: never the whole of a long input."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def quoted(items: list, limit: int = 5) -> str:
-    """`'a', 'b' and 3 more`: the first few of a list, each shortened."""
-    shown = ", ".join(f"'{shorten(str(item))}'" for item in items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def listing(names: list, limit: int = 10) -> str:
-    """`a, b, c` or `a, b, ..., j (25 in all)`: a list of names for a message, never all of a long one."""
-    shown = ", ".join(shorten(str(name)) for name in names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

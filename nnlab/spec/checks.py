@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from nnlab.errors import SpecError
 from nnlab.core.records import Gate
-from nnlab.spec.base import ALL_METRICS, DEFAULT_METRICS, MAX_SEED, METRICS_BY_TASK, listing, shorten
+from nnlab.spec.base import ALL_METRICS, DEFAULT_METRICS, MAX_SEED, METRICS_BY_TASK
+from nnlab.core.messages import listing, shorten
 from nnlab.spec.models import DATA_SETTING, INPUT_KINDS_BY_MODEL, needed_data
 from nnlab.spec.root import SpecFields  # the fields these rules read; `Spec` runs them at validation
 

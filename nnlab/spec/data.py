@@ -11,7 +11,8 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from nnlab.core.inputs import INPUT_KINDS as CORE_INPUT_KINDS
-from nnlab.spec.base import MAX_COUNT, MAX_SEED, TASKS, Fraction, StrictModel, quoted, shorten
+from nnlab.spec.base import MAX_COUNT, MAX_SEED, TASKS, Fraction, StrictModel
+from nnlab.core.messages import quoted, shorten
 
 # The settings that each read the features one way; without any of them, a plain table.
 INPUT_KINDS = tuple(kind for kind in CORE_INPUT_KINDS if kind != "table")

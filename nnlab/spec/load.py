@@ -17,8 +17,7 @@ import yaml
 
 from nnlab.errors import SpecError
 from nnlab.core.settings import deep_merge  # noqa: F401 - the one deep merge, re-exported for the spec
-from nnlab.spec.base import shorten
-from nnlab.spec.messages import show
+from nnlab.core.messages import shorten, show
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a few kB; 1 MiB is far past any real one
 MAX_DEPTH = 50  # nesting levels of mappings and lists; a real spec has about 5

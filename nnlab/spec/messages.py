@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import difflib
 import re
-import reprlib
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from nnlab.spec.base import shorten
+from nnlab.core.messages import shorten, show
 
 MAX_LINES = 20  # problems shown; the rest are counted
 MAX_FORMATTED = 500  # errors turned into lines; past it, a list of bad values is only counted
 _RELATIVE_FIELD = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): ")
-_SHOW = reprlib.Repr()
-_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 40, 40
 
 
 def format_errors(error: ValidationError, root: type[BaseModel], union_tags: set[str]) -> list[str]:
@@ -47,14 +44,6 @@ def format_errors(error: ValidationError, root: type[BaseModel], union_tags: set
         not_shown = len(lines) - len(shown) + max(len(errors) - MAX_FORMATTED, 0)
         lines = [*shown, f"... and {not_shown:,} more problem(s)"]
     return lines
-
-
-def show(value: Any) -> str:
-    """A given value as it appears after `got`: its repr, cut short and never deeper than two levels."""
-    try:
-        return shorten(_SHOW.repr(value), 60)
-    except (RecursionError, ValueError):  # a recursive structure or an int too long to print
-        return f"a {type(value).__name__}"
 
 
 def _locate(loc: list, message: str) -> str:

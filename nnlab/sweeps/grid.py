@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from nnlab.core.changes import show_value
+from nnlab.core.messages import show_value, shorten
 from nnlab.errors import NnlabError, SpecError
 from nnlab.sweeps.executors import Unit
-from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml, shorten
+from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml
 from nnlab.training.stacking import stackable_key
 
 _MISSING = object()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from nnlab.core.changes import show_value
+from nnlab.core.messages import show_value
 from nnlab.errors import NnlabError
 from nnlab.sweeps.executors import UnitResult
 from nnlab.core.columns import metric_name, higher_is_better

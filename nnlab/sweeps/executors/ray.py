@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from nnlab.errors import NnlabError
 from nnlab.sweeps.executors import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
 from nnlab.sweeps.executors.shipping import Bundle, bundle_specs, pack_run, unpack_bundle, unpack_run
-from nnlab.spec.base import shorten
+from nnlab.core.messages import shorten
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' in the nnlab checkout"
 ATTEMPTS_DIR = ".attempts"  # under the store; hidden, so `runs` and `compare` never read a staged run
