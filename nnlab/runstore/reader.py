@@ -135,7 +135,7 @@ class Run:
         if self.meta.spec:
             return self.meta.spec
         from nnlab.errors import SpecError
-        from nnlab.spec.load import read_spec_file  # the one bounded YAML reader: a spec.yaml may be hostile
+        from nnlab.core.yamlfile import read_spec_file  # the one bounded YAML reader: a spec.yaml may be hostile
 
         try:
             spec = read_spec_file(self.path / SPEC_FILE) if (self.path / SPEC_FILE).exists() else {}
