@@ -130,46 +130,46 @@ class SafeConsole(Console):
             yield segment
 
 
-def _echo(text: str, json: bool = False) -> None:
+def echo(text: str, json: bool = False) -> None:
     """Plain text (csv, markdown, YAML, predictions; JSON with `json`) to stdout, control characters escaped."""
     typer.echo(escape_controls(text, json), nl=False)
 
 
-def _out() -> Console:
+def stdout() -> Console:
     # Not a terminal (a pipe, a file, CI): lines as wide as they need, so that no number is ever cut.
     stream = _ClosedSafe(sys.stdout)
     return SafeConsole(file=stream, highlight=False, width=None if stream.isatty() else 200)
 
 
-def _err() -> Console:
+def stderr() -> Console:
     return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _fail(error: NnlabError) -> None:
-    console = _err()
+def fail(error: NnlabError) -> None:
+    console = stderr()
     for line in str(error).splitlines():
         console.print(f"error: {line}", markup=False)
     raise typer.Exit(2)
 
 
 
-def _warn(warnings: list[str]) -> None:
+def warn(warnings: list[str]) -> None:
     """Warnings (a skipped run folder, an ignored column) go to stderr, one line each."""
     for warning in warnings:
-        _err().print(f"warning: {warning}", markup=False)
+        stderr().print(f"warning: {warning}", markup=False)
 
 
-def _draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
+def draw_curves(run_ref: str | Path, runs_dir: Optional[Path] = None) -> None:
     from nnlab import runstore
-    from nnlab.views.curves import draw_curves
+    from nnlab.views.curves import draw_curves as plot_curves
 
     try:
         run = runstore.resolve_run(str(run_ref), runstore.store_path(runs_dir))
-        path = draw_curves(run, runstore.curves_path(run))
+        path = plot_curves(run, runstore.curves_path(run))
     except NnlabError as e:
-        _fail(e)
-    _out().print(f"curves: {path}", markup=False, soft_wrap=True)
-    _warn(run.warnings)
+        fail(e)
+    stdout().print(f"curves: {path}", markup=False, soft_wrap=True)
+    warn(run.warnings)
 
 
 class ExecutorName(str, Enum):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from nnlab.cli.base import RunsDirOption, SafeConsole, _draw_curves, _echo, _fail, _warn, app
+from nnlab.cli.base import RunsDirOption, SafeConsole, draw_curves, echo, fail, warn, app
 from nnlab.errors import NnlabError
 
 
@@ -16,7 +16,7 @@ from nnlab.errors import NnlabError
 def curves(run: str = typer.Argument(..., help="Run id, unique prefix, folder, last or last~N.", show_default=False),
            runs_dir: Optional[Path] = RunsDirOption) -> None:
     """Draw curves.png in a run folder: train and validation loss and the monitored metric per model."""
-    _draw_curves(run, runs_dir)
+    draw_curves(run, runs_dir)
 
 
 class Format(str, Enum):
@@ -65,7 +65,7 @@ def _emit(columns: list[str], rows: list[dict], format: Format, table) -> None:
         _browse_out().print(table())
     else:
         writer = {Format.csv: formats.to_csv, Format.markdown: formats.to_markdown, Format.json: formats.to_json}
-        _echo(writer[format](columns, rows), json=format is Format.json)
+        echo(writer[format](columns, rows), json=format is Format.json)
 
 
 @app.command("runs")
@@ -90,9 +90,9 @@ def runs_command(
         shown = compare.filter_runs(found, name, status.value if status else None, last, sweep)
         rows = compare.runs_rows(shown)
         _emit(compare.RUNS_COLUMNS, rows, format, lambda: tables.runs_table(rows, str(store)))
-        _warn([*warnings, *(w for run in shown for w in run.warnings)])
+        warn([*warnings, *(w for run in shown for w in run.warnings)])
     except NnlabError as e:
-        _fail(e)
+        fail(e)
 
 
 @app.command("compare")
@@ -138,9 +138,9 @@ def compare_command(
             return
         comparison = compare.compare_runs(selection.runs, metric, split_name, model, sort)
         _emit(comparison.columns, comparison.rows, format, lambda: _compare_table(comparison, selection, metric))
-        _warn([*selection.warnings, *comparison.warnings])
+        warn([*selection.warnings, *comparison.warnings])
     except NnlabError as e:
-        _fail(e)
+        fail(e)
 
 
 def _compare_table(comparison, selection, metric):
@@ -161,7 +161,7 @@ def _show_pair(selection, metric, split_name, model) -> None:
     a, b = selection.runs
     view = pair.compare_pair(a, b, metric, split_name, model)
     _browse_out().print(pairview.pair_view(view, StoreFacts(selection.store_runs).lines([a, b])))
-    _warn([*selection.warnings, *a.warnings, *(w for w in b.warnings if b is not a)])
+    warn([*selection.warnings, *a.warnings, *(w for w in b.warnings if b is not a)])
 
 
 @app.command("show")
@@ -181,6 +181,6 @@ def show_command(
         store_runs, warnings = runstore.list_runs(store)
         run = runstore.resolve_run(ref, store, store_runs)
         _browse_out().print(showview.show_view(run, StoreFacts(store_runs).lines([run])))
-        _warn([*warnings, *run.warnings])
+        warn([*warnings, *run.warnings])
     except NnlabError as e:
-        _fail(e)
+        fail(e)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nnlab.cli.base import ExecutorName, RunsDirOption, _err, _fail, _out, app
+from nnlab.cli.base import ExecutorName, RunsDirOption, stderr, fail, stdout, app
 from nnlab.errors import NnlabError
 
 
@@ -57,7 +57,7 @@ def sweep_command(
     from nnlab.sweeps.executors import executor_for
     from nnlab.runstore import store_path
 
-    out = _out()
+    out = stdout()
     with interrupts.handled():
         try:
             ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
@@ -69,7 +69,7 @@ def sweep_command(
             started = time.monotonic()
             stream = runner.run(plan.units(store_path(runs_dir), jobs if executor is ExecutorName.local else 0))
         except NnlabError as e:
-            _fail(e)
+            fail(e)
         results: dict = {}
         progress = sweepview.SweepProgress(out, len(plan.points), jobs if executor is ExecutorName.local else None)
         try:
@@ -83,7 +83,7 @@ def sweep_command(
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
             out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
             finished = sum(result.status != "interrupted" for result in results.values())
-            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
+            stderr().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
                          f"{finished} of {len(plan.points)} points finished; the running ones are marked "
                          "interrupted", markup=False)
             raise typer.Exit(130)

@@ -12,11 +12,11 @@ from nnlab.cli import base
 from nnlab.cli.base import (
     ExecutorName,
     RunsDirOption,
-    _draw_curves,
-    _echo,
-    _err,
-    _fail,
-    _out,
+    draw_curves,
+    echo,
+    stderr,
+    fail,
+    stdout,
     app,
 )
 from nnlab.errors import NnlabError, describe
@@ -64,17 +64,17 @@ def train(
     from nnlab.views.train_report import TrainReport, results_table, verdict_lines
     from nnlab.runstore import store_path
 
-    out = _out()
+    out = stdout()
     if spec is None and not resume:
-        _fail(NnlabError("train: give SPEC, the experiment spec (nnlab train SPEC), or continue a run with "
+        fail(NnlabError("train: give SPEC, the experiment spec (nnlab train SPEC), or continue a run with "
                          "--resume RUN"))
     if curves and importlib.util.find_spec("matplotlib") is None:
-        _fail(NnlabError("--curves: drawing curves needs matplotlib: pip install -e '.[plots]' in the nnlab checkout (or drop --curves)"))
+        fail(NnlabError("--curves: drawing curves needs matplotlib: pip install -e '.[plots]' in the nnlab checkout (or drop --curves)"))
     ray_options = {k: v for k, v in {"address": address, "gpus_per_trial": gpus_per_trial,
                                      "max_retries": max_retries, "ship": ship or None}.items() if v is not None}
     if executor is ExecutorName.ray or ray_options:
         if resume:
-            _fail(NnlabError("--resume: continue a run here, without --executor ray"))
+            fail(NnlabError("--resume: continue a run here, without --executor ray"))
         _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, ray_options)
         return
     report = TrainReport(out, progress, note)
@@ -90,22 +90,22 @@ def train(
                 out.print(point.describe(), markup=False, soft_wrap=True)
             outcome = runner.execute(plan, store_path(runs_dir), note, report, resume=point)
         except NnlabError as e:
-            _fail(e)
+            fail(e)
         except KeyboardInterrupt as stop:
             name = interrupts.interrupted_name(stop)
             if not report.run_path:  # stopped while checking the spec and the data: no run folder yet
-                _err().print(f"interrupted by {name} before the run {'was reopened' if resume else 'began'}; "
+                stderr().print(f"interrupted by {name} before the run {'was reopened' if resume else 'began'}; "
                              f"nothing was written", markup=False)
                 raise typer.Exit(130)
             again = f"nnlab train {spec} --resume" if spec is not None else "nnlab train --resume"
             same = " with the same options" if spec is not None and (set_ or repeats or device or smoke) else ""
-            _err().print(f"interrupted by {name}; the run is marked interrupted and keeps every finished epoch and "
+            stderr().print(f"interrupted by {name}; the run is marked interrupted and keeps every finished epoch and "
                          f"model, and the best weights of the model in training: {report.run_path}; continue it "
                          f"with `{again} {Path(report.run_path).name}`{same}", markup=False)
             raise typer.Exit(130)
         except OSError as e:  # the run store failed mid-run (a full disk): the run is marked failed
             where = f"; the run keeps what finished: {report.run_path}" if report.run_path else ""
-            _err().print(f"error: {describe(e)}{where}", markup=False)
+            stderr().print(f"error: {describe(e)}{where}", markup=False)
             raise typer.Exit(1)
         finally:
             if point is not None:
@@ -117,7 +117,7 @@ def train(
         out.print("expect: not checked in a smoke run (it trains too little); check them with `nnlab check`",
                   markup=False, soft_wrap=True)
     if curves:
-        _draw_curves(outcome.path)
+        draw_curves(outcome.path)
     out.print(f"run: {outcome.path}", markup=False, soft_wrap=True)
     if outcome.gates_missed or outcome.failed_models:
         raise typer.Exit(1)
@@ -140,20 +140,20 @@ def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: 
                         device)
             (result,) = list(executor_for(executor.value, 1, ray_options).run([unit]))
         except NnlabError as e:
-            _fail(e)
+            fail(e)
         except KeyboardInterrupt as stop:
-            _err().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run on Ray is marked "
+            stderr().print(f"interrupted by {interrupts.interrupted_name(stop)}; the run on Ray is marked "
                          "interrupted", markup=False)
             raise typer.Exit(130)
     if result.path is None:
-        _err().print(f"error: {result.message}", markup=False)
+        stderr().print(f"error: {result.message}", markup=False)
         raise typer.Exit(1)
     summary = read_run(Path(result.path)).summary
     if summary is not None:
-        _out().print(results_table(summary))
+        stdout().print(results_table(summary))
         for line in verdict_lines(summary, smoke):
-            _out().print(line, markup=False, soft_wrap=True)
-    _out().print(f"run: {result.path}", markup=False, soft_wrap=True)
+            stdout().print(line, markup=False, soft_wrap=True)
+    stdout().print(f"run: {result.path}", markup=False, soft_wrap=True)
     if result.status != "completed":
         raise typer.Exit(1)
 
@@ -176,11 +176,11 @@ def validate(spec: Path = typer.Argument(..., help="The experiment spec (YAML)."
     try:
         loaded, base_dir = load_spec(spec, set_)
     except NnlabError as e:
-        _fail(e)
+        fail(e)
     if models:
         _print_layer_tables(loaded, base_dir)
     else:
-        _echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
+        echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
 
 
 def _print_layer_tables(loaded, base_dir: Path) -> None:
@@ -194,8 +194,8 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
     try:
         info = prepare(loaded.data, base_dir, loaded.seed).info
     except NnlabError as e:
-        _fail(e)
-    out = _out()
+        fail(e)
+    out = stdout()
     vocabulary = f", vocabulary {info.vocab_size:,}" if info.kind == "text" else ""
     out.print(f"{loaded.name}: input {info.kind} {list(info.shape)} per example{vocabulary}; "
               f"{info.n_outputs} output(s)", markup=False, soft_wrap=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from nnlab.cli.base import RunsDirOption, _echo, _err, _fail, _out, _warn, app
+from nnlab.cli.base import RunsDirOption, echo, stderr, fail, stdout, warn, app
 from nnlab.errors import NnlabError
 
 
@@ -46,15 +46,15 @@ def predict_command(
         column_notes = api.column_notes(chosen, frame)
         text = api.write_predictions(result, out, format.value if format else None, data)
     except NnlabError as e:
-        _fail(e)
+        fail(e)
     notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]
     if out is not None:
         notes.append(f"wrote {len(result):,} predictions to {out}")
-    _err().print("\n".join(f"note: {n}" for n in notes), markup=False)
+    stderr().print("\n".join(f"note: {n}" for n in notes), markup=False)
     if text is not None:
         # json lines end without a newline in some pandas versions: every output ends its last line
         text = text if not text or text.endswith("\n") else text + "\n"
-        _echo(text, json=(format.value if format else None) == "json")
+        echo(text, json=(format.value if format else None) == "json")
 
 
 @app.command("init")
@@ -74,15 +74,15 @@ def init_command(
     try:
         starter = write_starter(data, target, out, force)
     except NnlabError as e:
-        _fail(e)
+        fail(e)
     if starter.array_kind:
         found = f"X: {starter.array_kind}s, {list(starter.array_shape)} each"
     else:
         found = "columns: " + ", ".join(f"{len(starter.named(k))} {k}" for k in
                                         ("numeric", "categorical", "text", "left out") if starter.named(k))
-    _out().print(f"wrote {out}: {starter.task} task on '{starter.target}', {starter.rows:,} rows; {found}",
+    stdout().print(f"wrote {out}: {starter.task} task on '{starter.target}', {starter.rows:,} rows; {found}",
                  markup=False, soft_wrap=True)
-    _out().print(f"next: nnlab train {out}", markup=False, soft_wrap=True)
+    stdout().print(f"next: nnlab train {out}", markup=False, soft_wrap=True)
 
 
 @app.command("check")
@@ -104,9 +104,9 @@ def check_command(
         run = runstore.resolve_run(ref, runstore.store_path(runs_dir))
         report = check_run(run, expect)
     except NnlabError as e:
-        _fail(e)
-    _warn(report.notes)
+        fail(e)
+    warn(report.notes)
     for line in report.lines():
-        _out().print(line, markup=False, soft_wrap=True)
+        stdout().print(line, markup=False, soft_wrap=True)
     if not report.passed:
         raise typer.Exit(1)

@@ -3,7 +3,9 @@ training split only. `prepare` is the entry point; `Preprocessor` re-applies the
 
 Modules: read (files and their checks), target (task and labels), split (seeded split, fingerprint), table,
 text, arrays (sequences and images), scaling (overflow-safe statistics), preprocess (the Preprocessor),
-prepared (Prepared and prepare), mistakes (the errors file)."""
+prepared (Prepared and prepare), mistakes (the errors file).
+
+May import: `nnlab.spec`, `nnlab.core`, `nnlab.errors` (and numpy, pandas); never torch."""
 
 from nnlab.data.mistakes import misclassified
 from nnlab.data.prepared import Prepared, prepare, shrink_train

@@ -12,20 +12,18 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
+from nnlab.core.files import special_kind
 from nnlab.core.messages import EXCERPT_CHARS, excerpt
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".npz")
 NPZ_FEATURE_PREFIX = "x"  # an .npz X becomes columns x0, x1, ... in C order (time-major for [N, T, F])
-SPECIAL_FILES: list[tuple[Callable[[int], bool], str]] = [
-    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand more than ~1032:1: a member claiming more is forged
 
 
@@ -79,11 +77,11 @@ def _check_path(path: Path) -> None:
         raise DataError(f"data.path: cannot read {path}: {e.strerror or e.__class__.__name__}") from None
     if stat.S_ISDIR(mode):
         raise DataError(f"data.path: {path} is a folder; expected a {'/'.join(SUFFIXES)} file")
-    for is_kind, what in SPECIAL_FILES:
-        if is_kind(mode):
-            raise DataError(f"data.path: {path} is {what}, not a regular file; save the data to a file first")
-    if not stat.S_ISREG(mode):
+    what = special_kind(mode)  # the one check of nnlab's file readers, in data.path's words
+    if what == "not a regular file":
         raise DataError(f"data.path: {path} is not a regular file")
+    if what is not None:
+        raise DataError(f"data.path: {path} is {what}, not a regular file; save the data to a file first")
 
 
 def _read_text_table(path: Path, sep: str, digest: str) -> Source:

@@ -8,9 +8,10 @@ column) drops the rows it touches and says so once; it never raises.
 from __future__ import annotations
 
 import io
-import stat
 from pathlib import Path
 from typing import Any
+
+from nnlab.core.files import special_kind
 
 TEXT_COLUMNS = ("model",)
 
@@ -22,7 +23,7 @@ def read_history(path: Path) -> tuple[Any, list[str]]:
 
     problems: list[str] = []
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+        if special_kind(path.stat().st_mode) is not None:  # a FIFO would block the read forever
             return _empty(), [f"{path}: not a regular file; no epochs shown"]
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import stat
 from itertools import accumulate
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nnlab.errors import RunError
+from nnlab.core.files import DamagedFile, read_regular  # noqa: F401  (re-exported: the store's errors)
 from nnlab.core.records import FORMAT_VERSION, RunMeta, RunSummary, parse_record
 from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, RUN_FILE, SPEC_FILE,
                                    SUMMARY_FILE, _LAST_REF)
@@ -29,38 +29,6 @@ from nnlab.runstore.liveness import effective_status
 MAX_JSON_BYTES = 64 * 2**20  # a run.json with a large spec is well under a megabyte
 MAX_WEIGHTS_BYTES = 4 * 2**30  # nnlab's networks are far smaller; a bound on what one file may make us read
 MAX_JSON_DEPTH = 100  # deeper nesting is no run record (and would exhaust recursion in readers)
-
-
-class DamagedFile(Exception):
-    """A run file that exists but cannot be read as what it should be; the message is one line."""
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, at most `limit` of them; DamagedFile (one line) for a folder, a FIFO (reading
-    it would wait forever), a device such as /dev/zero (endless) or a larger file. Opened without blocking
-    and checked on the open descriptor, so a file swapped after a check is still checked.
-    FileNotFoundError and NotADirectoryError pass through."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except (FileNotFoundError, NotADirectoryError):
-        raise
-    except OSError as e:
-        raise DamagedFile(f"{path}: unreadable ({e.strerror or e})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise DamagedFile(f"{path}: not a regular file")
-        if info.st_size > limit:
-            raise DamagedFile(f"{path}: larger than {limit / 2**20:g} MiB")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            raw = handle.read(limit + 1)
-    except OSError as e:
-        raise DamagedFile(f"{path}: unreadable ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    if len(raw) > limit:  # it grew while being read
-        raise DamagedFile(f"{path}: larger than {limit / 2**20:g} MiB")
-    return raw
 
 
 def read_json(path: Path) -> Any:
