@@ -397,6 +397,16 @@ def test_out_naming_the_input_file_is_refused_and_the_input_kept(npz_runs, tmp_p
     assert predict_npz(cli, npz_runs, "table", tmp_path / "rows.csv", "--out", tmp_path / "p.csv").exit_code == 0
 
 
+def test_out_replaces_a_symlink_and_leaves_its_target_as_it_was(npz_runs, tmp_path, cli):
+    frame = pd.DataFrame(np.random.default_rng(7).normal(size=(6, 4)), columns=["x0", "x1", "x2", "x3"])
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "target.csv").write_text("keep me\n")
+    os.symlink(tmp_path / "target.csv", tmp_path / "p.csv")
+    assert predict_npz(cli, npz_runs, "table", tmp_path / "rows.csv", "--out", tmp_path / "p.csv").exit_code == 0
+    assert (tmp_path / "target.csv").read_text() == "keep me\n"
+    assert not (tmp_path / "p.csv").is_symlink() and len((tmp_path / "p.csv").read_text().splitlines()) == 7
+
+
 def test_rows_that_cannot_be_predicted_are_one_line_errors(npz_runs, tmp_path, cli):
     (tmp_path / "header.csv").write_text("x0,x1,x2,x3\n")
     assert one_line_error(predict_npz(cli, npz_runs, "table", tmp_path / "header.csv")) == (

@@ -114,12 +114,13 @@ class SavedModel:
         standardized predictions: what `Preprocessor.decode` turns into labels or units."""
         import torch
 
+        from nnlab.models.tensors import as_tensor
         from nnlab.training.metrics import probabilities
 
         x = self.preprocessor.baseline_transform(frame) if self.baseline else self.preprocessor.transform(frame)
         with torch.inference_mode():
             if isinstance(x, SparseRows):  # TF-IDF rows: sparse, so one product; densified they can be gigabytes
-                return probabilities(self.task, self.module(_sparse_tensor(x))).numpy()
+                return probabilities(self.task, self.module(as_tensor(x))).numpy()
             chunks = [probabilities(self.task, self.module(torch.from_numpy(x[start:start + PREDICT_BATCH]))).numpy()
                       for start in range(0, len(x), PREDICT_BATCH)]
         width = (len(self.classes),) if self.task == "multiclass" else ()
@@ -259,25 +260,13 @@ def column_notes(model: SavedModel, frame: pd.DataFrame | np.ndarray) -> list[st
     return notes
 
 
-def _sparse_tensor(rows: SparseRows) -> Any:
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(rows.indptr).long(),
-                                       torch.from_numpy(rows.indices).long(), torch.from_numpy(rows.values).float(),
-                                       rows.shape, check_invariants=False)  # built by our own encoder
-
-
 def _rebuild(run: Run, name: str) -> SavedModel:
     """The module from its spec and input description, the weights from safetensors, strictly matched."""
     from safetensors import SafetensorError
 
     from nnlab.data import Preprocessor
     from nnlab.runstore.layout import MODELS_DIR
-    from nnlab.runstore.reader import DamagedFile
+    from nnlab.core.files import DamagedFile
 
     try:
         info = run.model_info(name)
@@ -355,11 +344,10 @@ def write_predictions(result: pd.DataFrame, out: Optional[Path], format: Optiona
         if format == "parquet":
             raise DataError("--format parquet needs --out FILE (Parquet is binary, not for a terminal)")
         return _as_text(result, format)
-    try:
-        if format == "parquet":
-            result.to_parquet(out, index=False)
-        else:
-            out.write_text(_as_text(result, format))
+    from nnlab.runstore.layout import write_atomic
+
+    try:  # renamed into place: a symlink at `out` is replaced, never written through
+        write_atomic(out, result.to_parquet(index=False) if format == "parquet" else _as_text(result, format))
     except ImportError as e:
         raise DataError(f"--out {out}: writing Parquet needs an extra package: {e}") from None
     except OSError as e:

@@ -4,7 +4,6 @@ as if it had never stopped (resume). Shared by `nnlab.training.loop` (which fill
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from nnlab.core.inputs import SparseRows
+from nnlab.models.tensors import as_tensor
 from nnlab.spec import TrainSpec
 
 
@@ -34,19 +34,9 @@ class Problem:
                     n_outputs: int = 1) -> Problem:
         """Dense arrays become dense tensors, SparseRows sparse CSR tensors (only the baseline reads those)."""
         # Moved to the device once; every batch after this is a slice of these tensors.
-        return cls(task, {k: _tensor(v, device) for k, v in x.items()},
+        return cls(task, {k: as_tensor(v, device) for k, v in x.items()},
                    {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
                    n_outputs)
-
-
-def _tensor(values: np.ndarray | SparseRows, device: torch.device) -> torch.Tensor:
-    if not isinstance(values, SparseRows):
-        return torch.from_numpy(values).to(device)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(values.indptr).long(), torch.from_numpy(values.indices).long(),
-                                       torch.from_numpy(values.values).float(), values.shape,
-                                       check_invariants=False).to(device)
 
 
 @dataclass
