@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from nnlab.cli.base import RunsDirOption, SafeConsole, draw_curves, echo, fail, warn, app
+from nnlab.core.records import RUN_STATUSES
 from nnlab.errors import NnlabError
 
 
@@ -31,11 +32,8 @@ class Split(str, Enum):
     test = "test"
 
 
-class Status(str, Enum):
-    running = "running"
-    completed = "completed"
-    failed = "failed"
-    interrupted = "interrupted"
+# the statuses run.json may hold, from the run contract (not a list kept by hand here)
+Status = Enum("Status", {s: s for s in RUN_STATUSES}, type=str)
 
 
 FormatOption = typer.Option(Format.table, "--format", "-f",
