@@ -73,7 +73,7 @@ def nnlab_fit(spec, info: InputInfo, x: np.ndarray, y: np.ndarray, epochs: int, 
     torch.manual_seed(0)
     model = build_model(spec, info)
     train_spec = TrainSpec(epochs=epochs, batch_size=BATCH, early_stopping=None, optimizer={"lr": LR})
-    result = train.fit("bench", model, problem, train_spec, 0, lambda record: None)
+    result = train.fit_stack([train.BuiltMember("bench", model, train_spec, 0)], problem, lambda record: None)[0]
     return sum(record.seconds for record in result.history)  # epochs only: not the final test pass
 
 

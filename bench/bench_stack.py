@@ -56,20 +56,20 @@ from nnlab.models import build_model  # noqa: E402
 from nnlab.spec import MLPSpec, TrainSpec  # noqa: E402
 
 
-def members(k: int, epochs: int, dropout: float) -> list[train.Member]:
+def members(k: int, epochs: int, dropout: float) -> list[train.BuiltMember]:
     spec = TrainSpec(epochs=epochs, batch_size=BATCH, optimizer={"name": "adam", "lr": LR}, early_stopping=None)
     out = []
     for seed in range(k):
         torch.manual_seed(seed)
         model = build_model(MLPSpec(kind="mlp", hidden=[64, 32], dropout=dropout), InputInfo("table", (57,), 1))
-        out.append(train.Member("mlp", model, spec, seed, seed))
+        out.append(train.BuiltMember("mlp", model, spec, seed, seed))
     return out
 
 
 def stacked(problem: train.Problem, k: int, epochs: int, dropout: float) -> tuple[float, float]:
     group = members(k, epochs, dropout)
     wall, cpu = time.perf_counter(), time.process_time()
-    train.fit_members(group, problem, lambda record: None)  # ends reading results: the device has finished
+    train.fit_stack(group, problem, lambda record: None)  # ends reading results: the device has finished
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -77,7 +77,7 @@ def sequential(problem: train.Problem, k: int, epochs: int, dropout: float) -> t
     group = members(k, epochs, dropout)
     wall, cpu = time.perf_counter(), time.process_time()
     for m in group:
-        train.fit_members([m], problem, lambda record: None)
+        train.fit_stack([m], problem, lambda record: None)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 

@@ -72,7 +72,7 @@ def nnlab_loop(data, epochs: int) -> float:
     torch.manual_seed(0)
     model = build_model(MLPSpec(kind="mlp", hidden=[64, 32]), InputInfo("table", (57,), 1))
     start = clock()
-    train.fit("mlp", model, problem, train_spec(epochs), 0, lambda record: None)
+    train.fit_stack([train.BuiltMember("mlp", model, train_spec(epochs), 0)], problem, lambda record: None)[0]
     return clock() - start
 
 

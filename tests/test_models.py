@@ -62,7 +62,7 @@ def quiet(record) -> None:
 
 def fit(model, problem, epochs: int, lr: float = 3e-3, batch_size: int = 32) -> train.FitResult:
     spec = TrainSpec(epochs=epochs, batch_size=batch_size, early_stopping=None, optimizer={"lr": lr})
-    return train.fit("m", model, problem, spec, 0, quiet)
+    return train.fit_stack([train.BuiltMember("m", model, spec, 0)], problem, quiet)[0]
 
 
 # --- every registered kind --------------------------------------------------------------------------------

@@ -169,7 +169,8 @@ def test_a_checkpoint_round_trips_every_field_exactly(tmp_path):
     import torch
 
     from nnlab.training.state import EpochRecord, LoopState, MemberProgress
-    from nnlab.runstore.checkpoints import load_state, save_state
+    from nnlab.training.statecodec import decode_state, encode_state
+    from nnlab.runstore.checkpoints import read_checkpoint, write_checkpoint
 
     history = [EpochRecord("a", 1, {"train_loss": 0.7, "val_loss": 0.1 + 0.2}, 1e-3, 0.01, member=1)]
     state = LoopState(
@@ -185,9 +186,9 @@ def test_a_checkpoint_round_trips_every_field_exactly(tmp_path):
         order_rng=[torch.Generator().manual_seed(1).get_state()] * 2, dropout_rng=[],
         torch_rng=torch.get_rng_state())
     path = tmp_path / "checkpoints" / "a.safetensors"
-    save_state(path, state)
+    write_checkpoint(path, *encode_state(state))
     assert not path.read_bytes().startswith(b"\x80")  # no pickle protocol header
-    back = load_state(path)
+    back = decode_state(*read_checkpoint(path))
 
     def same(x, y):
         if isinstance(x, torch.Tensor):
@@ -205,8 +206,8 @@ def test_a_checkpoint_round_trips_every_field_exactly(tmp_path):
     assert same(state, back)
     state.members[1].best_buffers = {"bad": object()}
     with pytest.raises(TypeError, match="members.1.best_buffers.bad"):
-        save_state(path, state)
-    assert same(load_state(path), back)  # a failed save leaves the previous checkpoint whole
+        write_checkpoint(path, *encode_state(state))
+    assert same(decode_state(*read_checkpoint(path)), back)  # a failed save leaves the previous checkpoint whole
 
 
 def test_a_cut_between_two_members_continues_with_the_generator_the_first_left(tmp_path):
@@ -217,26 +218,27 @@ def test_a_cut_between_two_members_continues_with_the_generator_the_first_left(t
 
     from nnlab.run import session as runner
     from nnlab.training import fit as train
-    from nnlab.run.members import Member, MemberRun, fit_group
-    from nnlab.runstore.checkpoints import load_state, save_state
-    from nnlab.training.sequential import SequenceState
+    from nnlab.run.members import ModelToTrain, Repeat, build_and_fit
+    from nnlab.runstore.checkpoints import read_checkpoint, write_checkpoint
+    from nnlab.training.state import SequenceState
+    from nnlab.training.statecodec import decode_state, encode_state
 
     plan = runner.plan(_spec(tmp_path, ONE_AFTER_ANOTHER), [])
     p, spec = plan.prepared, plan.spec.models[0]
     problem = train.Problem.from_arrays(p.task, p.x, p.y, plan.metrics, plan.spec.monitor, torch.device("cpu"),
                                         p.preprocessing.get("target_std", 1.0), p.n_outputs)
-    runs = [MemberRun("r", "resmlp", spec, [Member(0, 0), Member(1, 1)], spec.train.epochs)]
+    runs = [ModelToTrain("r", "resmlp", spec, [Repeat(0, 0), Repeat(1, 1)], spec.train.epochs)]
 
     def fit(on_state=None, resume=None):
-        fits = fit_group(runs, p.info, problem, lambda r: None, lambda r, n: None, on_state, resume)
+        fits = build_and_fit(runs, p.info, problem, lambda r: None, lambda r, n: None, on_state, resume)
         return [(f.result.val, f.result.test, f.result.history[-1].values, f.result.val_probabilities)
                 for f in fits["r"]]
 
     states = []
     uninterrupted = fit(states.append)
     between = next(s for s in states if isinstance(s, SequenceState) and s.current is None and s.done)
-    save_state(tmp_path / "r.safetensors", between)
-    resumed = fit(resume=load_state(tmp_path / "r.safetensors"))
+    write_checkpoint(tmp_path / "r.safetensors", *encode_state(between))
+    resumed = fit(resume=decode_state(*read_checkpoint(tmp_path / "r.safetensors")))
     for ours, theirs in zip(resumed, uninterrupted):
         assert ours[:3] == theirs[:3] and np.array_equal(ours[3], theirs[3])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -32,7 +31,7 @@ def problem(n=300, seed=0):
 
 def member(spec, seed, train_spec, name=None, index=0):
     torch.manual_seed(seed)
-    return train.Member(name or f"m{seed}", build_model(spec, INFO), train_spec, seed, index)
+    return train.BuiltMember(name or f"m{seed}", build_model(spec, INFO), train_spec, seed, index)
 
 
 # Members that differ in seed, dropout, learning rate, weight decay and early stopping; the second one
@@ -74,8 +73,8 @@ def test_stacked_members_equal_members_trained_alone(optimizer_name, shared):
     stack = members(optimizer_name, **shared)
     assert train.can_stack_members(stack) == (True, "")
     records = []
-    stacked = train.fit_members(stack, p, records.append)
-    alone = [train.fit_members([m], p, lambda r: None)[0] for m in members(optimizer_name, **shared)]
+    stacked = train.fit_stack(stack, p, records.append)
+    alone = [train.fit_stack([m], p, lambda r: None)[0] for m in members(optimizer_name, **shared)]
     for ours, theirs in zip(stacked, alone):
         assert_same_result(ours, theirs)
     if optimizer_name == "adam":
@@ -90,8 +89,8 @@ def test_fit_is_the_one_member_case_and_its_module_holds_the_best_weights():
     p = problem()
     spec = TrainSpec(epochs=5, batch_size=32, early_stopping=None, optimizer={"lr": 0.01})
     model = member(MEMBERS[1][0], 1, spec).model
-    result = train.fit("m1", model, p, spec, 1, lambda r: None)
-    (same,) = train.fit_members([member(MEMBERS[1][0], 1, spec)], p, lambda r: None)
+    result = train.fit_stack([train.BuiltMember("m1", model, spec, 1)], p, lambda r: None)[0]
+    (same,) = train.fit_stack([member(MEMBERS[1][0], 1, spec)], p, lambda r: None)
     assert result.val == same.val and result.history[-1].values == same.history[-1].values
     for key, value in model.state_dict().items():
         assert torch.equal(value, result.state[key])
@@ -102,7 +101,7 @@ def test_an_interrupt_in_a_stack_returns_every_members_result():
         if record.epoch == 3 and record.member == 2:
             raise KeyboardInterrupt
     with pytest.raises(train.FitInterrupted) as caught:
-        train.fit_members(members(), problem(), on_epoch)
+        train.fit_stack(members(), problem(), on_epoch)
     results = caught.value.results
     assert [r.status for r in results] == ["interrupted"] * 3 and caught.value.result is results[0]
     assert all(r.epochs_run == 3 and r.test == {} and r.state is not None for r in results)
@@ -114,10 +113,9 @@ def test_members_that_cannot_stack_train_one_after_another_with_the_same_results
     mixed = [member(MLPSpec(kind="mlp", hidden=[8], norm="batchnorm"), 0, spec),
              member(ResMLPSpec(kind="resmlp", width=8, blocks=1), 1, spec)]
     assert train.can_stack_members(mixed) == (False, "a BatchNorm1d layer has no stacked form")
-    results = train.fit_members(mixed, p, lambda r: None)
+    results = train.fit_one_after_another(mixed, p, lambda r: None)
     torch.manual_seed(1)
-    alone = train.fit("m1", build_model(ResMLPSpec(kind="resmlp", width=8, blocks=1), INFO), p, spec, 1,
-                      lambda r: None)
+    alone = train.fit_stack([train.BuiltMember("m1", build_model(ResMLPSpec(kind="resmlp", width=8, blocks=1), INFO), spec, 1)], p, lambda r: None)[0]
     assert [r.name for r in results] == ["m0", "m1"] and results[1].val == alone.val
 
 
@@ -155,12 +153,12 @@ def test_a_stack_resumed_from_any_epoch_equals_the_uninterrupted_run(cut):
     p = problem()
     scheduled = dict(scheduler={"name": "plateau", "factor": 0.5, "patience": 1})
     states = []
-    uninterrupted = train.fit_members(members(**scheduled), p, lambda r: None, on_state=states.append)
+    uninterrupted = train.fit_stack(members(**scheduled), p, lambda r: None, on_state=states.append)
     assert [s.epoch for s in states] == list(range(1, 13))
     state = states[cut - 1]
     torch.manual_seed(999)  # whatever ran in between, the state carries the generators
     seen = []
-    resumed = train.fit_members(members(**scheduled), p, seen.append, resume=state)
+    resumed = train.fit_stack(members(**scheduled), p, seen.append, resume=state)
     assert min(r.epoch for r in seen) == cut + 1  # only the epochs after the state are trained again
     for ours, theirs in zip(resumed, uninterrupted):
         assert_identical(ours, theirs)
@@ -175,14 +173,14 @@ def test_a_single_module_resumes_with_its_buffers_and_the_global_generator():
     for kind in kinds:
         states = []
         torch.manual_seed(5)
-        uninterrupted = train.fit("m", build_model(kind, INFO), p, spec, 5, lambda r: None, on_state=states.append)
+        uninterrupted = train.fit_stack([train.BuiltMember("m", build_model(kind, INFO), spec, 5)], p, lambda r: None, on_state=states.append)[0]
         torch.manual_seed(5)
         model = build_model(kind, INFO)
         torch.manual_seed(123)
-        resumed = train.fit("m", model, p, spec, 5, lambda r: None, resume=states[2])
+        resumed = train.fit_stack([train.BuiltMember("m", model, spec, 5)], p, lambda r: None, resume=states[2])[0]
         assert_identical(resumed, uninterrupted)
         with pytest.raises(ValueError, match=r"a saved loop state of \['m'\] does not fit the members \['other'\]"):
-            train.fit("other", build_model(kind, INFO), p, spec, 5, lambda r: None, resume=states[2])
+            train.fit_stack([train.BuiltMember("other", build_model(kind, INFO), spec, 5)], p, lambda r: None, resume=states[2])[0]
 
 
 def test_an_interrupt_while_members_train_one_after_another_keeps_the_finished_ones():
@@ -194,7 +192,7 @@ def test_an_interrupt_while_members_train_one_after_another_keeps_the_finished_o
         if record.model == "m1" and record.epoch == 2:
             raise KeyboardInterrupt
     with pytest.raises(train.FitInterrupted) as caught:
-        train.fit_members(mixed, problem(), on_epoch)
+        train.fit_one_after_another(mixed, problem(), on_epoch)
     first, second = caught.value.results
     assert (first.status, first.epochs_run, bool(first.test)) == ("completed", 3, True)
     assert (second.status, second.epochs_run, second.test) == ("interrupted", 2, {})
@@ -261,15 +259,17 @@ def test_the_fp16_loss_scale_is_part_of_the_saved_state(tmp_path):
     # steps; a resumed run must go on from the scale it had, not from 2^16 again.
     from nnlab.training.lossscale import LossScale
     from nnlab.training.loop import Loop
-    from nnlab.runstore.checkpoints import load_state, save_state
+    from nnlab.training.placement import Placement
+    from nnlab.training.statecodec import decode_state, encode_state
+    from nnlab.runstore.checkpoints import read_checkpoint, write_checkpoint
 
     def loop():
-        return Loop(members(), problem(), contextlib.nullcontext(), LossScale(torch.device("cpu")))
+        return Loop(members(), problem(), Placement(torch.device("cpu"), loss_scale=True))
     before = loop()
     before.scaler.value.fill_(512.0)
     before.scaler.growth.fill_(37)
-    save_state(tmp_path / "state.safetensors", before.state())
+    write_checkpoint(tmp_path / "state.safetensors", *encode_state(before.state()))
     after = loop()
     assert after.scaler.value.item() == 2.0 ** 16
-    after.load_state(load_state(tmp_path / "state.safetensors"))
+    after.load_state(decode_state(*read_checkpoint(tmp_path / "state.safetensors")))
     assert (after.scaler.value.item(), after.scaler.growth.item()) == (512.0, 37)

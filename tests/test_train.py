@@ -197,7 +197,7 @@ def test_an_interrupt_during_fit_returns_what_was_trained_so_far():
             raise KeyboardInterrupt
     spec = TrainSpec(epochs=10, batch_size=32, early_stopping=None, optimizer={"lr": 0.01})
     with pytest.raises(train.FitInterrupted) as caught:
-        train.fit("mlp", small_mlp(), problem, spec, 0, on_epoch)
+        train.fit_stack([train.BuiltMember("mlp", small_mlp(), spec, 0)], problem, on_epoch)[0]
     assert isinstance(caught.value, KeyboardInterrupt) and type(caught.value.cause) is KeyboardInterrupt
     result = caught.value.result
     assert result.status == "interrupted" and result.epochs_run == 3 and result.test == {}
@@ -205,7 +205,7 @@ def test_an_interrupt_during_fit_returns_what_was_trained_so_far():
     assert result.best_epoch == best.epoch and result.val["loss"] == best.values["val_loss"]
     # The kept weights are the best epoch's: the uninterrupted run's weights after that many epochs.
     twin = small_mlp()
-    train.fit("mlp", twin, problem, spec.model_copy(update={"epochs": best.epoch}), 0, lambda r: None)
+    train.fit_stack([train.BuiltMember("mlp", twin, spec.model_copy(update={"epochs": best.epoch}), 0)], problem, lambda r: None)[0]
     for key, value in twin.state_dict().items():
         torch.testing.assert_close(result.state[key], value, rtol=0, atol=0)
         assert result.state[key].device.type == "cpu"
@@ -234,7 +234,7 @@ def test_a_signal_while_an_epoch_is_recorded_waits_until_the_epoch_is_whole(monk
     seen = []
     spec = TrainSpec(epochs=10, batch_size=32, early_stopping=None, optimizer={"lr": 0.01})
     with interrupts.handled(), pytest.raises(train.FitInterrupted) as caught:
-        train.fit("mlp", small_mlp(), tiny_problem(), spec, 0, seen.append)
+        train.fit_stack([train.BuiltMember("mlp", small_mlp(), spec, 0)], tiny_problem(), seen.append)[0]
     result = caught.value.result
     assert [r.epoch for r in seen] == [1, 2, 3] and result.epochs_run == 3
     assert result.best_epoch == min(seen, key=lambda r: r.values["val_loss"]).epoch
@@ -259,7 +259,7 @@ def test_an_interrupt_before_the_first_epoch_ends_keeps_nothing(monkeypatch):
         real_step(self, skip)
     monkeypatch.setattr(StackedStep, "__call__", interrupted)
     with pytest.raises(train.FitInterrupted) as caught:
-        train.fit("mlp", small_mlp(), tiny_problem(), TrainSpec(epochs=5, batch_size=32), 0, lambda r: None)
+        train.fit_stack([train.BuiltMember("mlp", small_mlp(), TrainSpec(epochs=5, batch_size=32), 0)], tiny_problem(), lambda r: None)[0]
     result = caught.value.result
     assert caught.value.cause.signal == 15
     assert (result.status, result.best_epoch, result.epochs_run, result.state, result.val_probabilities) == (
@@ -286,8 +286,7 @@ def test_predict_is_in_model_units_standardized_for_regression():
 
     problem = tiny_problem("regression")
     model = small_mlp()
-    result = train.fit("mlp", model, problem, TrainSpec(epochs=30, batch_size=32, optimizer={"lr": 0.01}), 0,
-                       lambda r: None)
+    result = train.fit_stack([train.BuiltMember("mlp", model, TrainSpec(epochs=30, batch_size=32, optimizer={"lr": 0.01}), 0)], problem, lambda r: None)[0]
     with torch.no_grad():
         raw = model(problem.x["val"]).reshape(-1).numpy()
     np.testing.assert_allclose(result.val_probabilities, raw, rtol=1e-6)
@@ -325,7 +324,7 @@ def test_adam_at_lr_100_on_spambase_diverges_and_says_lower():
     from nnlab.spec import TrainSpec
 
     problem = spambase_problem()
-    result = train.fit("mlp", spam_mlp(), problem, TrainSpec(epochs=10, optimizer={"lr": 100.0}), 0, lambda r: None)
+    result = train.fit_stack([train.BuiltMember("mlp", spam_mlp(), TrainSpec(epochs=10, optimizer={"lr": 100.0}), 0)], problem, lambda r: None)[0]
     prior = float(torch.nn.functional.binary_cross_entropy(problem.y["train"].mean().expand(len(problem.y["train"])),
                                                             problem.y["train"]))
     assert result.status == "diverged" and result.epochs_run == 1 and result.best_epoch == 0
@@ -358,6 +357,5 @@ def test_a_healthy_high_learning_rate_is_not_called_diverged():
     from nnlab.training import fit as train
     from nnlab.spec import TrainSpec
 
-    result = train.fit("mlp", spam_mlp(), spambase_problem(), TrainSpec(epochs=4, optimizer={"lr": 0.1}), 0,
-                       lambda r: None)
+    result = train.fit_stack([train.BuiltMember("mlp", spam_mlp(), TrainSpec(epochs=4, optimizer={"lr": 0.1}), 0)], spambase_problem(), lambda r: None)[0]
     assert result.status == "completed" and result.epochs_run == 4

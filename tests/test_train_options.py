@@ -37,7 +37,7 @@ def mlp(n_outputs=1, seed=0):
 
 def fit(spec, task="binary", n_outputs=1, **kwargs):
     model = mlp(n_outputs)
-    return train.fit("m", model, problem(task, **kwargs), spec, 0, lambda r: None), model
+    return train.fit_stack([train.BuiltMember("m", model, spec, 0)], problem(task, **kwargs), lambda r: None)[0], model
 
 
 def test_balanced_class_weights_are_inverse_frequencies():
@@ -89,7 +89,7 @@ def test_grad_clip_trains_with_bounded_steps():
                      early_stopping=None)
     model = mlp()
     before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
-    result = train.fit("m", model, problem(), spec, 0, lambda r: None)
+    result = train.fit_stack([train.BuiltMember("m", model, spec, 0)], problem(), lambda r: None)[0]
     after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     steps = 3 * 4  # 120 training rows in batches of 32: 4 steps an epoch
     # SGD at lr 1: each step moves the weights by the clipped gradient, of norm <= 0.01.
@@ -138,16 +138,15 @@ def test_device_cpu_trains_on_the_cpu_and_equals_auto_here():
 
 def test_the_fp16_loss_scale_path_leaves_fp32_results_unchanged_and_skips_overflowed_members():
     # fp16 needs CUDA; its loss scaling runs here in fp32, where scaling by a power of two is exact.
-    import contextlib
-
     from nnlab.training import loop
     from nnlab.training.lossscale import LossScale
+    from nnlab.training.placement import Placement
 
     spec = TrainSpec(epochs=3, batch_size=32, early_stopping=None)
     plain, _ = fit(spec)
     model = mlp()
-    scaled = loop.fit_stack([train.Member("m", model, spec, 0)], problem(), lambda r: None,
-                            contextlib.nullcontext(), LossScale(torch.device("cpu")))[0]
+    scaled = loop.run_epochs([train.BuiltMember("m", model, spec, 0)], problem(), lambda r: None,
+                             Placement(torch.device("cpu"), loss_scale=True))[0]
     assert scaled.val == plain.val and scaled.history[-1].values == plain.history[-1].values
     scale = LossScale(torch.device("cpu"))
     grads = torch.ones(2, 3) * 2.0 ** 16

@@ -1,9 +1,11 @@
-"""One model of a run trained as N members (`repeats`: seeds seed .. seed+N-1 on the same split), and the
-members' fits summed up as one typed `ModelResult`: means, standard deviations and each member's numbers.
+"""One model of a run trained as N repeats (`repeats`: seeds seed .. seed+N-1 on the same split), built
+here and fitted by `nnlab.training.fit`, and the repeats' fits summed up as one typed `ModelResult`: means,
+standard deviations and each repeat's numbers.
 
-Members that can share one stacked model train together (`train.fit_stack`); the others one after another.
-A member that cannot be built or trained (too large for memory, an error in a layer) is recorded as failed
-with the reason; the run goes on.
+`build_and_fit` builds every repeat of every model of a stack group (`stack_groups`) and fits them as one
+stack (`fit.fit_stack`) when they can share one, else one after another (`fit.fit_one_after_another`); the
+baseline has `build_and_fit_baseline`. A repeat that cannot be built or trained (too large for memory, an
+error in a layer) is recorded as failed with the reason; the run goes on.
 """
 
 from __future__ import annotations
@@ -11,44 +13,55 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from nnlab.run.diagnosis import diagnose
 from nnlab.errors import describe
 from nnlab.core.inputs import InputInfo
 from nnlab.core.records import MemberResult, ModelResult
-from nnlab.training.sequential import SequenceState, fit_one_after_another
+from nnlab.spec import ModelSpec
+from nnlab.core.columns import higher_is_better
+from nnlab.training.stacking import can_stack
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from nnlab.spec import BaselineSpec
+    from nnlab.training.state import FitResult, FitState, OnEpoch, OnFitState, Problem
 
 MEMORY_HEADROOM = 0.8  # refuse a model whose estimated training memory exceeds this share of what is free
 
 
 @dataclass(frozen=True)
-class Member:
+class Repeat:
+    """One of a model's repeats: its index (the `member` column) and its seed."""
+
     index: int
     seed: int
 
 
 @dataclass
-class MemberRun:
-    """What is being trained: a model (its spec; None for the baseline) as one or more members."""
+class ModelToTrain:
+    """A model of the run to train: its spec (None for the baseline) and its repeats."""
 
     name: str
     kind: str
-    spec: Any
-    members: list[Member]
+    spec: Optional[ModelSpec]
+    repeats: list[Repeat]
     epochs: int
 
 
 @dataclass
-class MemberFit:
-    """One member's outcome: the loop's FitResult (None when it never started) and how it was built."""
+class RepeatFit:
+    """One repeat's outcome: the loop's FitResult (None when it never started) and how it was built."""
 
     member: int
     seed: int
     params: int = 0
     n_inputs: int = 0
-    result: Any = None
-    failure: Optional[str] = None  # why the member could not be built or trained
+    result: Optional[FitResult] = None
+    failure: Optional[str] = None  # why the repeat could not be built or trained
     stacked: bool = False
     not_stacked: Optional[str] = None  # why it trained one after another with the others of its group
 
@@ -57,52 +70,74 @@ class MemberFit:
         return "failed" if self.result is None else self.result.status
 
     @property
-    def state(self) -> Any:
+    def state(self) -> Optional[dict[str, torch.Tensor]]:
         return None if self.result is None else self.result.state
 
     @property
-    def val_probabilities(self) -> Any:
+    def val_probabilities(self) -> Optional[np.ndarray]:
         return None if self.result is None else self.result.val_probabilities
+
+
+Fits = dict[str, list[RepeatFit]]  # each model's repeat fits, by model name
+
+
+class ModelsInterrupted(KeyboardInterrupt):
+    """A signal stopped `build_and_fit`/`build_and_fit_baseline`: `fits` holds by model what finished and what
+    was cut short (best weights so far); `cause` is the KeyboardInterrupt that arrived (it may carry the
+    signal)."""
+
+    def __init__(self, fits: Fits, cause: BaseException):
+        super().__init__(*cause.args)
+        self.fits, self.cause = fits, cause
+
+
+def _cause(stop: KeyboardInterrupt) -> BaseException:
+    from nnlab.training.state import FitInterrupted
+
+    return stop.cause if isinstance(stop, FitInterrupted) else stop
 
 
 class ModelTooLarge(Exception):
     """The estimated training memory of a model exceeds what the device has free."""
 
 
-Started = Callable[[MemberRun, int], None]
+Started = Callable[[ModelToTrain, int], None]
 
 
-def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: Any, started: Started,
-              on_state: Any = None, resume: Any = None) -> dict[str, list[MemberFit]]:
-    """Train every member of every model in `runs` (models `stack_groups` put together; each model's
-    repeats): as one stack when they can share one model, else one after another — `train.fit_members`
-    decides. Returns each model's member fits. Never raises for a model's failure; KeyboardInterrupt and
-    store errors do propagate, the interrupt carrying `.member_fits` by model: what finished, and what was
-    cut short. `on_state` gets the group's progress after every epoch — a LoopState when the members train
-    as one stack, else a `sequential.SequenceState` — and `resume` (one of the same members) continues it."""
+def build_and_fit(models: list[ModelToTrain], info: InputInfo, problem: Problem, on_epoch: OnEpoch,
+                  started: Started, on_state: Optional[OnFitState] = None,
+                  resume: Optional[FitState] = None) -> Fits:
+    """Build every repeat of every model in `models` (models `stack_groups` put together) and fit them: as
+    one stack when they can share one (`fit.can_stack_members`), else one after another. Returns each
+    model's repeat fits. Never raises for a model's failure; store errors propagate, and an interrupt as
+    ModelsInterrupted with what finished and what was cut short. `on_state` gets the group's progress after
+    every epoch — a LoopState when the members train as one stack, else a SequenceState — and `resume` (one
+    of the same members) continues it."""
     import torch
 
     from nnlab.training import fit as train
     from nnlab.models import build_model, count_params
 
-    built, params, failed = [], {}, {}
-    for run in runs:
+    built: list[train.BuiltMember] = []
+    params: dict[str, int] = {}
+    failed: Fits = {}
+    for model in models:
         try:
-            check_memory(run.spec, info, problem, len(run.members))
-            for member in run.members:
-                torch.manual_seed(member.seed)  # each member starts from its seed, whatever trained before it
-                model = build_model(run.spec, info)
+            check_memory(model.spec, info, problem, len(model.repeats))
+            for repeat in model.repeats:
+                torch.manual_seed(repeat.seed)  # each repeat starts from its seed, whatever trained before it
+                module = build_model(model.spec, info)
                 # and trains from the generators its build left, as alone (its dropout draws from them)
-                cuda_rng = torch.cuda.get_rng_state_all() if problem.x["train"].device.type == "cuda" else None
-                built.append(train.Member(run.name, model, run.spec.train, member.seed, member.index,
-                                          torch.get_rng_state(), cuda_rng))
-            params[run.name] = count_params(built[-1].model)
+                cuda_rng = torch.cuda.get_rng_state_all() if problem.device.type == "cuda" else None
+                built.append(train.BuiltMember(model.name, module, model.spec.train, repeat.seed, repeat.index,
+                                               torch.get_rng_state(), cuda_rng))
+            params[model.name] = count_params(built[-1].model)
         except (ModelTooLarge, MemoryError, RuntimeError, ValueError) as e:
-            built = [m for m in built if m.name != run.name]
+            built = [m for m in built if m.name != model.name]
             reason = str(e) if isinstance(e, ModelTooLarge) else f"could not build it: {describe(e)}"
-            failed[run.name] = [MemberFit(m.index, m.seed, failure=reason) for m in run.members]
-    for run in runs:
-        started(run, params.get(run.name, 0))
+            failed[model.name] = [RepeatFit(r.index, r.seed, failure=reason) for r in model.repeats]
+    for model in models:
+        started(model, params.get(model.name, 0))
     if not built:
         return failed
     can, why_not = train.can_stack_members(built)
@@ -110,36 +145,38 @@ def fit_group(runs: list[MemberRun], info: InputInfo, problem: Any, on_epoch: An
     not_stacked = why_not if len(built) > 1 and not can else None
     seeds = {(m.name, m.member): m.seed for m in built}
 
-    def by_model(results: list[Any]) -> dict[str, list[MemberFit]]:
-        fits: dict[str, list[MemberFit]] = {run.name: [] for run in runs if run.name not in failed}
+    def by_model(results: list[FitResult]) -> Fits:
+        fits: Fits = {model.name: [] for model in models if model.name not in failed}
         for r in results:
-            fits[r.name].append(MemberFit(r.member, seeds[(r.name, r.member)], params[r.name], info.n_features, r,
+            fits[r.name].append(RepeatFit(r.member, seeds[(r.name, r.member)], params[r.name], info.n_features, r,
                                           stacked=stacked, not_stacked=not_stacked))
         return {**fits, **failed}
 
     one_stack = len(built) == 1 or stacked
-    if resume is not None and (resume.names != [m.name for m in built]
-                               or isinstance(resume, SequenceState) == one_stack):
-        resume = None  # a state of other members (one failed to build this time) cannot continue these
-    fit = train.fit_members if one_stack else fit_one_after_another
+    names = [m.name for m in built]
+    if one_stack:
+        loop_state = resume if isinstance(resume, train.LoopState) and resume.names == names else None
+        fit = lambda: train.fit_stack(built, problem, on_epoch, on_state, loop_state)
+    else:
+        # a state of other members (one failed to build this time) cannot continue these
+        sequence = resume if isinstance(resume, train.SequenceState) and resume.names == names else None
+        fit = lambda: train.fit_one_after_another(built, problem, on_epoch, on_state, sequence)
     try:
-        return by_model(fit(built, problem, on_epoch, on_state, resume))
+        return by_model(fit())
     except KeyboardInterrupt as stop:
-        stop.member_fits = by_model(getattr(stop, "results", []))  # type: ignore[attr-defined]
-        raise
+        results = stop.results if isinstance(stop, train.FitInterrupted) else []
+        raise ModelsInterrupted(by_model(results), _cause(stop)) from stop
     except OSError:
         raise  # the run store failing (a full disk): the run ends, not just these models
     except Exception as e:  # noqa: BLE001 - a model's failure must not end the run; its reason is kept
         reason = f"training failed: {describe(e)}"
-        return {**{run.name: [MemberFit(m.index, m.seed, params.get(run.name, 0), info.n_features, failure=reason)
-                              for m in run.members] for run in runs}, **failed}
+        return {**{model.name: [RepeatFit(r.index, r.seed, params.get(model.name, 0), info.n_features,
+                                          failure=reason) for r in model.repeats] for model in models}, **failed}
 
 
 def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
     """Consecutive models that can train as one stack (same architecture and shared settings; they may differ
     in dropout, learning rate, weight decay, L1 and the like), grouped; every other model alone."""
-    from nnlab.training.stacking import can_stack
-
     groups: list[list[Any]] = []
     for spec in model_specs:
         if groups and can_stack([*groups[-1], spec], input_kind)[0]:
@@ -151,8 +188,6 @@ def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
 
 def stacking_plan(model_specs: list[Any], input_kind: str, repeats: int) -> list[str]:
     """How the models will train, in words: which share one stack, and which train alone and why."""
-    from nnlab.training.stacking import can_stack
-
     lines = []
     for group in stack_groups(model_specs, input_kind):
         names = ", ".join(spec.name for spec in group)
@@ -167,28 +202,30 @@ def stacking_plan(model_specs: list[Any], input_kind: str, repeats: int) -> list
     return lines
 
 
-def fit_baseline(run: MemberRun, problem: Any, spec: Any, on_epoch: Any, started: Started) -> dict[str, list[MemberFit]]:
+def build_and_fit_baseline(model: ModelToTrain, problem: Problem, spec: BaselineSpec, on_epoch: OnEpoch,
+                           started: Started) -> Fits:
+    """Build the baseline from its seed and fit it (`fit.fit_baseline`); an interrupt raises ModelsInterrupted."""
     import torch
 
     from nnlab.training import fit as train
     from nnlab.models import build_baseline, count_params
 
-    member = run.members[0]
-    torch.manual_seed(member.seed)
+    repeat = model.repeats[0]
+    torch.manual_seed(repeat.seed)
     n_inputs = int(problem.x["train"].shape[1])
-    model = build_baseline(n_inputs, problem.n_outputs)
-    fit = MemberFit(member.index, member.seed, count_params(model), n_inputs)
-    started(run, fit.params)
+    module = build_baseline(n_inputs, problem.n_outputs)
+    fit = RepeatFit(repeat.index, repeat.seed, count_params(module), n_inputs)
+    started(model, fit.params)
     try:
-        fit.result = train.fit_baseline(run.name, model, problem, spec, on_epoch)
+        fit.result = train.fit_baseline(model.name, module, problem, spec, on_epoch)
     except KeyboardInterrupt as stop:
-        stop.member_fits = {run.name: [MemberFit(fit.member, fit.seed, fit.params,  # type: ignore[attr-defined]
-                                                 n_inputs, getattr(stop, "result", None))]}
-        raise
-    return {run.name: [fit]}
+        result = stop.result if isinstance(stop, train.FitInterrupted) else None
+        raise ModelsInterrupted({model.name: [RepeatFit(fit.member, fit.seed, fit.params, n_inputs, result)]},
+                                _cause(stop)) from stop
+    return {model.name: [fit]}
 
 
-def check_memory(spec: Any, info: InputInfo, problem: Any, members: int) -> None:
+def check_memory(spec: Optional[ModelSpec], info: InputInfo, problem: Problem, members: int) -> None:
     """Refuse, before allocating anything, a model whose training would not fit in the device's memory."""
     from nnlab import models
 
@@ -204,7 +241,7 @@ def check_memory(spec: Any, info: InputInfo, problem: Any, members: int) -> None
             f"{_gib(free)} free: make the model or the batch smaller")
 
 
-def available_bytes(device: Any) -> Optional[int]:
+def available_bytes(device: torch.device) -> Optional[int]:
     """Free memory on a device: CUDA's own count, else the host's MemAvailable (Linux)."""
     if device.type == "cuda":
         import torch
@@ -226,17 +263,15 @@ def _gib(n: float) -> str:
 
 # --- summing up -----------------------------------------------------------------------------------------
 
-def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Optional[ModelResult]
-              ) -> tuple[ModelResult, Optional[MemberFit]]:
-    """The model's result over its members, and the member whose weights represent it (best validation)."""
-    from nnlab.core.columns import higher_is_better
-
+def aggregate(run: ModelToTrain, fits: list[RepeatFit], monitor: str, baseline: Optional[ModelResult]
+              ) -> tuple[ModelResult, Optional[RepeatFit]]:
+    """The model's result over its repeats, and the repeat whose weights represent it (best validation)."""
     members = [_member_result(f) for f in fits]
     best = _best_member(fits, monitor.removeprefix("val_"), higher_is_better(monitor))
     lead = best or (fits[0] if fits else None)
     result = lead.result if lead else None
     history = [r.values for r in result.history] if result else []
-    status = _status(fits, len(run.members))
+    status = _status(fits, len(run.repeats))
     message = next((f.failure or f.result.message for f in fits if f.failure or (f.result and f.result.message)),
                    None)
     if status == "interrupted":
@@ -249,35 +284,35 @@ def aggregate(run: MemberRun, fits: list[MemberFit], monitor: str, baseline: Opt
         name=run.name, kind=run.kind, params=lead.params if lead else 0, status=status,
         best_epoch=result.best_epoch if result else 0, epochs_run=result.epochs_run if result else 0,
         epochs_planned=run.epochs, val=val_mean, test=test_mean, val_sd=val_sd, test_sd=test_sd,
-        repeats=len(run.members), members=members if len(run.members) > 1 else [],
+        repeats=len(run.repeats), members=members if len(run.repeats) > 1 else [],
         train_seconds=round(_wall_seconds(fits), 4),
         samples_per_second=round(statistics.fmean([f.result.samples_per_second for f in fits if f.result] or [0]), 1),
         message=message, stop_reason=result.stop_reason if result else None,
         train_loss=history[0]["train_loss"] if run.spec is None and history else None,
         stacked=any(f.stacked for f in fits),
-        not_stacked=next((f.not_stacked for f in fits if f.not_stacked), None) if len(run.members) > 1 else None)
+        not_stacked=next((f.not_stacked for f in fits if f.not_stacked), None) if len(run.repeats) > 1 else None)
     model.diagnosis = diagnose(history, best_epoch=model.best_epoch, max_epochs=run.epochs, monitor=monitor,
                                status=status, message=message, stop_reason=model.stop_reason,
-                               val=model.val if len(run.members) > 1 else result.val if result else {},
+                               val=model.val if len(run.repeats) > 1 else result.val if result else {},
                                baseline_val=baseline.val if baseline else None,
                                baseline_train_loss=baseline.train_loss if baseline else None,
-                               repeats=len(run.members), member=lead.member if lead else None)
+                               repeats=len(run.repeats), member=lead.member if lead else None)
     return model, best
 
 
-def _wall_seconds(fits: list[MemberFit]) -> float:
+def _wall_seconds(fits: list[RepeatFit]) -> float:
     """Members one after another add up; stacked members train in the same epochs, so the longest counts."""
     seconds = [f.result.train_seconds for f in fits if f.result]
     return (max if any(f.stacked for f in fits) else sum)(seconds) if seconds else 0.0
 
 
-def _member_result(fit: MemberFit) -> MemberResult:
+def _member_result(fit: RepeatFit) -> MemberResult:
     r = fit.result
     return MemberResult(member=fit.member, seed=fit.seed, status=fit.status, best_epoch=r.best_epoch if r else 0,
                         epochs_run=r.epochs_run if r else 0, val=r.val if r else {}, test=r.test if r else {})
 
 
-def _status(fits: list[MemberFit], planned: int) -> str:
+def _status(fits: list[RepeatFit], planned: int) -> str:
     statuses = {f.status for f in fits}
     for worst in ("failed", "diverged", "interrupted"):
         if worst in statuses:
@@ -285,7 +320,7 @@ def _status(fits: list[MemberFit], planned: int) -> str:
     return "completed" if len(fits) == planned else "interrupted"
 
 
-def _best_member(fits: list[MemberFit], metric: str, higher: bool) -> Optional[MemberFit]:
+def _best_member(fits: list[RepeatFit], metric: str, higher: bool) -> Optional[RepeatFit]:
     scored = [f for f in fits if f.state is not None and _finite(f.result.val.get(metric))]
     if not scored:
         return next((f for f in fits if f.state is not None), None)

@@ -25,10 +25,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
+from nnlab import runstore
 from nnlab.errors import RunError
+from nnlab.core.changes import changes_since
 from nnlab.core.records import ModelResult
+from nnlab.runstore.checkpoints import checkpoint_path, read_checkpoint
+from nnlab.runstore.history import read_history
+from nnlab.runstore.layout import METRICS_FILE
+from nnlab.runstore.liveness import RunLock, lock_run
+from nnlab.spec import Spec
+
+if TYPE_CHECKING:
+    from nnlab.training.state import EpochRecord, FitState
 
 FINAL = ("completed", "diverged", "failed")  # a model's status that training again would not change
 PLACE_KEYS = ("path", "file", "source")  # where the data lay, not what it was
@@ -40,10 +50,10 @@ class ResumePoint:
     its key (the group's first model: a LoopState, or a SequenceState for members that train one after
     another), and per continued member (model, repeat) the last metrics.csv epoch kept (None: all)."""
 
-    run: Any  # runstore.Run
-    lock: Any = None  # runstore.liveness.RunLock, held until the run ends (`release`)
+    run: runstore.Run
+    lock: Optional[RunLock] = None  # held until the run ends (`release`)
     kept: dict[str, ModelResult] = field(default_factory=dict)
-    states: dict[str, Any] = field(default_factory=dict)
+    states: dict[str, FitState] = field(default_factory=dict)
     epochs: dict[tuple[str, int], Optional[int]] = field(default_factory=dict)
     fresh: list[str] = field(default_factory=list)  # what trains from the start
 
@@ -63,20 +73,23 @@ class ResumePoint:
 
     def describe(self) -> str:
         going_on = [f"{'+'.join(dict.fromkeys(state.names))} from "
-                    + (state.where() if hasattr(state, "where") else f"epoch {state.epoch}")
+                    + _where(state)
                     for state in self.states.values()]
         return (f"resuming run {self.run.id}: kept {', '.join(self.kept) or 'no model'}"
                 + (f"; continues {', '.join(going_on)}" if going_on else "")
                 + (f"; trains {', '.join(self.fresh)} from the start" if self.fresh else ""))
 
 
-def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerprint: Optional[dict],
+def _where(state: FitState) -> str:
+    from nnlab.training.state import SequenceState
+
+    return state.where() if isinstance(state, SequenceState) else f"epoch {state.epoch}"
+
+
+def resume_point(ref: str, store: Path, spec: Spec, metrics: list[str], fingerprint: Optional[dict],
                  smoke: bool, groups: list[list[str]]) -> ResumePoint:
     """Check that run `ref` can be continued with this spec and data, and say where. RunError (one line)
     when it cannot. `groups`: the spec's stack groups, model names in training order."""
-    from nnlab import runstore
-    from nnlab.runstore.liveness import lock_run
-
     found = runstore.resolve_run(ref, store)
     lock = lock_run(found.path, found.id, "resumed")  # first: of two resumes at once, the second stops here
     try:
@@ -90,7 +103,9 @@ def resume_point(ref: str, store: Path, spec: Any, metrics: list[str], fingerpri
     return point
 
 
-def _point(point: ResumePoint, spec: Any, groups: list[list[str]]) -> ResumePoint:
+def _point(point: ResumePoint, spec: Spec, groups: list[list[str]]) -> ResumePoint:
+    from nnlab.training.state import SequenceState
+
     run = point.run
     old = run.summary.models if run.summary else {}
     if spec.baseline:
@@ -104,16 +119,15 @@ def _point(point: ResumePoint, spec: Any, groups: list[list[str]]) -> ResumePoin
         state = _saved_state(run, [name for name, _ in members])
         if state is not None:
             point.states[group[0]] = state
-            point.epochs.update(state.member_epochs(members) if hasattr(state, "member_epochs")
+            point.epochs.update(state.member_epochs(members) if isinstance(state, SequenceState)
                                 else {member: state.epoch for member in members})
         else:
             point.fresh += group
     return point
 
 
-def check_resumable(run: Any, resolved: dict[str, Any], fingerprint: Optional[dict], smoke: bool) -> None:
-    from nnlab.core.changes import changes_since
-
+def check_resumable(run: runstore.Run, resolved: dict[str, object], fingerprint: Optional[dict], smoke: bool
+                    ) -> None:
     where = f"--resume: run {run.id}"
     if run.status == "completed":
         raise RunError(f"{where} is completed; there is nothing to continue (train again without --resume)")
@@ -143,8 +157,6 @@ def _same_data(fingerprint: Optional[dict]) -> Optional[dict]:
 def _check_history(point: ResumePoint) -> None:
     """Every epoch the run's record says was trained — by its kept, completed models (summary.json) and by
     each continued group's members (their checkpoint's epoch history) — must have its row in metrics.csv."""
-    from nnlab.runstore.history import read_history
-    from nnlab.runstore.layout import METRICS_FILE
 
     path = point.run.path / METRICS_FILE
     where = f"--resume: run {point.run.id}"
@@ -169,18 +181,21 @@ def _check_history(point: ResumePoint) -> None:
                        f"and resuming would leave a hole in its history: train a new run")
 
 
-def _histories(state: Any) -> list[Any]:
+def _histories(state: FitState) -> list[EpochRecord]:
     """The EpochRecords a checkpoint holds: a LoopState's members', a SequenceState's finished and current."""
-    if hasattr(state, "members"):
+    from nnlab.training.state import SequenceState
+
+    if not isinstance(state, SequenceState):
         return [record for member in state.members for record in member.history]
     done = [record for result in state.done for record in result.history]
     return done + (_histories(state.current) if state.current is not None else [])
 
 
-def _saved_state(run: Any, expected: list[str]) -> Any:
+def _saved_state(run: runstore.Run, expected: list[str]) -> Optional[FitState]:
     """The group's checkpoint, if it is whole and of exactly these members (model names in training
     order); else None (the group starts over). RunError when it is there but cannot be used as one."""
-    from nnlab.runstore.checkpoints import CheckpointFieldError, checkpoint_path, load_state
+    from nnlab.training.state import SequenceState
+    from nnlab.training.statecodec import CheckpointFieldError, decode_state
 
     path = checkpoint_path(run.path, expected[0])
     if path.exists() and not path.is_file():  # a folder in its place would fail the first checkpoint write
@@ -189,13 +204,13 @@ def _saved_state(run: Any, expected: list[str]) -> Any:
     if not path.is_file():
         return None
     try:
-        state = load_state(path)
+        state = decode_state(*read_checkpoint(path))
     except CheckpointFieldError as e:
         raise RunError(f"--resume: run {run.id}: checkpoint {path}: field {e.field}: {e.problem}; it was changed "
                        f"by hand or by another version: delete it to train {expected[0]} from the start") from None
     except Exception:  # noqa: BLE001 - a damaged checkpoint only means the group trains from the start
         return None
-    if getattr(state, "names", None) != expected:
+    if state.names != expected:
         return None
-    progressed = getattr(state, "epoch", 0) > 0 or getattr(state, "done", None) or getattr(state, "current", None)
+    progressed = state.done or state.current if isinstance(state, SequenceState) else state.epoch > 0
     return state if progressed else None

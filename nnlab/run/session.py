@@ -8,7 +8,7 @@ layer) is recorded as failed while the run goes on with the next.
 
 While a model (a stack group) trains, its latest loop state is kept and written to the run folder now and
 then (runstore/checkpoints.py), so that `nnlab train --resume` (`resume_from`, then `execute(...,
-resume=...)`, see nnlab/resume.py) continues a cut-off run in its own folder with the numbers an
+resume=...)`, see run/resume.py) continues a cut-off run in its own folder with the numbers an
 uninterrupted run would have had.
 """
 
@@ -18,16 +18,25 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from nnlab import data as data_mod
 from nnlab import runstore
-from nnlab.errors import SpecError
-from nnlab.run.members import Member, MemberRun, aggregate, stack_groups
-from nnlab.core.records import Gate, ModelResult, RunMeta, RunSummary
+from nnlab.errors import RunError, SpecError
+from nnlab.core.changes import changes_since, previous_of
+from nnlab.core.interrupts import deferred
+from nnlab.run.members import (Fits, ModelsInterrupted, ModelToTrain, Repeat, RepeatFit, aggregate,
+                               build_and_fit, build_and_fit_baseline, stack_groups)
+from nnlab.runstore.checkpoints import Checkpoints
+from nnlab.core.records import Gate, GateResult, ModelResult, RunMeta, RunSummary
 from nnlab.core.columns import epoch_columns
-from nnlab.run.resume import ResumePoint
-from nnlab.spec import Spec, check_for_task, load_spec
+from nnlab.run.resume import ResumePoint, resume_point
+from nnlab.spec import ModelSpec, Spec, apply_override, check_for_task, load_spec, validate_spec
+
+if TYPE_CHECKING:
+    import torch
+
+    from nnlab.training.state import EpochRecord, FitState, Problem
 
 SMOKE_TRAIN_ROWS = 512
 SMOKE_EPOCHS = 2
@@ -40,7 +49,7 @@ class Reporter(Protocol):
     def changes(self, previous: Optional[str], lines: list[str]) -> None: ...
     def data_ready(self, spec: Spec, prepared: data_mod.Prepared, device: str) -> None: ...
     def model_started(self, name: str, kind: str, params: int, epochs: int, members: int) -> None: ...
-    def epoch(self, record: Any) -> None: ...
+    def epoch(self, record: EpochRecord) -> None: ...
     def model_finished(self, result: ModelResult) -> None: ...
 
 
@@ -55,7 +64,7 @@ class Outcome:
         return self.summary.failed_models
 
     @property
-    def gates_missed(self) -> list[Any]:
+    def gates_missed(self) -> list[GateResult]:
         return self.summary.gates_missed
 
 
@@ -82,9 +91,6 @@ def plan_of_run(ref: str, store: Path, overrides: list[str], device: Optional[st
     """`nnlab train --resume RUN` without SPEC: the plan from the resolved spec the run folder keeps, its data
     path relative to the spec's folder then (run.json's `spec_dir`; the current folder for older runs). A
     smoke run stays one. Options given are applied to it, and `resume_from` checks the result as usual."""
-    from nnlab.errors import RunError
-    from nnlab.spec import apply_override, validate_spec
-
     run = runstore.resolve_run(ref, store)
     raw = {key: value for key, value in run.spec.items() if key != "metrics"}
     if not raw:
@@ -121,8 +127,6 @@ def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke:
 def previous_run(plan: Plan, store: Path) -> tuple[Optional[str], list[str]]:
     """The newest earlier run of the same spec name in the store, and what changed since it, a line per
     setting (`train.optimizer.lr 0.001 → 0.01`), so that "one change at a time" is visible."""
-    from nnlab.core.changes import changes_since, previous_of
-
     runs, _ = runstore.list_runs(store)
     earlier = previous_of(runs, plan.spec.name, plan.smoke)
     if earlier is None:
@@ -134,15 +138,15 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
             sweep: Optional[str] = None, resume: Optional[ResumePoint] = None) -> Outcome:
     """Train the baseline and every model of a plan into a new run folder; with `resume` (see
     `resume_from`), continue that run in its own folder instead, training only what it has not kept."""
-    from nnlab.training import fit as train
+    from nnlab.training.placement import resolve_device, resolve_precision
 
     spec = plan.spec
-    placed = {m.name: train.resolve_device(m.train.device) for m in spec.models}
+    placed = {m.name: resolve_device(m.train.device) for m in spec.models}
     for model in spec.models:
-        train.resolve_precision(model.train.precision, placed[model.name])  # a bad pairing fails before the run
+        resolve_precision(model.train.precision, placed[model.name])  # a bad pairing fails before the run
     runstore.check_store(store)
     previous = previous_run(plan, store) if resume is None else (None, [])
-    first_device = placed[spec.models[0].name] if spec.models else train.resolve_device(spec.train.device)
+    first_device = placed[spec.models[0].name] if spec.models else resolve_device(spec.train.device)
     meta = run_meta(plan, note, sweep, first_device)
     if resume is not None:  # the run's own record, with what this process trains with
         meta = resume.run.meta.model_copy(update={"versions": meta.versions, "git_commit": meta.git_commit,
@@ -150,7 +154,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
     with runstore.RunWriter(store, meta, epoch_columns(plan.metrics), reopen=resume.run.path if resume else None,
                             keep_row=resume.keep_row if resume else None,
                             lock=resume.lock if resume else None) as writer:
-        session = _Session(plan, writer, report, resume)
+        session = Session(plan, writer, report, resume)
         if report:
             report.run_created(writer.path)
             report.data_ready(spec, plan.prepared, str(first_device))
@@ -166,7 +170,7 @@ def execute(plan: Plan, store: Path, note: str = "", report: Optional[Reporter] 
     return Outcome(writer.id, writer.path, session.summary)
 
 
-def run_meta(plan: Plan, note: str, sweep: Optional[str], device: Any) -> RunMeta:
+def run_meta(plan: Plan, note: str, sweep: Optional[str], device: torch.device) -> RunMeta:
     """run.json's record of a new run of `plan` (id, times and process are filled in when it is created)."""
     spec = plan.spec
     return RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(device), smoke=plan.smoke,
@@ -179,83 +183,82 @@ def run_meta(plan: Plan, note: str, sweep: Optional[str], device: Any) -> RunMet
 
 def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:
     """What run `ref` keeps and where its models continue; RunError when it cannot continue with this plan."""
-    from nnlab.run.resume import resume_point
-
     groups = [[m.name for m in group] for group in stack_groups(plan.spec.models, plan.prepared.info.kind)]
     return resume_point(ref, store, plan.spec, plan.metrics, plan.prepared.summary.get("fingerprint"), plan.smoke,
                         groups)
 
 
-class _Session:
-    """The models of one run: trains each, hands epochs to the run folder and the report, keeps the summary."""
+class Session:
+    """The models of one run: trains each, hands epochs to the run folder and the report, keeps the summary.
+    `record_model` writes a model's result (`nnlab.sweeps.points` trains several points' models as one stack
+    and records each in its own session)."""
 
     def __init__(self, plan: Plan, writer: runstore.RunWriter, report: Optional[Reporter],
                  resume: Optional[ResumePoint] = None):
-        from nnlab.runstore.checkpoints import Checkpoints
+        from nnlab.training.statecodec import encode_state
 
         self.plan, self.writer, self.report = plan, writer, report
         self.spec, self.prepared = plan.spec, plan.prepared
         self.info = self.prepared.info
-        self.problems: dict[tuple[str, bool], Any] = {}  # (device, baseline) -> train.Problem, moved once
+        self.problems: dict[tuple[str, bool], Problem] = {}  # (device, baseline) -> the data on it, moved once
         self.kept: dict[str, ModelResult] = dict(resume.kept) if resume else {}
-        self.states: dict[str, Any] = dict(resume.states) if resume else {}  # group -> LoopState to continue
-        self.checkpoints = Checkpoints(writer.path)
+        self.states: dict[str, FitState] = dict(resume.states) if resume else {}  # group -> state to continue
+        self.checkpoints: Checkpoints[FitState] = Checkpoints(writer.path, encode_state)
         self.summary = RunSummary(task=self.prepared.task, monitor=self.spec.monitor,
                                   baseline="baseline" if self.spec.baseline else None, metrics=plan.metrics,
                                   data=self.prepared.summary, models=dict(self.kept))
 
-    def problem_on(self, device: Any, baseline: bool = False) -> Any:
-        from nnlab.training import fit as train
+    def problem_on(self, device: torch.device, baseline: bool = False) -> Problem:
+        from nnlab.training.state import Problem
 
         key = (str(device), baseline)
         if key not in self.problems:
             p = self.prepared
             x = p.baseline_x if baseline else p.x
-            self.problems[key] = train.Problem.from_arrays(
+            self.problems[key] = Problem.from_arrays(
                 p.task, x, p.y, self.plan.metrics, self.spec.monitor, device,
                 p.preprocessing.get("target_std", 1.0), p.n_outputs)
         return self.problems[key]
 
-    def on_epoch(self, record: Any) -> None:
+    def on_epoch(self, record: EpochRecord) -> None:
         self.writer.append_epoch({"model": record.model, "member": record.member, "epoch": record.epoch,
                                   **record.values, "lr": record.lr, "seconds": round(record.seconds, 6)})
         if self.report:
             self.report.epoch(record)
 
-    def train_baseline(self, device: Any) -> None:
-        from nnlab.run.members import fit_baseline
-
+    def train_baseline(self, device: torch.device) -> None:
         kind = baseline_kind(self.spec.baseline.kind, self.prepared.task)
         problem = self.problem_on(device, baseline=True)
-        run = MemberRun("baseline", kind, None, [Member(0, self.spec.seed)], 1)
-        self._run_members([run], lambda: fit_baseline(run, problem, self.spec.baseline, self.on_epoch,
-                                                      self._started))
+        model = ModelToTrain("baseline", kind, None, [Repeat(0, self.spec.seed)], 1)
+        self._fit_and_record([model], lambda: build_and_fit_baseline(model, problem, self.spec.baseline,
+                                                                     self.on_epoch, self._started))
 
-    def train_models(self, model_specs: list[Any], device: Any) -> None:
+    def train_models(self, model_specs: list[ModelSpec], device: torch.device) -> None:
         """Models that can share one stack (and each model's repeats) train together as one stack."""
-        from nnlab.run.members import fit_group
-
-        runs = [MemberRun(m.name, m.kind, m, [Member(k, self.spec.seed + k) for k in range(self.spec.repeats)],
-                          m.train.epochs) for m in model_specs]
+        models = self.models_to_train(model_specs)
         group = model_specs[0].name  # the key of the group's checkpoint
-        self._run_members(runs, lambda: fit_group(runs, self.info, self.problem_on(device), self.on_epoch,
-                                                  self._started, lambda state: self.checkpoints.keep(group, state),
-                                                  self.states.pop(group, None)), group)
+        self._fit_and_record(models, lambda: build_and_fit(
+            models, self.info, self.problem_on(device), self.on_epoch, self._started,
+            lambda state: self.checkpoints.keep(group, state), self.states.pop(group, None)), group)
 
-    def _run_members(self, runs: list[MemberRun], fit: Any, group: Optional[str] = None) -> None:
+    def models_to_train(self, model_specs: list[ModelSpec]) -> list[ModelToTrain]:
+        """Each model of the spec with its repeats: seeds seed .. seed+N-1."""
+        return [ModelToTrain(m.name, m.kind, m, [Repeat(k, self.spec.seed + k) for k in range(self.spec.repeats)],
+                             m.train.epochs) for m in model_specs]
+
+    def _fit_and_record(self, models: list[ModelToTrain], fit: Callable[[], Fits], group: Optional[str] = None
+                        ) -> None:
         """Fit, then record each model; an interrupt records them as they stand (best weights so far) first,
         and writes the group's latest checkpoint. A group whose results are recorded needs no checkpoint."""
         try:
             fits = fit()
         except KeyboardInterrupt as stop:
-            from nnlab.core.interrupts import deferred
-
-            done = getattr(stop, "member_fits", None) or {}
+            done = stop.fits if isinstance(stop, ModelsInterrupted) else {}
             with deferred():
                 self.checkpoints.flush()
-                for run in runs:
-                    if run.name in done or run is runs[0]:
-                        self._record(run, done.get(run.name, []))
+                for model in models:
+                    if model.name in done or model is models[0]:
+                        self.record_model(model, done.get(model.name, []))
             raise
         except OSError:  # the store failing (a full disk): keep the newest checkpoint if it still fits
             try:
@@ -263,16 +266,17 @@ class _Session:
             except OSError:
                 pass
             raise
-        for run in runs:
-            self._record(run, fits[run.name])
+        for model in models:
+            self.record_model(model, fits[model.name])
         if group is not None:
             self.checkpoints.remove(group)
 
-    def _started(self, run: MemberRun, params: int) -> None:
+    def _started(self, run: ModelToTrain, params: int) -> None:
         if self.report:
-            self.report.model_started(run.name, run.kind, params, run.epochs, len(run.members))
+            self.report.model_started(run.name, run.kind, params, run.epochs, len(run.repeats))
 
-    def _record(self, run: MemberRun, fits: list[Any]) -> None:
+    def record_model(self, run: ModelToTrain, fits: list[RepeatFit]) -> None:
+        """A model's result over its repeat fits into summary.json, with the best repeat's weights and errors."""
         baseline = self.summary.baseline_result if run.name != "baseline" else None
         result, best = aggregate(run, fits, self.spec.monitor, baseline)
         self.summary.models[run.name] = result

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from nnlab.errors import SpecError
 from nnlab.core.records import Gate
 from nnlab.spec.base import ALL_METRICS, DEFAULT_METRICS, MAX_SEED, METRICS_BY_TASK
+from nnlab.core.keys import model_names, model_position
 from nnlab.core.messages import listing, shorten
 from nnlab.spec.models import DATA_SETTING, INPUT_KINDS_BY_MODEL, needed_data
 from nnlab.spec.root import SpecFields  # the fields these rules read; `Spec` runs them at validation
@@ -121,10 +122,9 @@ def sweep_key_problem(key: str, resolved: dict[str, Any]) -> Optional[str]:
         where = ".".join(parts[:i]) or "the spec"
         if isinstance(node, list):
             names = [m.get("name") for m in node if isinstance(m, dict)]
-            if part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif part in names:
-                node = node[names.index(part)]
+            position = model_position(model_names(node), part)  # a name wins over an index
+            if position is not None:
+                node = node[position]
             else:
                 return f"sweep.grid: key '{shorten(key)}': no model '{shorten(part)}' in {where} " \
                        f"(models: {listing(names) or 'none'})"

@@ -10,6 +10,7 @@ from typing import Any
 
 from nnlab.errors import SpecError
 from nnlab.core.settings import deep_merge  # noqa: F401 - the one deep merge, re-exported for the spec
+from nnlab.core.keys import model_position
 from nnlab.core.messages import shorten, show
 from nnlab.core.yamlfile import MAX_DEPTH, MAX_SPEC_BYTES, MAX_VALUES, parse_yaml, read_spec_file  # noqa: F401
 
@@ -75,12 +76,13 @@ def _split_key(key: str) -> list[str]:
 
 
 def _list_index(items: list, part: str, where: str) -> int:
+    # one rule with the sweep (core.keys): a model's name wins over an index
+    names = [m.get("name") or m.get("kind") if isinstance(m, dict) else None for m in items]
+    position = model_position(names, part)
+    if position is not None:
+        return position
     if part.isdigit():
-        if int(part) >= len(items):
-            raise SpecError(f"--set {shorten(where)}: index {shorten(part)} out of range ({len(items)} item(s))")
-        return int(part)
-    names = [m.get("name") or m.get("kind") for m in items if isinstance(m, dict)]
-    if part in names:
-        return names.index(part)
+        raise SpecError(f"--set {shorten(where)}: index {shorten(part)} out of range ({len(items)} item(s))")
+    names = [n for n in names if n is not None]
     shown = ", ".join(shorten(str(n)) for n in names[:10]) + (", ..." if len(names) > 10 else "")
     raise SpecError(f"--set {shorten(where)}: no model named '{shorten(part)}' (models: {shown or 'none'})")

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from nnlab.core.keys import MISSING, value_at
 from nnlab.core.messages import show_value, shorten
 from nnlab.errors import NnlabError, SpecError
 from nnlab.sweeps.executors import Unit
 from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml
 from nnlab.training.stacking import stackable_key
 
-_MISSING = object()
+_MISSING = MISSING  # an absent setting, as the one resolver (core.keys) gives it
 _GRID_HELP = "expected KEY=V1,V2,..., e.g. train.optimizer.lr=1e-3,1e-2 or 'models.mlp.hidden=[64],[128,64]'"
 
 
@@ -129,25 +130,6 @@ def expand_one_at_a_time(axes: list[Axis], resolved: dict[str, Any]) -> list[Poi
         own = value_at(resolved, axis.key)
         points += [Point(((axis.key, value),)) for value in axis.values if not _same(value, own)]
     return points
-
-
-def value_at(resolved: dict[str, Any], key: str) -> Any:
-    """The value of a dotted key in a resolved spec (models by name or position); _MISSING if absent."""
-    node: Any = resolved
-    for part in key.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list):
-            named = [m for m in node if isinstance(m, dict) and m.get("name") == part]
-            if named:
-                node = named[0]
-            elif part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                return _MISSING
-        else:
-            return _MISSING
-    return node
 
 
 def _same(value: Any, own: Any) -> bool:

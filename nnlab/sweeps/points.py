@@ -13,18 +13,23 @@ from __future__ import annotations
 import dataclasses
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from nnlab import runstore
 from nnlab.core.interrupts import deferred
-from nnlab.run.members import Member, MemberRun, fit_group, stack_groups
+from nnlab.run.members import ModelsInterrupted, ModelToTrain, build_and_fit, stack_groups
 from nnlab.core.columns import epoch_columns
-from nnlab.run.session import Outcome, Plan, _Session, run_meta
+from nnlab.run.session import Outcome, Plan, Session, run_meta
+from nnlab.spec import ModelSpec
+from nnlab.training.stacking import can_stack
+
+if TYPE_CHECKING:
+    import torch
+
+    from nnlab.training.state import EpochRecord
 
 def can_train_together(plans: list[Plan]) -> bool:
     """Same data and split, the same models in the same order, and each model stackable across the points."""
-    from nnlab.training.stacking import can_stack
-
     first = plans[0]
     same = all(p.prepared.summary.get("fingerprint") == first.prepared.summary.get("fingerprint")
                and p.metrics == first.metrics and p.spec.monitor == first.spec.monitor
@@ -38,16 +43,16 @@ def can_train_together(plans: list[Plan]) -> bool:
 def execute_points(plans: list[Plan], store: Path, notes: list[str], sweep: Optional[str]) -> list[Outcome]:
     """Train the points of `plans` as one stack; one run folder per point. A failure or an interrupt ends
     every point's run with that status (each keeps what finished)."""
-    from nnlab.training import fit as train
+    from nnlab.training.placement import resolve_device
 
-    device = train.resolve_device(plans[0].spec.models[0].train.device)
+    device = resolve_device(plans[0].spec.models[0].train.device)
     runstore.check_store(store)
     with ExitStack() as stack:
         sessions = []
         for plan, note in zip(plans, notes):
             writer = stack.enter_context(runstore.RunWriter(store, run_meta(plan, note, sweep, device),
                                                             epoch_columns(plan.metrics)))
-            sessions.append(_Session(plan, writer, None))
+            sessions.append(Session(plan, writer, None))
         for session in sessions:
             if session.spec.baseline:
                 session.train_baseline(device)
@@ -58,32 +63,30 @@ def execute_points(plans: list[Plan], store: Path, notes: list[str], sweep: Opti
     return [Outcome(s.writer.id, s.writer.path, s.summary) for s in sessions]
 
 
-def _train_across(sessions: list[_Session], groups: tuple[list[Any], ...], device: Any) -> None:
+def _train_across(sessions: list[Session], groups: tuple[list[ModelSpec], ...], device: torch.device) -> None:
     """One stack of every point's models of this group; each model's members are named `<model>@<point>`
     inside the loop (`@` is not allowed in a model name) and routed back to their point's run."""
-    owners: dict[str, tuple[_Session, MemberRun]] = {}
+    owners: dict[str, tuple[Session, ModelToTrain]] = {}
     runs = []
     for i, (session, group) in enumerate(zip(sessions, groups)):
-        for spec in group:
-            members = [Member(k, session.spec.seed + k) for k in range(session.spec.repeats)]
-            own = MemberRun(spec.name, spec.kind, spec, members, spec.train.epochs)
-            inside = dataclasses.replace(own, name=f"{spec.name}@{i}")
+        for own in session.models_to_train(group):
+            inside = dataclasses.replace(own, name=f"{own.name}@{i}")
             owners[inside.name] = (session, own)
             runs.append(inside)
 
-    def on_epoch(record: Any) -> None:
+    def on_epoch(record: EpochRecord) -> None:
         session, own = owners[record.model]
         session.on_epoch(dataclasses.replace(record, model=own.name))
 
     first = sessions[0]
     try:
-        fits = fit_group(runs, first.info, first.problem_on(device), on_epoch, lambda run, params: None)
+        fits = build_and_fit(runs, first.info, first.problem_on(device), on_epoch, lambda run, params: None)
     except KeyboardInterrupt as stop:
-        done = getattr(stop, "member_fits", None) or {}
+        done = stop.fits if isinstance(stop, ModelsInterrupted) else {}
         with deferred():
             for name, (session, own) in owners.items():
                 if name in done:
-                    session._record(own, done[name])
+                    session.record_model(own, done[name])
         raise
     for name, (session, own) in owners.items():
-        session._record(own, fits[name])
+        session.record_model(own, fits[name])

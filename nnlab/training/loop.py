@@ -19,17 +19,18 @@ import copy
 import time
 import warnings
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Iterator, Optional
 
 import torch
 
 from nnlab.training import metrics as metric_fns
 from nnlab.training.evaluation import as_target, outputs, predictions, read_members
-from nnlab.core.columns import prefixed, unprefixed
-from nnlab.training.state import (EpochRecord, FitInterrupted, FitResult, LoopState, Member, MemberProgress, OnEpoch,
-                            OnState, Problem)
+from nnlab.core.columns import higher_is_better, prefixed, unprefixed
+from nnlab.training.state import (BuiltMember, EpochRecord, FitInterrupted, FitResult, LoopState, MemberProgress,
+                                  OnEpoch, OnState, Problem)
 from nnlab.core.interrupts import deferred
 from nnlab.training.optim import Schedule, build_loss, build_loss_grad, make_step
+from nnlab.training.placement import Placement
 from nnlab.training.stack import Stack, build_stack
 from nnlab.training.stopping import EarlyStopping, divergence, improved, prior_loss
 from nnlab.spec import TrainSpec
@@ -38,7 +39,7 @@ from nnlab.spec import TrainSpec
 class _MemberState(MemberProgress):
     """What the loop knows about one member between epochs (host side)."""
 
-    spec: Optional[Member] = None
+    spec: Optional[BuiltMember] = None
     schedule: Optional[Schedule] = None
     stopping: Optional[EarlyStopping] = None
 
@@ -50,9 +51,9 @@ class _MemberState(MemberProgress):
 class Loop:
     """One stack of members in training: everything an epoch reads and changes."""
 
-    def __init__(self, members: list[Member], problem: Problem, autocast: Any, scaler: Any = None):
-        self.problem, self.members_spec, self.autocast, self.scaler = problem, members, autocast, scaler
-        self.device = problem.x["train"].device
+    def __init__(self, members: list[BuiltMember], problem: Problem, placement: Placement):
+        self.problem, self.device = problem, placement.device
+        self.autocast, self.scaler = placement.autocast(), placement.new_loss_scale()
         self.stack: Stack = build_stack([m.model for m in members], [m.seed for m in members], self.device)
         first = members[0].train  # the settings members share (stack.SHARED_TRAIN_SETTINGS)
         self.loss_fn = build_loss(problem.task, first, problem.y["train"], problem.n_outputs)
@@ -61,7 +62,7 @@ class Loop:
                               [m.train.grad_clip for m in members])
         l1 = [m.train.l1 for m in members]
         self.l1 = (torch.tensor(l1, device=self.device).reshape(-1, 1) * self.stack.penalized) if any(l1) else None
-        higher = metric_fns.higher_is_better(problem.monitor)
+        higher = higher_is_better(problem.monitor)
         self.members = [_MemberState(spec=m, schedule=Schedule(m.train, higher),
                                      stopping=_stopping(m.train, problem.monitor)) for m in members]
         self.step.set_lrs([m.schedule.lr for m in self.members])
@@ -75,7 +76,7 @@ class Loop:
         self.prior_loss = prior_loss(problem, self.loss_fn)
         self.epoch, self.stepped = 0, False
         # The stack's own backward where it has one (bit for bit autograd's, cheaper); autocast needs autograd.
-        self.taped = self.stack.has_backward and isinstance(self.autocast, contextlib.nullcontext)
+        self.taped = self.stack.has_backward and placement.dtype is None
         self.max_epochs = max(m.train.epochs for m in members)
 
     @property
@@ -172,7 +173,7 @@ class Loop:
         return values, [int(v.pop("bad_step", -1)) for v in values]
 
     def _keep_best(self, values: list[dict[str, float]], bad_steps: list[int]) -> None:
-        higher = metric_fns.higher_is_better(self.problem.monitor)
+        higher = higher_is_better(self.problem.monitor)
         better = []
         for k, m in enumerate(self.members):
             if not m.active:
@@ -280,7 +281,7 @@ class Loop:
 
 
 @contextlib.contextmanager
-def _quiet_layout_warning() -> Any:
+def _quiet_layout_warning() -> Iterator[None]:
     """Stacked weights are strided views of the flat parameters, and their gradients accumulate in place into
     the flat gradients, as intended; torch warns about that layout on the first backward of a process."""
     with warnings.catch_warnings():
@@ -288,12 +289,12 @@ def _quiet_layout_warning() -> Any:
         yield
 
 
-def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autocast: Any = None,
-              scaler: Any = None, on_state: Optional[OnState] = None,
-              resume: Optional[LoopState] = None) -> list[FitResult]:
-    """Train members that can share a stack (K = 1 included) to the end; results in member order.
-    `on_state` receives a LoopState after every epoch; `resume` continues from one."""
-    loop = Loop(members, problem, autocast or contextlib.nullcontext(), scaler)
+def run_epochs(members: list[BuiltMember], problem: Problem, on_epoch: OnEpoch, placement: Placement,
+               on_state: Optional[OnState] = None, resume: Optional[LoopState] = None) -> list[FitResult]:
+    """Train members that share a stack (K = 1 included) epoch by epoch to the end; results in member order.
+    `on_state` receives a LoopState after every epoch; `resume` continues from one. An interrupt raises
+    FitInterrupted with every member's result so far."""
+    loop = Loop(members, problem, placement)
     if resume is not None:
         loop.load_state(resume)
     elif len(members) == 1:
@@ -309,7 +310,7 @@ def fit_stack(members: list[Member], problem: Problem, on_epoch: OnEpoch, autoca
     return loop.results(interrupted=False)
 
 
-def _start_generators(member: Member) -> None:
+def _start_generators(member: BuiltMember) -> None:
     """Torch's global generators as building this member left them (a Single's dropout draws from them)."""
     if member.torch_rng is not None:
         torch.set_rng_state(member.torch_rng)

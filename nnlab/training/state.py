@@ -1,11 +1,12 @@
-"""What a fit takes and gives back, torch-side: the problem, the members, epoch records, results, the
+"""What a fit takes and gives back, torch-side: the problem, the built members, epoch records, results, the
 interrupt that carries them, and `LoopState` — everything the loop needs to continue after an epoch exactly
-as if it had never stopped (resume). Shared by `nnlab.training.loop` (which fills them) and `nnlab.training.fit`."""
+as if it had never stopped (resume) — with `SequenceState` for members that train one after another.
+Shared by `nnlab.training.loop` (which fills them) and `nnlab.training.fit`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -37,6 +38,10 @@ class Problem:
         return cls(task, {k: as_tensor(v, device) for k, v in x.items()},
                    {k: torch.from_numpy(v).to(device) for k, v in y.items()}, metrics, monitor, target_std,
                    n_outputs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x["train"].device
 
 
 @dataclass
@@ -81,8 +86,9 @@ class FitInterrupted(KeyboardInterrupt):
 
 
 @dataclass
-class Member:
-    """One model to train: its module (built with its seed), settings and seed; `member` is its repeat.
+class BuiltMember:
+    """One member of a fit (a row of a stack): its module (built with its seed), settings and seed; `member`
+    is its repeat index.
     `torch_rng`/`cuda_rng`: torch's global generators as building this member left them. A module without a
     stacked form draws its dropout from them, so training it alone starts from them, whatever was built or
     trained before it (members built together and then trained one after another equal their runs alone)."""
@@ -141,3 +147,37 @@ class LoopState:
 
 
 OnState = Callable[[LoopState], None]
+
+
+@dataclass
+class SequenceState:
+    """Members that cannot share a stack (layers without a stacked form, such as batch norm, with repeats)
+    train one after another; this is what a checkpoint holds for them, so that their progress resumes like a
+    stack's: the results of the members that finished, torch's global generator after the last of them (a
+    member built without its own generator state, `BuiltMember.torch_rng`, draws its dropout from it; a member
+    built by `run.members` starts from its build's, as alone), and the `LoopState` of the member in training.
+    `fit.fit_one_after_another` continues from one exactly: finished members are not trained again, the
+    member in training goes on from its last epoch, the rest start as they would have."""
+
+    names: list[str]  # every member's model name, in training order
+    done: list[FitResult]  # each finished member's, in order
+    rng_after: torch.Tensor  # torch's global generator state after the last finished member (uint8)
+    current: Optional[LoopState] = None  # the member in training's; None between members
+
+    def member_epochs(self, members: list[tuple[str, int]]) -> dict[tuple[str, int], Optional[int]]:
+        """The last epoch each member's rows are kept to: None (all) for finished members, the current
+        member's state epoch, 0 for the members after it."""
+        kept: dict[tuple[str, int], Optional[int]] = {key: None for key in members[:len(self.done)]}
+        rest = members[len(self.done):]
+        if rest:
+            kept[rest[0]] = self.current.epoch if self.current is not None else 0
+        return kept
+
+    def where(self) -> str:
+        member = len(self.done) + 1
+        epoch = self.current.epoch if self.current is not None else 0
+        return f"member {member} of {len(self.names)}, epoch {epoch}"
+
+
+FitState = Union[LoopState, SequenceState]  # what a checkpoint keeps of a fit in progress
+OnFitState = Callable[[FitState], None]

@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-from nnlab.training import metrics as metric_fns
+from nnlab.core.columns import higher_is_better
 from nnlab.training.state import EpochRecord, Problem
 from nnlab.training.optim import LossFn
 from nnlab.spec import TrainSpec
@@ -34,7 +34,7 @@ class EarlyStopping:
     def should_stop(self, values: dict[str, float], epoch: int) -> Optional[str]:
         """Record an epoch; say why training stops, or None to go on."""
         current = values[self.monitor]
-        if improved(current, self.best, metric_fns.higher_is_better(self.monitor), self.min_delta):
+        if improved(current, self.best, higher_is_better(self.monitor), self.min_delta):
             self.best, self.stale = current, 0
             return None
         self.stale += 1

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from nnlab.core.keys import model_position
 from nnlab.core.messages import show_value
 from nnlab.errors import NnlabError
 from nnlab.sweeps.executors import UnitResult
@@ -65,8 +66,8 @@ def touches(point: Point, model: str, models: list[str]) -> bool:
         parts = key.split(".")
         if parts[0] != "models" or len(parts) < 3:
             return True
-        index = int(parts[1]) if parts[1].isdigit() else -1
-        if parts[1] == model or 0 <= index < len(models) and models[index] == model:
+        position = model_position(models, parts[1])  # a name wins over an index, as in --set
+        if position is not None and models[position] == model:
             return True
     return False
 
