@@ -8,7 +8,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ContextManager, Optional
 
 import typer
 from rich.console import Console, ConsoleOptions, Group, RenderableType
@@ -16,6 +16,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from nnlab.core import interrupts
 from nnlab.errors import CONTROL_CHARS, NnlabError, escape_controls
 
 app = typer.Typer(
@@ -177,12 +178,20 @@ class ExecutorName(str, Enum):
     ray = "ray"
 
 
-OWN_PROCESS = False  # True when nnlab runs as its own process (not in-process, as in tests or notebooks)
+class _Process:
+    as_command = False  # `main` ran: this process is the `nnlab` command, not a test runner or a notebook
 
 
 def main() -> None:
-    global OWN_PROCESS
-    OWN_PROCESS = True
+    """The `nnlab` command: its commands run as their own process (see `interrupt_handling`)."""
+    _Process.as_command = True
     app()
+
+
+def interrupt_handling() -> ContextManager[None]:
+    """The one way a command that trains (`train`, `sweep`) takes SIGINT, SIGTERM and SIGHUP: as `Interrupted`
+    while it runs, its previous handlers back when it ends. As the `nnlab` command itself, once interrupted,
+    later signals are ignored until the process exits, so that a storm of them cannot cut its shutdown short."""
+    return interrupts.handled(own_process=_Process.as_command)
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nnlab.cli.base import ExecutorName, RunsDirOption, stderr, fail, stdout, app
+from nnlab.cli.base import ExecutorName, RunsDirOption, stderr, fail, stdout, app, interrupt_handling
 from nnlab.errors import NnlabError
 
 
@@ -58,7 +58,7 @@ def sweep_command(
     from nnlab.runstore import store_path
 
     out = stdout()
-    with interrupts.handled():
+    with interrupt_handling():
         try:
             ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
                            "max_retries": max_retries, "ship": ship or None}

@@ -81,7 +81,7 @@ def train(
     # SIGTERM (a CI timeout, `kill`), SIGHUP (the terminal closed) and SIGINT end the run as interrupted,
     # finished epochs and the best weights so far kept; the previous handlers come back when the command ends.
     point = None
-    with interrupts.handled(own_process=base.OWN_PROCESS):
+    with base.interrupt_handling():
         try:
             plan = (runner.plan(spec, set_, device, smoke, repeats) if spec is not None
                     else runner.plan_of_run(resume, store_path(runs_dir), set_, device, smoke, repeats))
@@ -132,7 +132,7 @@ def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: 
     from nnlab.views.train_report import results_table, verdict_lines
     from nnlab.runstore import read_run, store_path
 
-    with interrupts.handled(own_process=base.OWN_PROCESS):
+    with base.interrupt_handling():
         try:
             runner.plan(spec, set_, device, smoke, repeats)  # bad input: one line, exit 2, no run anywhere
             overrides = (*set_, *([f"repeats={repeats}"] if repeats else []))
