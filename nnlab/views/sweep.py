@@ -1,23 +1,21 @@
 """What a sweep shows: a line as each point ends, and one table of each setting's effect on the monitored
 validation metric (mean ± sd over repeats), best first, with each point's change against the reference and,
-with spreads, noise.py's within-noise verdict. Torch-free: it reads the points' run folders."""
+with spreads, noise.py's within-noise verdict. Torch-free: it reads the points' run folders (report.sweeps),
+and takes the plan and results as the shapes report.sweeps names, never importing the sweeps package."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 from nnlab.core.keys import model_position
 from nnlab.core.messages import show_value
-from nnlab.errors import NnlabError
-from nnlab.sweeps.executors import UnitResult
 from nnlab.core.columns import metric_name, higher_is_better
 from nnlab.report.noise import Difference, combined_spread
 from nnlab.core.numbers import exact_difference, format_spread
-from nnlab.core.records import ModelResult, RunSummary
-from nnlab.sweeps.grid import Point, SweepPlan
+from nnlab.core.records import ModelResult
+from nnlab.report.sweeps import PointResult, SweepPoint, SweepShape, point_summary
 from nnlab.core.settings import short_keys as short_names  # one rule for shortening dotted keys
 
 
@@ -26,7 +24,7 @@ class Effect:
     """One model of one point: its monitored validation score (mean ± sd over repeats) and its change
     against the same model at the reference point (noise.py's within-noise rule)."""
 
-    point: Point
+    point: SweepPoint
     model: str
     status: str
     value: float = math.nan
@@ -36,11 +34,11 @@ class Effect:
     message: str = ""
 
 
-def effects(plan: SweepPlan, results: dict[int, UnitResult]) -> list[Effect]:
+def effects(plan: SweepShape, results: dict[int, PointResult]) -> list[Effect]:
     """Every finished point's models (the baseline left out: a sweep varies the networks), best first by the
     monitored validation metric; points without results last."""
     column = plan.monitor
-    summaries = {i: _summary(result) for i, result in results.items()}
+    summaries = {i: point_summary(result) for i, result in results.items()}
     reference = summaries.get(plan.reference)
     rows: list[Effect] = []
     for i, point in enumerate(plan.points):
@@ -60,7 +58,7 @@ def effects(plan: SweepPlan, results: dict[int, UnitResult]) -> list[Effect]:
     return sorted(rows, key=lambda row: _rank(row, column))
 
 
-def touches(point: Point, model: str, models: list[str]) -> bool:
+def touches(point: SweepPoint, model: str, models: list[str]) -> bool:
     """Whether a point changes `model`: any key outside `models.<name|index>.` changes every model."""
     for key, _ in point.settings:
         parts = key.split(".")
@@ -70,17 +68,6 @@ def touches(point: Point, model: str, models: list[str]) -> bool:
         if position is not None and models[position] == model:
             return True
     return False
-
-
-def _summary(result: UnitResult) -> Optional[RunSummary]:
-    from nnlab import runstore
-
-    if result.path is None:
-        return None
-    try:
-        return runstore.read_run(Path(result.path)).summary
-    except NnlabError:
-        return None
 
 
 def _score(model: ModelResult, column: str) -> tuple[float, float]:
@@ -101,7 +88,7 @@ def _rank(row: Effect, column: str) -> tuple[bool, float]:
     return False, -row.value if higher_is_better(column) else row.value
 
 
-def effect_table(plan: SweepPlan, rows: list[Effect]) -> Any:
+def effect_table(plan: SweepShape, rows: list[Effect]) -> Any:
     """The sweep's one table (setting, model, the monitored validation metric, change vs the reference)
     between a heading and the notes that read it; lines outside the table are never wrapped to its width."""
     from rich.console import Group
@@ -126,7 +113,7 @@ def effect_table(plan: SweepPlan, rows: list[Effect]) -> Any:
     return Group(Text(heading), table, Text(notes))
 
 
-def _notes(plan: SweepPlan, names: dict[str, str], spreads: bool) -> str:
+def _notes(plan: SweepShape, names: dict[str, str], spreads: bool) -> str:
     reference = plan.points[plan.reference]
     against = "the spec's own values" if not reference.settings else \
         ", ".join(f"{names[k]}={show_value(v)}" for k, v in reference.settings)
@@ -148,7 +135,7 @@ def _value_cell(row: Effect) -> str:
     return text if row.status == "completed" else f"{text} ({row.status})"
 
 
-def result_line(plan: SweepPlan, result: UnitResult, done: int, seconds: float) -> str:
+def result_line(plan: SweepShape, result: PointResult, done: int, seconds: float) -> str:
     """What the sweep prints as each point ends: `[2/4] lr=0.01: completed · run tiny-… · about 40 s left`."""
     point = plan.points[result.index]
     line = f"[{done}/{len(plan.points)}] {point.label}: {result.status}"
