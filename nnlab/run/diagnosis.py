@@ -6,6 +6,7 @@ import math
 from typing import Optional
 
 from nnlab.core.columns import higher_is_better
+from nnlab.core.verdicts import CUT_OFF
 
 OVERFIT_RISE = 0.10  # validation loss this far above its best, while train loss keeps falling
 SPIKE_FACTOR = 2.0  # validation loss this many times its best so far counts as a jump
@@ -13,10 +14,6 @@ MIN_EPOCHS_FOR_TRENDS = 4
 FIRST_EPOCH_FACTOR = 10.0  # a first epoch averaging this many times the validation loss it ended at
 AT_LIMIT = 1e-3  # a monitored value this close to its floor (a loss, an error: 0) or ceiling (a score: 1)
 # has nothing left to gain: no "more epochs may help"
-CUT_OFF = "cut off at epoch"
-# verdicts on how a model fits and what to change: none for a model cut off before its end, none for a
-# smoke run (a few epochs on a small sample say nothing about the settings)
-ADVICE = ("still improving:", "underfitting:", "overfitting:", "unstable:", "no better than the baseline:")
 
 
 def diagnose(history: list[dict[str, float]], *, best_epoch: int, max_epochs: int, monitor: str,
@@ -53,12 +50,6 @@ def at_limit(monitor: str, value: Optional[float]) -> bool:
     if value is None or not math.isfinite(value):
         return False
     return value >= 1 - AT_LIMIT if higher_is_better(monitor) else abs(value) <= AT_LIMIT
-
-
-def without_advice(notes: list[str], message: Optional[str] = None) -> list[str]:
-    """A model's stored verdicts less the fit verdicts and advice (ADVICE), the cut-off line and the
-    model's `message` (said once elsewhere): for a smoke run, or a model cut off before its end."""
-    return [n for n in notes if not n.startswith(ADVICE) and not n.startswith(CUT_OFF) and n != message]
 
 
 def _overfitting(history: list[dict[str, float]], best_epoch: int) -> list[str]:

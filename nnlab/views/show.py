@@ -10,7 +10,7 @@ from typing import Any, Optional
 from rich.console import Group
 from rich.text import Text
 
-from nnlab.run.diagnosis import without_advice
+from nnlab.core.verdicts import without_advice
 from nnlab.views.grid import Col, Grid
 from nnlab.core.numbers import format_value, stored_float
 from nnlab.core.records import ModelResult, RunSummary

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nnlab.run.diagnosis import without_advice
+from nnlab.core.verdicts import without_advice
 from nnlab.core.numbers import format_spread, format_value
 from nnlab.core.columns import best_value
 from nnlab.core.records import GateResult, ModelResult, RunSummary
