@@ -22,7 +22,8 @@ from conftest import binary_table, run_folders, tiny_spec, write_spec
 from nnlab import runstore
 from nnlab.cli import app
 from nnlab.errors import NnlabError
-from nnlab.sweeps.executors import LocalExecutor, Unit, UnitResult, run_unit
+from nnlab.sweeps.executors.local import LocalExecutor
+from nnlab.sweeps.executors.units import Unit, UnitResult, run_unit
 from nnlab.sweeps.grid import plan_sweep
 
 ray = pytest.importorskip("ray")

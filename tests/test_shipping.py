@@ -118,7 +118,7 @@ def test_an_archive_that_is_not_a_whole_tar_is_one_line_naming_it(tmp_path, cut)
 
 
 def test_a_shipped_run_that_is_not_a_tar_fails_its_point_in_one_line_and_the_store_gets_nothing(tmp_path):
-    from nnlab.sweeps.executors import Unit, UnitResult
+    from nnlab.sweeps.executors.units import Unit, UnitResult
     from nnlab.sweeps.executors.ray import Shipped, _receive
 
     store = tmp_path / "runs"

@@ -335,7 +335,7 @@ def test_short_names_are_the_shortest_suffix_that_tells_keys_apart():
 
 def test_executor_ray_is_handed_the_ray_options_and_the_same_units(tiny, runs, monkeypatch):
     import nnlab.sweeps.executors.ray as executors_ray
-    from nnlab.sweeps.executors import run_unit
+    from nnlab.sweeps.executors.units import run_unit
 
     given = {}
 

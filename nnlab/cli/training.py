@@ -128,7 +128,8 @@ def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: 
     """The whole run as one unit of the sweep executors (checked here first; trained and written there)."""
     from nnlab.core import interrupts
     from nnlab.run import session as runner
-    from nnlab.sweeps.executors import Unit, executor_for
+    from nnlab.sweeps.executors import executor_for
+    from nnlab.sweeps.executors.units import Unit
     from nnlab.views.train_report import results_table, verdict_lines
     from nnlab.runstore import read_run, store_path
 

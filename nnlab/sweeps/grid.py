@@ -1,5 +1,5 @@
 """Sweeps: settings to try, expanded into points; every point checked before anything trains; each point
-trained into its own run folder by an executor (sweepview.py shows each setting's effect on validation).
+trained into its own run folder by an executor (views/sweep.py shows each setting's effect on validation).
 
     --grid train.optimizer.lr=1e-3,1e-2 --grid models.mlp.hidden=[64],[128,64]
 
@@ -23,7 +23,7 @@ from typing import Any, Optional
 from nnlab.core.keys import MISSING, value_at
 from nnlab.core.messages import show_value, shorten
 from nnlab.errors import NnlabError, SpecError
-from nnlab.sweeps.executors import Unit
+from nnlab.sweeps.executors.units import Unit
 from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml
 from nnlab.training.stacking import stackable_key
 

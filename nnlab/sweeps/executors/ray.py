@@ -1,15 +1,15 @@
-"""Sweep units as Ray tasks: the same `run(units)` as executors.LocalExecutor, on a local Ray instance or a
+"""Sweep units as Ray tasks: the same `run(units)` as local.LocalExecutor, on a local Ray instance or a
 cluster. Ray is an optional extra, imported only here and only when this executor runs.
 
-Data: a unit travels as its spec path plus overrides (executors.Unit), and each task re-reads the spec and
+Data: a unit travels as its spec path plus overrides (units.Unit), and each task re-reads the spec and
 its data from disk. So by default the spec, its data and the run store sit on a file system that every
 node reads at the same absolute path (one machine, NFS, a cluster's shared volume). With `ship=True`
 (`--ship`) nothing needs to be shared: the driver puts each spec and its data file into Ray's object store
-once (nnlab.sweeps.executors.shipping), each node writes them once into its temp folder, and each task sends its run folder
+once (shipping.py), each node writes them once into its temp folder, and each task sends its run folder
 back as one archive. The prepared arrays themselves are not shipped: every task prepares its data again,
 as it does from a shared file system.
 
-Results: each task writes its run folder with runner.execute (the runstore's atomic protocol), first in a
+Results: each task writes its run folder with nnlab.run.session.execute (the runstore's atomic protocol), first in a
 staging folder of its own under `<store>/.attempts/` (hidden: readers skip it), then renamed into the store
 whole. Shipped, the task trains into a store in its node's temp folder, and the driver unpacks the archive
 into its own staging folder and renames it into the store the same way.
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from nnlab.errors import NnlabError
-from nnlab.sweeps.executors import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
+from nnlab.sweeps.executors.units import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
 from nnlab.sweeps.executors.shipping import Bundle, bundle_specs, pack_run, unpack_bundle, unpack_run
 from nnlab.core.messages import shorten
 
