@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional
 
 from nnlab.run.diagnosis import diagnose
 from nnlab.errors import describe
@@ -174,10 +174,10 @@ def build_and_fit(models: list[ModelToTrain], info: InputInfo, problem: Problem,
                                           failure=reason) for r in model.repeats] for model in models}, **failed}
 
 
-def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
+def stack_groups(model_specs: list[ModelSpec], input_kind: str) -> list[list[ModelSpec]]:
     """Consecutive models that can train as one stack (same architecture and shared settings; they may differ
     in dropout, learning rate, weight decay, L1 and the like), grouped; every other model alone."""
-    groups: list[list[Any]] = []
+    groups: list[list[ModelSpec]] = []
     for spec in model_specs:
         if groups and can_stack([*groups[-1], spec], input_kind)[0]:
             groups[-1].append(spec)
@@ -186,7 +186,7 @@ def stack_groups(model_specs: list[Any], input_kind: str) -> list[list[Any]]:
     return groups
 
 
-def stacking_plan(model_specs: list[Any], input_kind: str, repeats: int) -> list[str]:
+def stacking_plan(model_specs: list[ModelSpec], input_kind: str, repeats: int) -> list[str]:
     """How the models will train, in words: which share one stack, and which train alone and why."""
     lines = []
     for group in stack_groups(model_specs, input_kind):
@@ -328,7 +328,7 @@ def _best_member(fits: list[RepeatFit], metric: str, higher: bool) -> Optional[R
     return pick(scored, key=lambda f: f.result.val[metric])
 
 
-def _spread(scores: list[dict[str, Any]]) -> tuple[dict[str, Optional[float]], dict[str, Optional[float]]]:
+def _spread(scores: list[dict[str, float]]) -> tuple[dict[str, Optional[float]], dict[str, Optional[float]]]:
     """Mean and sample standard deviation (ddof=1) of each metric over the members that have it."""
     means: dict[str, Optional[float]] = {}
     sds: dict[str, Optional[float]] = {}
@@ -340,6 +340,6 @@ def _spread(scores: list[dict[str, Any]]) -> tuple[dict[str, Optional[float]], d
     return means, sds
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 

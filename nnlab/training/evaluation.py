@@ -4,7 +4,7 @@ Shared by the training loop (`nnlab.training.loop`) and the baseline's fit (`nnl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ContextManager
 
 import numpy as np
 import torch
@@ -16,13 +16,13 @@ from nnlab.training.stack import Stack
 EVAL_BATCH = 65_536  # rows per forward pass when evaluating: large, but bounded for big tables
 
 
-def outputs(stack: Stack, x: torch.Tensor, autocast: Any) -> torch.Tensor:
+def outputs(stack: Stack, x: torch.Tensor, autocast: ContextManager[object]) -> torch.Tensor:
     """Every member's raw outputs on rows x: [K, N, n_outputs], in float32."""
     with torch.inference_mode(), autocast:
         return torch.cat([stack.outputs(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)], 1)
 
 
-def predictions(stack: Stack, problem: Problem, split: str, autocast: Any) -> list[np.ndarray]:
+def predictions(stack: Stack, problem: Problem, split: str, autocast: ContextManager[object]) -> list[np.ndarray]:
     """Model units per member, on the host: probabilities (binary [N], multiclass [N, K]) or, for
     regression, STANDARDIZED predictions (the data's preprocessing turns them into the target's units)."""
     out = outputs(stack, problem.x[split], autocast)

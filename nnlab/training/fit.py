@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnlab.models.linear import fit_convex
 from nnlab.training import metrics as metric_fns
 from nnlab.training.state import (BuiltMember, EpochRecord, FitInterrupted, FitResult, FitState, LoopState,
                                   OnEpoch, OnFitState, OnState, Problem, SequenceState)
@@ -82,8 +83,6 @@ def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSp
     """Newton's method on the convex objective scikit-learn uses: mean loss + l2/(2n)·||W||² (C = 1/l2);
     for regression, Ridge's sum of squares + l2·||W||² up to the same scale. Fitted in float64
     (`models.linear.fit_convex`), in fp32 placement."""
-    from nnlab.models.linear import fit_convex
-
     x = problem.x["train"]
     # The arithmetic of a product of the rows: for sparse rows their stored entries, not rows x columns
     work = x._nnz() * problem.n_outputs if x.layout != torch.strided else len(x) * sum(

@@ -20,7 +20,7 @@ everything that cannot is trained one after another by the same loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -289,8 +289,8 @@ class _Activation:
     """An elementwise activation's forward (what the module's forward calls) and autograd's backward kernel
     for it: (module, grad, input, output) -> the input's gradient."""
 
-    forward: Any
-    backward: Any
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    backward: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 _ACTIVATIONS: dict[type, _Activation] = {

@@ -3,13 +3,16 @@ planning a run (and `validate`) can say which models will stack and why others w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nnlab.spec import ModelSpec, TrainSpec
 
 STACKED_KINDS = ("mlp",)  # model kinds with a stacked form
 SHARED_TRAIN_SETTINGS = ("batch_size", "optimizer.name", "loss", "class_weights", "precision", "device")
 
 
-def can_stack(model_specs: list[Any], input_kind: str = "table") -> tuple[bool, str]:
+def can_stack(model_specs: list[ModelSpec], input_kind: str = "table") -> tuple[bool, str]:
     """Whether these models can train as members of one stack; if not, the reason in words. Members may
     differ in seed, learning rate, weight decay, momentum, dropout, L1, grad_clip, epochs, early stopping
     and scheduler; they must share the architecture and the settings in SHARED_TRAIN_SETTINGS."""
@@ -29,7 +32,7 @@ def can_stack(model_specs: list[Any], input_kind: str = "table") -> tuple[bool, 
     return shared_train_settings([s.train for s in model_specs if s.train is not None])
 
 
-def shared_train_settings(trains: list[Any]) -> tuple[bool, str]:
+def shared_train_settings(trains: list[TrainSpec]) -> tuple[bool, str]:
     for setting in SHARED_TRAIN_SETTINGS:
         values = [_setting(t, setting) for t in trains]
         if any(v != values[0] for v in values):
@@ -37,10 +40,11 @@ def shared_train_settings(trains: list[Any]) -> tuple[bool, str]:
     return True, ""
 
 
-def _setting(train: Any, dotted: str) -> Any:
+def _setting(train: TrainSpec, dotted: str) -> object:
+    value: object = train
     for part in dotted.split("."):
-        train = getattr(train, part)
-    return train
+        value = getattr(value, part)
+    return value
 
 
 # Settings whose values stacked members may differ in: everything else must be the same in every point.
