@@ -90,3 +90,25 @@ def test_check_does_not_import_torch(gated, runs):
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-2:] == ["0", "NO TORCH"], done.stdout + done.stderr
+
+
+def test_train_and_check_print_the_same_line_for_the_same_gate(tmp_path, cli, runs):
+    """One gate line (report.check.gate_line): `train` printed its own, with other number formatting."""
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(expect={"baseline.test.accuracy": ">= 0.5", "mlp.val.loss": "< 1e-9"}))
+    trained = cli("train", spec)
+    assert trained.exit_code == 1, trained.output
+    said = [line for line in trained.stdout.splitlines() if line.startswith("expect ")]
+    checked = check(cli, runs, "last")
+    assert checked.exit_code == 1 and len(said) == 2
+    assert said == checked.stdout.splitlines()
+
+
+@pytest.mark.parametrize("value, shown", [(0.930412, "0.9304"), (3e-05, "3.000e-05"), (12345.6789, "12345.6789"),
+                                          (None, "missing")])
+def test_a_gates_score_reads_as_every_table_writes_it(value, shown):
+    from nnlab.core.records import GateResult
+    from nnlab.report.check import gate_line
+
+    result = GateResult(key="mlp.val.loss", rule="< 0.5 ", value=value, passed=False)
+    assert gate_line(result, {}) == f"expect mlp.val.loss < 0.5: {shown} -> MISSED"

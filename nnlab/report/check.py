@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
+from nnlab.core.numbers import format_value
 from nnlab.errors import RunError, SpecError
 from nnlab.core.records import Gate, GateResult, ModelResult, RunSummary
 
@@ -31,8 +32,7 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [gate_line(result, self.models.get(Gate.parse(result.key, result.rule).model))
-                for result in self.results]
+        return [gate_line(result, self.models) for result in self.results]
 
     @property
     def passed(self) -> bool:
@@ -105,10 +105,20 @@ def _planned_models(spec: dict[str, Any]) -> list[str]:
     return names + [m["name"] for m in spec.get("models") or [] if isinstance(m, dict) and m.get("name")]
 
 
-def gate_line(result: GateResult, model: ModelResult | None = None) -> str:
-    """`expect mlp.test.accuracy >= 0.92: 0.9304 -> pass`, the line `nnlab train` prints too."""
+def gate_line(result: GateResult, models: Mapping[str, ModelResult]) -> str:
+    """`expect mlp.test.accuracy >= 0.92: 0.9304 -> pass`: the one line for a gate, printed by `nnlab check`
+    and `nnlab train` alike. The score reads as every table writes it (numbers.format_value); a missing one
+    names its model's status when that model did not finish (`missing (failed)`)."""
     if result.value is None:
+        model = models.get(_gated_model(result))
         value = f"missing ({model.status})" if model is not None and not model.finished else "missing"
     else:
-        value = f"{result.value:.4f}" if abs(result.value) < 1e4 else f"{result.value:.4g}"
+        value = format_value(result.value)
     return f"expect {result.key} {result.rule.strip()}: {value} -> {'pass' if result.passed else 'MISSED'}"
+
+
+def _gated_model(result: GateResult) -> str:
+    try:
+        return Gate.parse(result.key, result.rule).model
+    except ValueError:  # a summary.json edited by hand: the line still shows, without the model's status
+        return ""

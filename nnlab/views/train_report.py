@@ -16,7 +16,8 @@ from rich.table import Table
 from nnlab.core.verdicts import without_advice
 from nnlab.core.numbers import format_spread, format_value
 from nnlab.core.columns import best_value
-from nnlab.core.records import GateResult, ModelResult, RunSummary
+from nnlab.core.records import ModelResult, RunSummary
+from nnlab.report.check import gate_line  # one line for a gate, in train and in check
 
 
 def fmt(value: Any) -> str:
@@ -165,7 +166,7 @@ def verdict_lines(summary: RunSummary, smoke: bool = False) -> list[str]:
     if smoke:
         lines.append("smoke run: its numbers are a smoke check only (a small training sample, few epochs), so no "
                      "verdict on the models")
-    lines += [gate_line(gate) for gate in summary.expect]
+    lines += [gate_line(gate, summary.models) for gate in summary.expect]
     return lines
 
 
@@ -173,7 +174,3 @@ def not_stacked_line(model: ModelResult) -> str:
     """`one after another: cnn's 5 repeats (a CNN model has no stacked form; sec adds them up)`."""
     return f"one after another: {model.name}'s {model.repeats} repeats ({model.not_stacked}; sec adds them up)"
 
-
-def gate_line(gate: GateResult) -> str:
-    value = fmt(gate.value) if gate.value is not None else "missing"
-    return f"expect {gate.key} {gate.rule}: {value} -> {'pass' if gate.passed else 'MISSED'}"
