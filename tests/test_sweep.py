@@ -290,6 +290,31 @@ def test_ctrl_c_stops_the_running_points_as_interrupted_and_starts_no_more(tmp_p
     assert [runstore.read_run(f).meta.status for f in folders] == ["interrupted", "interrupted"]
 
 
+def test_a_signal_storm_ends_a_sweep_as_it_ends_train_one_line_and_130(tmp_path, runs):
+    # As `train`: once interrupted, the nnlab process ignores later signals until it exits, so a storm cannot
+    # cut its shutdown short or add a second line (sweep once restored the start-up handler as it ended).
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 100_000, "batch_size": 32, "early_stopping": None}))
+    driver = _start_sweep(spec, runs, "--grid", "seed=0,1")
+    try:
+        _wait_for(driver, lambda: [f for f in run_folders(runs) if _epochs_logged(f) > 0])
+        deadline = time.monotonic() + 60
+        while driver.poll() is None and time.monotonic() < deadline:  # signals until it has exited
+            driver.send_signal(signal.SIGINT)
+            time.sleep(0.001)
+        out, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, err
+    sweep_id = re.search(r"sweep (tiny-sweep-\S+): 2 points", out)[1]
+    assert [line for line in err.splitlines() if "interrupted" in line] == [
+        f"interrupted by SIGINT: sweep {sweep_id} stopped with 0 of 2 points finished; the running ones are marked "
+        "interrupted"], err
+    assert "Traceback" not in err
+    assert [runstore.read_run(f).meta.status for f in run_folders(runs)] == ["interrupted"]
+
+
 def _epochs_logged(folder) -> int:
     metrics = folder / "metrics.csv"
     return max(0, len(metrics.read_text().splitlines()) - 1) if metrics.exists() else 0
