@@ -167,6 +167,15 @@ class RunSummary(BaseModel):
         return [n for n, m in self.models.items() if m.status in ("failed", "diverged")]
 
 
+PLACE_KEYS = ("path", "file", "source")  # a data fingerprint's keys for where the data lay, not what it was
+
+
+def data_identity(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A data fingerprint (RunMeta.data_fingerprint) less where the file lay: what the data was, equal for
+    the same data read from another place (resume and the test-split count compare it)."""
+    return {k: v for k, v in fingerprint.items() if k not in PLACE_KEYS}
+
+
 class RunMeta(BaseModel):
     """run.json. Unknown keys are kept (older and newer writers add fields)."""
 

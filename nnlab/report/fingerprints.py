@@ -14,9 +14,9 @@ import json
 from collections import Counter
 from typing import Optional
 
+from nnlab.core.records import data_identity
 from nnlab.runstore import Run
 
-PLACE_KEYS = ("path", "file", "source")  # where the data lay, not what it was
 HASH_KEYS = ("sha256", "file_sha256", "hash")
 
 
@@ -27,8 +27,7 @@ def split_key(run: Run) -> Optional[str]:
         return None
     if isinstance(fingerprint.get("split"), str):
         return fingerprint["split"]  # the writer's own hash of everything below
-    same = {k: v for k, v in fingerprint.items() if k not in PLACE_KEYS}
-    return json.dumps(same, sort_keys=True, default=str)
+    return json.dumps(data_identity(fingerprint), sort_keys=True, default=str)
 
 
 def data_key(run: Run) -> tuple[str, str]:

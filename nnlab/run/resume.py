@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Optional
 from nnlab import runstore
 from nnlab.errors import RunError
 from nnlab.core.changes import changes_since
-from nnlab.core.records import ModelResult
+from nnlab.core.records import ModelResult, data_identity
 from nnlab.runstore.checkpoints import checkpoint_path, read_checkpoint
 from nnlab.runstore.history import read_history
 from nnlab.runstore.layout import METRICS_FILE
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from nnlab.training.state import EpochRecord, FitState
 
 FINAL = ("completed", "diverged", "failed")  # a model's status that training again would not change
-PLACE_KEYS = ("path", "file", "source")  # where the data lay, not what it was
 
 
 @dataclass
@@ -151,7 +150,7 @@ def _final(result: Optional[ModelResult]) -> bool:
 
 
 def _same_data(fingerprint: Optional[dict]) -> Optional[dict]:
-    return {k: v for k, v in fingerprint.items() if k not in PLACE_KEYS} if fingerprint else None
+    return data_identity(fingerprint) if fingerprint else None
 
 
 def _check_history(point: ResumePoint) -> None:
