@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from nnlab.cli.base import ExecutorName, RunsDirOption, stderr, fail, stdout, app, interrupt_handling
+from nnlab.cli.ray_options import (AddressOption, CpusPerTrialOption, GpusPerTrialOption, MaxRetriesOption,
+                                   ShipOption, ray_options)
 from nnlab.errors import NnlabError
 
 
@@ -31,17 +33,11 @@ def sweep_command(
     executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: processes on this "
                                           "machine (--jobs); ray: tasks on a Ray instance or cluster (pip install "
                                           "'nnlab\\[ray]'; spec, data and store on a path every node reads, or --ship)."),
-    address: Optional[str] = typer.Option(None, "--address", show_default=False, help="With --executor ray: auto "
-                                          "or ray://host:port joins a running cluster (default: a local instance)."),
-    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0, show_default=False,
-                                                   help="With --executor ray: CPUs per point (default 1)."),
-    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, show_default=False,
-                                                   help="With --executor ray: GPUs per point (default 0)."),
-    max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
-                                              help="With --executor ray: new attempts for a point whose worker "
-                                                   "died (default 1)."),
-    ship: bool = typer.Option(False, "--ship", help="With --executor ray: send the spec and its data file "
-                              "through Ray's object store and each run folder back (no shared file system)."),
+    address: Optional[str] = AddressOption,
+    cpus_per_trial: Optional[float] = CpusPerTrialOption,
+    gpus_per_trial: Optional[float] = GpusPerTrialOption,
+    max_retries: Optional[int] = MaxRetriesOption,
+    ship: bool = ShipOption,
 ) -> None:
     """Train SPEC once per point of a grid, each point its own run, then show each setting's effect.
 
@@ -60,9 +56,8 @@ def sweep_command(
     out = stdout()
     with interrupt_handling():
         try:
-            ray_options = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
-                           "max_retries": max_retries, "ship": ship or None}
-            runner = executor_for(executor.value, jobs, {k: v for k, v in ray_options.items() if v is not None})
+            given = ray_options(address, cpus_per_trial, gpus_per_trial, max_retries, ship)
+            runner = executor_for(executor.value, jobs, given)
             plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
             where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
             out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)

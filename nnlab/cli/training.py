@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -19,7 +19,11 @@ from nnlab.cli.base import (
     stdout,
     app,
 )
+from nnlab.cli.ray_options import AddressOption, GpusPerTrialOption, MaxRetriesOption, ShipOption, ray_options
 from nnlab.errors import NnlabError, describe
+
+if TYPE_CHECKING:
+    from nnlab.sweeps.executors import RayOptions
 
 
 @app.command()
@@ -46,14 +50,10 @@ def train(
                                               "(and --set, --repeats, --device, --smoke) must be what it ran."),
     executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: here; ray: the whole "
                                           "run as one task on a Ray instance or cluster (its members stack there)."),
-    address: Optional[str] = typer.Option(None, "--address", show_default=False,
-                                          help="With --executor ray: auto or ray://host:port joins a cluster."),
-    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, show_default=False,
-                                                   help="With --executor ray: GPUs the run reserves (default 0)."),
-    max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, show_default=False,
-                                              help="With --executor ray: new attempts if its worker dies (1)."),
-    ship: bool = typer.Option(False, "--ship", help="With --executor ray: send the spec and its data file "
-                              "through Ray's object store and the run folder back (no shared file system)."),
+    address: Optional[str] = AddressOption,
+    gpus_per_trial: Optional[float] = GpusPerTrialOption,
+    max_retries: Optional[int] = MaxRetriesOption,
+    ship: bool = ShipOption,
 ) -> None:
     """Train the baseline, then every model of SPEC, and write a run folder.
 
@@ -70,12 +70,11 @@ def train(
                          "--resume RUN"))
     if curves and importlib.util.find_spec("matplotlib") is None:
         fail(NnlabError("--curves: drawing curves needs matplotlib: pip install -e '.[plots]' in the nnlab checkout (or drop --curves)"))
-    ray_options = {k: v for k, v in {"address": address, "gpus_per_trial": gpus_per_trial,
-                                     "max_retries": max_retries, "ship": ship or None}.items() if v is not None}
-    if executor is ExecutorName.ray or ray_options:
+    given = ray_options(address, None, gpus_per_trial, max_retries, ship)
+    if executor is ExecutorName.ray or given:
         if resume:
             fail(NnlabError("--resume: continue a run here, without --executor ray"))
-        _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, ray_options)
+        _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, given)
         return
     report = TrainReport(out, progress, note)
     # SIGTERM (a CI timeout, `kill`), SIGHUP (the terminal closed) and SIGINT end the run as interrupted,
@@ -124,7 +123,7 @@ def train(
 
 
 def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: Optional[int],
-                  device: Optional[str], runs_dir: Optional[Path], executor: ExecutorName, ray_options: dict) -> None:
+                  device: Optional[str], runs_dir: Optional[Path], executor: ExecutorName, given: RayOptions) -> None:
     """The whole run as one unit of the sweep executors (checked here first; trained and written there)."""
     from nnlab.core import interrupts
     from nnlab.run import session as runner
@@ -139,7 +138,7 @@ def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: 
             overrides = (*set_, *([f"repeats={repeats}"] if repeats else []))
             unit = Unit(0, str(spec.resolve()), overrides, str(store_path(runs_dir).resolve()), note, None, smoke,
                         device)
-            (result,) = list(executor_for(executor.value, 1, ray_options).run([unit]))
+            (result,) = list(executor_for(executor.value, 1, given).run([unit]))
         except NnlabError as e:
             fail(e)
         except KeyboardInterrupt as stop:

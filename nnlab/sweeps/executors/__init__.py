@@ -6,11 +6,23 @@ only when asked for (Ray is heavy).
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from nnlab.errors import NnlabError
 from nnlab.sweeps.executors.units import Executor
 
 
-def executor_for(name: str, jobs: int, ray_options: dict) -> Executor:
+class RayOptions(TypedDict, total=False):
+    """What the command line asked of Ray (ray.RayExecutor's keywords); a key only when it was given."""
+
+    address: str
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_retries: int
+    ship: bool
+
+
+def executor_for(name: str, jobs: int, ray_options: RayOptions) -> Executor:
     """The executor units go to: `local` (`jobs` at a time) or `ray`; Ray is imported only when asked for."""
     if name == "local":
         if ray_options:
