@@ -41,8 +41,8 @@ CURVES_FILE = "curves.png"
 RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024
 RUNS_DIR_ENV = "NNLAB_RUNS_DIR"
-_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
-_LAST_REF = re.compile(r"^last(?:~(\d+))?$")
+ID_TIME_FORMAT = "%Y%m%d-%H%M%S"  # a run id's time: <name>-<time>-<4 hex>, written by writer.py
+LAST_REF = re.compile(r"^last(?:~(\d+))?$")  # `last`, `last~N`: the reader's newest runs
 
 
 def store_path(option: str | Path | None = None) -> Path:

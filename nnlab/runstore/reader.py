@@ -23,7 +23,7 @@ from nnlab.errors import RunError
 from nnlab.core.files import DamagedFile, read_regular  # noqa: F401  (re-exported: the store's errors)
 from nnlab.core.records import FORMAT_VERSION, RunMeta, RunSummary, parse_record
 from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, RUN_FILE, SPEC_FILE,
-                                   SUMMARY_FILE, _LAST_REF)
+                                   SUMMARY_FILE, LAST_REF)
 from nnlab.runstore.liveness import effective_status
 
 MAX_JSON_BYTES = 64 * 2**20  # a run.json with a large spec is well under a megabyte
@@ -254,7 +254,7 @@ def resolve_run(ref: str, store: Path, listed: Optional[list[Run]] = None) -> Ru
     if _is_file(as_path / RUN_FILE):
         return read_run(as_path)
     runs = listed if listed is not None else list_runs(store)[0]
-    last = _LAST_REF.match(ref)
+    last = LAST_REF.match(ref)
     if last:
         back = int(last.group(1) or 0)
         if back >= len(runs):

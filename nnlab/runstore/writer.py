@@ -25,7 +25,7 @@ from nnlab.errors import RunError, describe
 from nnlab.core.interrupts import deferred, interrupted_name
 from nnlab.core.records import RunMeta, RunSummary
 from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
-                                   SPEC_FILE, SUMMARY_FILE, _ID_TIME_FORMAT, now_iso, to_json, write_atomic)
+                                   SPEC_FILE, SUMMARY_FILE, ID_TIME_FORMAT, now_iso, to_json, write_atomic)
 from nnlab.runstore.liveness import RunLock, lock_run
 
 HEARTBEAT_SECONDS = 30.0  # run.json's heartbeat_at is refreshed at most this often, at the end of an epoch
@@ -91,7 +91,7 @@ class RunWriter:
         """Make the folder under a hidden name and rename it into place: it appears whole or not at all."""
         self.store.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
-            run_id = f"{self.meta.name}-{datetime.now().strftime(_ID_TIME_FORMAT)}-{secrets.token_hex(2)}"
+            run_id = f"{self.meta.name}-{datetime.now().strftime(ID_TIME_FORMAT)}-{secrets.token_hex(2)}"
             staging = self.store / f".creating-{run_id}-{secrets.token_hex(4)}"
             try:
                 self._stage(staging, run_id)
