@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, TypeVar
 
 from nnlab.errors import NnlabError
 from nnlab.report.noise import SINGLE_RUNS, difference
@@ -23,6 +23,8 @@ from nnlab.report.rows import baseline_name, model_rows, run_metrics
 from nnlab.report.runlist import RUNS_COLUMNS, runs_frame, runs_rows  # noqa: F401  (the run list, as compare had it)
 from nnlab.runstore import Run, list_runs, resolve_run
 from nnlab.core.settings import Settings, differing, short_keys
+
+T = TypeVar("T")
 
 SPLITS = ("val", "test")
 DECISION_SPLIT = "val"
@@ -141,8 +143,8 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
     """Columns: run, model, kind, status, the settings that differ between the rows, best_epoch, epochs_run,
     repeats, then per metric `val_<m>`, `val_<m>_sd`, `test_<m>`, `test_<m>_sd`, `val_<m>_vs_baseline`,
     `test_<m>_vs_baseline`, and train_seconds."""
-    available = _union(run_metrics(r) for r in runs)
-    chosen = _checked("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
+    available = union_in_order(run_metrics(r) for r in runs)
+    chosen = checked_choices("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
     splits = [split] if split else list(SPLITS)
     metric_columns = [metric_column(s, m) for m in chosen for s in splits]
     groups = data_groups(runs)
@@ -164,12 +166,12 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
         settings_of[run.folder] = Settings.of(run.spec)
         rows.extend(run_rows)
     if models:
-        _checked("--model", models, _union([r["model"]] for r in rows))
+        checked_choices("--model", models, union_in_order([r["model"]] for r in rows))
         rows = [r for r in rows if r["model"] in models]
     settings, between = _differing_settings(rows, settings_of)
     group_of = {run.folder: label for label, members in groups for run in members}
     if len(groups) > 1:  # what differs between runs is told within each data set
-        between = _union(_differing_settings([r for r in rows if group_of[r["run"]] == label], settings_of)[1]
+        between = union_in_order(_differing_settings([r for r in rows if group_of[r["run"]] == label], settings_of)[1]
                          for label, _ in groups)
     changed = [line for _, members in groups for line in _models_changed(members, rows)]
     for row in rows:
@@ -231,7 +233,7 @@ def _differing_settings(rows: list[dict[str, Any]], settings_of: dict[str, Setti
     base = differing(baselines)
     settings = [k for k in dict.fromkeys([*shared, *base, *differing([d for ds in by_model.values() for d in ds])])
                 if k not in ROW_COLUMNS]
-    between = _union([shared, base, *(differing(ds) for ds in by_model.values())])
+    between = union_in_order([shared, base, *(differing(ds) for ds in by_model.values())])
     return settings, between
 
 
@@ -253,14 +255,16 @@ def sort_rows(rows: list[dict[str, Any]], columns: list[str], sort: str, split: 
     return sorted(rows, key=best_first)
 
 
-def _checked(option: str, given: list[str], allowed: list[str]) -> list[str]:
+def checked_choices(option: str, given: list[str], allowed: list[str]) -> list[str]:
+    """`given` (names from `option`, e.g. --metric) when each is in `allowed`; else NnlabError naming them."""
     for name in given:
         if name not in allowed:
             raise NnlabError(f"{option}: expected one of {', '.join(allowed)}; got '{name}'")
     return given
 
 
-def _union(lists: Any) -> list[Any]:
+def union_in_order(lists: Iterable[Iterable[T]]) -> list[T]:
+    """Every item of the lists once, in the order first seen."""
     return list(dict.fromkeys(item for items in lists for item in items))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from nnlab.report.compare import SPLITS, _checked, _union
+from nnlab.report.compare import SPLITS, checked_choices, union_in_order
 from nnlab.report.fingerprints import data_key
 from nnlab.report.noise import difference
 from nnlab.core.numbers import stored_float
@@ -40,9 +40,9 @@ def compare_pair(a: Run, b: Run, metrics: Optional[list[str]] = None, split: Opt
                  models: Optional[list[str]] = None) -> Pair:
     rows_a, rows_b = {r["model"]: r for r in model_rows(a)}, {r["model"]: r for r in model_rows(b)}
     if models:
-        _checked("--model", models, _union([rows_a, rows_b]))
-    available = _union([run_metrics(a), run_metrics(b)])
-    chosen = _checked("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
+        checked_choices("--model", models, union_in_order([rows_a, rows_b]))
+    available = union_in_order([run_metrics(a), run_metrics(b)])
+    chosen = checked_choices("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
     columns = ["best_epoch", *[metric_column(s, m) for m in chosen for s in ([split] if split else SPLITS)],
                "train_seconds"]
     common = [m for m in rows_a if m in rows_b and (not models or m in models)]
