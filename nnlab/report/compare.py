@@ -91,15 +91,14 @@ def select_runs(store: Path, refs: list[str], name: Optional[str] = None, last: 
 
 @dataclass
 class Comparison:
-    """`nnlab compare`: one row per (run, model). `settings`, `metric_columns` and `delta_columns` say
-    which of `columns` are which; `split` is the split decisions read (validation unless asked)."""
+    """`nnlab compare`: one row per (run, model). `settings` and `metric_columns` say which of `columns`
+    are which (each metric column's change against the baseline is `<column>_vs_baseline`); `split` is the split decisions read (validation unless asked)."""
 
     columns: list[str]
     rows: list[dict[str, Any]]
     settings: list[str]
     metrics: list[str]
     metric_columns: list[str]
-    delta_columns: list[str]
     runs: list[Run]
     split: str = DECISION_SPLIT
     between_runs: list[str] = field(default_factory=list)  # what differs for the same model across runs
@@ -187,8 +186,7 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
     if sort:  # best first within each data set: a score on other data is no rival
         rows = [r for label, _ in groups for r in sort_rows([r for r in rows if group_of[r["run"]] == label],
                                                           columns, sort, decide)]
-    return Comparison(columns, rows, settings, chosen, metric_columns, [c + DELTA_SUFFIX for c in metric_columns],
-                      runs, decide, between, [*warnings, *(w for r in runs for w in r.warnings)],
+    return Comparison(columns, rows, settings, chosen, metric_columns, runs, decide, between, [*warnings, *(w for r in runs for w in r.warnings)],
                       [(label, [r.folder for r in members]) for label, members in groups], changed)
 
 

@@ -5,7 +5,7 @@ model's monitored validation curve in A and B."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, TypedDict
 
 from nnlab.report.compare import SPLITS, checked_choices, union_in_order
 from nnlab.report.fingerprints import data_key
@@ -16,20 +16,33 @@ from nnlab.report.rows import model_rows, run_metrics, run_monitor
 from nnlab.runstore import Run
 from nnlab.core.settings import pair_settings
 
-PAIR_SETTINGS_COLUMNS = ["key", "a", "b"]
-PAIR_METRICS_COLUMNS = ["model", "metric", "a", "a_sd", "b", "b_sd", "delta", "spread", "verdict"]
 Curve = dict[int, float]
+
+
+class PairMetric(TypedDict):
+    """One model's one metric column in A and B (NaN where a side has none), B − A, and the verdict
+    (noise.py; "" for train_seconds and for runs on other data). A dict: `--format json` writes it as is."""
+
+    model: str
+    metric: str
+    a: float
+    a_sd: float
+    b: float
+    b_sd: float
+    delta: float
+    spread: float
+    verdict: str
 
 
 @dataclass
 class Pair:
-    """The settings that differ (key, a, b), each common model's metrics (PAIR_METRICS_COLUMNS), each
+    """The settings that differ (key, a, b), each common model's metrics (PairMetric rows), each
     model's monitored validation curve per epoch in A and B, and the models only one run has."""
 
     a: Run
     b: Run
     settings: list[dict[str, Any]]
-    metrics: list[dict[str, Any]]
+    metrics: list[PairMetric]
     curves: dict[str, tuple[Curve, Curve]]
     monitor: str
     only_in: dict[str, list[str]]  # "a" / "b" -> the models the other run lacks
@@ -48,16 +61,16 @@ def compare_pair(a: Run, b: Run, metrics: Optional[list[str]] = None, split: Opt
     common = [m for m in rows_a if m in rows_b and (not models or m in models)]
     (key_a, data_a), (key_b, data_b) = data_key(a), data_key(b)
     other_data = key_a != key_b  # scores on other data are shown, never judged against each other
-    table = []
+    table: list[PairMetric] = []
     for model in common:
         ra, rb = rows_a[model], rows_b[model]
         for col in columns:
             change = difference(col, ra, rb)
-            table.append({"model": model, "metric": col, "a": stored_float(ra.get(col)),
-                          "a_sd": stored_float(ra.get(col + SD_SUFFIX)), "b": stored_float(rb.get(col)),
-                          "b_sd": stored_float(rb.get(col + SD_SUFFIX)), "delta": change.delta,
-                          "spread": change.spread,
-                          "verdict": "" if col == "train_seconds" or other_data else change.verdict})
+            table.append(PairMetric(model=model, metric=col, a=stored_float(ra.get(col)),
+                                    a_sd=stored_float(ra.get(col + SD_SUFFIX)), b=stored_float(rb.get(col)),
+                                    b_sd=stored_float(rb.get(col + SD_SUFFIX)), delta=change.delta,
+                                    spread=change.spread,
+                                    verdict="" if col == "train_seconds" or other_data else change.verdict))
     monitor = run_monitor(b)
     only = {"a": [m for m in rows_a if m not in rows_b], "b": [m for m in rows_b if m not in rows_a]}
     return Pair(a, b, pair_settings(a.spec, b.spec), table, _curves(a, b, common, monitor), monitor, only,

@@ -5,7 +5,7 @@ differences in words, and when the validation curves parted."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Group
 from rich.text import Text
@@ -14,7 +14,7 @@ from nnlab.views.grid import Col, Grid
 from nnlab.report.noise import SINGLE_RUNS
 from nnlab.core.numbers import format_spread, format_value
 from nnlab.core.columns import higher_is_better, split_column
-from nnlab.report.pair import Pair
+from nnlab.report.pair import Pair, PairMetric
 from nnlab.views.tables import BETTER, SMOKE_STYLE, WORSE, seconds
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -76,11 +76,11 @@ def in_words(pair: Pair) -> list[str]:
     return ["\n" + SINGLE_RUNS] if moved else []
 
 
-def _pair_metrics(table: list[dict[str, Any]]) -> Any:
+def _pair_metrics(table: list[PairMetric]) -> Grid | Text:
     if not table:
         return Text("\nA and B have no model in common.")
     model_cells = [r["model"] if i == 0 or r["model"] != table[i - 1]["model"] else "" for i, r in enumerate(table)]
-    cells: dict[str, list[str]] = {"a": [], "b": [], "delta": []}
+    cells: dict[Literal["a", "b", "delta"], list[str]] = {"a": [], "b": [], "delta": []}
     for row in table:
         for key in cells:
             cells[key].append(_pair_cell(row, key))
@@ -94,11 +94,11 @@ def _pair_metrics(table: list[dict[str, Any]]) -> Any:
                 title="\nmetrics (best epoch of each model" + ("; mean ± sd over repeats)" if _spread(table) else ")"))
 
 
-def _spread(table: list[dict[str, Any]]) -> bool:
+def _spread(table: list[PairMetric]) -> bool:
     return any(not math.isnan(r["spread"]) for r in table)
 
 
-def _pair_cell(row: dict[str, Any], key: str) -> str:
+def _pair_cell(row: PairMetric, key: Literal["a", "b", "delta"]) -> str:
     value = row[key]
     if row["metric"] == "best_epoch":
         return "" if math.isnan(value) else f"{int(value):+d}" if key == "delta" else str(int(value))
