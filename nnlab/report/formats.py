@@ -2,7 +2,7 @@
 
 csv and json carry every value exactly (floats as their shortest repr, stored metrics as the float32 they
 are: `0.9130435`; lists as JSON); markdown is for people, with the best value of each metric column in bold.
-The one cell formatter and "best value" rule are `numbers.py`'s.
+The one cell formatter is `nnlab.core.numbers`'s, the "best value" rule `nnlab.core.columns`'.
 """
 
 from __future__ import annotations

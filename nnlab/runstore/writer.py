@@ -2,7 +2,7 @@
 
 `RunWriter` is a context manager: whatever ends the `with` block (success, an error, Ctrl-C, SIGTERM, a
 full disk), the run leaves it with a final status in run.json. The steps that must not be cut in half
-(creating the folder, each model's result, the final status) run with signals deferred (interrupts.py).
+(creating the folder, each model's result, the final status) run with signals deferred (nnlab.core.interrupts).
 """
 
 from __future__ import annotations

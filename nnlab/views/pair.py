@@ -1,5 +1,5 @@
 """`nnlab compare A B` for people: what differs between two runs, what it did to each model's metrics
-(B − A, with `± spread` and `within noise` where the runs were repeated: the rule is noise.py's), the
+(B − A, with `± spread` and `within noise` where the runs were repeated: the rule is report/noise.py's), the
 differences in words, and when the validation curves parted."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a sweep shows: a line as each point ends, and one table of each setting's effect on the monitored
 validation metric (mean ± sd over repeats), best first, with each point's change against the reference and,
-with spreads, noise.py's within-noise verdict. Torch-free: it reads the points' run folders (report.sweeps),
+with spreads, report/noise.py's within-noise verdict. Torch-free: it reads the points' run folders (report.sweeps),
 and takes the plan and results as the shapes report.sweeps names, never importing the sweeps package."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from nnlab.core.settings import short_keys as short_names  # one rule for shorte
 @dataclass
 class Effect:
     """One model of one point: its monitored validation score (mean ± sd over repeats) and its change
-    against the same model at the reference point (noise.py's within-noise rule)."""
+    against the same model at the reference point (report/noise.py's within-noise rule)."""
 
     point: SweepPoint
     model: str

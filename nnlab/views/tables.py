@@ -1,5 +1,5 @@
 """Rich renderables for `nnlab runs` and `nnlab compare`, and the cell helpers the other views share
-(`pairview.py` for `compare A B`, `showview.py` for `show`); built and returned, the caller prints.
+(`pair.py` for `compare A B`, `show.py` for `show`); built and returned, the caller prints.
 
 The tables are `grid.Grid`s (fast for 1,000 runs, fitted to the console width: long text cut, the least
 important columns left out, no row ever wrapped, no number ever cut). Settings are left out before any

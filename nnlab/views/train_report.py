@@ -37,7 +37,7 @@ def describe_input(data: dict[str, Any]) -> str:
 
 
 class TrainReport:
-    """Implements runner.Reporter for a console."""
+    """Implements nnlab.run.session.Reporter for a console."""
 
     def __init__(self, console: Console, progress: Optional[bool] = None, note: str = ""):
         self.console = console

@@ -65,7 +65,7 @@ class Executor(Protocol):
 
 
 def run_unit(unit: Unit) -> UnitResult:
-    """Train one unit into its run folder. KeyboardInterrupt passes through (the runner has marked the run)."""
+    """Train one unit into its run folder. KeyboardInterrupt passes through (run.session has marked the run)."""
     from nnlab.run import session as runner
 
     try:
