@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from nnlab.core.keys import model_position
 from nnlab.core.messages import show_value
@@ -18,6 +18,8 @@ from nnlab.core.records import ModelResult
 from nnlab.report.sweeps import PointResult, SweepPoint, SweepShape, point_summary
 from nnlab.core.settings import short_keys as short_names  # one rule for shortening dotted keys
 
+if TYPE_CHECKING:
+    from rich.console import Console, Group
 
 @dataclass
 class Effect:
@@ -88,7 +90,7 @@ def _rank(row: Effect, column: str) -> tuple[bool, float]:
     return False, -row.value if higher_is_better(column) else row.value
 
 
-def effect_table(plan: SweepShape, rows: list[Effect]) -> Any:
+def effect_table(plan: SweepShape, rows: list[Effect]) -> Group:
     """The sweep's one table (setting, model, the monitored validation metric, change vs the reference)
     between a heading and the notes that read it; lines outside the table are never wrapped to its width."""
     from rich.console import Group
@@ -157,7 +159,7 @@ class SweepProgress:
     """On a terminal, a live line under the per-point lines: points done, failed and running, and the time
     left (rich's estimate from the points so far). Elsewhere (CI, pipes, tests) it shows nothing."""
 
-    def __init__(self, console: Any, total: int, slots: Optional[int]):
+    def __init__(self, console: Console, total: int, slots: Optional[int]):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.total, self.slots, self.failed, self.finished = total, slots, 0, 0
@@ -180,5 +182,5 @@ class SweepProgress:
         self.progress.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.progress.stop()
