@@ -1,5 +1,7 @@
 """The run store: the only package that knows file names and layout under `runs/` (layout.py), writes run
-folders (writer.py) and reads them back (reader.py)."""
+folders (writer.py) and reads them back (reader.py), with checkpoints, metrics.csv history and liveness.
+
+May import: core and nnlab.errors only. Never torch at import time, the train side or the read side above it."""
 
 from nnlab.runstore.layout import CURVES_FILE, FORMAT_VERSION, RUNS_DIR_ENV, now_iso, store_path
 from nnlab.runstore.reader import Run, curves_path, list_runs, read_run, resolve_run
