@@ -234,6 +234,7 @@ def test_a_model_too_large_for_memory_fails_alone(tmp_path, cli, runs, monkeypat
 
     # Refused from its estimate (a dry pass on the meta device), before its weights exist anywhere real.
     monkeypatch.setattr(models, "build_model", build)
+    monkeypatch.setattr(models.registry, "build_model", build)  # the memory estimate builds through the registry
     binary_table().to_csv(tmp_path / "data.csv", index=False)
     spec = write_spec(tmp_path, tiny_spec(models=[{"name": "huge", "kind": "mlp", "hidden": [100_000_000, 100_000_000]},
                                                   {"name": "small", "kind": "mlp", "hidden": [8]}]))

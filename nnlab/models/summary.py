@@ -16,7 +16,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nnlab.core.inputs import InputInfo
-from nnlab.models.registry import build_model
+from nnlab.models import registry
 
 BYTES_PER_VALUE = 4  # float32
 # Weights, their gradients and Adam's two moment estimates: four float32 copies of every parameter.
@@ -58,7 +58,7 @@ class _SkipMetaFills(TorchFunctionMode):
 
 def _dry_model(model_spec: Any, info: InputInfo) -> nn.Module:
     with _SkipMetaFills(), torch.device("meta"):
-        model = build_model(model_spec, info)
+        model = registry.build_model(model_spec, info)
     params = sum(p.numel() for p in model.parameters())
     if params <= MATERIALIZE_PARAMS and info.n_features <= MATERIALIZE_INPUT_VALUES:
         # Shapes are all the pass reads; the values stay unset. (Not `to_empty`: its empty_like of a meta
