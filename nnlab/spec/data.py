@@ -16,6 +16,8 @@ from nnlab.core.messages import quoted, shorten
 
 # The settings that each read the features one way; without any of them, a plain table.
 INPUT_KINDS = tuple(kind for kind in CORE_INPUT_KINDS if kind != "table")
+MAX_IMAGE_SIDE = 4096  # pixels of data.image.size: a bigger [C, H, W] per example is no small-data CNN input
+IMAGE_FOLDER_TARGET = "label"  # the target of a folder of class subfolders: the subfolder's name
 
 
 class SplitSpec(StrictModel):
@@ -52,11 +54,32 @@ class ImageSpec(StrictModel):
     shape: Optional[list[Annotated[int, Field(ge=1, le=MAX_COUNT)]]] = Field(
         None, min_length=3, max_length=3, description="[C, H, W]: columns reshaped to images. Omit for a 4-D "
                                                       "array in an .npz file.")
+    # Image files (a folder of class subfolders, or a CSV column of paths): decoded once, resized to `size`.
+    size: Optional[list[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]]] = Field(
+        None, min_length=2, max_length=2, description="[H, W]: image files are resized to this (needed to read "
+                                                      "image files).")
+    channels: Literal[1, 3, 4] = Field(3, description="Image files: 1 grey, 3 RGB, 4 RGBA (converted to it).")
+    column: Optional[str] = Field(None, description="A CSV column of image paths, relative to the CSV file.")
+    skip_bad: bool = Field(False, description="Skip (and count) unreadable image files instead of refusing "
+                                              "the data.")
+
+    @property
+    def from_files(self) -> bool:
+        return self.size is not None or self.column is not None
+
+    @model_validator(mode="after")
+    def _check_files(self) -> ImageSpec:
+        if self.shape is not None and self.from_files:
+            raise ValueError("shape: reads table columns as images; size/column read image files: give one")
+        if self.column is not None and self.size is None:
+            raise ValueError("size: needed to read image files ([H, W], e.g. [32, 32]); got column: "
+                             f"'{shorten(self.column)}' without it")
+        return self
 
 
 class DataSpec(StrictModel):
-    path: Optional[str] = Field(None, description="CSV, Parquet or .npz file (arrays X and y), relative to the "
-                                                  "spec file.")
+    path: Optional[str] = Field(None, description="CSV, Parquet or .npz file (arrays X and y), or a folder of "
+                                                  "image class subfolders, relative to the spec file.")
     builtin: Optional[Literal["iris", "wine", "breast_cancer", "digits", "diabetes", "moons", "xor"]] = Field(
         None, description="A data set that ships with scikit-learn (iris, wine, breast_cancer, digits, diabetes)"
                           " or is generated (moons, xor); needs no file.")
@@ -98,6 +121,8 @@ class DataSpec(StrictModel):
             raise ValueError("give exactly one of data.path (a CSV, Parquet or .npz file) or data.builtin")
         if self.builtin and self.target is None:
             self.target = "target"
+        if self.target is None and self.image is not None and self.image.size is not None and not self.image.column:
+            self.target = IMAGE_FOLDER_TARGET
         if self.target is None:
             raise ValueError("data.target is required: the name of the column to predict")
         return self
@@ -109,6 +134,8 @@ class DataSpec(StrictModel):
             raise ValueError(f"{given[-1]}: cannot be given together with "
                              f"{' and '.join(f'data.{k}' for k in given[:-1])}; choose one way to read the "
                              f"features (data.text, data.sequence or data.image)")
+        if self.image is not None and self.image.from_files and self.builtin:
+            raise ValueError(f"image: size/column read image files from data.path; got data.builtin: {self.builtin}")
         others = [c for c in self.include or [] if self.text is not None and c != self.text.column]
         if others:
             raise ValueError(f"include: other feature columns next to the text column are not supported yet; "
