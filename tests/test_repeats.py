@@ -92,9 +92,10 @@ def _kind_cases():
 
 
 @pytest.mark.parametrize("kind,fields,data", _kind_cases())
-def test_member_k_with_dropout_is_the_run_with_seed_k_exactly_for_every_kind(tmp_path, cli, runs, kind, fields,
+def test_member_k_with_dropout_is_the_run_with_seed_k_for_every_kind_stacked(tmp_path, cli, runs, kind, fields,
                                                                             data):
-    # Members that do not stack train one after another; each draws its dropout masks as it would alone.
+    # Every kind stacks; each member draws its dropout masks from its own generator, as it does alone, so it
+    # equals its run alone up to the rounding of batched kernels (1e-5).
     rng = np.random.default_rng(5)
     x = rng.normal(size=(96, 12))
     frame = pd.DataFrame(x).add_prefix("v").assign(label=(x[:, 0] + x[:, 5] > 0).astype(int))
@@ -110,11 +111,13 @@ def test_member_k_with_dropout_is_the_run_with_seed_k_exactly_for_every_kind(tmp
     if both.summary.models["net"].repeats != 2:
         both, alone = alone, both
     member, lone = both.summary.models["net"].members[1], alone.summary.models["net"]
+    assert both.summary.models["net"].stacked is True
     assert member.seed == 1 and (member.best_epoch, member.epochs_run) == (lone.best_epoch, lone.epochs_run)
-    assert member.val == lone.val and member.test == lone.test
+    assert member.val == pytest.approx(lone.val, rel=1e-5, abs=1e-5)
+    assert member.test == pytest.approx(lone.test, rel=1e-5, abs=1e-5)
     columns = [c for c in alone.metrics().columns if c not in ("seconds", "member")]
     rows = both.metrics()
     ours = rows[rows["member"] == 1][columns].reset_index(drop=True)
     theirs = alone.metrics()[columns].reset_index(drop=True)
     assert len(theirs) == 4 and theirs["val_loss"].nunique() == 4
-    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-5, atol=1e-5)

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from nnlab.training import fit as train
 from nnlab.core.inputs import InputInfo
 from nnlab.models import build_model
-from nnlab.spec import MLPSpec, ResMLPSpec, TrainSpec
+from nnlab.spec import CNNSpec, MLPSpec, ResMLPSpec, TrainSpec
 from nnlab.training.stack import can_stack
 
 INFO = InputInfo("table", (5,), 1)
@@ -123,13 +123,17 @@ def test_can_stack_says_why_not():
     mlp = MLPSpec(kind="mlp", name="a", hidden=[64, 32], train=TrainSpec())
     assert can_stack([mlp, mlp.model_copy(update={"name": "b", "dropout": 0.3})]) == (True, "")
     assert can_stack([mlp, ResMLPSpec(kind="resmlp", name="r", train=TrainSpec())]) == (
-        False, "r: kind 'resmlp' has no stacked form (only mlp)")
+        False, "different architectures: kind mlp (a) vs resmlp (r)")
     assert can_stack([mlp.model_copy(update={"norm": "batchnorm"})]) == (False, "a: batchnorm layers do not stack")
     assert can_stack([mlp, mlp.model_copy(update={"name": "b", "hidden": [128]})]) == (
         False, "different architectures: hidden [64, 32] (a) vs [128] (b)")
     assert can_stack([mlp, mlp.model_copy(update={"name": "b", "train": TrainSpec(batch_size=32)})]) == (
         False, "different train.batch_size: 64, 32")
-    assert can_stack([mlp], input_kind="text")[0] is False
+    assert can_stack([mlp], input_kind="text") == (True, "")  # through torch.func, as every kind
+    cnn = CNNSpec(kind="cnn", name="c", dropout=0.2, train=TrainSpec())
+    assert can_stack([cnn, cnn.model_copy(update={"name": "d", "dropout": 0.3})]) == (True, "")
+    assert can_stack([cnn, cnn.model_copy(update={"name": "d", "dropout": 0.0})]) == (
+        False, "different architectures: dropout 0.2 (c) vs 0.0 (d): one has dropout layers, the other none")
 
 
 # --- resume: a LoopState after any epoch continues exactly --------------------------------------------

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnlab.core.inputs import InputInfo
+from nnlab.models.dropout import Dropout
 from nnlab.models.embedding import masked_max, masked_mean, real_positions, token_embedding
 from nnlab.models.mlp import ACTIVATIONS
 from nnlab.spec import CNNSpec
@@ -66,7 +67,7 @@ class ConvBlock(nn.Module):
         self.norm = norm(c_out) if spec.norm == "batchnorm" else None
         self.activation = ACTIVATIONS[spec.activation]()
         self.pool = Pool2(spec.pool, dims) if spec.pool != "none" else None
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else None
+        self.dropout = Dropout(spec.dropout) if spec.dropout > 0 else None
         self.stride = spec.stride
 
     def forward(self, x: torch.Tensor, real: Mask) -> tuple[torch.Tensor, Mask]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from nnlab.core.inputs import InputInfo
+from nnlab.models.dropout import Dropout
 from nnlab.models.embedding import BagOfEmbeddings
 from nnlab.spec import MLPSpec
 
@@ -21,7 +22,7 @@ def hidden_block(n_in: int, n_out: int, activation: str, norm: str, dropout: flo
         layers.append(NORMS[norm](n_out))
     layers.append(ACTIVATIONS[activation]())
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return layers
 
 

@@ -16,10 +16,46 @@ import torch
 from torch import nn
 
 from nnlab.core.inputs import InputInfo
+from nnlab.models.dropout import Dropout, members_batched
 from nnlab.models.embedding import masked_max, masked_mean, real_lengths, real_positions, token_embedding
 from nnlab.spec import RNNSpec
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+def run_layer(layer: nn.RNNBase, x: torch.Tensor) -> torch.Tensor:
+    """One layer's outputs [B, T, H]: torch's own kernel, or, while members run batched under torch.vmap
+    (which has no batching rule for aten::gru/lstm/rnn), the same recurrence as batched operations."""
+    return recurrence(layer, x) if members_batched() else layer(x)[0]
+
+
+def recurrence(layer: nn.RNNBase, x: torch.Tensor) -> torch.Tensor:
+    """nn.GRU/LSTM/RNN (one layer, one direction, batch first, tanh) step by step, from the layer's own weights:
+    the input projection of every step at once, then one matrix product per step (under vmap: a bmm over the
+    members). The steps are taken with unbind, so the backward stacks their gradients once (indexing step t
+    would build a zero tensor of every step per step)."""
+    w_hh, b_hh = layer.weight_hh_l0, layer.bias_hh_l0
+    inputs = torch.nn.functional.linear(x, layer.weight_ih_l0, layer.bias_ih_l0).unbind(1)
+    h = x.new_zeros(x.shape[0], w_hh.shape[1])
+    c = h
+    w_t = w_hh.t()
+    outs = []
+    for gi in inputs:
+        gh = torch.addmm(b_hh, h, w_t)
+        if isinstance(layer, nn.GRU):
+            ir, iz, i_n = gi.chunk(3, 1)
+            hr, hz, hn = gh.chunk(3, 1)
+            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+            n = torch.tanh(i_n + r * hn)
+            h = n + z * (h - n)
+        elif isinstance(layer, nn.LSTM):
+            i, f, g, o = (gi + gh).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        else:
+            h = torch.tanh(gi + gh)
+        outs.append(h)
+    return torch.stack(outs, 1)
 
 
 def reversal_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -48,7 +84,7 @@ class RNN(nn.Module):
         self.forward_layers = nn.ModuleList(cell(n, spec.hidden, batch_first=True) for n in inputs)
         self.backward_layers = nn.ModuleList(cell(n, spec.hidden, batch_first=True) for n in inputs) \
             if spec.bidirectional else None
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 and spec.layers > 1 else None
+        self.dropout = Dropout(spec.dropout) if spec.dropout > 0 and spec.layers > 1 else None
         self.head = nn.Linear(spec.hidden * directions, info.n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,9 +97,9 @@ class RNN(nn.Module):
                 index = reversal_index(lengths, x.shape[1])
         forward_out = backward_out = x
         for i, layer in enumerate(self.forward_layers):
-            forward_out, _ = layer(x)
+            forward_out = run_layer(layer, x)
             if self.backward_layers is not None:
-                backward_out = reverse_within(self.backward_layers[i](reverse_within(x, index))[0], index)
+                backward_out = reverse_within(run_layer(self.backward_layers[i], reverse_within(x, index)), index)
                 x = torch.cat([forward_out, backward_out], dim=-1)
             else:
                 x = forward_out

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nnlab.core.inputs import InputInfo
+from nnlab.models.dropout import Dropout
 from nnlab.models.embedding import masked_mean, real_positions, token_embedding
 from nnlab.spec import TransformerSpec
 
@@ -62,6 +63,35 @@ class ClsToken(nn.Module):
         return torch.cat([self.token.expand(len(x), -1, -1), x], dim=1)
 
 
+class EncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer (pre-norm, batch first), its weights named as torch names them, with attention
+    written out: every dropout, the attention weights' included, is a `Dropout` a stack can supply masks to
+    (MultiheadAttention's own draws from torch's global generator), and no fused fast path, which torch.vmap
+    cannot batch."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
+        super().__init__(d_model, heads, ff, dropout, batch_first=True, norm_first=True)
+        self.dropout, self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
+        self.attention_dropout = Dropout(dropout)
+
+    def forward(self, src: torch.Tensor, src_mask: Optional[torch.Tensor] = None,  # noqa: D102 - as torch's
+                src_key_padding_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
+        x = src + self.dropout1(self._attention(self.norm1(src), src_key_padding_mask))
+        return x + self._ff_block(self.norm2(x))
+
+    def _attention(self, h: torch.Tensor, ignore: Optional[torch.Tensor]) -> torch.Tensor:
+        attention = self.self_attn
+        b, t, d = h.shape
+        heads = attention.num_heads
+        q, k, v = (part.reshape(b, t, heads, d // heads).transpose(1, 2)
+                   for part in nn.functional.linear(h, attention.in_proj_weight, attention.in_proj_bias).chunk(3, -1))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // heads)
+        if ignore is not None:
+            scores = scores.masked_fill(ignore[:, None, None, :], float("-inf"))
+        weights = self.attention_dropout(torch.softmax(scores, dim=-1))
+        return attention.out_proj(torch.matmul(weights, v).transpose(1, 2).reshape(b, t, d))
+
+
 class Transformer(nn.Module):
     def __init__(self, spec: TransformerSpec, info: InputInfo):
         super().__init__()
@@ -75,7 +105,7 @@ class Transformer(nn.Module):
         positions = LearnedPositions if spec.positions == "learned" else SinusoidalPositions
         self.positions = positions(info.shape[0], d)
         self.cls = ClsToken(d) if spec.pool == "cls" else None
-        layer = nn.TransformerEncoderLayer(d, spec.heads, spec.ff, spec.dropout, batch_first=True, norm_first=True)
+        layer = EncoderLayer(d, spec.heads, spec.ff, spec.dropout)
         self.encoder = nn.TransformerEncoder(layer, spec.layers, norm=nn.LayerNorm(d), enable_nested_tensor=False)
         self.head = nn.Linear(d, info.n_outputs)
 
@@ -87,7 +117,9 @@ class Transformer(nn.Module):
             h = self.cls(h)
             if ignore is not None:
                 ignore = torch.cat([ignore.new_zeros(len(x), 1), ignore], dim=1)
-        h = self.encoder(h, src_key_padding_mask=ignore)
+        for layer in self.encoder.layers:  # the layers and the final norm, without the encoder's fast paths
+            h = layer(h, src_key_padding_mask=ignore)
+        h = self.encoder.norm(h)
         if self.cls is not None:
             return self.head(h[:, 0])
         return self.head(h.mean(1) if real is None else masked_mean(h, real))

@@ -10,8 +10,14 @@ that one optimizer step, one gradient clip and one early-stopping copy serve eve
   (which also goes through `StackedMLP`, with K = 1). Its training step has a hand-written backward
   (`forward_taped`, `backward`): the same aten kernels autograd would call, in the same order, so the
   gradients are bit for bit autograd's, without the engine's per-node cost (about a fifth of a step at K = 1).
-- `Single`: any other module (batch norm, residual blocks, embeddings, ...), K = 1, its parameters moved
-  into the flat tensor. Its dropout uses torch's global generator, as a plain module does.
+- `FuncStack`: any other module without batch norm (CNNs 1-D and 2-D, GRU/LSTM/RNN, transformers, residual
+  and text MLPs): `torch.func.functional_call` of one module with each member's weights, under `torch.vmap`
+  over the members when K > 1 (K = 1 calls the module's own kernels). Dropout masks come from each member's
+  own generator, supplied to the model's `models.dropout.Dropout` layers from outside the vmapped call
+  (vmap's randomness draws all members' masks from one generator, which no member alone reproduces), so a
+  member equals itself alone up to the rounding of batched kernels (within 1e-5 in the tests).
+- `Single`: a module with batch norm (its running statistics are per-batch state that the stacked forms do
+  not carry), K = 1, its parameters moved into the flat tensor. Its dropout uses torch's global generator.
 
 `can_stack` (torch-free, in `nnlab.training.stacking`) says from the specs whether members can share a stack;
 everything that cannot is trained one after another by the same loop.
@@ -25,9 +31,11 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from nnlab.models.dropout import Dropout, supplied
+
 from nnlab.training.stacking import STACKED_KINDS, can_stack, shared_train_settings
 
-__all__ = ["STACKED_KINDS", "Stack", "StackedMLP", "Single", "build_stack", "can_stack", "can_stack_modules",
+__all__ = ["STACKED_KINDS", "Stack", "StackedMLP", "FuncStack", "Single", "build_stack", "can_stack", "can_stack_modules",
            "shared_train_settings"]
 
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU)
@@ -74,6 +82,9 @@ def _signature(layers: list[Layer], flatten: bool) -> tuple:
 
 
 def can_stack_modules(models: list[nn.Module]) -> tuple[bool, str]:
+    """Whether these modules can share one stack (StackedMLP or FuncStack); if not, why."""
+    if not all(mlp_layers(m)[0] is not None for m in models):
+        return can_stack_functionally(models)
     parsed = [mlp_layers(m) for m in models]
     for layers, _, reason in parsed:
         if layers is None:
@@ -244,6 +255,130 @@ class StackedMLP(Stack):
             g.set_state(state)
 
 
+def can_stack_functionally(models: list[nn.Module]) -> tuple[bool, str]:
+    """FuncStack's condition: no batch norm, every dropout a `models.dropout.Dropout`, and the same modules
+    and weight shapes in every member (dropout rates may differ)."""
+    for module in models[0].modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return False, f"a {type(module).__name__} layer has no stacked form"
+        if isinstance(module, nn.Dropout) and not isinstance(module, Dropout):
+            return False, f"a {type(module).__name__} layer draws from torch's generator and has no stacked form"
+    shape = lambda m: ([(name, type(x).__name__) for name, x in m.named_modules()],
+                       [(name, tuple(p.shape), p.requires_grad) for name, p in m.named_parameters()])
+    if any(shape(m) != shape(models[0]) for m in models[1:]):
+        return False, "the members' layers differ in shape"
+    return True, ""
+
+
+class FuncStack(Stack):
+    """K members of one architecture through torch.func: member k's weights are row k of every parameter."""
+
+    def __init__(self, models: list[nn.Module], seeds: list[int], device: torch.device):
+        self.models = [m.to(device) for m in models]
+        self.k, self.base = len(models), self.models[0]
+        named = [dict(m.named_parameters()) for m in self.models]
+        trainable = [name for name, p in named[0].items() if p.requires_grad]
+        total = sum(named[0][name].numel() for name in trainable)
+        dtype = named[0][trainable[0]].dtype if trainable else torch.float32
+        self.params = torch.zeros(self.k, total, device=device, dtype=dtype)
+        self.grads = torch.zeros_like(self.params)
+        self.penalized = torch.zeros(total, dtype=torch.bool, device=device)
+        self.weights: dict[str, torch.Tensor] = {}  # name -> [K, *shape], views of params
+        offset = 0
+        for name in trainable:
+            shape = named[0][name].shape
+            end = offset + named[0][name].numel()
+            view = self.params[:, offset:end].view(self.k, *shape)
+            with torch.no_grad():
+                for k in range(self.k):
+                    view[k].copy_(named[k][name])
+            self.weights[name] = _leaf(view, self.grads[:, offset:end].view(self.k, *shape))
+            self.penalized[offset:end] = len(shape) > 1
+            offset = end
+        # Frozen weights are each member's too (stacked, no gradient); buffers are the base module's.
+        self.weights.update({name: torch.stack([n[name].detach() for n in named]) for name, p in named[0].items()
+                             if not p.requires_grad})
+        self.rates = [{name: m.p for name, m in model.named_modules() if isinstance(m, Dropout)}
+                      for model in self.models]
+        self.names = {id(m): name for name, m in self.base.named_modules()}
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        self.sites: dict[tuple, list[tuple[str, torch.Size, torch.dtype]]] = {}  # input shape -> dropout calls
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        self.base.train(training)
+        if self.k == 1:
+            weights = {name: w[0] for name, w in self.weights.items()}
+            supply = self._drawing_supply() if training else None
+            with supplied(supply):
+                return torch.func.functional_call(self.base, weights, (x[0],)).unsqueeze(0)
+        masks = self._masks(x) if training else []
+
+        def member(weights: dict[str, torch.Tensor], x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+            taken = iter(masks)
+            with supplied(lambda module, h: h * next(taken), batched=True):
+                return torch.func.functional_call(self.base, weights, (x,))
+
+        return torch.vmap(member, in_dims=(0, 0, 0))(self.weights, x, masks)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        self.base.eval()
+        if self.k == 1:
+            return torch.func.functional_call(self.base, {n: w[0] for n, w in self.weights.items()}, (x,)).unsqueeze(0)
+
+        def member(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            with supplied(None, batched=True):
+                return torch.func.functional_call(self.base, weights, (x,))
+
+        return torch.vmap(member, in_dims=(0, None))(self.weights, x)
+
+    def _mask(self, name: str, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Every member's inverted-dropout mask [K, *shape] for one call of the Dropout named `name`, row k from
+        member k's generator (a member without dropout there draws nothing, as alone)."""
+        rates = [r[name] for r in self.rates]
+        uniform = torch.empty((self.k, *shape), device=device, dtype=dtype)
+        for row, g, p in zip(uniform, self.generators, rates):
+            row.uniform_(generator=g) if p > 0 else row.fill_(1.0)
+        rate = torch.tensor(rates, device=device, dtype=dtype).reshape(-1, *[1] * len(shape))
+        return uniform.ge_(rate).div_(1 - rate)
+
+    def _drawing_supply(self) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+        """K = 1: each mask drawn as the model asks for it."""
+        return lambda module, h: h * self._mask(self.names[id(module)], h.shape, h.dtype, h.device)[0]
+
+    def _masks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """K > 1: the masks of one training forward, drawn before it in the order the model will ask for them.
+        Which Dropout calls a forward makes, and their shapes, are learnt once per input shape by a forward of
+        member 0 that records them (a Dropout may be called more than once, as between an RNN's layers)."""
+        key = (tuple(x.shape[1:]), x.dtype)
+        if key not in self.sites:
+            calls: list[tuple[str, torch.Size, torch.dtype]] = []
+
+            def record(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+                calls.append((self.names[id(module)], h.shape, h.dtype))
+                return h
+
+            with torch.no_grad(), supplied(record):
+                torch.func.functional_call(self.base, {n: w[0].detach() for n, w in self.weights.items()}, (x[0],))
+            self.sites[key] = calls
+        return [self._mask(name, shape, dtype, x.device) for name, shape, dtype in self.sites[key]]
+
+    def member_states(self) -> list[dict[str, torch.Tensor]]:
+        states = []
+        for k, model in enumerate(self.models):
+            state = {name: (self.weights[name][k] if name in self.weights else value).detach().cpu().clone()
+                     for name, value in model.state_dict().items()}
+            model.load_state_dict(state)
+            states.append(state)
+        return states
+
+    def generator_states(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def load_generator_states(self, states: list[torch.Tensor]) -> None:
+        for g, state in zip(self.generators, states):
+            g.set_state(state)
+
+
 class Single(Stack):
     """One module of any kind as a stack of one: its parameters become views into `params` [1, P]."""
 
@@ -315,7 +450,9 @@ def _leaf(view: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 def build_stack(models: list[nn.Module], seeds: list[int], device: torch.device) -> Stack:
     """The stacked form of these members when they have one, else (one member) the module as it is."""
-    if can_stack_modules(models)[0]:
+    if all(mlp_layers(m)[0] is not None for m in models) and can_stack_modules(models)[0]:
         return StackedMLP(models, seeds, device)
+    if can_stack_functionally(models)[0]:
+        return FuncStack(models, seeds, device)
     assert len(models) == 1, "members without a stacked form train one at a time"
     return Single(models[0], device)

@@ -8,27 +8,34 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nnlab.spec import ModelSpec, TrainSpec
 
-STACKED_KINDS = ("mlp",)  # model kinds with a stacked form
+STACKED_KINDS = ("mlp", "resmlp", "cnn", "rnn", "transformer")  # model kinds with a stacked form
 SHARED_TRAIN_SETTINGS = ("batch_size", "optimizer.name", "loss", "class_weights", "precision", "device")
+MEMBER_FIELDS = ("name", "train", "dropout")  # what members of one stack may differ in, of a model spec
 
 
 def can_stack(model_specs: list[ModelSpec], input_kind: str = "table") -> tuple[bool, str]:
     """Whether these models can train as members of one stack; if not, the reason in words. Members may
     differ in seed, learning rate, weight decay, momentum, dropout, L1, grad_clip, epochs, early stopping
-    and scheduler; they must share the architecture and the settings in SHARED_TRAIN_SETTINGS."""
+    and scheduler; they must share the architecture and the settings in SHARED_TRAIN_SETTINGS. A plain
+    table MLP stacks as batched matrix products (`stack.StackedMLP`), every other model without batch
+    norm through torch.func (`stack.FuncStack`), where dropout on or off is part of the architecture."""
     first = model_specs[0]
+    plain_mlp = first.kind == "mlp" and input_kind != "text" and first.norm == "none"
     for spec in model_specs:
         name = spec.name or spec.kind
         if spec.kind not in STACKED_KINDS:
             return False, f"{name}: kind '{spec.kind}' has no stacked form (only {', '.join(STACKED_KINDS)})"
-        if spec.norm != "none":
-            return False, f"{name}: {spec.norm} layers do not stack"
-        if input_kind == "text":
-            return False, f"{name}: a text MLP starts with a token embedding, which has no stacked form"
-        for field in ("hidden", "activation"):
-            if getattr(spec, field) != getattr(first, field):
+        if getattr(spec, "norm", "none") == "batchnorm":
+            return False, f"{name}: batchnorm layers do not stack"
+        if spec.kind != first.kind:
+            return False, f"different architectures: kind {first.kind} ({first.name or first.kind}) vs {spec.kind} ({name})"
+        for field in type(spec).model_fields:
+            if field not in MEMBER_FIELDS and getattr(spec, field) != getattr(first, field):
                 return False, (f"different architectures: {field} {getattr(first, field)} "
                                f"({first.name or first.kind}) vs {getattr(spec, field)} ({name})")
+        if not plain_mlp and (spec.dropout > 0) != (first.dropout > 0):
+            return False, (f"different architectures: dropout {first.dropout} ({first.name or first.kind}) "
+                           f"vs {spec.dropout} ({name}): one has dropout layers, the other none")
     return shared_train_settings([s.train for s in model_specs if s.train is not None])
 
 
