@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from nnlab.core.keys import MISSING, value_at
 from nnlab.core.messages import show_value, shorten
 from nnlab.errors import NnlabError, SpecError
 from nnlab.sweeps.executors.units import Unit
-from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml
+from nnlab.spec import MAX_SWEEP_POINTS, grid_points, load_spec, parse_yaml
 from nnlab.training.stacking import stackable_key
 
 _MISSING = MISSING  # an absent setting, as the one resolver (core.keys) gives it
@@ -204,7 +203,7 @@ def plan_sweep(spec_path: Path, grid_options: list[str], one_at_a_time: bool = F
 
 def _check_size(axes: list[Axis], one_at_a_time: bool) -> None:
     sizes = [len(axis.values) for axis in axes]
-    count = 1 + sum(sizes) if one_at_a_time else math.prod(sizes)
+    count = grid_points(sizes, one_at_a_time)  # the spec's count: `sweep:` and --grid agree
     if count > MAX_SWEEP_POINTS:
         how = "1 + " + " + ".join(map(str, sizes)) if one_at_a_time else " x ".join(map(str, sizes))
         raise SpecError(f"--grid: {count:,} points ({shorten(how, 60)}); at most {MAX_SWEEP_POINTS:,}: fewer values, "
