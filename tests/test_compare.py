@@ -452,7 +452,7 @@ def test_numbers_format_and_best():
 # ---------------------------------------------------------------- what changed since the last run
 
 def test_changed_since_reads_the_last_run_of_the_same_kind_and_a_note_silences_the_reminder(store):
-    from nnlab.core.changes import changes_since, previous_of
+    from nnlab.core.settings import changes_since, previous_of
     from nnlab.views.train_report import TrainReport
 
     full = write_run(store, make_spec(train={"epochs": 50}), two_models(BASE, BASE), minute=1)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, binary_table, run_folders, tiny_spec, write_spec
 from nnlab import runstore
-from nnlab.core.changes import changes_since
+from nnlab.core.settings import changes_since
 from nnlab.cli import app
 from nnlab.errors import SpecError
 from nnlab.spec import validate_spec

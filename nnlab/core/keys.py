@@ -1,5 +1,6 @@
 """Dotted keys such as `models.<name|index>.dropout` or `train.optimizer.lr`: the one resolver, used by
-`--set` (spec/load), sweep keys (spec/checks, sweeps/grid), one-at-a-time and the sweep table (views/sweep).
+`--set` (spec/load), sweep keys (spec/checks, sweeps/grid), one-at-a-time, the sweep table (views/sweep), the
+sweep's stacking decision (training/stacking) and the change lines (core/settings).
 
 The rule for the models list: a model's NAME wins over an index. `models.1.dropout` names the model called
 "1" when there is one, else the model at position 1. So with models named "1" and "0" (in that order),
@@ -19,6 +20,13 @@ class _Missing:
 
 
 MISSING = _Missing()  # what `value_at` gives for a key that names nothing
+
+
+def model_part(key: str) -> Optional[tuple[str, str]]:
+    """(selector, rest) of a key inside one model, `models.<name|index>.<rest>`; None for any other key
+    (`train.optimizer.lr`, or `models.mlp` itself). The selector is read with `model_position`."""
+    parts = key.split(".", 2)
+    return (parts[1], parts[2]) if parts[0] == "models" and len(parts) == 3 else None
 
 
 def model_position(names: Sequence[object], part: str) -> Optional[int]:

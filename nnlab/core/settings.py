@@ -1,7 +1,10 @@
-"""A run's resolved spec as flat settings (`train.optimizer.lr`), and which of them differ between runs.
+"""A run's resolved spec as flat settings (`train.optimizer.lr`), and which of them differ between runs:
+the one owner of flattening and diffing specs, with one NOT_SET.
 
 `compare` shows a setting as a column only where it differs between the rows; `compare A B` lists what
-differs between two specs. Specs come from run.json (plain JSON), so this module needs no YAML parser.
+differs between two specs (`pair_settings`); `nnlab train` (and `--resume`) prints what changed against the
+newest earlier run of the same name (`changes_since`), so that "one change at a time" is visible. Both diffs
+are `spec_diff`. Specs come from run.json (plain JSON), so this module needs no YAML parser.
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-NOT_SET = "(not set)"
+from nnlab.core.keys import model_part
+from nnlab.core.messages import show_value
+
+NOT_SET = "(not set)"  # how a setting one side lacks is shown
+_MISSING = object()
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -85,16 +92,81 @@ def differing(dicts: list[dict[str, Any]]) -> list[str]:
     return [k for k in dict.fromkeys(order) if k in differ]
 
 
+def spec_diff(flat_a: dict[str, Any], flat_b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The one spec diff: (key, a, b) for every flat setting that differs (_MISSING where a side lacks it), in
+    first-seen order. A model's resolved spec carries its merged train settings, so a changed `train.*` default
+    would also change under every model that inherits it: such a `models.<name>.train.*` line is left out,
+    said once at the default."""
+    keys = [k for k in dict.fromkeys([*flat_a, *flat_b]) if flat_a.get(k, _MISSING) != flat_b.get(k, _MISSING)]
+    changed = {k: (flat_a.get(k, _MISSING), flat_b.get(k, _MISSING)) for k in keys}
+    return [(k, a, b) for k, (a, b) in changed.items() if not _inherited(k, changed)]
+
+
+def _inherited(key: str, changed: dict[str, tuple[Any, Any]]) -> bool:
+    """`models.mlp.train.epochs` changed exactly as the `train.epochs` default did (compared as shown)."""
+    if not key.startswith("models.") or ".train." not in key:
+        return False
+    default = changed.get("train." + key.split(".train.", 1)[1])
+    return default is not None and tuple(map(repr, default)) == tuple(map(repr, changed[key]))
+
+
 def pair_settings(spec_a: dict[str, Any], spec_b: dict[str, Any]) -> list[dict[str, Any]]:
     """What differs between two specs, each model's settings under `models.<name>.`; a changed train
     default shows once, not again under every model that inherits it."""
-    fa, fb = all_settings(spec_a), all_settings(spec_b)
-    missing = object()
-    keys = [k for k in dict.fromkeys([*fa, *fb]) if fa.get(k, missing) != fb.get(k, missing)]
-    changed = {k: (repr(fa.get(k, NOT_SET)), repr(fb.get(k, NOT_SET))) for k in keys}
-    inherited = [k for k in keys if k.startswith("models.") and ".train." in k
-                 and changed.get("train." + k.split(".train.", 1)[1]) == changed[k]]
-    return [{"key": k, "a": fa.get(k, NOT_SET), "b": fb.get(k, NOT_SET)} for k in keys if k not in inherited]
+    return [{"key": k, "a": _or_not_set(a), "b": _or_not_set(b)}
+            for k, a, b in spec_diff(all_settings(spec_a), all_settings(spec_b))]
+
+
+def changes_since(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Lines `key old → new` for every setting that differs, models by name (`models.mlp.dropout 0 → 0.3`);
+    a changed `train.*` default is said once (`spec_diff`). A model that appears or disappears is one line
+    (`models.wide added`), not one line per field."""
+    names_old, names_new = _model_names(old), _model_names(new)
+    added = [n for n in names_new if n not in names_old]
+    removed = [n for n in names_old if n not in names_new]
+    lines = [f"{k} {_shown(a)} → {_shown(b)}" for k, a, b in spec_diff(flat_settings(old), flat_settings(new))
+             if _model_of(k) not in {*added, *removed}]
+    return lines + [f"models.{n} added" for n in added] + [f"models.{n} removed" for n in removed]
+
+
+def previous_of(runs: list[Any], name: str, smoke: bool) -> Any:
+    """The run a new run of `name` is told against: the newest (`runs` newest first, as `list_runs` sorts)
+    of that name and kind, a smoke run against smoke runs and a real one against real ones (a smoke run
+    caps the epochs: against it every real run would read `epochs 2 → 50`); None when there is none."""
+    return next((r for r in runs if r.name == name and r.spec and bool(r.smoke) == smoke), None)
+
+
+def flat_settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """Nested dicts as dotted keys; the models list keyed by model name (its position when it has none);
+    other lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "models" and isinstance(value, list):
+            for i, model in enumerate(value):
+                name = model.get("name") if isinstance(model, dict) else None
+                own = {k: v for k, v in model.items() if k != "name"} if isinstance(model, dict) else model
+                flat.update(flatten(own, f"models.{name or i}"))
+        else:
+            flat.update(flatten(value, key))
+    return flat
+
+
+def _model_names(spec: dict[str, Any]) -> list[str]:
+    models = spec.get("models")
+    return [str(m.get("name")) for m in models if isinstance(m, dict)] if isinstance(models, list) else []
+
+
+def _model_of(key: str) -> str | None:
+    inside = model_part(key)
+    return inside[0] if inside else None
+
+
+def _or_not_set(value: Any) -> Any:
+    return NOT_SET if value is _MISSING else value
+
+
+def _shown(value: Any) -> str:
+    return NOT_SET if value is _MISSING else show_value(value)
 
 
 def all_settings(spec: dict[str, Any]) -> dict[str, Any]:

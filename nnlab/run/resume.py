@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Optional
 
 from nnlab import runstore
 from nnlab.errors import RunError
-from nnlab.core.changes import changes_since
+from nnlab.core.settings import changes_since
 from nnlab.core.records import ModelResult, data_identity
 from nnlab.runstore.checkpoints import checkpoint_path, read_checkpoint
 from nnlab.runstore.history import read_history

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from nnlab.core.keys import model_position
+from nnlab.core.keys import model_part, model_position
 from nnlab.core.messages import show_value
 from nnlab.core.columns import metric_name, higher_is_better
 from nnlab.report.noise import Difference, combined_spread
@@ -63,10 +63,10 @@ def effects(plan: SweepShape, results: dict[int, PointResult]) -> list[Effect]:
 def touches(point: SweepPoint, model: str, models: list[str]) -> bool:
     """Whether a point changes `model`: any key outside `models.<name|index>.` changes every model."""
     for key, _ in point.settings:
-        parts = key.split(".")
-        if parts[0] != "models" or len(parts) < 3:
+        inside = model_part(key)
+        if inside is None:
             return True
-        position = model_position(models, parts[1])  # a name wins over an index, as in --set
+        position = model_position(models, inside[0])  # a name wins over an index, as in --set
         if position is not None and models[position] == model:
             return True
     return False
