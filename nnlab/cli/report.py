@@ -1,0 +1,63 @@
+"""`report`: the selected runs as one self-contained HTML file (reads the run store only: no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from nnlab.cli.base import RunsDirOption, app, fail, stdout, warn
+from nnlab.cli.browse import NameOption, SweepOption
+from nnlab.errors import NnlabError
+
+REPORT_FILE = "report.html"
+
+
+@app.command("report")
+def report_command(
+    refs: Optional[list[str]] = typer.Argument(
+        None, metavar="RUN", show_default=False,
+        help="Runs by folder name, id, unique prefix, folder path, last or last~N. Default: the last 10 "
+             "(or --name, --sweep)."),
+    name: Optional[str] = NameOption,
+    sweep: Optional[str] = SweepOption,
+    last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
+                                       help="Without RUN: the newest K runs (default 10; all runs with --name "
+                                            "or --sweep)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Include smoke runs (train --smoke); left out by default."),
+    out: Path = typer.Option(Path(REPORT_FILE), "--out", "-o", help="The HTML file to write."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Write one HTML file that opens with no network: the runs as compare shows them, learning curves
+    overlaid across runs and models (repeats as mean ± sd), a sweep's effects, and per model the confusion
+    matrix, ROC, precision-recall and calibration curves, the misclassified examples, the layers and the
+    diagnosis. Needs plotly: pip install -e '.[report]'."""
+    try:
+        from nnlab import runstore
+        from nnlab.report import compare
+        from nnlab.runstore.layout import write_atomic
+
+        try:
+            import plotly  # noqa: F401  (the `report` extra)
+        except ImportError:
+            raise NnlabError("report needs plotly: pip install -e '.[report]' in the nnlab checkout "
+                             "(or pip install plotly)") from None
+        from nnlab.views.html import report_html
+
+        store = runstore.store_path(runs_dir)
+        selection = compare.select_runs(store, refs or [], name, last, sweep, smoke)
+        if not selection.runs:
+            raise NnlabError(f"report: no runs to report in {store}"
+                             + (" with these --name/--sweep/--last" if name or sweep or last else ""))
+        if out.is_dir():
+            raise NnlabError(f"--out: expected a file name; got the folder '{out}'")
+        page = report_html(selection.runs, selection.store_runs, sweep=sweep)
+        try:
+            write_atomic(out, page)
+        except OSError as e:
+            raise NnlabError(f"--out: cannot write {out} ({e.strerror or e})") from None
+    except NnlabError as e:
+        fail(e)
+    stdout().print(f"report: {out} ({len(selection.runs)} run(s), {len(page) / 2**20:.1f} MB)", markup=False,
+                   soft_wrap=True)
+    warn([*selection.warnings, *(w for run in selection.runs for w in run.warnings)])
