@@ -1,6 +1,7 @@
 """Reading a file that should be a regular file: the one check (a folder, a FIFO, a device or a socket is
 named, never opened for reading: a FIFO would wait forever, /dev/zero never ends) and the one bounded reader.
-Used by the run store (run files, model files), the data reader and the API."""
+Used by the run store (run files, model files), the data reader, the spec reader, --ship, --resume and
+the API."""
 
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ def special_kind(mode: int) -> Optional[str]:
     if stat.S_ISREG(mode):
         return None
     return next((what for is_kind, what in SPECIAL_FILES if is_kind(mode)), "not a regular file")
+
+
+def path_kind(path: Path) -> Optional[str]:
+    """None when `path` is a regular file (links followed); else what it is instead: `missing`, what
+    `special_kind` names, or `unreadable (...)`. Only a stat: nothing is opened."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    return special_kind(mode)
 
 
 def read_regular(path: Path, limit: int) -> bytes:

@@ -14,12 +14,12 @@ the run store may import only `core`. May import: `nnlab.errors`, the rest of `c
 from __future__ import annotations
 
 import re
-import stat
 from pathlib import Path
-from typing import Any
+from typing import Optional
 
 import yaml
 
+from nnlab.core.files import special_kind
 from nnlab.core.messages import shorten
 from nnlab.errors import SpecError
 
@@ -39,7 +39,7 @@ class _Loader(_BaseLoader):
     keys (`<<: *base`) work as in safe_load: the mapping's own keys win over merged ones."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[Any] = set()
+        seen: set[object] = set()
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -81,7 +81,7 @@ class _LimitError(yaml.composer.ComposerError):
     """One of nnlab's own limits (depth, values, a cycle), as opposed to the parser's errors."""
 
 
-def _too_deep(mark: Any) -> _LimitError:
+def _too_deep(mark: yaml.Mark) -> _LimitError:
     return _LimitError(None, None, f"nested deeper than {MAX_DEPTH} levels; a spec needs far fewer", mark)
 
 
@@ -112,7 +112,7 @@ def _check_bounds(text: str) -> None:
 def _walk_events(text: str, loader: type) -> None:
     values, open_anchors = 0, []  # anchors of the collections being read, outermost first
     sizes: dict[str, int] = {}  # anchor -> values it stands for
-    starts: list[tuple[Any, int]] = []
+    starts: list[tuple[Optional[str], int]] = []  # (anchor, values before it)
     for event in yaml.parse(text, Loader=loader):
         mark = event.start_mark
         if isinstance(event, yaml.AliasEvent):
@@ -140,7 +140,7 @@ def _walk_events(text: str, loader: type) -> None:
                             f"needs far fewer", mark)
 
 
-def parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> object:
     """YAML text -> plain data, or a one-line SpecError naming `source`, the line and the column."""
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: {len(text):,} characters; at most {MAX_SPEC_BYTES:,}")
@@ -156,7 +156,7 @@ def parse_yaml(text: str, source: str) -> Any:
         raise SpecError(f"{source}: invalid YAML: {shorten(' '.join(str(e).split()), 160)}") from None
 
 
-def _unshared(value: Any) -> Any:
+def _unshared(value: object) -> object:
     """A copy in which no list or mapping appears twice: an alias or a merge key shares the repeated value
     between its places, and a `--set` on one model must not change another. (At most MAX_VALUES values.)"""
     if isinstance(value, dict):
@@ -166,7 +166,7 @@ def _unshared(value: Any) -> Any:
     return value
 
 
-def read_spec_file(path: Path) -> Any:
+def read_spec_file(path: Path) -> object:
     """The spec file's YAML as plain data. Refuses what is not a regular file or is too large to be a spec,
     before reading it."""
     try:
@@ -175,8 +175,9 @@ def read_spec_file(path: Path) -> Any:
         raise SpecError(f"{path}: spec file not found") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read the spec file ({e.__class__.__name__}: {e.strerror or e})") from None
-    if not stat.S_ISREG(info.st_mode):
-        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, device or socket)"
+    what = special_kind(info.st_mode)  # the one check (core/files), in the spec file's words
+    if what is not None:
+        what = what if what == "a folder" else "not a regular file (a FIFO, device or socket)"
         raise SpecError(f"{path}: {what}; expected a YAML spec file")
     if info.st_size > MAX_SPEC_BYTES:
         raise SpecError(f"{path.name}: {info.st_size:,} bytes; a spec file may have at most {MAX_SPEC_BYTES:,} "

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Optional
 
 from nnlab import runstore
 from nnlab.errors import RunError
+from nnlab.core.files import path_kind
 from nnlab.core.settings import changes_since
 from nnlab.core.records import ModelResult, data_identity
 from nnlab.runstore.checkpoints import checkpoint_path, read_checkpoint
@@ -159,8 +160,9 @@ def _check_history(point: ResumePoint) -> None:
 
     path = point.run.path / METRICS_FILE
     where = f"--resume: run {point.run.id}"
-    if not path.is_file():
-        raise RunError(f"{where}: {path} is {'not a file' if path.exists() else 'missing'}; its epochs cannot be "
+    what = path_kind(path)
+    if what is not None:
+        raise RunError(f"{where}: {path} is {'missing' if what == 'missing' else 'not a file'}; its epochs cannot be "
                        f"continued without it: train a new run")
     frame, _ = read_history(path)
     present = set(zip(frame["model"], frame["member"], frame["epoch"]))
@@ -197,11 +199,12 @@ def _saved_state(run: runstore.Run, expected: list[str]) -> Optional[FitState]:
     from nnlab.training.statecodec import CheckpointFieldError, decode_state
 
     path = checkpoint_path(run.path, expected[0])
-    if path.exists() and not path.is_file():  # a folder in its place would fail the first checkpoint write
+    what = path_kind(path)
+    if what == "missing":
+        return None
+    if what is not None:  # a folder in its place would fail the first checkpoint write
         raise RunError(f"--resume: run {run.id}: {path} is not a file; a checkpoint is one file: move it away "
                        f"(then {expected[0]} trains from the start)")
-    if not path.is_file():
-        return None
     try:
         state = decode_state(*read_checkpoint(path))
     except CheckpointFieldError as e:
