@@ -1,12 +1,14 @@
 """The errors file: the validation rows a model gets wrong (regression: every row, largest error first), with
 what a person needs to see them — the original columns of a table, the original text of a message, and for
-sequences and images only the row number (a thousand pixel columns explain nothing)."""
+sequences and images only the row number (a thousand pixel columns explain nothing), and for image files the
+file."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from nnlab.data.images import FILE_COLUMN
 from nnlab.data.prepared import Prepared
 from nnlab.data.preprocess import Preprocessor
 
@@ -47,8 +49,8 @@ def misclassified(prepared: Prepared, outputs: np.ndarray, split: str = "val", l
 
 def _original_columns(prepared: Prepared, preprocessor: Preprocessor, original: pd.DataFrame,
                       target: str) -> pd.DataFrame:
-    if preprocessor.kind in ARRAY_KINDS:
-        return original[[]]
+    if preprocessor.kind in ARRAY_KINDS:  # image files: the file names the example
+        return original[[c for c in (FILE_COLUMN,) if c in original and c != target]]
     if preprocessor.kind == "text":
         return original[preprocessor.columns]
     return original.drop(columns=["row"])

@@ -36,10 +36,13 @@ class Source:
     sha256: str
     unusable: dict[str, str] = field(default_factory=dict)  # Parquet column -> type nnlab cannot use
     array_shape: tuple[int, ...] | None = None  # .npz: the shape of one example of X
+    shown: list[str] = field(default_factory=list)  # columns kept to name an example (image files), no feature
+    notes: dict[str, Any] = field(default_factory=dict)  # facts for the data summary (image files: counts)
 
 
 def read_source(spec: DataSpec, base_dir: Path, seed: int, rows_only: bool = False) -> Source:
-    """The table `spec` names. `rows_only`: rows to predict, so an .npz needs only X (a y is not read)."""
+    """The table `spec` names. `rows_only`: rows to predict, so an .npz needs only X (a y is not read).
+    Image files (`data.image` with size or column) are images.py's: `prepare` reads them there."""
     if spec.builtin:
         digest = hashlib.sha256(f"builtin:{spec.builtin}:{seed}".encode()).hexdigest()
         return Source(builtin_table(spec.builtin, seed), f"builtin:{spec.builtin}", digest)
@@ -67,7 +70,8 @@ def _check_path(path: Path) -> None:
     """A regular file of a known kind, or a one-line error saying what it is (never open a FIFO: it blocks)."""
     if path.suffix.lower() not in SUFFIXES:
         if path.is_dir():  # a folder named without a suffix: say so, not that its suffix is wrong
-            raise DataError(f"data.path: '{path.name}' is a folder; expected a file: one of {', '.join(SUFFIXES)}")
+            raise DataError(f"data.path: '{path.name}' is a folder; expected a file: one of {', '.join(SUFFIXES)}"
+                            f" (or, for a folder of image class subfolders, data.image: {{size: [H, W]}})")
         raise DataError(f"data.path: cannot read '{path.name}': expected one of {', '.join(SUFFIXES)} files")
     try:
         mode = os.stat(path).st_mode
@@ -203,23 +207,23 @@ def _npz_array(archive: Any, key: str, path: Path) -> np.ndarray:
               else info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 2**20)
     if forged or needed > info.file_size - header:
         raise DataError(f"data.path: {key} in {path.name} claims shape {list(shape)} of {dtype} "
-                        f"({_bytes(needed)}) but the archive holds {_bytes(max(info.file_size - header, 0))}: "
+                        f"({size_text(needed)}) but the archive holds {size_text(max(info.file_size - header, 0))}: "
                         "the file is damaged or truncated")
-    memory = _memory_bytes()
+    memory = memory_bytes()
     if memory and needed > memory:
-        raise DataError(f"data.path: {key} in {path.name} has shape {list(shape)} of {dtype}: {_bytes(needed)}, "
-                        f"more than this machine's memory ({_bytes(memory)})")
+        raise DataError(f"data.path: {key} in {path.name} has shape {list(shape)} of {dtype}: {size_text(needed)}, "
+                        f"more than this machine's memory ({size_text(memory)})")
     return archive[key]
 
 
-def _memory_bytes() -> int:
+def memory_bytes() -> int:
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not known on this system: no limit beyond the file's own
         return 0
 
 
-def _bytes(n: int) -> str:
+def size_text(n: int) -> str:
     for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if n >= size:
             return f"{n / size:.3g} {unit}"
