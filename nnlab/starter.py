@@ -50,6 +50,7 @@ class Starter:
     text_max_len: int = 0
     missing: tuple[str, ...] = ()  # used feature columns with missing values
     array_shape: tuple[int, ...] = ()  # an .npz X of sequences [T, F] or images [C, H, W]: one example's shape
+    image_files: bool = False  # a folder of image class subfolders (array_shape: the [C, H, W] chosen)
 
     @property
     def array_kind(self) -> Optional[str]:
@@ -69,6 +70,8 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     from nnlab.core.messages import names_list
     from nnlab.data.target import fit_target
 
+    if data.is_dir():
+        return _image_starter(data, target, spec_path)
     data_spec = DataSpec(path=str(data.resolve()), target=target)
     source = read_source(data_spec, Path.cwd(), 0)
     frame = source.frame
@@ -97,6 +100,42 @@ def plan_starter(data: Path, target: str, spec_path: Path) -> Starter:
     missing = tuple(c.name for c in columns if c.kind in ("numeric", "categorical") and frame[c.name].isna().any())
     return Starter(data.name, _relative(data, spec_path.parent), target, task, why, len(frame), columns,
                    _text_max_len(frame[text]) if text else 0, missing)
+
+
+IMAGE_MAX_SIDE = 64  # init's data.image.size: the photos' most common size, each side at most this
+
+
+def _image_starter(folder: Path, target: str, spec_path: Path) -> Starter:
+    """A folder of class subfolders: the images' most common size (capped) and grey or colour, read from the
+    file headers only (decoding waits for `train`)."""
+    from collections import Counter
+
+    from nnlab.data.images import IMAGE_SUFFIXES
+
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("DATA: reading image files needs Pillow: pip install 'nnlab[images]'") from None
+    files = [p for p in sorted(folder.glob("*/**/*")) if p.suffix.lower() in IMAGE_SUFFIXES
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    sizes, grey = Counter(), 0
+    for path in files[:200]:  # enough to see the usual size
+        try:
+            with Image.open(path) as img:
+                sizes[(img.height, img.width)] += 1
+                grey += img.mode in ("1", "L", "I;16", "I", "F")
+        except (OSError, SyntaxError, ValueError):  # a bad file is train's to report (or skip)
+            continue
+    if not sizes:
+        raise DataError(f"DATA: folder {folder.name} has no readable image files in class subfolders "
+                        f"({folder.name}/<label>/<image files>: {', '.join(IMAGE_SUFFIXES)})")
+    height, width = (min(side, IMAGE_MAX_SIDE) for side in sizes.most_common(1)[0][0])
+    channels = 1 if grey == sum(sizes.values()) else 3
+    classes = {p.relative_to(folder).parts[0] for p in files}
+    task = "binary" if len(classes) == 2 else "multiclass"
+    why = f"{len(classes)} class subfolders"
+    return Starter(folder.name, _relative(folder, spec_path.parent), target, task, why, len(files), [],
+                   array_shape=(channels, height, width), image_files=True)
 
 
 def _column_kind(name: str, series: pd.Series) -> Column:
@@ -230,7 +269,12 @@ def _data_lines(starter: Starter) -> list[str]:
              _line("  task: auto", f"inferred: {starter.task} ({starter.task_reason})"),
              _line("  split: {val: 0.15, test: 0.15}", "validation picks epochs and models; test is scored once")]
     text = starter.text_column
-    if starter.array_kind:
+    if starter.image_files:
+        channels, height, width = starter.array_shape
+        lines[1] = _line(f"  target: {_scalar(starter.target)}", "each image's class: its subfolder's name")
+        lines.append(_line(f"  image: {{size: [{height}, {width}], channels: {channels}}}",
+                           f"decoded once, resized to {height}x{width}; skip_bad: true skips broken files"))
+    elif starter.array_kind:
         layout = "[N, T, F]: steps, features" if starter.array_kind == "sequence" else "[N, C, H, W]: channels, pixels"
         lines.append(_line(f"  {starter.array_kind}: {{}}", f"X is {layout} = {[starter.rows, *starter.array_shape]}; "
                                                             "scaled on the training split"))

@@ -20,7 +20,8 @@ class PredictFormat(str, Enum):
 @app.command("predict")
 def predict_command(
     ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
-    data: Path = typer.Argument(..., help="Rows to predict (CSV, TSV or Parquet) with the training columns.",
+    data: Path = typer.Argument(..., help="Rows to predict (CSV, TSV or Parquet) with the training columns; "
+                                               "for a model trained on image files, a folder or an image file.",
                                 show_default=False),
     model: Optional[str] = typer.Option(None, "--model", "-m", show_default=False,
                                         help="The model to use (default: the best by validation)."),
@@ -40,9 +41,16 @@ def predict_command(
 
     try:
         run = api.load_run(ref, runs_dir)
-        frame = api.read_rows(data)
-        chosen = run.model(model)
+        files = None
+        if api.is_image_input(data):  # a folder or an image file: decoded as in training, one row per file
+            chosen = run.model(model)
+            frame, files = api.read_image_files(data, chosen)
+        else:
+            frame = api.read_rows(data)
+            chosen = run.model(model)
         result = api.predict_rows(chosen, frame, data.name)
+        if files is not None:
+            result.insert(0, "file", files)
         column_notes = api.column_notes(chosen, frame)
         text = api.write_predictions(result, out, format.value if format else None, data)
     except NnlabError as e:
@@ -59,8 +67,10 @@ def predict_command(
 
 @app.command("init")
 def init_command(
-    data: Path = typer.Argument(..., help="The data file (CSV, TSV, Parquet or .npz).", show_default=False),
-    target: str = typer.Option(..., "--target", "-t", help="The column to predict.", show_default=False),
+    data: Path = typer.Argument(..., help="The data file (CSV, TSV, Parquet or .npz), or a folder of image "
+                                          "class subfolders.", show_default=False),
+    target: Optional[str] = typer.Option(None, "--target", "-t", show_default=False,
+                                         help="The column to predict (a folder of images: label, its default)."),
     out: Path = typer.Option(Path("spec.yaml"), "--out", "-o", help="Where to write the spec."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
@@ -69,13 +79,18 @@ def init_command(
     The task and each column's kind (numeric, categorical, text, left out) are inferred from the data; the
     spec is checked like `nnlab validate` and `nnlab train` would check it before it is written.
     """
+    from nnlab.spec.data import IMAGE_FOLDER_TARGET
     from nnlab.starter import write_starter
 
+    if target is None and not data.is_dir():
+        fail(NnlabError("--target: give the column to predict (nnlab init DATA --target COLUMN)"))
     try:
-        starter = write_starter(data, target, out, force)
+        starter = write_starter(data, target or IMAGE_FOLDER_TARGET, out, force)
     except NnlabError as e:
         fail(e)
-    if starter.array_kind:
+    if starter.image_files:
+        found = f"image files read as {list(starter.array_shape)} ([C, H, W]), {starter.task_reason}"
+    elif starter.array_kind:
         found = f"X: {starter.array_kind}s, {list(starter.array_shape)} each"
     else:
         found = "columns: " + ", ".join(f"{len(starter.named(k))} {k}" for k in
