@@ -47,3 +47,28 @@ def test_the_sweep_table_credits_the_same_model():
 
     assert touches(Point(), "1", ["1", "0"]) and not touches(Point(), "0", ["1", "0"])
     assert touches(Point(), "b", ["a", "b"]) and not touches(Point(), "a", ["a", "b"])
+
+
+def test_models_named_0_and_1_are_read_alike_by_set_sweep_one_at_a_time_table_and_stacking(tmp_path):
+    """Models "1" then "0": every reader of `models.1.dropout` means the model NAMED "1" (position 0)."""
+    from conftest import binary_table, tiny_spec, write_spec
+    from nnlab.core.settings import changes_since
+    from nnlab.run import session as runner
+    from nnlab.sweeps.grid import plan_sweep
+    from nnlab.training.stacking import can_stack, stackable_key
+    from nnlab.views.sweep import touches
+
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    models = [{"name": "1", "kind": "mlp", "hidden": [8], "dropout": 0.5}, {"name": "0", "kind": "mlp", "hidden": [8]}]
+    spec = write_spec(tmp_path, tiny_spec(models=models))
+    plan = plan_sweep(spec, ["models.1.dropout=0.5,0.3"], one_at_a_time=True)
+    # one-at-a-time: 0.5 is model "1"'s own value, so only 0.3 is a new point (position 1 has 0.0)
+    assert [p.settings for p in plan.points] == [(), (("models.1.dropout", 0.3),)]
+    point = plan.points[1]
+    planned = runner.plan(spec, point.overrides).spec  # --set, as the point trains
+    assert {m.name: m.dropout for m in planned.models} == {"1": 0.3, "0": 0.0}
+    assert touches(point, "1", plan.models) and not touches(point, "0", plan.models)  # the sweep table
+    # the stacking decision: the key is one members may differ in, and the point's models still stack
+    assert stackable_key("models.1.dropout") and can_stack(planned.models)[0]
+    reference = runner.plan(spec, []).spec
+    assert changes_since(reference.resolved(), planned.resolved()) == ["models.1.dropout 0.5 → 0.3"]
