@@ -51,6 +51,7 @@ class Starter:
     missing: tuple[str, ...] = ()  # used feature columns with missing values
     array_shape: tuple[int, ...] = ()  # an .npz X of sequences [T, F] or images [C, H, W]: one example's shape
     image_files: bool = False  # a folder of image class subfolders (array_shape: the [C, H, W] chosen)
+    bad_images: int = 0  # image files whose header could not be read: the spec skips bad files
 
     @property
     def array_kind(self) -> Optional[str]:
@@ -118,14 +119,14 @@ def _image_starter(folder: Path, target: str, spec_path: Path) -> Starter:
         raise DataError("DATA: reading image files needs Pillow: pip install 'nnlab[images]'") from None
     files = [p for p in sorted(folder.glob("*/**/*")) if p.suffix.lower() in IMAGE_SUFFIXES
              and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    sizes, grey = Counter(), 0
+    sizes, grey, bad = Counter(), 0, 0
     for path in files[:200]:  # enough to see the usual size
         try:
             with Image.open(path) as img:
                 sizes[(img.height, img.width)] += 1
                 grey += img.mode in ("1", "L", "I;16", "I", "F")
-        except (OSError, SyntaxError, ValueError):  # a bad file is train's to report (or skip)
-            continue
+        except (OSError, SyntaxError, ValueError):  # broken files seen: the spec skips them (and counts them)
+            bad += 1
     if not sizes:
         raise DataError(f"DATA: folder {folder.name} has no readable image files in class subfolders "
                         f"({folder.name}/<label>/<image files>: {', '.join(IMAGE_SUFFIXES)})")
@@ -135,7 +136,7 @@ def _image_starter(folder: Path, target: str, spec_path: Path) -> Starter:
     task = "binary" if len(classes) == 2 else "multiclass"
     why = f"{len(classes)} class subfolders"
     return Starter(folder.name, _relative(folder, spec_path.parent), target, task, why, len(files), [],
-                   array_shape=(channels, height, width), image_files=True)
+                   array_shape=(channels, height, width), image_files=True, bad_images=bad)
 
 
 def _column_kind(name: str, series: pd.Series) -> Column:
@@ -272,8 +273,11 @@ def _data_lines(starter: Starter) -> list[str]:
     if starter.image_files:
         channels, height, width = starter.array_shape
         lines[1] = _line(f"  target: {_scalar(starter.target)}", "each image's class: its subfolder's name")
-        lines.append(_line(f"  image: {{size: [{height}, {width}], channels: {channels}}}",
-                           f"decoded once, resized to {height}x{width}; skip_bad: true skips broken files"))
+        skip = ", skip_bad: true" if starter.bad_images else ""
+        why = f"{starter.bad_images} broken file(s) seen: skipped and counted" if skip else \
+            "skip_bad: true would skip broken files"
+        lines.append(_line(f"  image: {{size: [{height}, {width}], channels: {channels}{skip}}}",
+                           f"decoded once, resized to {height}x{width}; {why}"))
     elif starter.array_kind:
         layout = "[N, T, F]: steps, features" if starter.array_kind == "sequence" else "[N, C, H, W]: channels, pixels"
         lines.append(_line(f"  {starter.array_kind}: {{}}", f"X is {layout} = {[starter.rows, *starter.array_shape]}; "
