@@ -38,13 +38,14 @@ def predict_command(
     each class. Columns DATA has beyond the training columns are ignored (a note on stderr says which).
     """
     from nnlab import api
+    from nnlab.api.images import is_image_input, read_image_files
 
     try:
         run = api.load_run(ref, runs_dir)
         files = None
-        if api.is_image_input(data):  # a folder or an image file: decoded as in training, one row per file
+        if is_image_input(data):  # a folder or an image file: decoded as in training, one row per file
             chosen = run.model(model)
-            frame, files = api.read_image_files(data, chosen)
+            frame, files = read_image_files(data, chosen)
         else:
             frame = api.read_rows(data)
             chosen = run.model(model)
