@@ -1,4 +1,5 @@
-"""`report`: the selected runs as one self-contained HTML file (reads the run store only: no torch)."""
+"""`report` (the selected runs as one self-contained HTML file) and `curves` (learning curves as a PNG): read
+the run store only, no torch."""
 
 from __future__ import annotations
 
@@ -6,11 +7,41 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from nnlab.cli.base import RunsDirOption, app, fail, stdout, warn
+from nnlab.cli.base import RunsDirOption, app, draw_curves, fail, stdout, warn
 from nnlab.cli.browse import NameOption, SweepOption
 from nnlab.errors import NnlabError
 
 REPORT_FILE = "report.html"
+OVERLAY_FILE = "curves.png"
+
+
+@app.command("curves")
+def curves_command(
+    refs: list[str] = typer.Argument(..., metavar="RUN", show_default=False,
+                                     help="Run ids, unique prefixes, folders, last or last~N."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default=False,
+                                       help="The PNG to write (default: one run's curves.png in its folder; "
+                                            "for several runs ./curves.png)."),
+    runs_dir: Optional[Path] = RunsDirOption,
+) -> None:
+    """Draw learning curves as a PNG: one run's per model in its folder (curves.png), or several runs
+    overlaid as the report draws them (validation solid, train dotted, repeats mean ± sd, * best epoch,
+    x early stop). Needs matplotlib: pip install -e '.[plots]'."""
+    if len(refs) == 1 and out is None:
+        draw_curves(refs[0], runs_dir)
+        return
+    try:
+        from nnlab import runstore
+        from nnlab.views.curves import draw_overlay
+
+        store = runstore.store_path(runs_dir)
+        listed, warnings = runstore.list_runs(store)
+        runs = list({run.path: run for run in (runstore.resolve_run(ref, store, listed) for ref in refs)}.values())
+        path = draw_overlay(runs, out or Path(OVERLAY_FILE))
+    except NnlabError as e:
+        fail(e)
+    stdout().print(f"curves: {path} ({len(runs)} run(s))", markup=False, soft_wrap=True)
+    warn([*warnings, *(w for run in runs for w in run.warnings)])
 
 
 @app.command("report")

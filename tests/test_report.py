@@ -1,0 +1,207 @@
+"""`nnlab report` and `nnlab curves RUN RUN ...` without a browser: what the page holds against compare's
+rows and metrics.csv, escaping, the ROC / precision-recall / calibration numbers against scikit-learn,
+runs that did not record predictions, errors, and no torch. The browser check is test_report_browser.py."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nnlab.cli import app
+from nnlab.report import classcurves
+from nnlab.report.compare import compare_runs, noise_lines
+from nnlab.report.curvedata import run_curves
+from nnlab.runstore import list_runs
+from nnlab.views.tables import metric_cell
+from report_store import HOSTILE_NOTE, report_store  # noqa: F401  (the session's store)
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [*map(str, args)], catch_exceptions=False)
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page as lists of cell texts, by its class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._rows: list[list[str]] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._rows = self.tables.setdefault(dict(attrs).get("class") or "", [])
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._rows is not None:
+            self._rows[-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "table":
+            self._rows = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def page(report_store, tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("page") / "report.html"
+    result = invoke("report", "--runs-dir", report_store, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert f"report: {out} (4 run(s)" in result.stdout
+    return out.read_text()
+
+
+def tables_of(text: str) -> dict[str, list[list[str]]]:
+    parser = Tables()
+    parser.feed(text)
+    return parser.tables
+
+
+def test_the_compare_table_is_compares_rows(page, report_store):
+    runs = list_runs(report_store)[0][::-1]  # compare's order: oldest first
+    comparison = compare_runs(runs)
+    heads, *rows = tables_of(page)["compare"]
+    assert len(rows) == len(comparison.rows) == 8  # 4 runs x (baseline, mlp)
+    for row, cells in zip(comparison.rows, rows):
+        by_head = dict(zip(heads, cells))
+        assert (by_head["run"], by_head["model"]) == (row["run"], row["model"])
+        assert by_head["val loss"] == metric_cell(row, "val_loss")
+        assert by_head["test accuracy"] == metric_cell(row, "test_accuracy")
+    repeated = next(dict(zip(heads, c)) for c in rows if c[heads.index("N")] == "3" and c[1] == "mlp")
+    assert "±" in repeated["val accuracy"]
+    assert "lr" in heads  # the setting the sweep changed
+    for line in noise_lines(comparison):  # the verdicts in words, as compare prints them
+        assert html.escape(line) in page
+
+
+def test_user_text_is_escaped(page):
+    assert HOSTILE_NOTE not in page and "<img" not in page
+    assert html.escape(HOSTILE_NOTE) in page
+    figures = re.search(r"<script type='application/json' id='nnlab-figures'>(.*?)</script>", page, re.S).group(1)
+    assert "</" not in figures and "<" not in figures
+    json.loads(figures)  # still JSON
+
+
+def test_no_network_reference(page):
+    """Everything the page needs is in it: no script, style or font comes from elsewhere."""
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
+    assert re.search(r"<script>/\*\*\s*\n?\s*\* plotly\.js v", page)  # the bundle inline
+
+
+def test_curves_are_the_members_mean_and_sd(report_store):
+    run = next(r for r in list_runs(report_store)[0] if r.note == "three repeats")
+    history = run.metrics()
+    mlp = history[history["model"] == "mlp"]
+    (curve,) = run_curves(run, "loss")
+    assert curve.members == 3 and curve.epochs == [1, 2]
+    assert curve.stopped_at == 2  # min_delta 0.5: no gain counts, training ends after patience 1
+    assert curve.best_epoch == run.summary.models["mlp"].best_epoch
+    expected = mlp.groupby("epoch")["val_loss"]
+    assert np.allclose(curve.mean["val"], expected.mean()) and np.allclose(curve.sd["val"], expected.std(ddof=1))
+    assert np.allclose(curve.mean["train"], mlp.groupby("epoch")["train_loss"].mean())
+
+
+def test_roc_pr_calibration_against_scikit_learn():
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import auc, average_precision_score, roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 400).astype(bool)
+    score = np.round(np.clip(truth * 0.3 + rng.normal(0.35, 0.25, 400), 0.001, 0.999), 2)  # ties too
+    curve = classcurves.roc(truth, score)
+    assert curve.area == pytest.approx(roc_auc_score(truth, score), abs=1e-12)
+    fpr, tpr, _ = roc_curve(truth, score, drop_intermediate=False)
+    assert np.allclose(curve.x, fpr) and np.allclose(curve.y, tpr) and auc(fpr, tpr) == pytest.approx(curve.area)
+    assert classcurves.precision_recall(truth, score).area == pytest.approx(average_precision_score(truth, score),
+                                                                            abs=1e-12)
+    confidence = rng.uniform(0.003, 0.997, 400)
+    cal = classcurves.calibration(truth, confidence)
+    fraction, mean = calibration_curve(truth, confidence, n_bins=10, strategy="uniform")
+    assert np.allclose(cal.x, mean) and np.allclose(cal.y, fraction)
+    counts = np.histogram(confidence, bins=np.linspace(0, 1, 11))[0]
+    assert cal.area == pytest.approx(np.sum(counts[counts > 0] * np.abs(fraction - mean)) / 400)
+
+
+def test_recorded_predictions_draw_roc_with_the_runs_auc(page, report_store):
+    from sklearn.metrics import roc_auc_score
+
+    run = list_runs(report_store)[0][-1]  # the plain run
+    frame = pd.read_csv(run.path / "predictions" / "mlp.csv", dtype={"target": str})
+    val = frame[frame["split"] == "val"]
+    auc = roc_auc_score(val["target"] == "1", val["p_1"])
+    assert f"ROC (validation), AUC {auc:.4f}" in page
+    assert "confusion matrix (validation)" in page
+
+
+def test_a_run_without_predictions_says_not_recorded(report_store, tmp_path):
+    store = tmp_path / "runs"
+    old = list_runs(report_store)[0][-1]
+    shutil.copytree(old.path, store / old.folder)
+    shutil.rmtree(store / old.folder / "predictions", ignore_errors=True)
+    summary = json.loads((store / old.folder / "summary.json").read_text())
+    for model in summary["models"].values():
+        model.pop("per_class", None)  # as an older nnlab wrote it
+    (store / old.folder / "summary.json").write_text(json.dumps(summary))
+    result = invoke("report", "--runs-dir", store, "-o", tmp_path / "old.html")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "old.html").read_text()
+    assert "confusion matrix: not recorded by this run" in text
+    assert "ROC and precision-recall curves: not recorded by this run" in text
+    assert "per-class results: not recorded by this run" in text
+
+
+def test_bad_selection_and_output_are_one_line_errors(report_store, tmp_path):
+    result = invoke("report", "--runs-dir", tmp_path / "empty", "-o", tmp_path / "r.html")
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        f"error: report: no runs to report in {tmp_path / 'empty'}"]
+    result = invoke("report", "--runs-dir", report_store, "-o", tmp_path)
+    assert result.exit_code == 2 and result.output.strip() == f"error: --out: expected a file name; got the folder '{tmp_path}'"
+    result = invoke("report", "nope", "--runs-dir", report_store, "-o", tmp_path / "r.html")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_curves_overlays_several_runs(report_store, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "overlay.png"
+    result = invoke("curves", "last", "last~1", "last~2", "--runs-dir", report_store, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"curves: {out} (3 run(s))"
+    width, height = Image.open(out).size
+    assert width > 1000 and height > 300  # two panels side by side: loss, accuracy
+    assert [p.name for p in tmp_path.iterdir()] == ["overlay.png"]  # renamed into place, no temporary left
+    result = invoke("curves", "last", "nope", "--runs-dir", report_store, "-o", out)
+    assert result.exit_code == 2 and result.output.startswith("error: run 'nope': no such run")
+
+
+def test_report_and_curves_never_import_torch(report_store, tmp_path):
+    calls = [["report", "-o", str(tmp_path / "r.html")], ["curves", "last", "last~1", "-o", str(tmp_path / "c.png")]]
+    code = ("import sys; from nnlab.cli import app\n"
+            f"for args in {calls!r}:\n"
+            f"    try: app([*args, '--runs-dir', {str(report_store)!r}])\n"
+            "    except SystemExit as e: assert not e.code, e\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().endswith("NO TORCH")
+    assert (tmp_path / "r.html").stat().st_size > 1e6 and (tmp_path / "c.png").stat().st_size > 1e4
