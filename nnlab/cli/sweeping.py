@@ -27,6 +27,8 @@ def sweep_command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Points trained at once, each in its own process "
                              "with one torch thread."),
     note: str = typer.Option("", "--note", help="A note kept with every point's run, after its settings."),
+    tag: list[str] = typer.Option([], "--tag", help="Tag every point's run (repeatable); `runs --tag T` finds "
+                                  "them."),
     smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check of every point (small sample, at "
                                                       "most 2 epochs)."),
     runs_dir: Optional[Path] = RunsDirOption,
@@ -54,6 +56,9 @@ def sweep_command(
     from nnlab.runstore import store_path
 
     out = stdout()
+    from nnlab.cli.store import checked_tags, tag_runs  # here: importing cli.store registers its commands
+
+    tags = checked_tags(tag)
     with interrupt_handling():
         try:
             given = ray_options(address, cpus_per_trial, gpus_per_trial, max_retries, ship)
@@ -76,12 +81,14 @@ def sweep_command(
                     out.print(line, markup=False, soft_wrap=True)
         except KeyboardInterrupt as stop:
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
+            tag_runs([result.path for result in results.values()], tags)
             out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
             finished = sum(result.status != "interrupted" for result in results.values())
             stderr().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
                          f"{finished} of {len(plan.points)} points finished; the running ones are marked "
                          "interrupted", markup=False)
             raise typer.Exit(130)
+    tag_runs([result.path for result in results.values()], tags)  # each point's run has ended
     out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
     out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
     if any(result.status != "completed" for result in results.values()):
