@@ -53,7 +53,7 @@ def test_runs_lists_newest_first_with_the_best_model(store, listed):
     assert [r["id"] for r in records] == [listed[2], listed[1], listed[0]]
     assert list(records[0]) == ["id", "name", "status", "smoke", "sweep", "started_at", "duration_seconds", "models",
                                 "best_model", "monitor", "repeats", "best_val", "best_val_sd", "best_test",
-                                "best_test_sd", "note"]
+                                "best_test_sd", "note", "tags"]
     first = records[2]
     assert first["name"] == "spam" and first["status"] == "completed" and first["note"] == "first"
     assert first["models"] == ["baseline", "mlp"] and first["monitor"] == "val_loss"
