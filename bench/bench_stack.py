@@ -110,6 +110,88 @@ def matmul_floor(k: int, steps: int, device: torch.device) -> float:
     return clock() - start
 
 
+# --- every family: the digits CNN and the SMS GRU (issue 18) ------------------------------------------
+
+FAMILIES = {"digits cnn": ("experiments/digits.yaml", "cnn"), "sms gru": ("experiments/sms.yaml", "gru")}
+ARITHMETIC = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::bmm", "aten::baddbmm", "aten::mm",
+              "aten::addmm", "aten::_convolution", "aten::slow_conv", "aten::thnn_conv")
+
+
+def family_problem(path: str, device: torch.device) -> tuple[train.Problem, InputInfo, object]:
+    """The spec's data as `nnlab train` prepares it (the same split and preprocessing)."""
+    from nnlab import data as data_mod
+    from nnlab.spec import load_spec
+    from nnlab.spec.checks import check_for_task
+
+    spec, base = load_spec(ROOT / path)
+    prepared = data_mod.prepare(spec.data, base, spec.seed)
+    metrics = check_for_task(spec, prepared.task)
+    problem = train.Problem.from_arrays(prepared.task, prepared.x, prepared.y, metrics, spec.monitor, device,
+                                        prepared.preprocessor.target.std, prepared.n_outputs)
+    return problem, prepared.info, spec
+
+
+def family_members(spec: object, info: InputInfo, name: str, k: int, epochs: int) -> list[train.BuiltMember]:
+    model = next(m for m in spec.models if m.name == name)
+    settings = model.train.model_copy(update={"epochs": epochs, "early_stopping": None})
+    out = []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        out.append(train.BuiltMember(name, build_model(model, info), settings, seed, seed))
+    return out
+
+
+def family_fit(problem: train.Problem, group: list[train.BuiltMember]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    train.fit_stack(group, problem, lambda record: None)
+    _synchronize(problem.device)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def arithmetic_share(problem: train.Problem, group: list[train.BuiltMember]) -> tuple[float, float]:
+    """(seconds in matrix products and convolutions, seconds in everything else) of one epoch, by the
+    profiler's self CPU time: what grows with the members' arithmetic against per-op dispatch and the rest."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        train.fit_stack(group, problem, lambda record: None)
+    heavy = rest = 0.0
+    for event in prof.key_averages():
+        seconds = event.self_cpu_time_total / 1e6
+        if event.key.startswith(ARITHMETIC):
+            heavy += seconds
+        else:
+            rest += seconds
+    return heavy, rest
+
+
+def families(options: argparse.Namespace, device: torch.device) -> None:
+    for label, (path, name) in FAMILIES.items():
+        problem, info, spec = family_problem(path, device)
+        family_fit(problem, family_members(spec, info, name, 2, 1))  # warm-up
+        runs = {"1 member": 1, "5 members stacked": 5}
+        samples: dict[str, list[tuple[float, float]]] = {run: [] for run in runs}
+        for _ in range(options.repeat):
+            for run, k in runs.items():
+                samples[run].append(family_fit(problem, family_members(spec, info, name, k, options.family_epochs)))
+        wall = {run: min(s[0] for s in got) for run, got in samples.items()}
+        cpu = {run: min(s[1] for s in got) for run, got in samples.items()}
+        print(f"{label} ({path}, model {name}), {len(problem.x['train'])} training rows, {options.family_epochs} "
+              f"epochs, best of {options.repeat}, " + (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                                       else "CPU, 1 thread"))
+        for run in runs:
+            print(f"  {run:30s} {wall[run]:7.3f} s {wall[run] / wall['1 member']:5.2f}x   "
+                  f"{cpu[run]:7.3f} s {cpu[run] / cpu['1 member']:5.2f}x")
+        print(f"  target: 5 stacked <= 2.5x one member (one after another: 5x): "
+              f"{wall['5 members stacked'] / wall['1 member']:.2f}x wall, "
+              f"{cpu['5 members stacked'] / cpu['1 member']:.2f}x CPU")
+        if device.type == "cpu":
+            for k in (1, 5):
+                heavy, rest = arithmetic_share(problem, family_members(spec, info, name, k, 1))
+                print(f"  profile of 1 epoch, {k} member(s): matrix products and convolutions {heavy:.3f} s, "
+                      f"everything else {rest:.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=20)
@@ -118,8 +200,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (one thread) or cuda")
     parser.add_argument("--end-to-end", action="store_true",
                         help="also time `nnlab train experiments/spam.yaml` with and without --repeats 5")
+    parser.add_argument("--families", action="store_true",
+                        help="time --repeats 5 of the digits CNN and the SMS GRU against one member instead")
+    parser.add_argument("--family-epochs", type=int, default=3)
     options = parser.parse_args()
     device = torch.device(options.device)
+    if options.families:
+        torch.set_num_threads(1)
+        families(options, device)
+        return
     x, y = spambase()
     problem = train.Problem.from_arrays("binary", x, y, ["accuracy", "f1", "roc_auc"], "val_loss", device)
     torch.set_num_threads(1)  # on a GPU too: the host thread only launches kernels
