@@ -8,7 +8,7 @@ import torch
 from sklearn import metrics as sk
 
 from nnlab.training import metrics
-from nnlab.core.columns import HIGHER_IS_BETTER, higher_is_better
+from nnlab.core.columns import FINAL_METRICS, HIGHER_IS_BETTER, higher_is_better
 from nnlab.models import MODELS
 from nnlab.training.optim import OPTIMIZERS, SCHEDULERS
 from nnlab.spec import METRICS_BY_TASK, MODEL_KINDS, OptimizerSpec
@@ -19,7 +19,8 @@ rng = np.random.default_rng(0)
 def test_metric_names_agree_with_the_spec():
     assert {task: set(fns) for task, fns in metrics.METRICS.items()} == {
         task: set(names) for task, names in METRICS_BY_TASK.items()}
-    assert set(HIGHER_IS_BETTER) == {"loss", *[m for names in METRICS_BY_TASK.values() for m in names]}
+    assert set(HIGHER_IS_BETTER) == {"loss", *[m for names in METRICS_BY_TASK.values() for m in names],
+                                     *[m for names in FINAL_METRICS.values() for m in names]}
     assert set(MODELS) == set(MODEL_KINDS)
     assert set(OPTIMIZERS) == set(OptimizerSpec.model_fields["name"].annotation.__args__)
     assert set(SCHEDULERS) == {"step", "cosine", "plateau"}

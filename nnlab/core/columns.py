@@ -25,7 +25,13 @@ DEFAULT_MONITOR = "val_loss"
 HIGHER_IS_BETTER: dict[str, bool] = {
     "loss": False, "log_loss": False, "mse": False, "rmse": False, "mae": False,
     "accuracy": True, "precision": True, "recall": True, "f1": True, "roc_auc": True, "r2": True,
+    "pr_auc": True, "brier": False, "ece": False,  # FINAL_METRICS
 }
+
+# Computed once at the end of training, on val and test, for every classification model besides the spec's
+# `metrics` (which are logged every epoch); stored with them in summary.json (training.metrics.final_metrics).
+FINAL_METRICS: dict[str, tuple[str, ...]] = {"binary": ("pr_auc", "brier"), "multiclass": ("ece",),
+                                             "regression": ()}
 
 V = TypeVar("V")
 

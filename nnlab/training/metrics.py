@@ -8,7 +8,12 @@ an oracle in tests/test_metrics.py. The module imports torch lazily so that `com
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
+
+from nnlab.core.columns import FINAL_METRICS  # noqa: F401 - the names final_metrics computes
 
 if TYPE_CHECKING:
     import torch
@@ -177,3 +182,130 @@ _BINARY: dict[str, Callable] = {"accuracy": _accuracy, "precision": _precision, 
 _MULTICLASS: dict[str, Callable] = {"accuracy": _accuracy, "f1": _macro_f1, "log_loss": _multiclass_log_loss}
 _REGRESSION: dict[str, Callable] = {"mse": _mse, "rmse": _rmse, "mae": _mae, "r2": _r2}
 METRICS = {"binary": _BINARY, "multiclass": _MULTICLASS, "regression": _REGRESSION}
+
+
+# --- the final metrics: once per model at the end, on val and test ---------------------------------------
+#
+# Computed on the chosen member's probabilities (host arrays, as the errors file is written from), in torch on
+# the CPU, each split read back in one transfer. Checked against scikit-learn in tests/test_per_class.py.
+
+ECE_BINS = 15
+F1_THRESHOLD = "f1_threshold"  # the val score holding the decision threshold that maximises F1 on val
+_THRESHOLDED = ("accuracy", "precision", "recall", "f1")  # binary metrics the decision threshold changes
+
+
+def average_precision(scores: "torch.Tensor", true: "torch.Tensor") -> "torch.Tensor":
+    """Average precision [N] -> 0-d, as scikit-learn's average_precision_score: the precision at each distinct
+    score, highest first, weighted by the recall it adds (tied scores step together); NaN without positives."""
+    import torch
+
+    order = torch.argsort(scores, descending=True, stable=True)
+    s, t = scores[order], true[order].float()
+    tp = t.cumsum(0)
+    # each row's tie group ends at `last`: its precision is the one counted for the row's positives
+    change = torch.cat([s[1:] != s[:-1], torch.ones(1, dtype=torch.bool)])
+    position = torch.arange(len(s))
+    last = torch.where(change, position, len(s)).flip(0).cummin(0).values.flip(0)
+    precision = tp[last] / (last + 1).float()
+    positives = t.sum()
+    return torch.where(positives > 0, (t * precision).sum() / positives.clamp(min=1), torch.tensor(float("nan")))
+
+
+def brier(p: "torch.Tensor", true: "torch.Tensor") -> "torch.Tensor":
+    """Mean squared difference between P(positive) and the 0/1 truth (scikit-learn's brier_score_loss)."""
+    return ((p - true.float()) ** 2).mean()
+
+
+def expected_calibration_error(probs: "torch.Tensor", true: "torch.Tensor", bins: int = ECE_BINS) -> "torch.Tensor":
+    """ECE over `bins` equal-width bins of the top-class confidence ([k/bins, (k+1)/bins), 1.0 in the last):
+    the bins' |accuracy - mean confidence| weighted by their share of the rows."""
+    import torch
+
+    confidence, pred = probs.max(dim=1)
+    index = (confidence * bins).long().clamp(0, bins - 1)
+    gap = torch.bincount(index, weights=(pred == true).double() - confidence.double(), minlength=bins)
+    return gap.abs().sum() / max(len(true), 1)
+
+
+def f1_threshold(p: "torch.Tensor", true: "torch.Tensor") -> "torch.Tensor":
+    """The threshold t on P(positive) (positive when p >= t) that maximises F1, among the distinct
+    probabilities; on a tie the highest such t. NaN without positives."""
+    import torch
+
+    order = torch.argsort(p, descending=True, stable=True)
+    s, t = p[order], true[order].float()
+    tp = t.cumsum(0)
+    ends = torch.cat([s[1:] != s[:-1], torch.ones(1, dtype=torch.bool)])  # all rows >= s[i] predicted positive
+    f1 = torch.where(ends, 2 * tp / (torch.arange(1, len(s) + 1) + t.sum()), torch.full_like(tp, -1.0))
+    best = int(torch.argmax(f1))  # argmax takes the first maximum: the highest threshold
+    return s[best] if t.sum() > 0 else torch.tensor(float("nan"))
+
+
+def class_table(pred: "torch.Tensor", true: "torch.Tensor", n_classes: int) -> dict[str, "torch.Tensor"]:
+    """Confusion counts [C, C] (rows true, columns predicted) and per-class precision, recall, F1 and support
+    (scikit-learn's precision_recall_fscore_support with zero_division=0)."""
+    import torch
+
+    confusion = torch.bincount(true * n_classes + pred, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes)
+    c = confusion.double()
+    tp, predicted, support = c.diagonal(), c.sum(0), c.sum(1)
+    return {"confusion": confusion, "precision": _ratio(tp, predicted), "recall": _ratio(tp, support),
+            "f1": _ratio(2 * tp, predicted + support), "support": confusion.sum(1)}
+
+
+@dataclass
+class Final:
+    """A member's final numbers: scores to add per split (binary test scores under an applied threshold
+    replace the 0.5 ones), the per-class tables by split, and the threshold applied to test (None: 0.5)."""
+
+    scores: dict[str, dict[str, float]]
+    per_class: dict[str, dict[str, list]]
+    threshold: Optional[float] = None
+    predicted: dict[str, "np.ndarray"] = field(default_factory=dict)  # class index per row, by split
+
+
+def final_metrics(task: str, metrics: list[str], probabilities: dict[str, "np.ndarray"], y: dict[str, "np.ndarray"],
+                  n_classes: int, apply_threshold: bool = False) -> Final:
+    """The end-of-training numbers of one member from its probabilities (binary: P(positive) [N]; multiclass
+    [N, C]) on the splits given ("val", "test"): per-class tables and the task's FINAL_METRICS; binary also
+    the F1-maximising threshold on val, applied to test's predictions when `apply_threshold`."""
+    import torch
+
+    final = Final({}, {})
+    if task == "regression":
+        return final
+    threshold: Optional[torch.Tensor] = None
+    for split in ("val", "test"):
+        if probabilities.get(split) is None:
+            continue
+        p = torch.as_tensor(np.asarray(probabilities[split]), dtype=torch.float32)
+        true = torch.as_tensor(np.asarray(y[split])).long()
+        values: dict[str, torch.Tensor] = {}
+        if task == "binary":
+            if split == "val":
+                threshold = f1_threshold(p, true)
+                values[F1_THRESHOLD] = threshold
+            applied = apply_threshold and split == "test" and threshold is not None and not torch.isnan(threshold)
+            pred = (p >= threshold).long() if applied else (p > 0.5).long()
+            if applied:
+                final.threshold = float(threshold)
+                values.update({m: _BINARY[m](pred, true, p) for m in metrics if m in _THRESHOLDED})
+            values.update(pr_auc=average_precision(p, true), brier=brier(p, true))
+            table = class_table(pred, true, 2)
+        else:
+            pred = p.argmax(dim=1)
+            values["ece"] = expected_calibration_error(p, true)
+            table = class_table(pred, true, n_classes)
+        names = list(values)
+        # one host read per split: the scores and the table together
+        flat = torch.cat([torch.stack([v.double().reshape(()) for v in values.values()]),
+                          *(t.double().reshape(-1) for t in table.values())]).tolist()
+        final.scores[split] = dict(zip(names, flat[:len(names)]))
+        rest, c = flat[len(names):], table["support"].numel()
+        final.per_class[split] = {
+            "confusion": [[int(v) for v in rest[i * c:(i + 1) * c]] for i in range(c)],
+            "precision": rest[c * c:c * c + c], "recall": rest[c * c + c:c * c + 2 * c],
+            "f1": rest[c * c + 2 * c:c * c + 3 * c], "support": [int(v) for v in rest[c * c + 3 * c:]]}
+        final.predicted[split] = pred.numpy()
+    return final
