@@ -115,7 +115,8 @@ def fit_baseline(name: str, model: nn.Module, problem: Problem, spec: BaselineSp
                          seconds, n / seconds if seconds > 0 else 0.0, history,
                          None if finite else "the Newton fit did not converge to finite values",
                          state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                         val_probabilities=predict(model, problem, "val", placement.autocast()))
+                         val_probabilities=predict(model, problem, "val", placement.autocast()),
+                         test_probabilities=predict(model, problem, "test", placement.autocast()))
 
 
 def _baseline_interrupted(name: str, model: nn.Module, problem: Problem, history: list[EpochRecord],

@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Iterator, Optional
 
+import numpy as np
 import torch
 
 from nnlab.training import metrics as metric_fns
@@ -258,7 +259,7 @@ class Loop:
         if buffers:  # only a Single (K = 1) has buffers
             self.stack.load_buffers(buffers)
         states = self.stack.member_states()
-        test = self._test_values() if any(tested) else [{} for _ in self.members]
+        test, test_outputs = self._test_values() if any(tested) else ([{} for _ in self.members], None)
         val_outputs = predictions(self.stack, self.problem, "val", self.autocast) if any(trained) else None
         results = []
         for k, m in enumerate(self.members):
@@ -268,16 +269,18 @@ class Loop:
                 self.n * len(m.history) / m.seconds if m.seconds > 0 else 0.0, m.history,
                 m.message or (f"interrupted during epoch {len(m.history) + 1}" if m.status == "interrupted" else None),
                 m.stop_reason, states[k] if trained[k] else None, val_outputs[k] if trained[k] else None,
-                m.spec.member))
+                m.spec.member, test_outputs[k] if tested[k] and test_outputs is not None else None))
         return results
 
-    def _test_values(self) -> list[dict[str, float]]:
+    def _test_values(self) -> tuple[list[dict[str, float]], list[np.ndarray]]:
+        """Each member's test scores, and its test probabilities on the host (the final metrics read them)."""
         p = self.problem
         out = outputs(self.stack, p.x["test"], self.autocast)
         y = p.y["test"]
         losses = self.loss_fn(out, as_target(y, out).expand(self.stack.k, *y.shape))
         columns = {"loss": losses, **metric_fns.compute_stacked(p.task, p.metrics, out, y, p.target_std)}
-        return read_members(columns, [True] * self.stack.k)
+        return (read_members(columns, [True] * self.stack.k),
+                [metric_fns.probabilities(p.task, out[k]).cpu().numpy() for k in range(self.stack.k)])
 
 
 @contextlib.contextmanager

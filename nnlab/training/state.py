@@ -70,6 +70,7 @@ class FitResult:
     state: Optional[dict[str, torch.Tensor]] = None  # best weights, on the CPU
     val_probabilities: Optional[np.ndarray] = None  # `predict` on val: probabilities, or standardized values
     member: int = 0
+    test_probabilities: Optional[np.ndarray] = None  # the same on test, where it was tested
 
 
 class FitInterrupted(KeyboardInterrupt):
