@@ -80,6 +80,11 @@ BAD_SPECS = [
     ("class weights for a regression task", {"data": {**DATA, "task": "regression"},
                                              "train": {"class_weights": "balanced"}},
      "models[0].train.class_weights: 'balanced' weights classes, and the task is regression (data.task); remove it"),
+    ("a decision threshold given as a number", {"train": {"threshold": 0.3}},
+     "train.threshold: expected one of 'val_f1'; got 0.3"),
+    ("a decision threshold for a multiclass task", {"data": {"builtin": "iris", "target": "target"},
+                                                   "train": {"threshold": "val_f1"}},
+     "models[0].train.threshold: 'val_f1' picks a binary decision threshold and the task is multiclass; remove it"),
     # model kind against data kind
     ("a cnn on a plain table", {"models": [{"kind": "cnn"}]},
      "models[0].kind: 'cnn' needs data.sequence, data.image or data.text; the data is read as a plain table"),

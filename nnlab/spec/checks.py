@@ -59,6 +59,9 @@ def check_for_task(spec: SpecFields, task: str) -> list[str]:
         if model.train.loss != "auto" and task != "regression":
             raise SpecError(f"models[{i}].train.loss: '{model.train.loss}' is a regression loss and the task is "
                             f"{task}; use auto")
+        if model.train.threshold is not None and task != "binary":
+            raise SpecError(f"models[{i}].train.threshold: '{model.train.threshold}' picks a binary decision "
+                            f"threshold and the task is {task}; remove it")
     problems = _class_weight_problems(spec, task)
     if problems:
         raise SpecError(problems[0])

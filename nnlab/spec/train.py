@@ -61,6 +61,9 @@ class TrainSpec(StrictModel):
         "auto", description="auto: BCE for binary, cross-entropy for multiclass, MSE for regression.")
     class_weights: Optional[Literal["balanced"]] = Field(
         None, description="balanced: weight classes by inverse frequency in the training split.")
+    threshold: Optional[Literal["val_f1"]] = Field(
+        None, description="Binary: val_f1 scores test at the threshold that maximises F1 on validation "
+                          "(default: 0.5). The threshold is reported either way.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$",
                         description="auto | cpu | cuda | cuda:N | mps")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
