@@ -63,33 +63,42 @@ class ClsToken(nn.Module):
         return torch.cat([self.token.expand(len(x), -1, -1), x], dim=1)
 
 
+class Attention(nn.MultiheadAttention):
+    """nn.MultiheadAttention's weights and call, its arithmetic written out (batch first, self-attention, a
+    key padding mask): the attention weights' dropout is a `Dropout` a stack can supply masks to (torch's
+    own draws from the global generator), and there is no fused kernel, which torch.vmap cannot batch."""
+
+    weights_dropout: Dropout
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,  # noqa: D102 - as torch's
+                key_padding_mask: Optional[torch.Tensor] = None, need_weights: bool = False,
+                attn_mask: Optional[torch.Tensor] = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, None]:
+        b, t, d = query.shape
+        heads = self.num_heads
+        q, k, v = (part.reshape(b, t, heads, d // heads).transpose(1, 2)
+                   for part in nn.functional.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, -1))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // heads)
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        weights = self.weights_dropout(torch.softmax(scores, dim=-1))
+        return self.out_proj(torch.matmul(weights, v).transpose(1, 2).reshape(b, t, d)), None
+
+
 class EncoderLayer(nn.TransformerEncoderLayer):
-    """nn.TransformerEncoderLayer (pre-norm, batch first), its weights named as torch names them, with attention
-    written out: every dropout, the attention weights' included, is a `Dropout` a stack can supply masks to
-    (MultiheadAttention's own draws from torch's global generator), and no fused fast path, which torch.vmap
-    cannot batch."""
+    """nn.TransformerEncoderLayer (pre-norm, batch first), its weights named and initialised as torch's, with
+    every dropout a `Dropout` (see Attention) and without the fused fast path."""
 
     def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
         super().__init__(d_model, heads, ff, dropout, batch_first=True, norm_first=True)
         self.dropout, self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
-        self.attention_dropout = Dropout(dropout)
+        self.self_attn.__class__ = Attention  # the weights torch made, from the same draws: seeds keep their models
+        self.self_attn.weights_dropout = Dropout(dropout)
 
     def forward(self, src: torch.Tensor, src_mask: Optional[torch.Tensor] = None,  # noqa: D102 - as torch's
                 src_key_padding_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
-        x = src + self.dropout1(self._attention(self.norm1(src), src_key_padding_mask))
+        x = src + self._sa_block(self.norm1(src), None, src_key_padding_mask)
         return x + self._ff_block(self.norm2(x))
-
-    def _attention(self, h: torch.Tensor, ignore: Optional[torch.Tensor]) -> torch.Tensor:
-        attention = self.self_attn
-        b, t, d = h.shape
-        heads = attention.num_heads
-        q, k, v = (part.reshape(b, t, heads, d // heads).transpose(1, 2)
-                   for part in nn.functional.linear(h, attention.in_proj_weight, attention.in_proj_bias).chunk(3, -1))
-        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // heads)
-        if ignore is not None:
-            scores = scores.masked_fill(ignore[:, None, None, :], float("-inf"))
-        weights = self.attention_dropout(torch.softmax(scores, dim=-1))
-        return attention.out_proj(torch.matmul(weights, v).transpose(1, 2).reshape(b, t, d))
 
 
 class Transformer(nn.Module):
