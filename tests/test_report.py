@@ -110,7 +110,7 @@ def test_curves_are_the_members_mean_and_sd(report_store):
     run = next(r for r in list_runs(report_store)[0] if r.note == "three repeats")
     history = run.metrics()
     mlp = history[history["model"] == "mlp"]
-    (curve,) = run_curves(run, "loss")
+    (curve,) = run_curves(run, ["loss"])["loss"]
     assert curve.members == 3 and curve.epochs == [1, 2]
     assert curve.stopped_at == 2  # min_delta 0.5: no gain counts, training ends after patience 1
     assert curve.best_epoch == run.summary.models["mlp"].best_epoch

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+import numpy as np
+
 from nnlab.core.columns import higher_is_better, metric_column, monitor_metric
 from nnlab.report.rows import baseline_name, planned_epochs, run_metrics, run_monitor
 from nnlab.runstore import Run
@@ -55,38 +57,56 @@ def panels(runs: list[Run]) -> list[str]:
     return shown
 
 
-def run_curves(run: Run, metric: str) -> list[Curve]:
-    """The curves of `run`'s neural models on `metric` (the baseline's one fit is no curve)."""
+def run_curves(run: Run, metrics: list[str]) -> dict[str, list[Curve]]:
+    """The curves of `run`'s neural models on each of `metrics` (the baseline's one fit is no curve);
+    metrics.csv is read once."""
     history = run.metrics()
+    drawn: dict[str, list[Curve]] = {metric: [] for metric in metrics}
     if history.empty:
-        return []
+        return drawn
     baseline = baseline_name(run)
     results = run.summary.models if run.summary else {}
-    planned = planned_epochs(run)
+    planned = planned_epochs(run) if not results else {}
     monitor = run_monitor(run)
-    curves = []
-    for model, rows in history.groupby("model", sort=False):
+    models = history["model"].to_numpy()
+    for model in dict.fromkeys(models):
         model = str(model)
         if model == baseline:
             continue
-        columns = {split: metric_column(split, metric) for split in ("train", "val")}
-        columns = {s: c for s, c in columns.items() if c in rows and rows[c].notna().any()}
-        if not columns:
-            continue
-        by_epoch = rows.groupby("epoch", sort=True)
-        means = by_epoch[list(columns.values())].mean()
-        sds = by_epoch[list(columns.values())].std(ddof=1)
+        rows = history[models == model]
+        epochs, at = np.unique(rows["epoch"].to_numpy(), return_inverse=True)
+        members = int(rows["member"].nunique())
         result = results.get(model)
         best = result.best_epoch if result and result.best_epoch else _best_epoch(rows, monitor)
-        ran = int(rows["epoch"].max())
+        ran = int(epochs[-1])
         wanted = (result.epochs_planned if result else None) or planned.get(model)
         status = result.status if result else run.status
-        curves.append(Curve(run.folder, model, metric, [int(e) for e in means.index],
-                            {s: [float(v) for v in means[c]] for s, c in columns.items()},
-                            {s: [float(v) for v in sds[c]] for s, c in columns.items()},
-                            int(rows["member"].nunique()), best,
-                            ran if wanted and ran < wanted and status == "completed" else None))
-    return curves
+        stopped = ran if wanted and ran < wanted and status == "completed" else None
+        for metric in metrics:
+            curve = Curve(run.folder, model, metric, epochs.tolist(), members=members, best_epoch=best,
+                          stopped_at=stopped)
+            for split in ("train", "val"):
+                column = metric_column(split, metric)
+                if column in rows:
+                    mean, sd = _mean_sd(rows[column].to_numpy(dtype=float), at, len(epochs))
+                    if np.isfinite(mean).any():
+                        curve.mean[split], curve.sd[split] = mean.tolist(), sd.tolist()
+            if curve.mean:
+                drawn[metric].append(curve)
+    return drawn
+
+
+def _mean_sd(values: np.ndarray, at: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per epoch (`at`: each row's epoch index) the mean and the sd (ddof=1; NaN with one value) of the
+    values there, a missing value left out."""
+    seen = np.isfinite(values)
+    count = np.bincount(at[seen], minlength=n).astype(float)
+    total = np.bincount(at[seen], values[seen], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        squares = np.bincount(at[seen], (values[seen] - mean[at[seen]]) ** 2, minlength=n)
+        sd = np.where(count > 1, np.sqrt(squares / (count - 1)), np.nan)
+    return mean, sd
 
 
 def _best_epoch(rows: pd.DataFrame, monitor: str) -> Optional[int]:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 Json = Union[None, bool, int, float, str, list["Json"], dict[str, "Json"]]
 
 ERRORS_SHOWN = 20  # misclassified examples per model
+ERROR_COLUMNS = 10  # of the errors file's columns: row, true, predicted, confidence and the first originals
+CURVE_POINTS = 200  # a ROC or precision-recall curve is drawn through at most this many of its points
 TEXT_CELL = 300  # characters of a message shown in the errors table
 OPEN_DETAILS = 6  # up to this many runs, each run's per-model section is open when the page loads
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -57,8 +59,22 @@ def esc(value: object) -> str:
 
 def script_json(value: Json) -> str:
     """JSON safe inside <script>: no NaN (null instead), and no `<`, `>`, `&` that could end the block."""
-    text = json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
+    try:  # the charts' number lists are finite already (nums): one fast pass
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def nums(values: Sequence[float]) -> list[Json]:
+    """A chart's numbers: 6 significant digits (what a plot can show: a smaller file), null where missing."""
+    array = np.asarray(values, dtype=float)
+    finite = np.isfinite(array)
+    rounded = [float(f"{v:.6g}") for v in array[finite]]
+    out: list[Json] = [None] * len(array)
+    for i, v in zip(np.flatnonzero(finite), rounded):
+        out[i] = v
+    return out
 
 
 def _finite(value: Json) -> Json:
@@ -199,13 +215,13 @@ def curve_traces(curves: list[Curve]) -> list[Json]:
             if c.members > 1 and split == "val":
                 upper = [m + s if math.isfinite(s) else m for m, s in zip(mean, sd)]
                 lower = [m - s if math.isfinite(s) else m for m, s in zip(mean, sd)]
-                traces.append({"type": "scatter", "x": c.epochs, "y": upper, "mode": "lines", "line": {"width": 0},
+                traces.append({"type": "scatter", "x": c.epochs, "y": nums(upper), "mode": "lines", "line": {"width": 0},
                                "legendgroup": group, "showlegend": False, "hoverinfo": "skip"})
-                traces.append({"type": "scatter", "x": c.epochs, "y": lower, "mode": "lines", "line": {"width": 0},
+                traces.append({"type": "scatter", "x": c.epochs, "y": nums(lower), "mode": "lines", "line": {"width": 0},
                                "fill": "tonexty", "fillcolor": _rgba(color, 0.18), "legendgroup": group,
                                "showlegend": False, "hoverinfo": "skip"})
             suffix = f" ({split}{', mean of ' + str(c.members) if c.members > 1 else ''})"
-            traces.append({"type": "scatter", "x": c.epochs, "y": mean, "mode": "lines", "name": name + esc(suffix),
+            traces.append({"type": "scatter", "x": c.epochs, "y": nums(mean), "mode": "lines", "name": name + esc(suffix),
                            "legendgroup": group, "showlegend": split == "val",
                            "line": {"color": color, "width": 2 if split == "val" else 1,
                                     "dash": "solid" if split == "val" else "dot"}})
@@ -213,7 +229,7 @@ def curve_traces(curves: list[Curve]) -> list[Json]:
         for epoch, symbol, what in marks:
             value = c.value_at("val", epoch)
             if math.isfinite(value):
-                traces.append({"type": "scatter", "x": [epoch], "y": [value], "mode": "markers", "legendgroup": group,
+                traces.append({"type": "scatter", "x": [epoch], "y": nums([value]), "mode": "markers", "legendgroup": group,
                                "showlegend": False, "name": esc(f"{c.label}: {what} {epoch}"),
                                "marker": {"symbol": symbol, "size": 11, "color": color,
                                           "line": {"width": 1, "color": "#222"}}})
@@ -222,8 +238,10 @@ def curve_traces(curves: list[Curve]) -> list[Json]:
 
 def _curves_section(page: Page, runs: list[Run]) -> str:
     charts = []
-    for metric in panels(runs):
-        curves = [c for run in runs for c in run_curves(run, metric)]
+    metrics = panels(runs)
+    per_run = [run_curves(run, metrics) for run in runs]
+    for metric in metrics:
+        curves = [c for drawn in per_run for c in drawn[metric]]
         if not curves:
             continue
         charts.append(page.chart(curve_traces(curves), {
@@ -252,9 +270,9 @@ def _sweep_section(page: Page, comparison: Comparison, sweep: str) -> str:
                 continue
             traces.append({"type": "scatter", "mode": "markers+lines" if len(rows) > 1 else "markers",
                            "name": esc(model), "x": [esc(format_value(r.get(key), None)) for r in rows],
-                           "y": [stored_float(r.get(column)) for r in rows],
+                           "y": nums([stored_float(r.get(column)) for r in rows]),
                            "error_y": {"type": "data", "visible": True,
-                                       "array": [stored_float(r.get(column + SD_SUFFIX)) for r in rows]},
+                                       "array": nums([stored_float(r.get(column + SD_SUFFIX)) for r in rows])},
                            "text": [esc(r["run"]) for r in rows],
                            "marker": {"size": 9, "color": PALETTE[i % len(PALETTE)]}})
         charts.append(page.chart(traces, {"title": {"text": esc(f"{key} → {column}")},
@@ -381,17 +399,19 @@ def _prediction_charts(page: Page, run: Run, model: str, task: str) -> list[str]
     if frame is None:
         return [_not_recorded("ROC and precision-recall curves" if task == "binary" else "calibration curve"),
                 *([_not_recorded("calibration curve")] if task == "binary" else [])]
-    if "split" in frame and (frame["split"] == "val").any():
-        frame = frame[frame["split"] == "val"]
-    target = frame["target"].astype(str).to_numpy()
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    if "split" in columns and (columns["split"] == "val").any():
+        val = columns["split"] == "val"
+        columns = {c: v[val] for c, v in columns.items()}
+    target = columns["target"].astype(str)
     charts = []
     if task == "binary":
-        classes = [c.removeprefix("p_") for c in frame.columns if c.startswith("p_")]
+        classes = [c.removeprefix("p_") for c in columns if c.startswith("p_")]
         positive = str((run.summary.data.get("positive") if run.summary else None) or classes[-1])
-        score_column = f"p_{positive}" if f"p_{positive}" in frame else frame.columns[-1]
-        truth, score = target == positive, frame[score_column].to_numpy(dtype=float)
+        score_column = f"p_{positive}" if f"p_{positive}" in columns else list(columns)[-1]
+        truth, score = target == positive, columns[score_column].astype(float)
         curve = classcurves.roc(truth, score)
-        charts.append(page.chart([{"type": "scatter", "x": curve.x, "y": curve.y, "mode": "lines",
+        charts.append(page.chart([{"type": "scatter", **_thin(curve), "mode": "lines",
                                    "name": f"AUC {curve.area:.4f}"},
                                   {"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "chance",
                                    "line": {"dash": "dot", "color": "#999"}}],
@@ -399,7 +419,7 @@ def _prediction_charts(page: Page, run: Run, model: str, task: str) -> list[str]
                                   "xaxis": {"title": {"text": "false positive rate"}},
                                   "yaxis": {"title": {"text": "true positive rate"}}, "height": 340}))
         pr = classcurves.precision_recall(truth, score)
-        charts.append(page.chart([{"type": "scatter", "x": pr.x, "y": pr.y, "mode": "lines", "line": {"shape": "hv"},
+        charts.append(page.chart([{"type": "scatter", **_thin(pr), "mode": "lines", "line": {"shape": "hv"},
                                    "name": f"AP {pr.area:.4f}"}],
                                  {"title": {"text": f"precision-recall (validation), AP {pr.area:.4f}"},
                                   "xaxis": {"title": {"text": "recall"}}, "yaxis": {"title": {"text": "precision"}},
@@ -407,17 +427,25 @@ def _prediction_charts(page: Page, run: Run, model: str, task: str) -> list[str]
         correct, confidence = truth, score  # the positive class's probability against how often it is true
         axis = f"predicted P({positive})", f"fraction {positive}"
     else:
-        correct = target == frame["prediction"].astype(str).to_numpy()
-        confidence = frame["confidence"].to_numpy(dtype=float)
+        correct = target == columns["prediction"].astype(str)
+        confidence = columns["confidence"].astype(float)
         axis = "confidence", "fraction right"
     cal = classcurves.calibration(correct, confidence)
-    charts.append(page.chart([{"type": "scatter", "x": cal.x, "y": cal.y, "mode": "lines+markers", "name": "model"},
+    charts.append(page.chart([{"type": "scatter", "x": nums(cal.x), "y": nums(cal.y), "mode": "lines+markers", "name": "model"},
                               {"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "perfect",
                                "line": {"dash": "dot", "color": "#999"}}],
                              {"title": {"text": esc(f"calibration (validation), ECE {cal.area:.4f}")},
                               "xaxis": {"title": {"text": esc(axis[0])}, "range": [0, 1]},
                               "yaxis": {"title": {"text": esc(axis[1])}, "range": [0, 1]}, "height": 340}))
     return charts
+
+
+def _thin(curve: classcurves.XY) -> dict[str, Json]:
+    """A curve's x and y through at most CURVE_POINTS of its points, the first and last kept (its area is
+    computed from all of them)."""
+    n = len(curve.x)
+    keep = np.unique(np.linspace(0, n - 1, min(n, CURVE_POINTS)).round().astype(int)) if n else np.arange(0)
+    return {"x": nums([curve.x[i] for i in keep]), "y": nums([curve.y[i] for i in keep])}
 
 
 def _errors_table(run: Run, model: str, task: str) -> str:
@@ -431,12 +459,14 @@ def _errors_table(run: Run, model: str, task: str) -> str:
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             reader = csv.reader(f)
             heads = next(reader, [])
-            rows = [[shorten(cell, TEXT_CELL) for cell in row] for row in islice(reader, ERRORS_SHOWN)]
+            rows = [[shorten(cell, TEXT_CELL) for cell in row[:ERROR_COLUMNS]] for row in islice(reader, ERRORS_SHOWN)]
     except (OSError, csv.Error) as e:
         return f"<h4>{esc(what)}</h4><p class=warn>{esc(path.name)}: unreadable ({esc(e)})</p>"
     if not rows:
         return f"<h4>{esc(what)}</h4><p class=dim>none</p>"
-    return f"<h4>{esc(what)}</h4>" + _table(heads, rows, "errors")
+    more = (f"<p class=dim>{len(heads) - ERROR_COLUMNS} more column(s) in errors/{esc(model)}.csv</p>"
+            if len(heads) > ERROR_COLUMNS else "")
+    return f"<h4>{esc(what)}</h4>" + _table(heads[:ERROR_COLUMNS], rows, "errors") + more
 
 
 def _layer_table(run: Run, model: str) -> str:
