@@ -170,3 +170,75 @@ def test_export_to_mlflow_and_tensorboard_does_not_import_torch(trained, exporte
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "NO TORCH"
+
+
+# --- nnlab train --log-to mlflow ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def epochs_in_csv(run: Path) -> int:
+    return sum(len(epochs) for epochs in csv_rows(run).values())
+
+
+def test_log_to_a_server_nobody_answers_trains_on_with_one_warning(trained, tmp_path):
+    spec = trained.parent.parent / "spec.yaml"
+    result = invoke("train", spec, "--runs-dir", tmp_path / "runs", "--no-progress",
+                    "--log-to", f"mlflow:http://127.0.0.1:{free_port()}")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.output
+    assert "--log-to mlflow" in warnings[0] and "cannot reach the tracking server" in warnings[0]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert epochs_in_csv(run) == epochs_in_csv(trained) == 7  # the baseline's epoch and 2 members x 3 epochs
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_log_to_streams_epochs_and_a_store_failing_mid_run_costs_one_warning(trained, exported, tmp_path,
+                                                                             monkeypatch):
+    """The store fails after the first epochs went through: training completes, one warning, metrics.csv
+    whole; what was streamed is in MLflow, and `nnlab export` adds the rest, no value twice."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client, uri, _ = exported
+    real, calls = MlflowClient.log_batch, []
+
+    def failing(self, run_id, metrics=(), params=(), tags=(), **kw):
+        if metrics:
+            calls.append(len(metrics))
+            if len(calls) > 3:  # three epochs streamed, then the store goes away
+                raise MlflowException("the tracking server went away")
+        return real(self, run_id, metrics, params, tags, **kw)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", failing)
+    spec = trained.parent.parent / "spec.yaml"
+    result = invoke("train", spec, "--runs-dir", tmp_path / "runs", "--no-progress", "--log-to", f"mlflow:{uri}")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "the tracking server went away" in warnings[0], result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert epochs_in_csv(run) == 7 and f"nnlab export {run.name} --to mlflow --tracking-uri {uri}" in warnings[0]
+    nnlab_id = json.loads((run / "run.json").read_text())["id"]
+    streamed = sum(len(client.get_metric_history(r.info.run_id, "val_loss")) for r in runs_of(client, nnlab_id))
+    assert streamed == 3  # the epochs logged before the failure, while training ran
+    monkeypatch.setattr(MlflowClient, "log_batch", real)
+    again = invoke("export", run, "--to", "mlflow", "--tracking-uri", uri)
+    assert again.exit_code == 0, again.output
+    found = {(r.data.tags["nnlab.model"], r.data.tags.get("nnlab.member")): r for r in runs_of(client, nnlab_id)}
+    for (model, member), epochs in csv_rows(run).items():
+        target = found[(model, None)] if model == "baseline" else found[(model, str(member))]
+        history = [(m.step, m.value) for m in client.get_metric_history(target.info.run_id, "val_loss")]
+        assert sorted(history) == sorted((e, v["val_loss"]) for e, v in epochs.items()), (model, member)
+
+
+def test_log_to_names_what_it_takes(trained):
+    result = invoke("train", trained.parent.parent / "spec.yaml", "--runs-dir", trained.parent, "--log-to", "wandb")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: --log-to: expected mlflow or mlflow:URI (mlflow:http://127.0.0.1:5000, "
+                                     "mlflow:sqlite:///mlflow.db); got 'wandb'")

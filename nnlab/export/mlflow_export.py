@@ -65,6 +65,14 @@ def param_value(value: object) -> str:
     return shorten(show_value(value), MAX_VALUE)
 
 
+def failure_reason(error: BaseException) -> str:
+    """One line on why MLflow failed: a server nobody answers on said plainly, else its first line."""
+    first = (describe(error).strip().splitlines() or [type(error).__name__])[0]
+    if "Max retries exceeded" in first or "Connection refused" in first:
+        return "cannot reach the tracking server (nothing answers there)"
+    return shorten(first, 200)
+
+
 class Tracking:
     """An MLflow tracking store (`uri`, or MLflow's default) and the experiment nnlab writes to."""
 
@@ -89,8 +97,7 @@ class Tracking:
         return self.uri or str(getattr(self, "client", None) and self.client.tracking_uri)
 
     def failure(self, error: BaseException) -> RunError:
-        first = (describe(error) or type(error).__name__).strip().splitlines()[0]
-        return RunError(f"mlflow {self.where()}: {shorten(first, 200)}")
+        return RunError(f"mlflow {self.where()}: {failure_reason(error)}")
 
     @property
     def experiment_id(self) -> str:
