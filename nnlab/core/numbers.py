@@ -10,14 +10,14 @@ import json
 import math
 import struct
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Optional
 
 NAN = math.nan
 PLUS_MINUS = " ± "
 SPREAD_MAX_DECIMALS = 12  # a spread below 1e-11 reads in e-notation instead
 
 
-def stored_float(value: Any) -> float:
+def stored_float(value: object) -> float:
     """A number read from a run file, as what it is; NaN where there is none.
 
     Metrics are computed in float32 and stored as Python floats, so 0.9130435 (a float32) is stored as
@@ -43,7 +43,7 @@ def stored_float(value: Any) -> float:
     return number
 
 
-def format_value(value: Any, digits: Optional[int] = 4, signed: bool = False) -> str:
+def format_value(value: object, digits: Optional[int] = 4, signed: bool = False) -> str:
     """One cell as text. A measure with `digits` decimals (and a sign for differences); a setting as written
     (`digits=None`: `0.0005`, `[64, 32]`, `true`, `null`); a missing value (NaN) as nothing."""
     if value is None:
@@ -64,7 +64,7 @@ def format_value(value: Any, digits: Optional[int] = 4, signed: bool = False) ->
     return str(value)
 
 
-def format_spread(mean: Any, sd: Any, digits: int = 4, signed: bool = False) -> str:
+def format_spread(mean: object, sd: object, digits: int = 4, signed: bool = False) -> str:
     """`0.9130 ± 0.0040`: a mean over repeats and its standard deviation; the mean alone without a spread."""
     text = format_value(mean, digits, signed)
     spread = stored_float(sd)
@@ -83,7 +83,7 @@ def spread_text(sd: float, digits: int = 4, exponent: bool = False) -> str:
     return f"{sd:.{decimals}f}" if decimals <= SPREAD_MAX_DECIMALS else f"{sd:.1e}"
 
 
-def exact_difference(b: Any, a: Any) -> float:
+def exact_difference(b: object, a: object) -> float:
     """b − a as the decimals they are: 0.9130435 − 0.89 is 0.0230435, not the binary subtraction's
     0.023043499999999988 (what a script would read in json and csv). NaN where either is missing."""
     vb, va = stored_float(b), stored_float(a)

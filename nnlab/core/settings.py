@@ -10,18 +10,20 @@ are `spec_diff`. Specs come from run.json (plain JSON), so this module needs no 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Optional, TypeVar
 
 from nnlab.core.keys import model_part
 from nnlab.core.messages import show_value
+from nnlab.core.jsonvalue import JSONObject, JSONValue
 
+_Run = TypeVar("_Run")  # a runstore.Run (core does not import the store): name, spec, smoke
 NOT_SET = "(not set)"  # how a setting one side lacks is shown
 _MISSING = object()
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: JSONValue, prefix: str = "") -> JSONObject:
     """Nested dicts -> dotted keys (`train.optimizer.lr`); lists and empty dicts stay values."""
-    flat: dict[str, Any] = {}
+    flat: JSONObject = {}
     if isinstance(value, dict) and value:
         _flatten_into(flat, value, f"{prefix}." if prefix else "")
     elif prefix:
@@ -29,7 +31,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _flatten_into(flat: dict[str, Any], mapping: dict[Any, Any], prefix: str) -> None:
+def _flatten_into(flat: JSONObject, mapping: JSONObject, prefix: str) -> None:
     for key, item in mapping.items():
         if type(item) is dict and item:
             _flatten_into(flat, item, f"{prefix}{key}.")
@@ -37,7 +39,7 @@ def _flatten_into(flat: dict[str, Any], mapping: dict[Any, Any], prefix: str) ->
             flat[f"{prefix}{key}"] = item
 
 
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: JSONObject, over: JSONObject) -> JSONObject:
     """`over` on top of `base`, nested dicts merged key by key (a model's train settings over the defaults).
     The same rule as the spec's own merge of a model's `train` over the spec's `train`."""
     merged = dict(base)
@@ -52,12 +54,12 @@ class Settings:
     """A run's spec as flat dicts: what every row shares, the baseline's, and each neural model's
     own fields (`models.*`) with its merged train settings (`train.*`)."""
 
-    shared: dict[str, Any]
-    baseline: dict[str, Any]
-    models: dict[str, dict[str, Any]]
+    shared: JSONObject
+    baseline: JSONObject
+    models: dict[str, JSONObject]
 
     @classmethod
-    def of(cls, spec: dict[str, Any]) -> Settings:
+    def of(cls, spec: JSONObject) -> Settings:
         shared = flatten({k: v for k, v in spec.items() if k not in ("models", "train", "baseline", "sweep")})
         baseline = spec.get("baseline")
         defaults = spec.get("train") if isinstance(spec.get("train"), dict) else {}
@@ -74,7 +76,7 @@ class Settings:
         return cls(shared, flatten(baseline, "baseline") if isinstance(baseline, dict) else {}, models)
 
 
-def differing(dicts: list[dict[str, Any]]) -> list[str]:
+def differing(dicts: list[JSONObject]) -> list[str]:
     """Keys whose values differ between the dicts (lists compare as values; a missing key differs from a
     present one), in first-seen order."""
     if len(dicts) < 2:
@@ -92,7 +94,7 @@ def differing(dicts: list[dict[str, Any]]) -> list[str]:
     return [k for k in dict.fromkeys(order) if k in differ]
 
 
-def spec_diff(flat_a: dict[str, Any], flat_b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def spec_diff(flat_a: JSONObject, flat_b: JSONObject) -> list[tuple[str, object, object]]:
     """The one spec diff: (key, a, b) for every flat setting that differs (_MISSING where a side lacks it), in
     first-seen order. A model's resolved spec carries its merged train settings, so a changed `train.*` default
     would also change under every model that inherits it: such a `models.<name>.train.*` line is left out,
@@ -102,7 +104,7 @@ def spec_diff(flat_a: dict[str, Any], flat_b: dict[str, Any]) -> list[tuple[str,
     return [(k, a, b) for k, (a, b) in changed.items() if not _inherited(k, changed)]
 
 
-def _inherited(key: str, changed: dict[str, tuple[Any, Any]]) -> bool:
+def _inherited(key: str, changed: dict[str, tuple[object, object]]) -> bool:
     """`models.mlp.train.epochs` changed exactly as the `train.epochs` default did (compared as shown)."""
     if not key.startswith("models.") or ".train." not in key:
         return False
@@ -110,14 +112,14 @@ def _inherited(key: str, changed: dict[str, tuple[Any, Any]]) -> bool:
     return default is not None and tuple(map(repr, default)) == tuple(map(repr, changed[key]))
 
 
-def pair_settings(spec_a: dict[str, Any], spec_b: dict[str, Any]) -> list[dict[str, Any]]:
+def pair_settings(spec_a: JSONObject, spec_b: JSONObject) -> list[dict[str, object]]:
     """What differs between two specs, each model's settings under `models.<name>.`; a changed train
     default shows once, not again under every model that inherits it."""
     return [{"key": k, "a": _or_not_set(a), "b": _or_not_set(b)}
             for k, a, b in spec_diff(all_settings(spec_a), all_settings(spec_b))]
 
 
-def changes_since(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def changes_since(old: JSONObject, new: JSONObject) -> list[str]:
     """Lines `key old → new` for every setting that differs, models by name (`models.mlp.dropout 0 → 0.3`);
     a changed `train.*` default is said once (`spec_diff`). A model that appears or disappears is one line
     (`models.wide added`), not one line per field."""
@@ -129,17 +131,17 @@ def changes_since(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines + [f"models.{n} added" for n in added] + [f"models.{n} removed" for n in removed]
 
 
-def previous_of(runs: list[Any], name: str, smoke: bool) -> Any:
+def previous_of(runs: list[_Run], name: str, smoke: bool) -> Optional[_Run]:
     """The run a new run of `name` is told against: the newest (`runs` newest first, as `list_runs` sorts)
     of that name and kind, a smoke run against smoke runs and a real one against real ones (a smoke run
     caps the epochs: against it every real run would read `epochs 2 → 50`); None when there is none."""
     return next((r for r in runs if r.name == name and r.spec and bool(r.smoke) == smoke), None)
 
 
-def flat_settings(spec: dict[str, Any]) -> dict[str, Any]:
+def flat_settings(spec: JSONObject) -> JSONObject:
     """Nested dicts as dotted keys; the models list keyed by model name (its position when it has none);
     other lists stay values."""
-    flat: dict[str, Any] = {}
+    flat: JSONObject = {}
     for key, value in spec.items():
         if key == "models" and isinstance(value, list):
             for i, model in enumerate(value):
@@ -151,7 +153,7 @@ def flat_settings(spec: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _model_names(spec: dict[str, Any]) -> list[str]:
+def _model_names(spec: JSONObject) -> list[str]:
     models = spec.get("models")
     return [str(m.get("name")) for m in models if isinstance(m, dict)] if isinstance(models, list) else []
 
@@ -161,15 +163,15 @@ def _model_of(key: str) -> str | None:
     return inside[0] if inside else None
 
 
-def _or_not_set(value: Any) -> Any:
+def _or_not_set(value: object) -> object:
     return NOT_SET if value is _MISSING else value
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     return NOT_SET if value is _MISSING else show_value(value)
 
 
-def all_settings(spec: dict[str, Any]) -> dict[str, Any]:
+def all_settings(spec: JSONObject) -> JSONObject:
     """Every setting of a spec, flat, each model's under `models.<name>.`."""
     flat = flatten({k: v for k, v in spec.items() if k != "models"})
     settings = Settings.of(spec)
