@@ -17,7 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from nnlab.core.keys import MISSING, value_at
 from nnlab.core.messages import show_value, shorten
@@ -25,6 +25,7 @@ from nnlab.errors import NnlabError, SpecError
 from nnlab.sweeps.executors.units import Unit
 from nnlab.spec import MAX_SWEEP_POINTS, grid_points, load_spec, parse_yaml
 from nnlab.training.stacking import stackable_key
+from nnlab.core.jsonvalue import JSONObject, JSONValue
 
 _MISSING = MISSING  # an absent setting, as the one resolver (core.keys) gives it
 _GRID_HELP = "expected KEY=V1,V2,..., e.g. train.optimizer.lr=1e-3,1e-2 or 'models.mlp.hidden=[64],[128,64]'"
@@ -35,14 +36,14 @@ class Axis:
     """One swept setting and the values to try, in order."""
 
     key: str
-    values: tuple[Any, ...]
+    values: tuple[JSONValue, ...]
 
 
 @dataclass(frozen=True)
 class Point:
     """One combination of settings; no settings is the reference point (the spec as written)."""
 
-    settings: tuple[tuple[str, Any], ...] = ()
+    settings: tuple[tuple[str, JSONValue], ...] = ()
 
     @property
     def overrides(self) -> list[str]:
@@ -55,7 +56,7 @@ class Point:
             return "reference (the spec's own values)"
         return ", ".join(f"{key}={show_value(value)}" for key, value in self.settings)
 
-    def value(self, key: str) -> Any:
+    def value(self, key: str) -> object:  # JSONValue, or keys.MISSING
         return dict(self.settings).get(key, _MISSING)
 
 
@@ -96,7 +97,7 @@ def split_values(text: str, where: str) -> list[str]:
     return [piece.strip() for piece in pieces]
 
 
-def _axis(key: str, values: list[Any], where: str) -> Axis:
+def _axis(key: str, values: list[JSONValue], where: str) -> Axis:
     if not values:
         raise SpecError(f"{where} {key}: no values to try")
     for i, value in enumerate(values):
@@ -122,7 +123,7 @@ def expand_grid(axes: list[Axis]) -> list[Point]:
     return [Point(tuple((axis.key, value) for axis, value in zip(axes, combo))) for combo in combos]
 
 
-def expand_one_at_a_time(axes: list[Axis], resolved: dict[str, Any]) -> list[Point]:
+def expand_one_at_a_time(axes: list[Axis], resolved: JSONObject) -> list[Point]:
     """The reference point, then each key alone at each of its values other than the spec's own."""
     points = [Point()]
     for axis in axes:
@@ -131,7 +132,7 @@ def expand_one_at_a_time(axes: list[Axis], resolved: dict[str, Any]) -> list[Poi
     return points
 
 
-def _same(value: Any, own: Any) -> bool:
+def _same(value: JSONValue, own: object) -> bool:
     """Equal as settings: 0.001 == 1e-3 and 1 == 1.0, but true is not 1."""
     return own is not _MISSING and value == own and isinstance(value, bool) == isinstance(own, bool)
 

@@ -41,12 +41,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from types import ModuleType
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from nnlab.errors import NnlabError
 from nnlab.sweeps.executors.units import STOP_GRACE_SECONDS, Unit, UnitResult, run_unit
 from nnlab.sweeps.executors.shipping import Bundle, bundle_specs, pack_run, unpack_bundle, unpack_run
 from nnlab.core.messages import shorten
+
+_T = TypeVar("_T")  # what a delivery returns: the result, or the run packed to send back
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' in the nnlab checkout"
 ATTEMPTS_DIR = ".attempts"  # under the store; hidden, so `runs` and `compare` never read a staged run
@@ -98,7 +101,7 @@ class RayExecutor:
             raise
         return self._results(ray, units, started_here, bundles)
 
-    def _connect(self, ray: Any, wait_s: float) -> bool:
+    def _connect(self, ray: ModuleType, wait_s: float) -> bool:
         if ray.is_initialized():
             return False
         if self.address is None:
@@ -123,7 +126,7 @@ class RayExecutor:
             raise error
         return True
 
-    def _wait_for_room(self, ray: Any, wait_s: float) -> None:
+    def _wait_for_room(self, ray: ModuleType, wait_s: float) -> None:
         """A task that asks for more than any node has waits for ever: wait up to wait_s for a node with room
         for one point (an autoscaler may add one), then say what the cluster has."""
         need = {"GPU": self.gpus_per_trial, "CPU": self.cpus_per_trial}
@@ -142,13 +145,13 @@ class RayExecutor:
                          f"a point after {wait_s:g} s ({count}, the largest with {most['CPU']:g} CPUs and "
                          f"{most['GPU']:g} GPUs; wait longer with ${TIMEOUT_ENV}=SECONDS)")
 
-    def _results(self, ray: Any, units: list[Unit], started_here: bool,
+    def _results(self, ray: ModuleType, units: list[Unit], started_here: bool,
                  bundles: Optional[list[Bundle]]) -> Iterator[UnitResult]:
         task = ray.remote(_attempt).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                             max_retries=self.max_retries, retry_exceptions=False)
         threads = max(1, int(self.cpus_per_trial))
         batch = secrets.token_hex(4)  # names this call's staging folders apart from any other driver's
-        shipped: list[Any] = [None] * len(units)
+        shipped: list[object] = [None] * len(units)  # ray.ObjectRef of each unit's bundle
         if bundles is not None:  # each distinct spec-and-data once into the object store, shared by its units
             refs = {bundle.digest: ray.put(bundle) for bundle in bundles}
             shipped = [refs[bundle.digest] for bundle in bundles]
@@ -174,7 +177,7 @@ class RayExecutor:
             if started_here:
                 ray.shutdown()
 
-    def _result(self, ray: Any, ref: Any, unit: Unit, batch: str) -> UnitResult:
+    def _result(self, ray: ModuleType, ref: object, unit: Unit, batch: str) -> UnitResult:
         try:
             got = ray.get(ref)
             return _receive(got, unit, batch) if isinstance(got, Shipped) else got
@@ -205,7 +208,7 @@ def ray_timeout() -> float:
     return value
 
 
-def start_local(ray: Any, num_cpus: int) -> None:
+def start_local(ray: ModuleType, num_cpus: int) -> None:
     """A new Ray instance on this machine, its servers on 127.0.0.1 only (a local instance needs no other
     interface). "local": a new one, even where `ray start` runs one on this machine."""
     here = threading.current_thread() is threading.main_thread()
@@ -237,7 +240,7 @@ def _loopback_kept() -> Iterator[None]:
         services.resolve_ip_for_localhost = resolve
 
 
-def _join(ray: Any, address: str) -> None:
+def _join(ray: ModuleType, address: str) -> None:
     """ray.init in a thread of its own: Ray then leaves the SIGTERM handler alone (nnlab.core.interrupts' stays),
     and says so in a warning that is of no use here."""
     quiet = _Without("SIGTERM handler is not set")
@@ -258,7 +261,7 @@ class _Without(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def _capture(outcome: list[BaseException | None], call: Callable[[], Any]) -> None:
+def _capture(outcome: list[BaseException | None], call: Callable[[], object]) -> None:
     try:
         call()
     except BaseException as e:  # handed to the waiting thread, which raises it there
@@ -267,7 +270,7 @@ def _capture(outcome: list[BaseException | None], call: Callable[[], Any]) -> No
         outcome.append(None)
 
 
-def _cancel(ray: Any, pending: dict[Any, Unit]) -> list[tuple[Unit, UnitResult]]:
+def _cancel(ray: ModuleType, pending: dict[object, Unit]) -> list[tuple[Unit, UnitResult]]:
     """Cancel every pending task, wait for the running ones to mark their runs interrupted, force the rest."""
     if not pending:
         return []
@@ -346,7 +349,7 @@ def _attempt_shipped(unit: Unit, key: str, train_unit: TrainUnit, bundle: Bundle
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult], Any]) -> Any:
+def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult], _T]) -> UnitResult | _T:
     """Train the unit, then deliver its run (into the store, or packed to send back) with interrupts
     deferred. Ray's cancel arrives as SIGINT: the run ends interrupted, and is still delivered."""
     from nnlab.core import interrupts
@@ -356,7 +359,7 @@ def _train_then(unit: Unit, train_unit: TrainUnit, deliver: Callable[[UnitResult
             result = train_unit(unit)
         except KeyboardInterrupt:
             result = UnitResult(unit.index, "interrupted", message=STOPPED)
-        delivered: Any = result
+        delivered: UnitResult | _T = result
         try:
             with interrupts.deferred():  # a cancel now waits until the run is delivered whole
                 delivered = deliver(result)
