@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from nnlab.core.numbers import format_value
 from nnlab.errors import RunError, SpecError
 from nnlab.core.records import Gate, GateResult, ModelResult, RunSummary
+from nnlab.core.jsonvalue import JSONObject
 
 if TYPE_CHECKING:
     from nnlab.runstore import Run
@@ -100,7 +101,7 @@ def _check_gate_fits(gate: Gate, summary: RunSummary, run: Run) -> None:
                         f"(metrics: {', '.join(logged)})")
 
 
-def _planned_models(spec: dict[str, Any]) -> list[str]:
+def _planned_models(spec: JSONObject) -> list[str]:
     names = ["baseline"] if spec.get("baseline") else []
     return names + [m["name"] for m in spec.get("models") or [] if isinstance(m, dict) and m.get("name")]
 

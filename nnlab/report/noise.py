@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Mapping
 
 from nnlab.core.numbers import exact_difference, format_spread, stored_float
 from nnlab.core.columns import higher_is_better
@@ -52,7 +52,7 @@ class Difference:
         return format_spread(self.delta, self.spread, digits, signed=True)
 
 
-def combined_spread(sd_a: Any, sd_b: Any) -> float:
+def combined_spread(sd_a: object, sd_b: object) -> float:
     """sqrt(sd_a² + sd_b²), a side without repeats counting as 0; NaN when neither side has a spread."""
     sa, sb = stored_float(sd_a), stored_float(sd_b)
     if math.isnan(sa) and math.isnan(sb):
@@ -60,7 +60,7 @@ def combined_spread(sd_a: Any, sd_b: Any) -> float:
     return math.hypot(0.0 if math.isnan(sa) else sa, 0.0 if math.isnan(sb) else sb)
 
 
-def difference(column: str, a: dict[str, Any], b: dict[str, Any]) -> Difference:
+def difference(column: str, a: Mapping[str, object], b: Mapping[str, object]) -> Difference:
     """B − A on `column` of two rows (see rows.py), each with its `<column>_sd` where it was repeated."""
     return Difference(column, exact_difference(b.get(column), a.get(column)),
                       combined_spread(a.get(column + "_sd"), b.get(column + "_sd")))

@@ -5,7 +5,7 @@ model's monitored validation curve in A and B."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, TypedDict
+from typing import Optional, TypedDict
 
 from nnlab.report.compare import SPLITS, checked_choices, union_in_order
 from nnlab.report.fingerprints import data_key
@@ -41,7 +41,7 @@ class Pair:
 
     a: Run
     b: Run
-    settings: list[dict[str, Any]]
+    settings: list[dict[str, object]]  # settings.pair_settings: key, a, b
     metrics: list[PairMetric]
     curves: dict[str, tuple[Curve, Curve]]
     monitor: str
