@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nnlab.core.files import special_kind
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEXT_COLUMNS = ("model",)
 
 
-def read_history(path: Path) -> tuple[Any, list[str]]:
+def read_history(path: Path) -> tuple[pd.DataFrame, list[str]]:
     """The rows of metrics.csv (model as text, every other column a number, `member` 0 where an older run
     has no such column) and one warning per kind of damage found."""
     import pandas as pd
@@ -63,7 +66,7 @@ def _is_text(line: bytes) -> bool:
     return True
 
 
-def _empty() -> Any:
+def _empty() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame({"model": pd.Series(dtype=str), "member": pd.Series(dtype="int64"),

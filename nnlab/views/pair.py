@@ -5,9 +5,9 @@ differences in words, and when the validation curves parted."""
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from nnlab.views.grid import Col, Grid
@@ -17,13 +17,16 @@ from nnlab.core.columns import higher_is_better, split_column
 from nnlab.report.pair import Pair, PairMetric
 from nnlab.views.tables import BETTER, SMOKE_STYLE, WORSE, seconds
 
+if TYPE_CHECKING:
+    from nnlab.runstore import Run
+
 SPARKS = "▁▂▃▄▅▆▇█"
 VERDICT_STYLES = {"better": BETTER, "worse": WORSE, "within noise": "yellow"}
 
 
 def pair_view(pair: Pair, extra_notes: list[str] | None = None) -> Group:
     """What differs between two runs, what it did to each model's metrics, and when the curves parted."""
-    parts: list[Any] = [Text.assemble(("A ", "bold"), pair.a.folder, *_smoke(pair.a), "   ", ("B ", "bold"),
+    parts: list[RenderableType] = [Text.assemble(("A ", "bold"), pair.a.folder, *_smoke(pair.a), "   ", ("B ", "bold"),
                                       pair.b.folder, *_smoke(pair.b))]
     if pair.data[0]:
         parts.append(Text(f"A and B read different data (A {pair.data[0]}, B {pair.data[1]}): their metrics are "
@@ -50,7 +53,7 @@ def pair_view(pair: Pair, extra_notes: list[str] | None = None) -> Group:
     return Group(*parts)
 
 
-def _smoke(run: Any) -> tuple[Any, ...]:
+def _smoke(run: Run) -> tuple[tuple[str, str], ...]:
     return ((" (smoke run)", SMOKE_STYLE),) if run.smoke else ()
 
 
