@@ -1,5 +1,5 @@
 """The type of a value read from or written to JSON (run.json, summary.json, models/<model>.json), so that
-annotations name it instead of `Any`. Only an annotation: nothing here checks a value."""
+annotations can name it. Only an annotation: nothing here checks a value."""
 
 from __future__ import annotations
 
