@@ -511,7 +511,8 @@ DRAW_JS = """
     const el = document.getElementById(id);
     if (!el || drawn.has(id)) return;
     drawn.add(id);
-    Plotly.newPlot(el, figures[id].data, figures[id].layout, {displaylogo: false, responsive: true})
+    Plotly.newPlot(el, figures[id].data, figures[id].layout, {displaylogo: false, responsive: true, showLink: false, showSendToCloud: false,
+       showEditInChartStudio: false})
       .then(function () { window.nnlabDrawn += 1; });
   }
   function drawWithin(root) {
