@@ -18,12 +18,13 @@ import json
 import math
 from datetime import datetime, timezone
 from itertools import islice
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from nnlab.core.columns import SD_SUFFIX, metric_column, monitor_metric
 from nnlab.core.files import DamagedFile
+from nnlab.core.jsonvalue import JSONValue as Json
 from nnlab.core.messages import shorten
 from nnlab.core.numbers import format_value, stored_float
 from nnlab.core.records import ModelResult
@@ -41,7 +42,6 @@ from nnlab.views.tables import duration, metric_cell, seconds, started_local
 if TYPE_CHECKING:
     import pandas as pd
 
-Json = Union[None, bool, int, float, str, list["Json"], dict[str, "Json"]]
 
 ERRORS_SHOWN = 20  # misclassified examples per model
 ERROR_COLUMNS = 10  # of the errors file's columns: row, true, predicted, confidence and the first originals
