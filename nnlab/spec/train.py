@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional, Union, get_args
 
 from pydantic import Field
 
+from nnlab.spec.augment import AugmentSpec
 from nnlab.spec.base import MAX_COUNT, Fraction, NonNegFloat, PositiveFloat, StrictModel
 
 
@@ -68,3 +69,5 @@ class TrainSpec(StrictModel):
                         description="auto | cpu | cuda | cuda:N | mps")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA where supported, else fp32.")
+    augment: Optional[AugmentSpec] = Field(
+        None, description="Random changes to the training batches only (see nnlab.spec.augment); off by default.")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nnlab.training import metrics as metric_fns
+from nnlab.training.augment import augment_generator, augment_members
 from nnlab.training.evaluation import as_target, outputs, predictions, read_members
 from nnlab.core.columns import higher_is_better, prefixed, unprefixed
 from nnlab.training.state import (BuiltMember, EpochRecord, FitInterrupted, FitResult, LoopState, MemberProgress,
@@ -68,6 +69,9 @@ class Loop:
                                      stopping=_stopping(m.train, problem.monitor)) for m in members]
         self.step.set_lrs([m.schedule.lr for m in self.members])
         self.orders = [torch.Generator().manual_seed(m.seed) for m in members]
+        # Training batches only, each member from its own generator (train.augment; None: off).
+        self.augments = [m.train.augment for m in members]
+        self.augment_rng = [augment_generator(m.seed, self.device) for m in members]
         self.best_params = self.stack.params.clone()
         self.n = len(problem.x["train"])
         self.bounds = _batch_bounds(self.n, first.batch_size)
@@ -131,8 +135,10 @@ class Loop:
         blocks = torch.cat([orders[:, start:end].reshape(-1) for start, end in self.bounds]) if k > 1 else orders[0]
         for i, (start, end) in enumerate(self.bounds):
             rows = blocks[k * start:k * end]
+            batch = augment_members(x.index_select(0, rows).view(k, end - start, *x.shape[1:]), self.augment_rng,
+                                    self.augments)
             self.step_losses[i], self.train_outputs[:, start:end] = self.train_step(
-                x.index_select(0, rows).view(k, end - start, *x.shape[1:]), y.index_select(0, rows).view(k, -1))
+                batch, y.index_select(0, rows).view(k, -1))
         values, bad_steps = self._epoch_values(orders)
         seconds = time.perf_counter() - started
         # An epoch is kept whole or not at all: a signal that arrives while its best weights, history and
@@ -219,7 +225,7 @@ class Loop:
             [m.schedule.state_dict() for m in self.members], progress, [g.get_state() for g in self.orders],
             self.stack.generator_states(), torch.get_rng_state(),
             torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            self.scaler.state_dict() if self.scaler else None)
+            self.scaler.state_dict() if self.scaler else None, [g.get_state() for g in self.augment_rng])
 
     def load_state(self, state: LoopState) -> None:
         names = [m.spec.name for m in self.members]
@@ -242,6 +248,8 @@ class Loop:
         torch.set_rng_state(state.torch_rng)
         if state.cuda_rng is not None:
             torch.cuda.set_rng_state_all(state.cuda_rng)
+        for g, rng in zip(self.augment_rng, state.augment_rng or []):
+            g.set_state(rng)
         if self.scaler and state.loss_scale:
             self.scaler.load_state_dict(state.loss_scale)
         self.epoch = state.epoch

@@ -145,6 +145,7 @@ class LoopState:
     torch_rng: torch.Tensor
     cuda_rng: Optional[list[torch.Tensor]] = None
     loss_scale: Optional[dict[str, torch.Tensor]] = None  # fp16's dynamic scale and its clean-step count
+    augment_rng: Optional[list[torch.Tensor]] = None  # each member's train.augment generator
 
 
 OnState = Callable[[LoopState], None]
