@@ -8,8 +8,12 @@ this process on one CPU thread (or the GPU), no early stopping, after a warm-up;
 round-robin. Augmentation: `{flip: horizontal, crop: {pad: 1}, noise: 0.05}` (pad 1 on 8x8 images, as pad 4
 on 32x32). Target (issue 18): under 20 % more time per epoch. A benchmark, not a test.
 
-Measured on the shared 2-core development machine (torch 2.13 CPU, 1 thread), 2026-12-04, 3 epochs, best of 5:
-see the README's "Augmentation" passage for the numbers of the latest run.
+Measured on the shared 2-core development machine (torch 2.13 CPU, 1 thread), 2026-12-04, 3 epochs, best of 3:
+
+    1 member:  none 0.112 s/epoch, flip+crop+noise 0.126 s/epoch: +12.1 % wall, +17.2 % CPU
+    5 members: none 0.479 s/epoch, flip+crop+noise 0.509 s/epoch:  +6.3 % wall,  +6.0 % CPU
+
+Most of the cost is the crop's gather (one advanced index a batch); flip and noise are one elementwise op each.
 """
 
 from __future__ import annotations
