@@ -19,6 +19,13 @@ def sweep_command(
     grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,...: values to try, each read as YAML (1e-3 is "
                                    "a float); quote list values: 'models.mlp.hidden=[64],[128,64]'. Repeatable; "
                                    "replaces the same key of the spec's sweep.grid."),
+    space: list[str] = typer.Option([], "--space", help="KEY=DIST: a distribution to sample with --sample: "
+                                    "uniform(lo,hi), loguniform(lo,hi) (integer bounds give integers), int(lo,hi) "
+                                    "(both ends included) or choice(v1,v2,...), each argument read as YAML. "
+                                    "Repeatable; replaces the same key of the spec's sweep.space."),
+    sample: Optional[int] = typer.Option(None, "--sample", min=1, show_default=False,
+                                         help="Random search: draw N points from the --space distributions "
+                                         "(seeded by the spec's seed: the same command gives the same points)."),
     one_at_a_time: bool = typer.Option(False, "--one-at-a-time", help="Vary each key alone from the spec's own "
                                        "value (the spec as written is the reference, trained once); default: "
                                        "every combination."),
@@ -52,6 +59,7 @@ def sweep_command(
     from nnlab.core import interrupts
     from nnlab.views import sweep as sweepview
     from nnlab.sweeps import grid as sweeps
+    from nnlab.sweeps import space as space_search
     from nnlab.sweeps.executors import executor_for
     from nnlab.runstore import store_path
 
@@ -63,7 +71,10 @@ def sweep_command(
         try:
             given = ray_options(address, cpus_per_trial, gpus_per_trial, max_retries, ship)
             runner = executor_for(executor.value, jobs, given)
-            plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
+            if space_search.is_search(spec, space, sample):
+                plan = space_search.plan_search(spec, space, sample, grid, one_at_a_time, repeats, note, smoke)
+            else:
+                plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
             where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
             out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)
             started = time.monotonic()
@@ -82,14 +93,16 @@ def sweep_command(
         except KeyboardInterrupt as stop:
             stream.close()  # stops the points still running (each marked interrupted) and starts no more
             tag_runs([result.path for result in results.values()], tags)
-            out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
+            out.print(sweepview.effect_table(plan, sweepview.effects(plan, results),
+                                     sweepview.baseline_effect(plan, results)))
             finished = sum(result.status != "interrupted" for result in results.values())
             stderr().print(f"interrupted by {interrupts.interrupted_name(stop)}: sweep {plan.id} stopped with "
                          f"{finished} of {len(plan.points)} points finished; the running ones are marked "
                          "interrupted", markup=False)
             raise typer.Exit(130)
     tag_runs([result.path for result in results.values()], tags)  # each point's run has ended
-    out.print(sweepview.effect_table(plan, sweepview.effects(plan, results)))
+    out.print(sweepview.effect_table(plan, sweepview.effects(plan, results),
+                                     sweepview.baseline_effect(plan, results)))
     out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
     if any(result.status != "completed" for result in results.values()):
         raise typer.Exit(1)

@@ -36,6 +36,9 @@ class Spec(SpecFields):
         if self.sweep is not None:
             resolved = self.resolved()
             problems += [p for key in self.sweep.grid if (p := sweep_key_problem(key, resolved))]
+            # the same check as the grid's, its message naming the section the key is in
+            problems += [p.replace("sweep.grid:", "sweep.space:", 1) for key in self.sweep.space
+                         if (p := sweep_key_problem(key, resolved))]
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -10,7 +10,8 @@ import math
 import re
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import (Field, PrivateAttr, SerializerFunctionWrapHandler, field_validator, model_serializer,
+                      model_validator)
 
 from nnlab.spec.base import (ALL_METRICS, MAX_MODELS, MAX_NAME_LENGTH, MAX_SEED, MODEL_NAME, SCHEMA_VERSION,
                              StrictModel, quoted, shorten)
@@ -32,14 +33,20 @@ def grid_points(sizes: list[int], one_at_a_time: bool) -> int:
 class SweepSpec(StrictModel):
     # Values are anything YAML gives; each point's own validation decides whether a value fits its key.
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
-        min_length=1, description="Settings to vary: {dotted key: [values]}, e.g. {train.optimizer.lr: [0.001, "
+        default_factory=dict, description="Settings to vary: {dotted key: [values]}, e.g. {train.optimizer.lr: [0.001, "
                                   "0.01], models.mlp.dropout: [0, 0.3]}.")
     one_at_a_time: bool = Field(False, description="Vary each key alone from the spec's own value, instead of "
                                                    "every combination.")
+    # Each distribution is parsed by sweeps/space.py when the sweep is planned (its errors name the key).
+    space: dict[str, str] = Field(default_factory=dict, description="Distributions to sample (random search): "
+                                  "{dotted key: 'loguniform(1e-4,1e-2)' | 'uniform(lo,hi)' | 'int(lo,hi)' | "
+                                  "'choice(v1,v2,...)'}; with `sample`.")
+    sample: Optional[int] = Field(None, ge=1, le=MAX_SWEEP_POINTS, description="How many points to draw from "
+                                  "`space`, seeded by the spec's seed.")
 
-    @field_validator("grid")
+    @field_validator("grid", "space")
     @classmethod
-    def _keys_are_paths(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def _keys_are_paths(cls, grid: dict[str, Any]) -> dict[str, Any]:
         for key in grid:
             if not _SWEEP_KEY.match(key) or len(key) > 200:
                 raise ValueError(f"key '{shorten(key)}' must be a dotted spec path such as train.optimizer.lr or "
@@ -51,8 +58,26 @@ class SweepSpec(StrictModel):
         """How many points the sweep trains (one-at-a-time: the spec's own point and one per value)."""
         return grid_points([len(values) for values in self.grid.values()], self.one_at_a_time)
 
+    @model_serializer(mode="wrap")
+    def _grid_shape(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # a grid sweep resolves as it did before random search: space and sample only when sampling
+        dumped = handler(self)
+        if not self.space:
+            dumped.pop("space", None)
+            dumped.pop("sample", None)
+        if not self.grid:
+            dumped.pop("grid", None)
+        return dumped
+
     @model_validator(mode="after")
     def _bounded(self) -> SweepSpec:
+        if not self.grid and not self.space:
+            raise ValueError("nothing to sweep: give grid: {key: [values]} or space: {key: 'uniform(lo,hi)'} "
+                             "with sample: N")
+        if bool(self.space) != (self.sample is not None):
+            raise ValueError("space and sample go together: space: {key: DIST} and sample: N points to draw")
+        if self.space and self.grid:
+            raise ValueError("grid and space: give one of them (a spec's sweep is a grid or a random search)")
         if self.points > MAX_SWEEP_POINTS:
             sizes = " x ".join(str(len(v)) for v in list(self.grid.values())[:10])
             how = "1 + the values" if self.one_at_a_time else sizes

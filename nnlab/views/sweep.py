@@ -60,6 +60,28 @@ def effects(plan: SweepShape, results: dict[int, PointResult]) -> list[Effect]:
     return sorted(rows, key=lambda row: _rank(row, column))
 
 
+def baseline_effect(plan: SweepShape, results: dict[int, PointResult]) -> Optional[Effect]:
+    """The baseline's monitored validation score, from the reference point's run (else the first point's
+    that has one): every point trains the same baseline on the same split, so one row stands for all."""
+    order = [plan.reference] + [i for i in sorted(results) if i != plan.reference]
+    for i in order:
+        summary = point_summary(results[i]) if i in results else None
+        if summary is None or not summary.baseline or summary.baseline not in summary.models:
+            continue
+        model = summary.models[summary.baseline]
+        value, sd = _score(model, plan.monitor)
+        if not math.isnan(value):
+            return Effect(plan.points[i], summary.baseline, model.status, value, sd, None, results[i].run_id)
+    return None
+
+
+def baseline_beats_all(plan: SweepShape, rows: list[Effect], baseline: Effect) -> bool:
+    """Whether the baseline is strictly better than every point's every model that has a score."""
+    scored = [row.value for row in rows if not math.isnan(row.value)]
+    better = (lambda a, b: a > b) if higher_is_better(plan.monitor) else (lambda a, b: a < b)
+    return bool(scored) and all(better(baseline.value, value) for value in scored)
+
+
 def touches(point: SweepPoint, model: str, models: list[str]) -> bool:
     """Whether a point changes `model`: any key outside `models.<name|index>.` changes every model."""
     for key, _ in point.settings:
@@ -90,9 +112,10 @@ def _rank(row: Effect, column: str) -> tuple[bool, float]:
     return False, -row.value if higher_is_better(column) else row.value
 
 
-def effect_table(plan: SweepShape, rows: list[Effect]) -> Group:
+def effect_table(plan: SweepShape, rows: list[Effect], baseline: Optional[Effect] = None) -> Group:
     """The sweep's one table (setting, model, the monitored validation metric, change vs the reference)
-    between a heading and the notes that read it; lines outside the table are never wrapped to its width."""
+    between a heading and the notes that read it; lines outside the table are never wrapped to its width.
+    With `baseline`, its score is the table's last row, and a note says when it beats every point."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -108,10 +131,17 @@ def effect_table(plan: SweepShape, rows: list[Effect]) -> Group:
         change = "(reference)" if row.point is plan.points[plan.reference] else row.change.text() if row.change else ""
         verdict = [row.change.verdict if row.change else ""] if spreads else []
         table.add_row(setting, row.model, _value_cell(row), change, *verdict, row.run_id or "")
+    if baseline is not None:
+        table.add_row("baseline (every point's)", baseline.model, _value_cell(baseline), "",
+                      *([""] if spreads else []), baseline.run_id or "")
     heading = f"sweep {plan.id}: best first by {plan.monitor}"
     notes = _notes(plan, names, spreads)
     if not any(row.point is plan.points[plan.reference] and not math.isnan(row.value) for row in rows):
         notes += "\nthe reference point has no result, so there is no change to show"
+    if baseline is not None and baseline_beats_all(plan, rows, baseline):
+        best = min((r for r in rows if not math.isnan(r.value)), key=lambda r: _rank(r, plan.monitor))
+        notes += f"\nthe baseline ({baseline.model}, {_value_cell(baseline)}) beats every point on {plan.monitor} " \
+                 f"(best point: {best.model} {_value_cell(best)})"
     return Group(Text(heading), table, Text(notes))
 
 
