@@ -85,6 +85,16 @@ BAD_SPECS = [
     ("a decision threshold for a multiclass task", {"data": {"builtin": "iris", "target": "target"},
                                                    "train": {"threshold": "val_f1"}},
      "models[0].train.threshold: 'val_f1' picks a binary decision threshold and the task is multiclass; remove it"),
+    # augmentation against data kind
+    ("an image augmentation on a table", {"train": {"augment": {"flip": "horizontal"}}},
+     "train.augment.flip: augments data.image; the data is read as a plain table"),
+    ("a text augmentation in one model's train on a table",
+     {"models": [{"name": "mlp", "kind": "mlp", "train": {"augment": {"token_dropout": 0.1}}}]},
+     "models[0].train.augment.token_dropout: augments data.text; the data is read as a plain table"),
+    ("an unknown flip", {"train": {"augment": {"flip": "diagonal"}}},
+     "train.augment.flip: expected one of 'horizontal' or 'vertical'; got 'diagonal'"),
+    ("a token dropout of 1", {"train": {"augment": {"token_dropout": 1.0}}},
+     "train.augment.token_dropout: must be less than 1; got 1.0"),
     # model kind against data kind
     ("a cnn on a plain table", {"models": [{"kind": "cnn"}]},
      "models[0].kind: 'cnn' needs data.sequence, data.image or data.text; the data is read as a plain table"),

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from nnlab.errors import SpecError
 from nnlab.core.records import Gate
+from nnlab.spec.augment import AUGMENT_KINDS
 from nnlab.spec.base import ALL_METRICS, DEFAULT_METRICS, MAX_SEED, METRICS_BY_TASK
 from nnlab.core.keys import model_names, model_position
 from nnlab.core.messages import listing, shorten
@@ -27,6 +28,7 @@ def spec_problems(spec: SpecFields) -> list[str]:
     problems += [p for key, rule in spec.expect.items() if (p := _expect_problem(key, rule, names, spec.metrics))]
     problems += _seed_problems(spec)
     problems += _input_kind_problems(spec)
+    problems += _augment_problems(spec)
     if spec.data.task != "auto":
         problems += _class_weight_problems(spec, spec.data.task)
     return problems
@@ -105,6 +107,16 @@ def _input_kind_problems(spec: SpecFields) -> list[str]:
     return [f"models[{i}].kind: '{model.kind}' needs {needed_data(model.kind)}; the data is read as "
             f"{DATA_SETTING[have]}"
             for i, model in enumerate(spec.models) if have not in INPUT_KINDS_BY_MODEL[model.kind]]
+
+
+def _augment_problems(spec: SpecFields) -> list[str]:
+    # Each augmentation fits one data kind; one set in the top-level train: is reported there once.
+    have = spec.data.input_kind
+    shared = spec.train.augment.given() if spec.train.augment else []
+    places = [("train", shared)] + [(f"models[{i}].train", [a for a in m.train.augment.given() if a not in shared])
+                                    for i, m in enumerate(spec.models) if m.train.augment]
+    return [f"{where}.augment.{name}: augments {DATA_SETTING[AUGMENT_KINDS[name]]}; the data is read as "
+            f"{DATA_SETTING[have]}" for where, names in places for name in names if AUGMENT_KINDS[name] != have]
 
 
 def _class_weight_problems(spec: SpecFields, task: str) -> list[str]:
