@@ -167,3 +167,35 @@ def test_jitter_scale_and_shift_stay_within_their_bounds():
         assert steps, "each sequence is itself moved by at most 3 steps, the edge value filling in"
         drawn.update(steps)
     assert drawn == set(range(-3, 4))
+
+
+def test_a_resumed_stack_continues_the_same_augmentation_draws():
+    from nnlab.core.inputs import InputInfo
+    from nnlab.models import build_model
+    from nnlab.spec import CNNSpec, TrainSpec
+    from nnlab.training import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6, 2)).astype(np.float32)
+    y = (x[:, :, 0].sum(1) > 0).astype(np.float32)
+    parts = {"train": slice(0, 80), "val": slice(80, 100), "test": slice(100, 120)}
+    problem = fit.Problem.from_arrays("binary", {k: x[s] for k, s in parts.items()}, {k: y[s] for k, s in parts.items()},
+                                      ["accuracy"], "val_loss", torch.device("cpu"))
+    settings = TrainSpec(epochs=4, batch_size=16, early_stopping=None,
+                         augment={"jitter": 0.05, "scale": 0.2, "shift": 2})
+
+    def members():
+        out = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            model = build_model(CNNSpec(kind="cnn", channels=[3], kernel=3), InputInfo("sequence", (6, 2), 1))
+            out.append(fit.BuiltMember("c", model, settings, seed, seed))
+        return out
+
+    states = []
+    whole = fit.fit_stack(members(), problem, lambda r: None, on_state=states.append)
+    resumed = fit.fit_stack(members(), problem, lambda r: None, resume=states[1])
+    for ours, theirs in zip(resumed, whole):
+        assert ours.val == theirs.val and ours.test == theirs.test
+        for key in theirs.state:
+            assert torch.equal(ours.state[key], theirs.state[key]), key
