@@ -101,6 +101,15 @@ def test_a_bad_sweep_space_section(tmp_path, runs, section, message):
     assert not run_folders(runs)
 
 
+def test_a_grid_is_crossed_with_the_samples(tmp_path):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(sweep={"grid": {"train.epochs": [2, 3]}}))
+    plan = space.plan_search(spec, [DROPOUT], 2, [])
+    drawn = [p.settings for p in space.plan_search(spec, [DROPOUT], 2, ["train.epochs=2"]).points]
+    assert [p.settings[0] for p in plan.points] == [("train.epochs", 2)] * 2 + [("train.epochs", 3)] * 2
+    assert [p.settings[1:] for p in plan.points] == [d[1:] for d in drawn] * 2
+
+
 # --- sampling ---------------------------------------------------------------------------------------
 
 def test_the_same_seed_gives_the_same_points_and_another_seed_others(tmp_path, spec2):

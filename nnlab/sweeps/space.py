@@ -164,7 +164,9 @@ def plan_search(spec_path: Path, space_options: list[str], sample: Optional[int]
         problem = sweep_key_problem(d.key, resolved)
         if problem:  # the grid's check, naming the option the key came from
             raise SpecError(problem.replace("sweep.grid:", "--space:", 1))
-    axes = [grid.parse_grid_option(text) for text in grid_options]  # only the command line's: a spec grid is a grid
+    # a grid (the spec's sweep.grid, --grid) is crossed with the samples: every grid point gets every draw
+    spec_axes = [grid.Axis(k, tuple(v)) for k, v in (section.grid if section else {}).items()]
+    axes = grid.merge_axes(spec_axes, [grid.parse_grid_option(text) for text in grid_options])
     both = next((a.key for a in axes if a.key in {d.key for d in space}), None)
     if both:
         raise SpecError(f"--grid {both}: also given to --space; a key is either a grid or sampled, not both")
