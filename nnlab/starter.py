@@ -116,7 +116,7 @@ def _image_starter(folder: Path, target: str, spec_path: Path) -> Starter:
     try:
         from PIL import Image
     except ImportError:
-        raise DataError("DATA: reading image files needs Pillow: pip install 'nnlab[images]'") from None
+        raise DataError("DATA: reading image files needs Pillow: pip install -e '.[images]' in the nnlab checkout") from None
     files = [p for p in sorted(folder.glob("*/**/*")) if p.suffix.lower() in IMAGE_SUFFIXES
              and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
     sizes, grey, bad = Counter(), 0, 0

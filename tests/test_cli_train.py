@@ -28,7 +28,9 @@ def test_run_folder_contract(tiny, cli, runs):
     for name, entry in summary["models"].items():
         assert {"kind", "params", "best_epoch", "epochs_run", "val", "test", "train_seconds", "status"} <= set(entry)
         assert isinstance(entry["params"], int) and entry["status"] == "completed"
-        assert set(entry["val"]) == set(entry["test"]) == {"loss", "accuracy", "f1", "roc_auc"}
+        # the spec's metrics, plus the binary final metrics; the F1 threshold is chosen on validation only
+        assert set(entry["test"]) == {"loss", "accuracy", "f1", "roc_auc", "pr_auc", "brier"}
+        assert set(entry["val"]) == set(entry["test"]) | {"f1_threshold"}
     assert summary["models"]["baseline"]["kind"] == "logistic" and summary["models"]["baseline"]["params"] == 4
     assert summary["models"]["mlp"]["params"] == 3 * 8 + 8 + 8 + 1
     metrics = pd.read_csv(folder / "metrics.csv")
@@ -42,7 +44,7 @@ def test_run_folder_contract(tiny, cli, runs):
     assert spec["metrics"] == ["accuracy", "f1", "roc_auc"]
     run = runstore.read_run(folder)
     assert set(run.load_weights("mlp")) == {"0.weight", "0.bias", "2.weight", "2.bias"}
-    assert run.model_info("mlp")["preprocessing"]["classes"] == [0, 1]
+    assert run.model_info("mlp").preprocessing["classes"] == [0, 1]
     errors = pd.read_csv(folder / "errors" / "mlp.csv")
     assert (errors["true"] != errors["predicted"]).all()
     assert errors["confidence"].is_monotonic_decreasing

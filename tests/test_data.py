@@ -129,7 +129,7 @@ def test_string_labels_positive_class_and_one_hot(tmp_path):
     frame.to_parquet(tmp_path / "data.parquet")
     prepared = prepare(DataSpec(path="data.parquet", target="label"), tmp_path, 0)
     assert prepared.task == "binary"
-    assert prepared.classes == ["ham", "spam"] and prepared.summary["positive"] == "spam"
+    assert prepared.classes == ["ham", "spam"] and prepared.summary.positive == "spam"
     assert prepared.feature_names[-3:] == ["colour=blue", "colour=green", "colour=red"]
     flipped = prepare(DataSpec(path="data.parquet", target="label", positive="ham"), tmp_path, 0)
     assert flipped.classes == ["spam", "ham"]

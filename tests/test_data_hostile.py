@@ -165,8 +165,8 @@ def test_split_seed_is_separate_from_the_training_seed(tmp_path):
     default = DataSpec(path="data.csv", target="label")
     assert all(np.array_equal(a.rows[k], prepare(default, tmp_path, 7).rows[k]) for k in a.rows)
     assert not np.array_equal(a.rows["test"], prepare(default, tmp_path, 0).rows["test"])
-    assert a.summary["fingerprint"] == b.summary["fingerprint"]
-    assert a.summary["fingerprint"]["split_seed"] == 7
+    assert a.summary.fingerprint == b.summary.fingerprint
+    assert a.summary.fingerprint["split_seed"] == 7
 
 
 def test_fingerprint_names_the_data_and_the_split(tmp_path):
@@ -174,15 +174,15 @@ def test_fingerprint_names_the_data_and_the_split(tmp_path):
 
     binary_table().to_csv(tmp_path / "data.csv", index=False)
     spec = DataSpec(path="data.csv", target="label")
-    facts = prepare(spec, tmp_path, 0).summary["fingerprint"]
+    facts = prepare(spec, tmp_path, 0).summary.fingerprint
     assert facts["sha256"] == hashlib.sha256((tmp_path / "data.csv").read_bytes()).hexdigest()
     assert {k: facts[k] for k in ("rows", "columns", "split_seed", "val", "test", "stratify")} == {
         "rows": 240, "columns": 4, "split_seed": 0, "val": 0.15, "test": 0.15, "stratify": True}
     other_split = prepare(spec.model_copy(update={"split": spec.split.model_copy(update={"test": 0.2})}),
-                          tmp_path, 0).summary["fingerprint"]
+                          tmp_path, 0).summary.fingerprint
     assert other_split["sha256"] == facts["sha256"] and other_split["split"] != facts["split"]
     binary_table(seed=1).to_csv(tmp_path / "data.csv", index=False)
-    assert prepare(spec, tmp_path, 0).summary["fingerprint"]["sha256"] != facts["sha256"]
+    assert prepare(spec, tmp_path, 0).summary.fingerprint["sha256"] != facts["sha256"]
 
 
 @pytest.mark.parametrize("write, message", [

@@ -169,7 +169,7 @@ def test_npz_arrays(tmp_path):
     seq = prepare(DataSpec(path="seq.npz", target="y", sequence={}), tmp_path, 0)
     assert seq.info.kind == "sequence" and seq.x["train"].shape[1:] == (5, 2)
     img = prepare(DataSpec(path="img.npz", target="label", image={}), tmp_path, 0)  # any target name: y's
-    assert img.info.shape == (1, 4, 4) and img.summary["classes"] == {"0": int((y == 0).sum()), "1": int(y.sum())}
+    assert img.info.shape == (1, 4, 4) and img.summary.classes == {"0": int((y == 0).sum()), "1": int(y.sum())}
     assert prepare(DataSpec(path="flat.npz", target="y"), tmp_path, 0).info.shape == (8,)
     assert prepare(DataSpec(path="flat.npz", target="y", sequence={"steps": 4}), tmp_path, 0).info.shape == (4, 2)
     for path, message in [("seq.npz", "data.sequence: X in seq.npz is 3-D [N, T, F] = [60, 5, 2]; add "

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import binary_table, run_folders, tiny_spec, write_spec
+from nnlab.core.columns import FINAL_METRICS
 from nnlab import runstore
 
 
@@ -53,7 +54,7 @@ def test_best_epoch_weights_are_kept_and_tested(tmp_path, cli, runs):
     from nnlab.spec import DataSpec
     info = run.model_info("mlp")
     from nnlab.core.inputs import InputInfo
-    model = build_model(MLPSpec(**info["spec"]), InputInfo("table", (info["n_inputs"],), info["n_outputs"]))
+    model = build_model(MLPSpec(**info.spec), InputInfo("table", (info.n_inputs,), info.n_outputs))
     model.load_state_dict(run.load_weights("mlp"))
     prepared = prepare(DataSpec(path="data.csv", target="label"), tmp_path, 0)
     with torch.no_grad():
@@ -153,7 +154,7 @@ def test_multiclass_and_regression_end_to_end(tmp_path, cli, runs, task_spec):
     assert result.exit_code == 0, result.output
     summary = only_run(runs).summary
     assert set(summary.models) == {"baseline", "mlp"}
-    assert set(summary.models["mlp"].test) == {"loss", *task_spec["metrics"]}
+    assert set(summary.models["mlp"].test) == {"loss", *task_spec["metrics"], *FINAL_METRICS[summary.task]}
     if summary.task == "regression":
         # Regression metrics are in the target's units (diabetes progression is ~25-346): not standardized.
         assert summary.models["baseline"].test["rmse"] > 30

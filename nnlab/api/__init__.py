@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import math
 import os
@@ -24,8 +24,9 @@ import pandas as pd
 
 from nnlab.errors import RunError
 from nnlab.core.inputs import SparseRows
+from nnlab.core.jsonvalue import JSONObject, JSONValue
 from nnlab.core.columns import higher_is_better
-from nnlab.core.records import RunSummary
+from nnlab.core.records import ModelInfo, RunSummary
 
 if TYPE_CHECKING:  # torch and the data package load when a model is rebuilt, not when nnlab is imported
     from torch import nn
@@ -106,7 +107,7 @@ class SavedModel:
         return self.preprocessor.target.task
 
     @property
-    def classes(self) -> list[Any]:
+    def classes(self) -> list[JSONValue]:
         return list(self.preprocessor.target.classes)
 
     def outputs(self, frame: pd.DataFrame) -> np.ndarray:
@@ -182,7 +183,7 @@ class LoadedRun:
         return self.run.path
 
     @property
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> JSONObject:
         """The resolved spec the run trained with."""
         return self.run.spec
 
@@ -270,8 +271,8 @@ def _rebuild(run: Run, name: str) -> SavedModel:
 
     try:
         info = run.model_info(name)
-        preprocessor = Preprocessor.from_state(info["preprocessing"])
-        baseline = name == "baseline" or info["kind"] in BASELINE_KINDS
+        preprocessor = Preprocessor.from_state(info.preprocessing)
+        baseline = name == "baseline" or info.kind in BASELINE_KINDS
         module = _build_module(info, preprocessor, baseline)
         module.load_state_dict(run.load_weights(name), strict=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, DamagedFile) as e:
@@ -280,19 +281,23 @@ def _rebuild(run: Run, name: str) -> SavedModel:
             str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__))
         raise RunError(f"run '{run.id}': model '{name}' cannot be rebuilt from its saved files ({first})") from None
     module.eval()
-    return SavedModel(name, info["kind"], module, preprocessor, baseline)
+    return SavedModel(name, info.kind, module, preprocessor, baseline)
 
 
-def _build_module(info: dict[str, Any], preprocessor: Preprocessor, baseline: bool) -> nn.Module:
+def _build_module(info: ModelInfo, preprocessor: Preprocessor, baseline: bool) -> nn.Module:
     from nnlab.models import build_baseline, build_model
 
     if baseline:
-        return build_baseline(int(info["n_inputs"]), int(info["n_outputs"]))
+        if info.n_inputs is None or info.n_outputs is None:  # an edited file: `no 'n_inputs' in baseline.json`
+            raise KeyError("n_inputs" if info.n_inputs is None else "n_outputs")
+        return build_baseline(info.n_inputs, info.n_outputs)
     from pydantic import TypeAdapter
 
     from nnlab.spec import ModelSpec
 
-    spec = TypeAdapter(ModelSpec).validate_python(info["spec"])
+    if info.spec is None:
+        raise KeyError("spec")
+    spec = TypeAdapter(ModelSpec).validate_python(info.spec)
     return build_model(spec, preprocessor.info())
 
 

@@ -13,6 +13,9 @@ from nnlab.cli.base import app, main
 from nnlab.cli import training
 from nnlab.cli import sweeping
 from nnlab.cli import browse
+from nnlab.cli import report
 from nnlab.cli import use
+from nnlab.cli import export
+from nnlab.cli import store
 
 __all__ = ["app", "main"]

@@ -1,4 +1,4 @@
-"""`runs`, `compare`, `show`, `curves`: read the run store only (no torch)."""
+"""`runs`, `compare`, `show`: read the run store only (no torch); `curves` and `report` are in report.py."""
 
 from __future__ import annotations
 
@@ -8,16 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from nnlab.cli.base import RunsDirOption, SafeConsole, draw_curves, echo, fail, warn, app
+from nnlab.cli.base import RunsDirOption, SafeConsole, echo, fail, warn, app
+from nnlab.cli.filter_options import NoteFilterOption, TagFilterOption, WhereOption, run_filter
 from nnlab.core.records import RUN_STATUSES
 from nnlab.errors import NnlabError
-
-
-@app.command()
-def curves(run: str = typer.Argument(..., help="Run id, unique prefix, folder, last or last~N.", show_default=False),
-           runs_dir: Optional[Path] = RunsDirOption) -> None:
-    """Draw curves.png in a run folder: train and validation loss and the monitored metric per model."""
-    draw_curves(run, runs_dir)
 
 
 class Format(str, Enum):
@@ -73,11 +67,15 @@ def runs_command(
                                             show_default=False),
     sweep: Optional[str] = SweepOption,
     last: Optional[int] = typer.Option(None, "--last", min=1, help="Only the newest K runs.", show_default=False),
+    where: Optional[list[str]] = WhereOption,
+    tag: Optional[list[str]] = TagFilterOption,
+    note: Optional[str] = NoteFilterOption,
+    du: bool = typer.Option(False, "--du", help="Each run's size on disk and its checkpoints' share instead."),
     format: Format = FormatOption,
     runs_dir: Optional[Path] = RunsDirOption,
 ) -> None:
     """List the runs, newest first: status (smoke runs marked), start, duration, models, the best model on
-    validation, its validation and test scores (mean ± sd with repeats)."""
+    validation, its validation and test scores (mean ± sd with repeats), note and tags."""
     try:
         from nnlab import runstore
         from nnlab.report import compare
@@ -85,9 +83,17 @@ def runs_command(
 
         store = runstore.store_path(runs_dir)
         found, warnings = runstore.list_runs(store)
+        found = run_filter(where, tag, note).apply(found)
         shown = compare.filter_runs(found, name, status.value if status else None, last, sweep)
-        rows = compare.runs_rows(shown)
-        _emit(compare.RUNS_COLUMNS, rows, format, lambda: tables.runs_table(rows, str(store)))
+        if du:
+            from nnlab.runstore.gc import disk_usage
+            from nnlab.views.store import DU_COLUMNS, du_rows, du_table
+
+            rows = du_rows(disk_usage(shown))
+            _emit(DU_COLUMNS, rows, format, lambda: du_table(rows, str(store)))
+        else:
+            rows = compare.runs_rows(shown)
+            _emit(compare.RUNS_COLUMNS, rows, format, lambda: tables.runs_table(rows, str(store)))
         warn([*warnings, *(w for run in shown for w in run.warnings)])
     except NnlabError as e:
         fail(e)
@@ -98,12 +104,12 @@ def compare_command(
     refs: Optional[list[str]] = typer.Argument(
         None, metavar="RUN", show_default=False,
         help="Runs by folder name, id, unique prefix, folder path, last or last~N. Default: the last 10 "
-             "(or --name, --sweep)."),
+             "(or --name, --sweep, --where, --tag, --note)."),
     name: Optional[str] = NameOption,
     sweep: Optional[str] = SweepOption,
     last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
-                                       help="Without RUN: the newest K runs (default 10; all runs with --name "
-                                            "or --sweep)."),
+                                       help="Without RUN: the newest K runs (default 10; all runs with --name, "
+                                            "--sweep or a filter)."),
     smoke: bool = typer.Option(False, "--smoke", help="Include smoke runs (train --smoke); left out by default."),
     metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", show_default=False,
                                                help="A metric column to show (repeatable), e.g. accuracy or loss."),
@@ -114,6 +120,9 @@ def compare_command(
                                                "Default: both shown, decisions on validation."),
     model: Optional[list[str]] = typer.Option(None, "--model", show_default=False,
                                               help="Only this model's rows (repeatable)."),
+    where: Optional[list[str]] = WhereOption,
+    tag: Optional[list[str]] = TagFilterOption,
+    note: Optional[str] = NoteFilterOption,
     format: Format = FormatOption,
     runs_dir: Optional[Path] = RunsDirOption,
 ) -> None:
@@ -129,7 +138,10 @@ def compare_command(
         from nnlab.report import compare
 
         store = runstore.store_path(runs_dir)
-        selection = compare.select_runs(store, refs or [], name, last, sweep, smoke)
+        chosen_by = run_filter(where, tag, note)
+        if refs and chosen_by:
+            raise NnlabError("compare: --where, --tag and --note choose the runs; give them without RUN")
+        selection = compare.select_runs(store, refs or [], name, last, sweep, smoke, chosen_by)
         split_name = split.value if split else None
         if refs and len(refs) == 2 and format is Format.table:
             _show_pair(selection, metric, split_name, model)

@@ -33,6 +33,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a spec value: KEY.PATH=VALUE (YAML), e.g. "
                                    "train.epochs=10 or models.mlp.hidden=[128,64]. Repeatable."),
     note: str = typer.Option("", "--note", help="A note kept with the run (what you changed and why)."),
+    tag: list[str] = typer.Option([], "--tag", help="Tag the run (repeatable); `runs --tag T` finds it."),
     smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check: a small training sample, at most "
                                                       "2 epochs; the spec's expect gates are not checked."),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=100, show_default=False,
@@ -54,6 +55,10 @@ def train(
     gpus_per_trial: Optional[float] = GpusPerTrialOption,
     max_retries: Optional[int] = MaxRetriesOption,
     ship: bool = ShipOption,
+    log_to: Optional[str] = typer.Option(None, "--log-to", metavar="mlflow[:URI]", show_default=False,
+                                         help="Also stream the run to MLflow as each epoch ends (URI: a tracking "
+                                              "server or store; default $MLFLOW_TRACKING_URI). A store that is "
+                                              "down gives one warning; the run folder stays complete."),
 ) -> None:
     """Train the baseline, then every model of SPEC, and write a run folder.
 
@@ -70,19 +75,27 @@ def train(
                          "--resume RUN"))
     if curves and importlib.util.find_spec("matplotlib") is None:
         fail(NnlabError("--curves: drawing curves needs matplotlib: pip install -e '.[plots]' in the nnlab checkout (or drop --curves)"))
+    from nnlab.cli.store import checked_tags, tag_runs  # here: importing cli.store registers its commands
+
+    tags = checked_tags(tag)
     given = ray_options(address, None, gpus_per_trial, max_retries, ship)
     if executor is ExecutorName.ray or given:
         if resume:
             fail(NnlabError("--resume: continue a run here, without --executor ray"))
-        _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, given)
+        if log_to:
+            fail(NnlabError("--log-to: streams a run trained here, without --executor ray; export a Ray run "
+                            "afterwards with nnlab export RUN --to mlflow"))
+        _train_on_ray(spec, set_, note, smoke, repeats, device, runs_dir, executor, given, tags)
         return
     report = TrainReport(out, progress, note)
+    stream = _mlflow_stream(log_to, report) if log_to else None
+    report = stream or report
     # SIGTERM (a CI timeout, `kill`), SIGHUP (the terminal closed) and SIGINT end the run as interrupted,
     # finished epochs and the best weights so far kept; the previous handlers come back when the command ends.
     point = None
     with base.interrupt_handling():
         try:
-            plan = (runner.plan(spec, set_, device, smoke, repeats) if spec is not None
+            plan = (runner.plan(spec, set_, device, smoke, repeats, store_path(runs_dir)) if spec is not None
                     else runner.plan_of_run(resume, store_path(runs_dir), set_, device, smoke, repeats))
             point = runner.resume_from(plan, resume, store_path(runs_dir)) if resume else None
             if point:
@@ -109,6 +122,9 @@ def train(
         finally:
             if point is not None:
                 point.release()  # the writer released it once the run ended; this covers a stop before
+            if stream is not None:
+                stream.close()
+            tag_runs([report.run_path], tags)  # once the run has ended (and released its folder)
     out.print(results_table(outcome.summary))
     for line in verdict_lines(outcome.summary, smoke):
         out.print(line, markup=False, soft_wrap=True)
@@ -122,8 +138,23 @@ def train(
         raise typer.Exit(1)
 
 
+def _mlflow_stream(log_to: str, report):
+    """`--log-to mlflow[:URI]`: the report wrapped so that the run streams to MLflow (nnlab.export.live)."""
+    from nnlab.export.live import MlflowStream, parse_log_to
+
+    try:
+        uri = parse_log_to(log_to)
+        if importlib.util.find_spec("mlflow") is None:
+            raise NnlabError("--log-to mlflow: needs the mlflow extra: pip install -e '.[mlflow]' in the nnlab "
+                             "checkout")
+    except NnlabError as e:
+        fail(e)
+    return MlflowStream(report, uri, lambda line: base.warn([line]))
+
+
 def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: Optional[int],
-                  device: Optional[str], runs_dir: Optional[Path], executor: ExecutorName, given: RayOptions) -> None:
+                  device: Optional[str], runs_dir: Optional[Path], executor: ExecutorName, given: RayOptions,
+                  tags: list[str]) -> None:
     """The whole run as one unit of the sweep executors (checked here first; trained and written there)."""
     from nnlab.core import interrupts
     from nnlab.run import session as runner
@@ -148,6 +179,9 @@ def _train_on_ray(spec: Path, set_: list[str], note: str, smoke: bool, repeats: 
     if result.path is None:
         stderr().print(f"error: {result.message}", markup=False)
         raise typer.Exit(1)
+    from nnlab.cli.store import tag_runs
+
+    tag_runs([result.path], tags)
     summary = read_run(Path(result.path)).summary
     if summary is not None:
         stdout().print(results_table(summary))

@@ -6,7 +6,10 @@ record is validated when it is read, so a damaged file is a warning, not a crash
 
     RunMeta       run.json: who, when, where, status, the resolved spec
     RunSummary    summary.json: task, monitor, metrics, data summary, one ModelResult per model, gates
-    ModelResult   one model: status, best epoch, val/test scores (mean and sd over members), diagnosis
+    ModelResult   one model: status, best epoch, val/test scores (mean and sd over members), diagnosis,
+                  per-class results (PerClassResult by split)
+    DataSummary   summary.json's `data`: the source, rows, task, input, split and classes `train` shows
+    ModelInfo     models/<model>.json: a saved model's kind, spec, input and preprocessing
     Gate          an `expect` rule parsed once: `mlp.test.accuracy: ">= 0.92"`
 """
 
@@ -15,11 +18,13 @@ from __future__ import annotations
 import math
 import operator
 import re
-from typing import Any, Callable, Literal, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nnlab.core.columns import EVAL_SPLITS
+from nnlab.core.jsonvalue import JSONObject
 
 FORMAT_VERSION = 1
 
@@ -78,7 +83,7 @@ class GateResult(BaseModel):
 Scores = dict[str, Optional[float]]  # metric -> value; None where it is undefined (NaN is never stored)
 
 
-def _finite_or_none(values: Any) -> Any:
+def _finite_or_none(values: object) -> object:
     if isinstance(values, dict):
         return {str(k): (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
                 for k, v in values.items()}
@@ -97,6 +102,21 @@ class MemberResult(BaseModel):
     test: Scores = Field(default_factory=dict)
 
     _finite = field_validator("val", "test", mode="before")(_finite_or_none)
+
+
+class PerClassResult(BaseModel):
+    """One split's per-class results: `labels` are the original class labels as text, in the model's class
+    order; `confusion` counts rows of a true class (row) predicted as a class (column); precision, recall and
+    F1 are 0 where undefined (scikit-learn's zero_division=0); `member` is the repeat they are of (the one the
+    model's saved weights and errors file are of)."""
+
+    labels: list[str]
+    confusion: list[list[int]]
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    member: int = 0
 
 
 class ModelResult(BaseModel):
@@ -124,6 +144,9 @@ class ModelResult(BaseModel):
     train_loss: Optional[float] = None  # the baseline's, what "underfitting" is measured against
     stacked: bool = False  # trained as stacked members in one model
     not_stacked: Optional[str] = None  # why its members trained one after another instead (the kind, a layer)
+    per_class: Optional[dict[str, PerClassResult]] = None  # by split ("val", "test"); classification only
+    # the decision threshold on P(positive) test was scored with (`train.threshold: val_f1`); None: 0.5
+    threshold: Optional[float] = None
 
     _finite = field_validator("val", "test", "val_sd", "test_sd", mode="before")(_finite_or_none)
 
@@ -148,7 +171,7 @@ class RunSummary(BaseModel):
     monitor: str
     baseline: Optional[str] = None
     metrics: list[str] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, object] = Field(default_factory=dict)  # DataSummary.to_json(); older runs' as they are
     models: dict[str, ModelResult] = Field(default_factory=dict)
     expect: list[GateResult] = Field(default_factory=list)
     complete: bool = False  # every planned model has a result and the gates were checked
@@ -167,13 +190,108 @@ class RunSummary(BaseModel):
         return [n for n, m in self.models.items() if m.status in ("failed", "diverged")]
 
 
+@dataclass
+class InputSummary:
+    """How a model sees one example: summary.json's `data.input`."""
+
+    kind: str
+    shape: list[int]
+    vocab_size: int = 0  # text only; left out of the JSON otherwise
+
+
+@dataclass
+class DataSummary:
+    """What `train` prints and summary.json keeps about the data (`to_json` is summary.json's `data`)."""
+
+    source: str
+    rows: int
+    features: int  # values per example, flattened
+    columns: int  # feature columns read from the table
+    task: str
+    task_reason: str
+    input: InputSummary
+    split: dict[str, int]  # split name -> rows
+    classes: Optional[dict[str, int]] = None  # label -> rows; classification only
+    positive: Optional[str] = None  # binary only
+    fingerprint: JSONObject = field(default_factory=dict)  # split.fingerprint(): which data and split
+    images: Optional[JSONObject] = None  # image files: files read, resized, skipped (data/images.py)
+
+    def to_json(self) -> JSONObject:
+        """The keys in the order summary.json has always had them, optional ones only when set."""
+        shown: JSONObject = {"kind": self.input.kind, "shape": list(self.input.shape)}
+        if self.input.vocab_size:
+            shown["vocab_size"] = self.input.vocab_size
+        data: JSONObject = {"source": self.source, "rows": self.rows, "features": self.features,
+                            "columns": self.columns, "task": self.task, "task_reason": self.task_reason,
+                            "input": shown, "split": dict(self.split)}
+        if self.classes is not None:
+            data["classes"] = dict(self.classes)
+        if self.positive is not None:
+            data["positive"] = self.positive
+        data["fingerprint"] = self.fingerprint
+        if self.images is not None:
+            data["images"] = self.images
+        return data
+
+
+class SavedInput(BaseModel):
+    """A saved model's input description: `core.inputs.InputInfo` less its outputs."""
+
+    kind: str
+    shape: list[int]
+    vocab_size: int = 0
+
+
+class ModelInfo(BaseModel):
+    """models/<model>.json: what predicting again needs besides the weights. The run writes it
+    (`RunWriter.save_model`) and the API reads it back (`Run.model_info`); the fields are in the file's key
+    order. Older files may lack what predicting never read (member, seed, input); the API asks for what a
+    rebuild needs (a file without it reads `no 'n_inputs' in mlp.json`)."""
+
+    kind: str
+    member: Optional[int] = None
+    seed: Optional[int] = None
+    spec: Optional[dict[str, object]] = None  # the model's spec as JSON (ModelSpec or BaselineSpec)
+    input: Optional[SavedInput] = None
+    n_inputs: Optional[int] = None
+    n_outputs: Optional[int] = None
+    preprocessing: dict[str, object]  # data.Preprocessor.state()
+
+    @classmethod
+    def parse(cls, data: object) -> ModelInfo:
+        """KeyError naming the first missing key predicting reads (preprocessing, then kind), as the file was
+        always read; ValueError (one line: field and problem) for a value of the wrong type."""
+        if isinstance(data, dict):
+            for key in ("preprocessing", "kind"):
+                if key not in data:
+                    raise KeyError(key)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+    def to_file(self) -> dict[str, object]:
+        """What the file holds (python values: `runstore.layout.to_json` writes numpy scalars and non-finite
+        floats as nnlab always has)."""
+        return self.model_dump()
+
+
 PLACE_KEYS = ("path", "file", "source")  # a data fingerprint's keys for where the data lay, not what it was
 
 
-def data_identity(fingerprint: dict[str, Any]) -> dict[str, Any]:
+def data_identity(fingerprint: JSONObject) -> JSONObject:
     """A data fingerprint (RunMeta.data_fingerprint) less where the file lay: what the data was, equal for
     the same data read from another place (resume and the test-split count compare it)."""
     return {k: v for k, v in fingerprint.items() if k not in PLACE_KEYS}
+
+
+class RunNote(BaseModel):
+    """A note added after the run (`nnlab note`): when, and what. The note given to `train --note` stays in
+    RunMeta.note; these follow it, oldest first."""
+
+    time: str
+    text: str
 
 
 class RunMeta(BaseModel):
@@ -194,17 +312,19 @@ class RunMeta(BaseModel):
     note: str = ""
     device: Optional[str] = None
     smoke: bool = False
-    versions: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, object] = Field(default_factory=dict)
     git_commit: Optional[str] = None
     error: Optional[str] = None
     sweep: Optional[str] = None  # the sweep id this run belongs to
-    data_fingerprint: Optional[dict[str, Any]] = None
+    data_fingerprint: Optional[dict[str, object]] = None
     first_started_at: Optional[str] = None  # set when a run is resumed: started_at is then the last resume
     resumed_at: list[str] = Field(default_factory=list)
-    spec: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)  # `train --tag`, `nnlab tag`; no duplicates, in the order given
+    notes: list[RunNote] = Field(default_factory=list)  # `nnlab note`, oldest first
+    spec: dict[str, object] = Field(default_factory=dict)
 
 
-def parse_record(model: type[BaseModel], data: Any, source: str) -> tuple[Optional[BaseModel], Optional[str]]:
+def parse_record(model: type[BaseModel], data: object, source: str) -> tuple[Optional[BaseModel], Optional[str]]:
     """Validate a record read from a file; on failure return None and a one-line warning naming the field."""
     try:
         return model.model_validate(data), None

@@ -198,7 +198,7 @@ def decode_images(root: Path, files: list[str], labels: list[str], size: tuple[i
     try:
         from PIL import Image
     except ImportError:
-        raise DataError("data.path: reading image files needs Pillow: pip install 'nnlab[images]'") from None
+        raise DataError("data.path: reading image files needs Pillow: pip install -e '.[images]' in the nnlab checkout") from None
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
     height, width = size

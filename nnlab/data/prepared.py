@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from nnlab.data.arrays import ArrayEncoder
 from nnlab.data.preprocess import FeatureEncoder, Preprocessor
+from nnlab.data.images import is_image_source, read_images
 from nnlab.data.read import Source, read_source, unusable_column_message
 from nnlab.core.messages import names_list, plain
 from nnlab.data.split import fingerprint, split_rows, split_seed
@@ -24,6 +25,8 @@ from nnlab.data.target import fit_target
 from nnlab.data.text import TextEncoder
 from nnlab.errors import DataError
 from nnlab.core.inputs import InputInfo, SparseRows
+from nnlab.core.jsonvalue import JSONObject, JSONValue
+from nnlab.core.records import DataSummary, InputSummary
 from nnlab.spec import DataSpec
 
 
@@ -37,9 +40,9 @@ class Prepared:
     rows: dict[str, np.ndarray]  # split name -> row numbers in the original table
     frame: pd.DataFrame  # the original table, for showing misclassified examples
     feature_names: list[str]
-    classes: list[Any] = field(default_factory=list)
-    preprocessing: dict[str, Any] = field(default_factory=dict)  # Preprocessor.state(): JSON for the run folder
-    summary: dict[str, Any] = field(default_factory=dict)
+    classes: list[JSONValue] = field(default_factory=list)  # labels as read from the table (str, int, ...)
+    preprocessing: JSONObject = field(default_factory=dict)  # Preprocessor.state(): JSON for the run folder
+    summary: Optional[DataSummary] = None
     info: Optional[InputInfo] = None
     baseline_x: dict[str, np.ndarray | SparseRows] = field(default_factory=dict)  # the baseline's input per split
 
@@ -53,15 +56,21 @@ class Prepared:
         return len(self.classes) if self.task == "multiclass" else 1
 
     @property
+    def fingerprint(self) -> Optional[JSONObject]:
+        """Which data and split these are (DataSummary.fingerprint)."""
+        return self.summary.fingerprint if self.summary is not None else None
+
+    @property
     def preprocessor(self) -> Preprocessor:
         return Preprocessor.from_state(self.preprocessing)
 
 
-def prepare(spec: DataSpec, base_dir: Path, seed: int) -> Prepared:
+def prepare(spec: DataSpec, base_dir: Path, seed: int, cache_dir: Optional[Path] = None) -> Prepared:
     """Load, check, split and preprocess the data a spec names. Raises DataError with the fix.
 
-    `seed` is the spec's seed; the split uses `spec.split.seed` when it is set."""
-    source = read_source(spec, base_dir, seed)
+    `seed` is the spec's seed; the split uses `spec.split.seed` when it is set. `cache_dir`: where decoded
+    image files are kept between runs (the run store's image cache; None: decode every time)."""
+    source = read_images(spec, base_dir, cache_dir) if is_image_source(spec) else read_source(spec, base_dir, seed)
     frame = source.frame
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"{source.name}: the table is empty")
@@ -84,7 +93,8 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int) -> Prepared:
     else:
         y = {name: y_all[rows] for name, rows in splits.items()}
     summary = _summary(source, frame, features, preprocessor, why, splits, y_all)
-    summary["fingerprint"] = fingerprint(source.sha256, len(frame), len(frame.columns), spec.split, seed_of_split,
+    summary.images = source.notes.get("images")  # image files: how many were read, resized, skipped
+    summary.fingerprint = fingerprint(source.sha256, len(frame), len(frame.columns), spec.split, seed_of_split,
                                          stratified)
     names = encoder.encoded_names if isinstance(encoder, TableEncoder) else list(features)
     return Prepared(target.task, x, y, splits, frame, names, target.classes, preprocessor.state(), summary,
@@ -92,19 +102,16 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int) -> Prepared:
 
 
 def _summary(source: Source, frame: pd.DataFrame, features: list[str], preprocessor: Preprocessor, why: str,
-             splits: dict[str, np.ndarray], y_all: np.ndarray) -> dict[str, Any]:
+             splits: dict[str, np.ndarray], y_all: np.ndarray) -> DataSummary:
     """What `train` prints and summary.json keeps about the data."""
     info, target = preprocessor.info(), preprocessor.target
-    summary: dict[str, Any] = {
-        "source": source.name, "rows": len(frame), "features": info.n_features, "columns": len(features),
-        "task": target.task, "task_reason": why, "input": {"kind": info.kind, "shape": list(info.shape)},
-        "split": {name: len(rows) for name, rows in splits.items()}}
-    if info.vocab_size:
-        summary["input"]["vocab_size"] = info.vocab_size
+    summary = DataSummary(source.name, len(frame), info.n_features, len(features), target.task, why,
+                          InputSummary(info.kind, list(info.shape), info.vocab_size),
+                          {name: len(rows) for name, rows in splits.items()})
     if target.task != "regression":
-        summary["classes"] = {str(c): int((y_all == i).sum()) for i, c in enumerate(target.classes)}
+        summary.classes = {str(c): int((y_all == i).sum()) for i, c in enumerate(target.classes)}
         if target.task == "binary":
-            summary["positive"] = str(target.classes[1])
+            summary.positive = str(target.classes[1])
     return summary
 
 
@@ -126,7 +133,7 @@ def _feature_columns(spec: DataSpec, frame: pd.DataFrame, source: Source) -> lis
             raise DataError(f"data.{field_name}: column(s) {', '.join(map(repr, missing[:5]))} not found in "
                             f"{source.name} (columns: {names_list(frame.columns)})")
     chosen = spec.include if spec.include is not None else list(frame.columns)
-    features = [c for c in chosen if c != spec.target and c not in spec.exclude]
+    features = [c for c in chosen if c != spec.target and c not in spec.exclude and c not in source.shown]
     for column in [spec.target, *features]:
         if column in source.unusable:
             raise DataError(unusable_column_message(column, source.unusable[column], source.name,
@@ -193,4 +200,5 @@ def shrink_train(prepared: Prepared, rows: int, seed: int) -> None:
         prepared.baseline_x["train"] = baseline.take(keep)
     elif baseline is not None:
         prepared.baseline_x["train"] = baseline[keep]
-    prepared.summary["split"]["train"] = rows
+    if prepared.summary is not None:
+        prepared.summary.split["train"] = rows

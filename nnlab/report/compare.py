@@ -13,16 +13,20 @@ import math
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Iterable, Optional, TypeVar
+from typing import TYPE_CHECKING, Iterable, Optional, TypeVar
 
 from nnlab.errors import NnlabError
+from nnlab.report.filters import RunFilter
 from nnlab.report.noise import SINGLE_RUNS, difference
 from nnlab.core.numbers import exact_difference, format_value, stored_float
 from nnlab.core.columns import higher_is_better, metric_column, split_column, SD_SUFFIX
-from nnlab.report.rows import baseline_name, model_rows, run_metrics
+from nnlab.report.rows import Row, baseline_name, model_rows, reported_metrics, run_metrics
 from nnlab.report.runlist import RUNS_COLUMNS, runs_frame, runs_rows  # noqa: F401  (the run list, as compare had it)
 from nnlab.runstore import Run, list_runs, resolve_run
 from nnlab.core.settings import Settings, differing, short_keys
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -42,7 +46,7 @@ def is_measure(column: str) -> bool:
         "best_val", "best_test", "duration_seconds")
 
 
-def _frame(columns: list[str], rows: list[dict[str, Any]]) -> Any:
+def _frame(columns: list[str], rows: list[Row]) -> pd.DataFrame:
     from nnlab.report.runlist import as_frame
 
     return as_frame(columns, rows)
@@ -72,15 +76,17 @@ class Selection:
 
 
 def select_runs(store: Path, refs: list[str], name: Optional[str] = None, last: Optional[int] = None,
-                sweep: Optional[str] = None, smoke: bool = False) -> Selection:
+                sweep: Optional[str] = None, smoke: bool = False, chosen_by: Optional[RunFilter] = None) -> Selection:
     """The runs `compare` shows: the referenced ones in the given order, else the newest `last` (10 unless
-    `--name` or `--sweep` picks them), oldest first so that each row reads as the next experiment. Smoke runs
-    are left out unless `smoke` (or named by reference)."""
+    `--name`, `--sweep` or a filter (`chosen_by`: --where, --tag, --note) picks them), oldest first so that
+    each row reads as the next experiment. Smoke runs are left out unless `smoke` (or named by reference)."""
     store_runs, warnings = list_runs(store)
     if refs:
         return Selection([resolve_run(ref, store, store_runs) for ref in refs], warnings, store_runs)
     candidates = [r for r in store_runs if smoke or not r.smoke]
-    if last is None and not name and not sweep:
+    if chosen_by:
+        candidates = chosen_by.apply(candidates)
+    if last is None and not name and not sweep and not chosen_by:
         last = DEFAULT_LAST
     chosen = filter_runs(candidates, name=name, last=last, sweep=sweep)[::-1]
     left_out = len(filter_runs([r for r in store_runs if r.smoke], name=name, sweep=sweep)) if not smoke else 0
@@ -95,7 +101,7 @@ class Comparison:
     are which (each metric column's change against the baseline is `<column>_vs_baseline`); `split` is the split decisions read (validation unless asked)."""
 
     columns: list[str]
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     settings: list[str]
     metrics: list[str]
     metric_columns: list[str]
@@ -108,7 +114,7 @@ class Comparison:
     models_changed: list[str] = field(default_factory=list)  # `run X adds cnn`, against its group's first run
 
     @property
-    def frame(self) -> Any:
+    def frame(self) -> pd.DataFrame:
         """The rows as a pandas DataFrame with these columns."""
         return _frame(self.columns, self.rows)
 
@@ -143,7 +149,8 @@ def compare_runs(runs: list[Run], metrics: Optional[list[str]] = None, split: Op
     repeats, then per metric `val_<m>`, `val_<m>_sd`, `test_<m>`, `test_<m>_sd`, `val_<m>_vs_baseline`,
     `test_<m>_vs_baseline`, and train_seconds."""
     available = union_in_order(run_metrics(r) for r in runs)
-    chosen = checked_choices("--metric", list(dict.fromkeys(metrics)), available) if metrics else available
+    chosen = checked_choices("--metric", list(dict.fromkeys(metrics)), union_in_order(
+        reported_metrics(r) for r in runs)) if metrics else available
     splits = [split] if split else list(SPLITS)
     metric_columns = [metric_column(s, m) for m in chosen for s in splits]
     groups = data_groups(runs)
@@ -204,7 +211,7 @@ def data_groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
             for i, (label, members) in enumerate(groups.values())]
 
 
-def _models_changed(runs: list[Run], rows: list[dict[str, Any]]) -> list[str]:
+def _models_changed(runs: list[Run], rows: list[Row]) -> list[str]:
     """`run B adds cnn`, `run C drops mlp`: each run's models against the first run's of its data set."""
     models = {run.folder: [r["model"] for r in rows if r["run"] == run.folder] for run in runs}
     first = models[runs[0].folder] if runs else []
@@ -218,12 +225,12 @@ def _models_changed(runs: list[Run], rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _differing_settings(rows: list[dict[str, Any]], settings_of: dict[str, Settings]) -> tuple[list[str], list[str]]:
+def _differing_settings(rows: list[Row], settings_of: dict[str, Settings]) -> tuple[list[str], list[str]]:
     """The settings that differ between the rows (each compared across the rows it applies to), and those
     that differ between runs for the same model (what the runs changed)."""
     run_ids = list(dict.fromkeys(r["run"] for r in rows))
     baselines = [settings_of[r["run"]].baseline for r in rows if r["_baseline"]]
-    by_model: dict[str, list[dict[str, Any]]] = {}
+    by_model: dict[str, list[Row]] = {}
     for row in rows:
         if not row["_baseline"]:
             by_model.setdefault(row["model"], []).append(settings_of[row["run"]].models.get(row["model"], {}))
@@ -235,7 +242,7 @@ def _differing_settings(rows: list[dict[str, Any]], settings_of: dict[str, Setti
     return settings, between
 
 
-def sort_rows(rows: list[dict[str, Any]], columns: list[str], sort: str, split: str) -> list[dict[str, Any]]:
+def sort_rows(rows: list[Row], columns: list[str], sort: str, split: str) -> list[Row]:
     """Best first by `sort` (`accuracy` means `<split>_accuracy`, validation by default) in the metric's
     direction; missing values last."""
     column = sort if sort in columns else metric_column(split, sort)
@@ -246,7 +253,7 @@ def sort_rows(rows: list[dict[str, Any]], columns: list[str], sort: str, split: 
         raise NnlabError(f"--sort: expected one of {', '.join(dict.fromkeys([*bare, *choices]))}; got '{sort}'")
     sign = -1 if higher else 1
 
-    def best_first(row: dict[str, Any]) -> tuple[bool, float]:
+    def best_first(row: Row) -> tuple[bool, float]:
         value = stored_float(row.get(column))
         return math.isnan(value), 0.0 if math.isnan(value) else sign * value
 
@@ -280,7 +287,7 @@ def noise_lines(comparison: Comparison, metric: Optional[str] = None) -> list[st
     metric = metric or primary_metric(comparison)
     column = metric_column(comparison.split, metric)
     short = short_keys(comparison.settings)
-    first: dict[tuple[str, str], dict[str, Any]] = {}
+    first: dict[tuple[str, str], Row] = {}
     group_of = {run: label for label, runs in comparison.data_groups for run in runs}
     lines = []
     for row in comparison.rows:  # each model against its first row on the same data: other data is no reference
@@ -307,11 +314,11 @@ def primary_metric(comparison: Comparison) -> str:
     return next((m for m in comparison.metrics if m != "loss"), comparison.metrics[0] if comparison.metrics else "loss")
 
 
-def _both_missing(a: Any, b: Any) -> bool:
+def _both_missing(a: object, b: object) -> bool:
     return all(isinstance(v, float) and math.isnan(v) for v in (a, b))
 
 
-def best_rows(columns: list[str], rows: list[dict[str, Any]], split: Optional[str] = None) -> dict[str, set[int]]:
+def best_rows(columns: list[str], rows: list[Row], split: Optional[str] = None) -> dict[str, set[int]]:
     """Positions of the best value of each metric column (all of them on a tie), where two or more rows have
     one; only the `split` columns when a split is given (the decision split is what gets highlighted)."""
     from nnlab.core.columns import best_positions

@@ -11,13 +11,14 @@ import csv
 import io
 import json
 import math
-from typing import Any
 
 from nnlab.report.compare import DELTA_SUFFIX, EPOCH_COLUMNS, best_rows, is_measure
 from nnlab.core.numbers import format_value  # noqa: F401  (one formatter, re-exported)
+from nnlab.core.jsonvalue import JSONValue
+from nnlab.report.rows import Row
 
 
-def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+def to_csv(columns: list[str], rows: list[Row]) -> str:
     """A header row, then one line per row: numbers as they read back exactly, lists as JSON text
     (`[64, 32]`), booleans as true/false, missing values empty."""
     out = io.StringIO()
@@ -30,23 +31,23 @@ def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: JSONValue) -> JSONValue:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return json.dumps(value) if isinstance(value, (bool, list, dict)) else value
 
 
-def to_json(columns: list[str], rows: list[dict[str, Any]]) -> str:
+def to_json(columns: list[str], rows: list[Row]) -> str:
     """A JSON list of objects with these keys, `[]` when empty; missing values are null."""
     return json.dumps([{c: _json_value(row.get(c)) for c in columns} for row in rows], indent=2) + "\n"
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: JSONValue) -> JSONValue:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN is not JSON; an infinite setting or metric is as unusable to a script
     return value
 
 
-def to_markdown(columns: list[str], rows: list[dict[str, Any]], digits: int = 4, split: str | None = None) -> str:
+def to_markdown(columns: list[str], rows: list[Row], digits: int = 4, split: str | None = None) -> str:
     """A GitHub table; the best value of each metric column (of `split` when given) in bold."""
     best = best_rows(columns, rows, split)
     numeric = {c: is_measure(c) for c in columns}

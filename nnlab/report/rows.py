@@ -10,21 +10,31 @@ Stored numbers read as what they are (`numbers.stored_float`).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Optional
 
 from nnlab.core.numbers import stored_float
-from nnlab.core.columns import EVAL_SPLITS, SD_SUFFIX, higher_is_better, metric_column
+from nnlab.core.columns import EVAL_SPLITS, FINAL_METRICS, SD_SUFFIX, higher_is_better, metric_column
 from nnlab.core.records import ModelResult
 from nnlab.runstore import Run
 from nnlab.core.settings import deep_merge
+from nnlab.core.jsonvalue import JSONObject, JSONValue
 
 NAN = math.nan
+Row = JSONObject  # one table row: column -> cell (a name, a number, NaN where missing, a setting as read)
 
 
 def run_metrics(run: Run) -> list[str]:
     """The metric names a run reports, the loss first."""
     names = run.summary.metrics if run.summary else _list(run.spec.get("metrics"))
     return ["loss", *[str(m) for m in names if m != "loss"]]
+
+
+def reported_metrics(run: Run) -> list[str]:
+    """`run_metrics`, then the end-of-training metrics its models hold (binary pr_auc and brier, multiclass
+    ece; not in the spec's `metrics`, which are logged every epoch): what `compare --metric` may name."""
+    held = {m for result in (run.summary.models.values() if run.summary else []) for m in result.test}
+    finals = dict.fromkeys(m for names in FINAL_METRICS.values() for m in names)
+    return [*run_metrics(run), *[m for m in finals if m in held]]
 
 
 def run_monitor(run: Run) -> str:
@@ -53,7 +63,7 @@ def planned_epochs(run: Run) -> dict[str, Optional[int]]:
     return planned
 
 
-def model_rows(run: Run) -> list[dict[str, Any]]:
+def model_rows(run: Run) -> list[Row]:
     """One dict per model of `run`, the baseline first when it has one (see the module doc)."""
     if run.summary is None:
         return _rows_from_history(run)
@@ -71,7 +81,7 @@ def unfinished(run: Run) -> bool:
     return run.summary is None or (not run.summary.complete and run.status != "completed")
 
 
-def result_row(run: Run, result: ModelResult, planned: Optional[int] = None) -> dict[str, Any]:
+def result_row(run: Run, result: ModelResult, planned: Optional[int] = None) -> Row:
     row = {"run": run.folder, "model": result.name, "kind": result.kind, "status": result.status,
            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
            "epochs_planned": result.epochs_planned or planned, "repeats": result.repeats,
@@ -84,7 +94,7 @@ def result_row(run: Run, result: ModelResult, planned: Optional[int] = None) -> 
     return row
 
 
-def _rows_from_history(run: Run) -> list[dict[str, Any]]:
+def _rows_from_history(run: Run) -> list[Row]:
     """Rows of a run without a summary: each model at its best epoch so far (member 0 of repeats)."""
     history = run.metrics()
     if history.empty:
@@ -112,7 +122,7 @@ def _rows_from_history(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
-def progress(run: Run) -> list[dict[str, Any]]:
+def progress(run: Run) -> list[Row]:
     """How far each model of a run got: model, epochs_done, epochs_planned, the last epoch's val_loss."""
     history = run.metrics()
     planned = planned_epochs(run)
@@ -127,5 +137,5 @@ def progress(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: object) -> list[JSONValue]:
     return value if isinstance(value, list) else []

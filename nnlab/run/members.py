@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from nnlab.run.diagnosis import diagnose
 from nnlab.errors import describe
 from nnlab.core.inputs import InputInfo
-from nnlab.core.records import MemberResult, ModelResult
+from nnlab.core.records import MemberResult, ModelResult, PerClassResult
 from nnlab.spec import ModelSpec
 from nnlab.core.columns import higher_is_better
 from nnlab.training.stacking import can_stack
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import torch
 
     from nnlab.spec import BaselineSpec
+    from nnlab.training.metrics import Final
     from nnlab.training.state import FitResult, FitState, OnEpoch, OnFitState, Problem
 
 MEMORY_HEADROOM = 0.8  # refuse a model whose estimated training memory exceeds this share of what is free
@@ -64,6 +65,7 @@ class RepeatFit:
     failure: Optional[str] = None  # why the repeat could not be built or trained
     stacked: bool = False
     not_stacked: Optional[str] = None  # why it trained one after another with the others of its group
+    final: Optional[Final] = None  # the end-of-training numbers (`add_final_metrics`)
 
     @property
     def status(self) -> str:
@@ -263,9 +265,42 @@ def _gib(n: float) -> str:
 
 # --- summing up -----------------------------------------------------------------------------------------
 
-def aggregate(run: ModelToTrain, fits: list[RepeatFit], monitor: str, baseline: Optional[ModelResult]
-              ) -> tuple[ModelResult, Optional[RepeatFit]]:
-    """The model's result over its repeats, and the repeat whose weights represent it (best validation)."""
+def add_final_metrics(fits: list[RepeatFit], task: str, metrics: list[str], y: dict[str, np.ndarray],
+                      n_classes: int, apply_threshold: bool) -> None:
+    """Each repeat's end-of-training numbers (`training.metrics.final_metrics`: per-class tables, PR AUC,
+    Brier score, the F1 threshold on val, ECE) from its val and test probabilities, added to its scores, so
+    that repeats give them as mean ± sd like every metric. Under an applied threshold the binary test scores
+    it changes replace the 0.5 ones."""
+    if task == "regression":
+        return
+    from nnlab.training.metrics import final_metrics
+
+    for fit in fits:
+        r = fit.result
+        if r is None or r.val_probabilities is None:
+            continue
+        fit.final = final_metrics(task, metrics, {"val": r.val_probabilities, "test": r.test_probabilities}, y,
+                                  n_classes, apply_threshold)
+        r.val = {**r.val, **fit.final.scores.get("val", {})}
+        if r.test:  # tested: an interrupted repeat has no test scores to add to
+            r.test = {**r.test, **fit.final.scores.get("test", {})}
+
+
+def per_class_of(fit: Optional[RepeatFit], labels: list[str]) -> tuple[Optional[dict[str, PerClassResult]],
+                                                                       Optional[float]]:
+    """The per-class results of the repeat a model reports (its saved weights' repeat), by split, and the
+    threshold its test scores were taken at (None: 0.5)."""
+    if fit is None or fit.final is None or not fit.final.per_class:
+        return None, None
+    tables = {split: PerClassResult(labels=labels, member=fit.member, **table)
+              for split, table in fit.final.per_class.items() if split == "val" or fit.result.test}
+    return tables, fit.final.threshold if fit.result.test else None
+
+
+def aggregate(run: ModelToTrain, fits: list[RepeatFit], monitor: str, baseline: Optional[ModelResult],
+              labels: Optional[list[str]] = None) -> tuple[ModelResult, Optional[RepeatFit]]:
+    """The model's result over its repeats, and the repeat whose weights represent it (best validation);
+    its per-class results are that repeat's (`labels`: the classes as text; None for regression)."""
     members = [_member_result(f) for f in fits]
     best = _best_member(fits, monitor.removeprefix("val_"), higher_is_better(monitor))
     lead = best or (fits[0] if fits else None)
@@ -291,12 +326,17 @@ def aggregate(run: ModelToTrain, fits: list[RepeatFit], monitor: str, baseline: 
         train_loss=history[0]["train_loss"] if run.spec is None and history else None,
         stacked=any(f.stacked for f in fits),
         not_stacked=next((f.not_stacked for f in fits if f.not_stacked), None) if len(run.repeats) > 1 else None)
+    if labels is not None:
+        model.per_class, model.threshold = per_class_of(lead, labels)
     model.diagnosis = diagnose(history, best_epoch=model.best_epoch, max_epochs=run.epochs, monitor=monitor,
                                status=status, message=message, stop_reason=model.stop_reason,
                                val=model.val if len(run.repeats) > 1 else result.val if result else {},
                                baseline_val=baseline.val if baseline else None,
                                baseline_train_loss=baseline.train_loss if baseline else None,
                                repeats=len(run.repeats), member=lead.member if lead else None)
+    if model.threshold is not None:  # said where the verdicts are: train and show print them
+        model.diagnosis.append(f"test scored at the decision threshold {model.threshold:.4g} on P(positive), the "
+                               f"one that maximises F1 on validation (train.threshold: val_f1), not 0.5")
     return model, best
 
 

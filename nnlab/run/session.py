@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from nnlab import data as data_mod
 from nnlab import runstore
+from nnlab.runstore.layout import CACHE_DIR
 from nnlab.errors import RunError, SpecError
-from nnlab.core.changes import changes_since, previous_of
+from nnlab.core.settings import changes_since, previous_of
 from nnlab.core.interrupts import deferred
-from nnlab.run.members import (Fits, ModelsInterrupted, ModelToTrain, Repeat, RepeatFit, aggregate,
-                               build_and_fit, build_and_fit_baseline, stack_groups)
+from nnlab.data.predictions import predictions_table
+from nnlab.run.members import (Fits, ModelsInterrupted, ModelToTrain, Repeat, RepeatFit, add_final_metrics,
+                               aggregate, build_and_fit, build_and_fit_baseline, stack_groups)
 from nnlab.runstore.checkpoints import Checkpoints
-from nnlab.core.records import Gate, GateResult, ModelResult, RunMeta, RunSummary
+from nnlab.core.records import Gate, GateResult, ModelInfo, ModelResult, RunMeta, RunSummary, SavedInput
 from nnlab.core.columns import epoch_columns
 from nnlab.run.resume import ResumePoint, resume_point
 from nnlab.spec import ModelSpec, Spec, apply_override, check_for_task, load_spec, validate_spec
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 SMOKE_TRAIN_ROWS = 512
 SMOKE_EPOCHS = 2
+IMAGE_CACHE = "images"  # under the store's cache: decoded image files, <fingerprint>.npz (data/images.py)
 
 
 class Reporter(Protocol):
@@ -80,10 +83,11 @@ class Plan:
 
 
 def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
-         repeats: Optional[int] = None) -> Plan:
-    """Load and check the spec and the data. Raises NnlabError; writes nothing."""
+         repeats: Optional[int] = None, store: Optional[Path] = None) -> Plan:
+    """Load and check the spec and the data. Raises NnlabError; writes nothing but, given the `store`,
+    decoded image files to its cache (so that the next run does not decode them again)."""
     spec, base_dir = load_spec(spec_path, [*overrides, *_option_overrides(device, repeats)])
-    return _plan(spec, base_dir, Path(spec_path).name, device, smoke)
+    return _plan(spec, base_dir, Path(spec_path).name, device, smoke, store)
 
 
 def plan_of_run(ref: str, store: Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
@@ -100,21 +104,23 @@ def plan_of_run(ref: str, store: Path, overrides: list[str], device: Optional[st
         raw = apply_override(raw, override)
     source = f"{run.id}/spec.yaml"
     base_dir = Path((run.meta.model_extra or {}).get("spec_dir") or ".")
-    return _plan(validate_spec(raw, source), base_dir, source, device, smoke or bool(run.meta.smoke))
+    return _plan(validate_spec(raw, source), base_dir, source, device, smoke or bool(run.meta.smoke), store)
 
 
 def _option_overrides(device: Optional[str], repeats: Optional[int]) -> list[str]:
     return [*([f"train.device={device}"] if device else []), *([f"repeats={repeats}"] if repeats else [])]
 
 
-def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke: bool) -> Plan:
+def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke: bool,
+          store: Optional[Path] = None) -> Plan:
     if device:
         for model in spec.models:
             model.train.device = device
     if smoke:
         for model in spec.models:
             model.train.epochs = min(model.train.epochs, SMOKE_EPOCHS)
-    prepared = data_mod.prepare(spec.data, base_dir, spec.seed)
+    cache = store / CACHE_DIR / IMAGE_CACHE if store is not None else None
+    prepared = data_mod.prepare(spec.data, base_dir, spec.seed, cache)
     if smoke:
         data_mod.shrink_train(prepared, SMOKE_TRAIN_ROWS, spec.seed)
     try:
@@ -175,7 +181,7 @@ def run_meta(plan: Plan, note: str, sweep: Optional[str], device: torch.device) 
     spec = plan.spec
     return RunMeta(id="-", name=spec.name, seed=spec.seed, note=note, device=str(device), smoke=plan.smoke,
                    versions=_versions(), git_commit=_git_commit(), sweep=sweep,
-                   data_fingerprint=plan.prepared.summary.get("fingerprint"),
+                   data_fingerprint=plan.prepared.fingerprint,
                    spec={**spec.resolved(), "metrics": plan.metrics},
                    # where the data path is relative to: `--resume RUN` without SPEC reads it from here
                    **({"spec_dir": str(plan.base_dir.resolve())} if plan.base_dir is not None else {}))
@@ -184,7 +190,7 @@ def run_meta(plan: Plan, note: str, sweep: Optional[str], device: torch.device) 
 def resume_from(plan: Plan, ref: str, store: Path) -> ResumePoint:
     """What run `ref` keeps and where its models continue; RunError when it cannot continue with this plan."""
     groups = [[m.name for m in group] for group in stack_groups(plan.spec.models, plan.prepared.info.kind)]
-    return resume_point(ref, store, plan.spec, plan.metrics, plan.prepared.summary.get("fingerprint"), plan.smoke,
+    return resume_point(ref, store, plan.spec, plan.metrics, plan.prepared.fingerprint, plan.smoke,
                         groups)
 
 
@@ -206,7 +212,8 @@ class Session:
         self.checkpoints: Checkpoints[FitState] = Checkpoints(writer.path, encode_state)
         self.summary = RunSummary(task=self.prepared.task, monitor=self.spec.monitor,
                                   baseline="baseline" if self.spec.baseline else None, metrics=plan.metrics,
-                                  data=self.prepared.summary, models=dict(self.kept))
+                                  data=self.prepared.summary.to_json() if self.prepared.summary else {},
+                                  models=dict(self.kept))
 
     def problem_on(self, device: torch.device, baseline: bool = False) -> Problem:
         from nnlab.training.state import Problem
@@ -217,7 +224,7 @@ class Session:
             x = p.baseline_x if baseline else p.x
             self.problems[key] = Problem.from_arrays(
                 p.task, x, p.y, self.plan.metrics, self.spec.monitor, device,
-                p.preprocessing.get("target_std", 1.0), p.n_outputs)
+                p.preprocessor.target.std, p.n_outputs)
         return self.problems[key]
 
     def on_epoch(self, record: EpochRecord) -> None:
@@ -278,18 +285,25 @@ class Session:
     def record_model(self, run: ModelToTrain, fits: list[RepeatFit]) -> None:
         """A model's result over its repeat fits into summary.json, with the best repeat's weights and errors."""
         baseline = self.summary.baseline_result if run.name != "baseline" else None
-        result, best = aggregate(run, fits, self.spec.monitor, baseline)
+        p = self.prepared
+        threshold = run.spec.train.threshold if run.spec else None  # the baseline is scored at 0.5
+        add_final_metrics(fits, p.task, self.plan.metrics, p.y, len(p.classes), threshold == "val_f1")
+        labels = [str(c) for c in p.classes] if p.task != "regression" else None
+        result, best = aggregate(run, fits, self.spec.monitor, baseline, labels)
         self.summary.models[run.name] = result
         self.writer.write_summary(self.summary)
         if best is not None and best.state is not None:
             p = self.prepared
-            self.writer.save_model(run.name, best.state, {
-                "kind": run.kind, "member": best.member, "seed": best.seed,
-                "spec": run.spec.model_dump(mode="json") if run.spec else self.spec.baseline.model_dump(mode="json"),
-                "input": {"kind": self.info.kind, "shape": list(self.info.shape), "vocab_size": self.info.vocab_size},
-                "n_inputs": best.n_inputs, "n_outputs": p.n_outputs, "preprocessing": p.preprocessing})
+            self.writer.save_model(run.name, best.state, ModelInfo(
+                kind=run.kind, member=best.member, seed=best.seed,
+                spec=run.spec.model_dump(mode="json") if run.spec else self.spec.baseline.model_dump(mode="json"),
+                input=SavedInput(kind=self.info.kind, shape=list(self.info.shape), vocab_size=self.info.vocab_size),
+                n_inputs=best.n_inputs, n_outputs=p.n_outputs, preprocessing=p.preprocessing))
             if best.val_probabilities is not None:
                 self.writer.save_errors(run.name, data_mod.misclassified(p, best.val_probabilities))
+                self.writer.save_predictions(run.name, predictions_table(
+                    p, {"val": best.val_probabilities, "test": best.result.test_probabilities},
+                    best.final.predicted if best.final else None))
         if self.report:
             self.report.model_finished(result)
 

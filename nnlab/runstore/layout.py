@@ -7,9 +7,18 @@
       summary.json   records.RunSummary: rewritten atomically as soon as each model ends, and at the end
       models/<model>.safetensors + models/<model>.json (what predicting again needs)
       errors/<model>.csv   validation examples the model gets wrong, most confident first
+      predictions/<model>.csv   every val and test row: split, row, target, prediction (classification:
+                     confidence and p_<label> per class), in the data's labels and units
       checkpoints/<model>.safetensors   the latest LoopState of the model (stack group: its first model's
                      name) in training, for `nnlab train --resume`; deleted once its result is in summary.json
       .reserve       a little disk space held back, freed so that the final status fits on a full disk
+      .lock          held (flock) by the process that trains, resumes or edits the run (liveness.py)
+
+    runs/.creating-<id>-<hex>/   a run being created (renamed to its id once whole); .importing-<hex>/ runs
+                     being imported; both left only by a killed process, and removed by `nnlab gc`
+    runs/.trash/<folder>/        runs moved aside by `nnlab rm` (`restore` brings them back, `rm --purge`
+                     deletes them); readers skip every hidden entry of the store
+    runs/.cache/     decoded data a reader may keep; `nnlab gc` trims it to gc.CACHE_LIMIT_BYTES
 
 Writes are crash-safe: a run folder appears complete with `run.json` (renamed into place), JSON files are
 replaced atomically (a temporary file is removed if the write fails), and metric rows are whole lines.
@@ -26,7 +35,6 @@ import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from nnlab.core.records import FORMAT_VERSION  # noqa: F401 - re-exported: the format's version, next to its names
 
@@ -36,10 +44,15 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 MODELS_DIR = "models"
 ERRORS_DIR = "errors"
+PREDICTIONS_DIR = "predictions"
 CHECKPOINTS_DIR = "checkpoints"
 CURVES_FILE = "curves.png"
 RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024
+TRASH_DIR = ".trash"
+CACHE_DIR = ".cache"
+STAGING_PREFIX = ".creating-"  # + <id>-<hex>: a new run's folder before its rename into place
+IMPORTING_PREFIX = ".importing-"  # + <hex>: an archive's runs being extracted before their rename
 RUNS_DIR_ENV = "NNLAB_RUNS_DIR"
 ID_TIME_FORMAT = "%Y%m%d-%H%M%S"  # a run id's time: <name>-<time>-<4 hex>, written by writer.py
 LAST_REF = re.compile(r"^last(?:~(\d+))?$")  # `last`, `last~N`: the reader's newest runs
@@ -70,12 +83,12 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise
 
 
-def to_json(data: Any) -> str:
+def to_json(data: object) -> str:
     """JSON as nnlab writes it: never `NaN` or `Infinity` (they become null), which strict readers reject."""
     return json.dumps(_finite(data), indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: object) -> object:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -85,7 +98,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
     # numpy scalars and Paths reach summaries through metrics and specs.
     if hasattr(value, "item"):
         return _finite(value.item())

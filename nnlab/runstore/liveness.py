@@ -23,14 +23,17 @@ import time
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, TextIO
+
+if TYPE_CHECKING:
+    from nnlab.core.records import RunMeta
 
 HEARTBEAT_TIMEOUT_SECONDS = 600.0
 START_SLACK_SECONDS = 2.0
 PROC = Path("/proc")
 
 
-def effective_status(meta: Any, metrics_file: Path) -> str:
+def effective_status(meta: RunMeta, metrics_file: Path) -> str:
     """`meta.status`, except `interrupted` for a `running` run whose process is gone (see the module doc)."""
     if meta.status != "running":
         return meta.status
@@ -39,7 +42,7 @@ def effective_status(meta: Any, metrics_file: Path) -> str:
     return "running" if _heard_from_lately(meta, metrics_file) else "interrupted"
 
 
-def process_alive(pid: Any, run_started: Optional[float]) -> bool:
+def process_alive(pid: object, run_started: Optional[float]) -> bool:
     """Whether process `pid` exists and is the one that started a run at `run_started` (epoch seconds)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
@@ -84,7 +87,7 @@ def _boot_time() -> Optional[float]:
     return None
 
 
-def _heard_from_lately(meta: Any, metrics_file: Path) -> bool:
+def _heard_from_lately(meta: RunMeta, metrics_file: Path) -> bool:
     signs = [iso_seconds(meta.heartbeat_at), iso_seconds(meta.started_at)]
     try:
         signs.append(metrics_file.stat().st_mtime)
@@ -94,7 +97,7 @@ def _heard_from_lately(meta: Any, metrics_file: Path) -> bool:
     return bool(known) and time.time() - max(known) < HEARTBEAT_TIMEOUT_SECONDS
 
 
-def iso_seconds(iso: Any) -> Optional[float]:
+def iso_seconds(iso: object) -> Optional[float]:
     """An ISO time (UTC when it names no zone) as epoch seconds; None when it is not one."""
     if not isinstance(iso, str) or not iso:
         return None
@@ -114,7 +117,7 @@ class RunLock:
     """An exclusive flock(2) on the run folder's lock file, held by the process that trains or resumes the
     run; the kernel drops it when that process ends, however it ends (SIGKILL included)."""
 
-    def __init__(self, handle: Any):
+    def __init__(self, handle: TextIO):
         self._handle = handle
 
     def release(self) -> None:
@@ -126,6 +129,18 @@ class RunLock:
 def lock_run(folder: Path, run_id: str, doing: str) -> RunLock:
     """Take run `run_id`'s lock for `doing` (trained, resumed). RunError, naming the holder's PID, when another
     process holds it. The file is never deleted: unlinking a lock file lets two processes lock two files."""
+    from nnlab.errors import RunError
+
+    lock, holder = try_lock(folder, run_id, doing)
+    if lock is None:
+        pid, what = holder
+        raise RunError(f"--resume: run {run_id} is being {what} by PID {pid}; wait for it to end (or stop it), "
+                       f"then resume it")
+    return lock
+
+
+def try_lock(folder: Path, run_id: str, doing: str) -> tuple[Optional[RunLock], tuple[str, str]]:
+    """The run folder's lock, or None and (PID, what it does) of the process that holds it."""
     import fcntl
 
     from nnlab.errors import RunError
@@ -142,10 +157,9 @@ def lock_run(folder: Path, run_id: str, doing: str) -> RunLock:
         handle.close()
         pid = holder[0] if holder and holder[0].isdigit() else "?"
         what = holder[1] if len(holder) > 1 and holder[1] in ("trained", "resumed") else "used"
-        raise RunError(f"--resume: run {run_id} is being {what} by PID {pid}; wait for it to end (or stop it), "
-                       f"then resume it") from None
+        return None, (pid, what)
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()} {doing}\n")
     handle.flush()
-    return RunLock(handle)
+    return RunLock(handle), ("", "")

@@ -17,21 +17,27 @@ from itertools import accumulate
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from nnlab.errors import RunError
 from nnlab.core.files import DamagedFile, read_regular  # noqa: F401  (re-exported: the store's errors)
-from nnlab.core.records import FORMAT_VERSION, RunMeta, RunSummary, parse_record
-from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, RUN_FILE, SPEC_FILE,
+from nnlab.core.records import FORMAT_VERSION, ModelInfo, RunMeta, RunSummary, parse_record
+from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, PREDICTIONS_DIR, RUN_FILE, SPEC_FILE,
                                    SUMMARY_FILE, LAST_REF)
 from nnlab.runstore.liveness import effective_status
+from nnlab.core.jsonvalue import JSONObject, JSONValue
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 MAX_JSON_BYTES = 64 * 2**20  # a run.json with a large spec is well under a megabyte
+MAX_PREDICTIONS_BYTES = 1 * 2**30  # val and test rows only: a million rows of ten classes is about 200 MiB
 MAX_WEIGHTS_BYTES = 4 * 2**30  # nnlab's networks are far smaller; a bound on what one file may make us read
 MAX_JSON_DEPTH = 100  # deeper nesting is no run record (and would exhaust recursion in readers)
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path) -> JSONValue:
     """A JSON file's value; DamagedFile (one line) when it cannot be read or parsed; FileNotFoundError
     passes through (a missing file is the caller's question)."""
     raw = read_regular(path, MAX_JSON_BYTES)
@@ -98,7 +104,7 @@ class Run:
         return effective_status(self.meta, self.path / METRICS_FILE)
 
     @cached_property
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> JSONObject:
         """The resolved spec: from run.json, else (a run.json without it) from spec.yaml."""
         if self.meta.spec:
             return self.meta.spec
@@ -133,7 +139,7 @@ class Run:
             return None
         return summary  # type: ignore[return-value]
 
-    def metrics(self) -> Any:
+    def metrics(self) -> pd.DataFrame:
         """metrics.csv as a pandas DataFrame: numeric columns as numbers, `member` 0 where an older run has
         none; a last line that a crash cut short, binary bytes and rows that do not parse are dropped."""
         from nnlab.runstore.history import read_history
@@ -149,7 +155,7 @@ class Run:
         found = {"run": self.path / RUN_FILE, "spec": self.path / SPEC_FILE, "metrics": self.path / METRICS_FILE,
                  "summary": self.path / SUMMARY_FILE, "curves": self.path / CURVES_FILE}
         found = {k: p for k, p in found.items() if _is_file(p)}
-        for kind, folder in (("model", MODELS_DIR), ("errors", ERRORS_DIR)):
+        for kind, folder in (("model", MODELS_DIR), ("errors", ERRORS_DIR), ("predictions", PREDICTIONS_DIR)):
             try:
                 entries = sorted(p for p in (self.path / folder).iterdir() if not p.name.startswith("."))
             except OSError:  # absent, a file where the folder should be, a loop, unreadable
@@ -158,14 +164,39 @@ class Run:
                 found[f"{kind}:{p.name}"] = p
         return found
 
-    def model_info(self, model: str) -> dict[str, Any]:
-        """models/<model>.json; DamagedFile when it is no regular JSON file within MAX_JSON_BYTES."""
+    def model_info(self, model: str) -> ModelInfo:
+        """models/<model>.json; DamagedFile when it is no regular JSON file within MAX_JSON_BYTES, KeyError or
+        ValueError (ModelInfo.parse) when it lacks a key or holds a value of the wrong type."""
         info = read_json(self.path / MODELS_DIR / f"{model}.json")
         if not isinstance(info, dict):
             raise DamagedFile(f"{model}.json: not a JSON object")
-        return info
+        return ModelInfo.parse(info)
 
-    def load_weights(self, model: str) -> dict[str, Any]:
+    def predictions(self, model: str) -> Optional[pd.DataFrame]:
+        """predictions/<model>.csv as a pandas DataFrame (`split,row,target,prediction`, classification also
+        `confidence` and `p_<label>` per class; labels stay text); None, with a warning when it is damaged,
+        where the run has none (older runs, a model that never finished an epoch)."""
+        import io
+
+        import pandas as pd
+
+        path = self.path / PREDICTIONS_DIR / f"{model}.csv"
+        try:
+            raw = read_regular(path, MAX_PREDICTIONS_BYTES)
+            frame = pd.read_csv(io.BytesIO(raw), dtype={"split": str, "target": str, "prediction": str},
+                                keep_default_na=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (DamagedFile, ValueError) as e:  # ValueError: pandas' parser errors
+            self.warnings.append(f"{self.folder}: {PREDICTIONS_DIR}/{model}.csv: {e}")
+            return None
+        if "confidence" not in frame.columns:  # regression: the target's units
+            for column in ("target", "prediction"):
+                if column in frame.columns:
+                    frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        return frame
+
+    def load_weights(self, model: str) -> dict[str, torch.Tensor]:
         """models/<model>.safetensors, read as the JSON files are (a regular file within MAX_WEIGHTS_BYTES)."""
         from safetensors.torch import load
 
@@ -179,7 +210,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _upgrade_summary(data: Any) -> Any:
+def _upgrade_summary(data: JSONValue) -> JSONValue:
     """An older summary.json as today's shape: each model's entry gains its `name` from its key."""
     if isinstance(data, dict) and isinstance(data.get("models"), dict):
         models = {key: ({"name": str(key), **entry} if isinstance(entry, dict) and "name" not in entry else entry)
@@ -238,7 +269,8 @@ def list_runs(store: Path) -> tuple[list[Run], list[str]]:
         try:
             runs.append(read_run(Path(entry.path)))
         except RunError as e:
-            warnings.append(f"skipped {e}")
+            if os.path.lexists(entry.path):  # else it was moved away (`nnlab rm`) as it was listed: not damage
+                warnings.append(f"skipped {e}")
         except OSError as e:  # a symlink loop or an unreadable folder met on the way
             warnings.append(f"skipped {entry.path}: unreadable ({e.strerror or e})")
     runs.sort(key=lambda r: (r.started_at, r.id, r.folder), reverse=True)

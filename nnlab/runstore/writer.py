@@ -17,16 +17,21 @@ import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from types import TracebackType
+from typing import TYPE_CHECKING, Callable, Optional, TextIO
 
 import yaml
 
 from nnlab.errors import RunError, describe
 from nnlab.core.interrupts import deferred, interrupted_name
-from nnlab.core.records import RunMeta, RunSummary
-from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
+from nnlab.core.records import ModelInfo, RunMeta, RunSummary
+from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, PREDICTIONS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
                                    SPEC_FILE, SUMMARY_FILE, ID_TIME_FORMAT, now_iso, to_json, write_atomic)
 from nnlab.runstore.liveness import RunLock, lock_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 HEARTBEAT_SECONDS = 30.0  # run.json's heartbeat_at is refreshed at most this often, at the end of an epoch
 MIN_FREE_BYTES = 16 * 1024 * 1024  # below this much free space a run is refused before it starts
@@ -62,8 +67,8 @@ class RunWriter:
         self.reopen, self.keep_row, self.lock = reopen, keep_row, lock
         self.path: Optional[Path] = None
         self.status: Optional[str] = None  # set by `finish`
-        self._metrics: Any = None
-        self._csv: Any = None
+        self._metrics: Optional[TextIO] = None
+        self._csv: Optional[csv.DictWriter[str]] = None
         self._heartbeat = 0.0
 
     @property
@@ -79,7 +84,8 @@ class RunWriter:
             self.finish("interrupted", f"interrupted by {interrupted_name(stop)}")
             raise
 
-    def __exit__(self, kind: Any, error: Optional[BaseException], tb: Any) -> None:
+    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         if error is None:
             self.finish("completed")
         elif isinstance(error, KeyboardInterrupt):
@@ -161,7 +167,7 @@ class RunWriter:
                          and (self.keep_row is None or self.keep_row(dict(zip(self.columns, r)))))
         write_atomic(path, out.getvalue())
 
-    def append_epoch(self, row: dict[str, Any]) -> None:
+    def append_epoch(self, row: dict[str, object]) -> None:
         """One row of metrics.csv, flushed so that a crash keeps every finished epoch."""
         self._csv.writerow({k: _csv_value(v) for k, v in row.items()})
         self._metrics.flush()
@@ -174,7 +180,7 @@ class RunWriter:
         with deferred():
             write_atomic(self.path / SUMMARY_FILE, to_json(summary.model_dump(mode="json")))
 
-    def save_model(self, model: str, tensors: dict[str, Any], info: dict[str, Any]) -> None:
+    def save_model(self, model: str, tensors: dict[str, torch.Tensor], info: ModelInfo) -> None:
         """Weights as safetensors (loads without running code) and what predicting again needs, as JSON."""
         from safetensors.torch import save
 
@@ -183,16 +189,23 @@ class RunWriter:
         with deferred():
             write_atomic(folder / f"{model}.safetensors",
                          save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
-            write_atomic(folder / f"{model}.json", to_json(info))
+            write_atomic(folder / f"{model}.json", to_json(info.to_file()))
 
-    def save_errors(self, model: str, frame: Any) -> None:
+    def save_errors(self, model: str, frame: pd.DataFrame) -> None:
         """The validation examples `model` gets wrong (a pandas DataFrame), most confident first."""
         folder = self.path / ERRORS_DIR
         folder.mkdir(exist_ok=True)
         with deferred():
             write_atomic(folder / f"{model}.csv", frame.to_csv(index=False))
 
-    def _update(self, **fields: Any) -> None:
+    def save_predictions(self, model: str, frame: pd.DataFrame) -> None:
+        """Every val and test row's target and prediction (a pandas DataFrame, `data.predictions_table`)."""
+        folder = self.path / PREDICTIONS_DIR
+        folder.mkdir(exist_ok=True)
+        with deferred():
+            write_atomic(folder / f"{model}.csv", frame.to_csv(index=False))
+
+    def _update(self, **fields: object) -> None:
         self.meta = self.meta.model_copy(update=fields)
         with deferred():
             write_atomic(self.path / RUN_FILE, to_json(self.meta.model_dump(mode="json")))
@@ -220,7 +233,7 @@ class RunWriter:
             self.lock = None
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: object) -> object:
     if isinstance(value, float):
         return repr(value)  # shortest text that reads back to the same float
     return value

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def can_train_together(plans: list[Plan]) -> bool:
     """Same data and split, the same models in the same order, and each model stackable across the points."""
     first = plans[0]
-    same = all(p.prepared.summary.get("fingerprint") == first.prepared.summary.get("fingerprint")
+    same = all(p.prepared.fingerprint == first.prepared.fingerprint
                and p.metrics == first.metrics and p.spec.monitor == first.spec.monitor
                and p.spec.repeats == first.spec.repeats
                and [m.name for m in p.spec.models] == [m.name for m in first.spec.models] for p in plans)

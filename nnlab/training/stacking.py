@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nnlab.core.keys import model_part
+
 if TYPE_CHECKING:
     from nnlab.spec import ModelSpec, TrainSpec
 
@@ -48,6 +50,7 @@ def shared_train_settings(trains: list[TrainSpec]) -> tuple[bool, str]:
 
 
 def _setting(train: TrainSpec, dotted: str) -> object:
+    # Not a dotted spec key (core.keys): an attribute path on one model's TrainSpec, with no models list in it.
     value: object = train
     for part in dotted.split("."):
         value = getattr(value, part)
@@ -56,15 +59,16 @@ def _setting(train: TrainSpec, dotted: str) -> object:
 
 # Settings whose values stacked members may differ in: everything else must be the same in every point.
 STACKABLE_KEYS = ("train.optimizer.lr", "train.optimizer.weight_decay", "train.optimizer.momentum", "train.l1",
-                  "train.grad_clip", "train.epochs", "train.early_stopping", "train.scheduler")
+                  "train.grad_clip", "train.epochs", "train.early_stopping", "train.scheduler",
+                  "train.threshold")  # threshold: read after training, never by the loop
 STACKABLE_MODEL_FIELDS = ("dropout",)
 
 
 def stackable_key(key: str) -> bool:
     """Whether a sweep key only changes what members of one stack may differ in (`models.mlp.dropout`,
     `train.optimizer.lr`, `models.0.train.l1`)."""
-    parts = key.split(".")
-    if parts[0] == "models" and len(parts) >= 3:
-        rest = ".".join(parts[2:])
+    inside = model_part(key)  # which model `models.<name|index>` means does not matter here: any may differ
+    if inside is not None:
+        rest = inside[1]
         return rest in STACKABLE_MODEL_FIELDS or stackable_key(rest)
     return any(key == k or key.startswith(k + ".") for k in STACKABLE_KEYS)

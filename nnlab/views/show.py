@@ -5,9 +5,10 @@ the store knows about its data, and its files. Smoke runs say so, with the epoch
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from pathlib import Path
+from typing import Optional
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from nnlab.core.verdicts import without_advice
@@ -15,11 +16,13 @@ from nnlab.views.grid import Col, Grid
 from nnlab.core.numbers import format_value, stored_float
 from nnlab.core.records import ModelResult, RunSummary
 from nnlab.core.columns import metric_column, monitor_metric
+from nnlab.views.perclass import per_class_parts
 from nnlab.views.train_report import not_stacked_line
 from nnlab.report.rows import model_rows, planned_epochs, progress, run_metrics, run_monitor, unfinished
 from nnlab.runstore import Run
 from nnlab.core.settings import flatten
 from nnlab.views.tables import SMOKE_STYLE, STATUS_STYLES, duration, metric_cell, seconds, started_local, status_styles
+from nnlab.core.jsonvalue import JSONObject, JSONValue
 
 
 def show_view(run: Run, store_notes: Optional[list[str]] = None) -> Group:
@@ -30,9 +33,13 @@ def show_view(run: Run, store_notes: Optional[list[str]] = None) -> Group:
                          f"  started {started_local(run.started_at, True)}",
                          f"  took {duration(stored_float(meta.duration_seconds))}"
                          if meta.duration_seconds is not None else "")
-    parts: list[Any] = [head]
+    parts: list[RenderableType] = [head]
     if run.note:
         parts.append(Text(f"note: {run.note}"))
+    for added in meta.notes:  # `nnlab note`, oldest first, each with when it was added
+        parts.append(Text(f"note {started_local(added.time, True)}: {added.text}"))
+    if meta.tags:
+        parts.append(Text("tags: " + ", ".join(meta.tags)))
     if meta.error:
         parts.append(Text(f"error: {meta.error}", style="red"))
     facts = [f"seed {meta.seed if meta.seed is not None else run.spec.get('seed')}", f"device {meta.device or '?'}"]
@@ -45,6 +52,7 @@ def show_view(run: Run, store_notes: Optional[list[str]] = None) -> Group:
         parts.append(Text(smoke_line(run), style=SMOKE_STYLE))
     parts.append(Text("\n".join(spec_lines(run.spec, summary))))
     parts.append(_models_grid(run))
+    parts.extend(per_class_parts(summary))
     parts.extend(_result_lines(run, summary))
     if unfinished(run):
         parts.append(_progress(run, status))
@@ -108,7 +116,7 @@ def interrupted_line(result: ModelResult, run: Run) -> str:
                "; no finished epoch") + "; cut off, so no verdict on its fit")
 
 
-def _short_path(path: Any) -> str:
+def _short_path(path: Path) -> str:
     """A path relative to the working directory when it lies below it (`runs/spam-...`), else as it is."""
     try:
         return str(path.resolve().relative_to(os.getcwd()))
@@ -116,7 +124,7 @@ def _short_path(path: Any) -> str:
         return str(path)
 
 
-def spec_lines(spec: dict[str, Any], summary: Optional[RunSummary] = None) -> list[str]:
+def spec_lines(spec: JSONObject, summary: Optional[RunSummary] = None) -> list[str]:
     """The spec in a few lines: data, baseline (its resolved kind), models, training defaults, metrics."""
     data = _dict(spec.get("data"))
     split = _dict(data.get("split"))
@@ -150,15 +158,15 @@ def spec_lines(spec: dict[str, Any], summary: Optional[RunSummary] = None) -> li
     return lines
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def _dict(value: JSONValue) -> JSONObject:
     return value if isinstance(value, dict) else {}
 
 
-def _pairs(settings: dict[str, Any]) -> str:
+def _pairs(settings: JSONObject) -> str:
     return " ".join(f"{k}={format_value(v, None)}" for k, v in settings.items())
 
 
-def _changed(base: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
+def _changed(base: JSONObject, merged: JSONObject) -> JSONObject:
     """The parts of a model's merged train settings that differ from the spec's train defaults."""
     out = {}
     for key, value in merged.items():
@@ -171,7 +179,7 @@ def _changed(base: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _models_grid(run: Run) -> Any:
+def _models_grid(run: Run) -> Grid | Text:
     rows = model_rows(run)
     if not rows:
         return Text("no model has finished an epoch yet", style="yellow")
@@ -199,12 +207,12 @@ def _models_grid(run: Run) -> Any:
     return Grid(cols, title=title)
 
 
-def _given(value: Any, digits: Optional[int]) -> str:
+def _given(value: object, digits: Optional[int]) -> str:
     """A summary number, or nothing where the summary has none (an unfinished run)."""
     return "" if value is None else format_value(value, digits)
 
 
-def _progress(run: Run, status: str) -> Any:
+def _progress(run: Run, status: str) -> Grid | Text:
     rows = progress(run)
     started = [r for r in rows if r["epochs_done"]]
     if not started:

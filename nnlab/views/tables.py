@@ -12,16 +12,20 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
+from rich.console import RenderableType
 from rich.text import Text
 
 from nnlab.report.compare import DELTA_SUFFIX, Comparison, best_rows, noise_lines
 from nnlab.views.grid import Col, Grid
 from nnlab.core.numbers import format_spread, format_value, stored_float
 from nnlab.core.columns import higher_is_better, split_column, SD_SUFFIX, monitor_metric
-from nnlab.report.rows import run_monitor
+from nnlab.report.rows import Row, run_monitor
 from nnlab.core.settings import short_keys
+
+if TYPE_CHECKING:
+    from nnlab.runstore import Run
 
 BEST = "bold green"
 BETTER, WORSE = "green", "red"
@@ -40,7 +44,7 @@ def status_text(status: str, smoke: bool) -> str:
     return f"{status} smoke" if smoke else status
 
 
-def seconds(value: Any) -> str:
+def seconds(value: object) -> str:
     """Train seconds: `0.03`, `1.60`, `12.5`, `125`."""
     value = stored_float(value)
     if math.isnan(value):
@@ -59,7 +63,7 @@ def duration(seconds: Optional[float]) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def metric_cell(row: dict[str, Any], column: str, signed: bool = False) -> str:
+def metric_cell(row: Row, column: str, signed: bool = False) -> str:
     """A metric of a row, as `mean ± sd` where the row is a mean over repeats."""
     if (row.get("repeats") or 1) > 1:
         return format_spread(row.get(column, math.nan), row.get(column + SD_SUFFIX), signed=signed)
@@ -85,7 +89,7 @@ def _epoch(iso: str) -> float:
 
 # ---------------------------------------------------------------- nnlab runs
 
-def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
+def runs_table(rows: list[Row], store: str = "runs") -> RenderableType:
     """One line per run, newest first: the best model on the monitored validation metric, its validation
     score (what chose it) and its test score (the final report). The id starts with the run's name, so the
     name and the list of models have no column here (they have in csv and json)."""
@@ -117,11 +121,13 @@ def runs_table(rows: list[dict[str, Any]], store: str = "runs") -> Any:
         Col(f"test {metric}" if metric else "test", tests, right=True, priority=7),
         *([Col("note", [r["note"] for r in rows], min_width=8, max_width=60, priority=2)]
           if any(r["note"] for r in rows) else []),
+        *([Col("tags", [",".join(r.get("tags") or []) for r in rows], min_width=6, max_width=30, priority=2)]
+          if any(r.get("tags") for r in rows) else []),
     ]
     return Grid(columns)
 
 
-def _best_cell(row: dict[str, Any], key: str, suffix: str) -> str:
+def _best_cell(row: Row, key: str, suffix: str) -> str:
     value = stored_float(row[key])
     if math.isnan(value):
         return ""
@@ -132,7 +138,7 @@ def _best_cell(row: dict[str, Any], key: str, suffix: str) -> str:
 # ---------------------------------------------------------------- nnlab compare
 
 def compare_table(comparison: Comparison, shown_metrics: Optional[list[str]] = None,
-                  extra_notes: Optional[list[str]] = None) -> Any:
+                  extra_notes: Optional[list[str]] = None) -> RenderableType:
     """One row per (run, model) under a heading line per run (its id, note, smoke): the settings that
     differ, the best epoch, each metric per split (`mean ± sd` with repeats) with the difference to the
     run's baseline, train seconds; under it what is within noise and what the store knows about the test
@@ -173,7 +179,7 @@ def _row_heads(comparison: Comparison) -> tuple[list[Col], dict[int, list[tuple[
     return columns, sections
 
 
-def _smoke(runs: dict[str, Any], row: dict[str, Any]) -> bool:
+def _smoke(runs: dict[str, Run], row: Row) -> bool:
     return row["run"] in runs and runs[row["run"]].smoke
 
 
@@ -239,7 +245,7 @@ def _compare_notes(comparison: Comparison, metrics: list[str], extra: list[str])
     return [*notes, *noise_lines(comparison), *extra]
 
 
-def _delta_col(rows: list[dict[str, Any]], col: str, metric: str) -> Col:
+def _delta_col(rows: list[Row], col: str, metric: str) -> Col:
     higher = higher_is_better(col.removesuffix(DELTA_SUFFIX))
     values = [stored_float(r.get(col)) for r in rows]
     styles = [None if math.isnan(v) or v == 0 or higher is None else (BETTER if (v > 0) == higher else WORSE)

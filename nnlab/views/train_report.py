@@ -6,34 +6,50 @@ terminal; elsewhere (CI, tests, pipes) each finished model gets one plain line i
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from pathlib import Path
+from typing import Optional, Protocol
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from nnlab.core.verdicts import without_advice
 from nnlab.core.numbers import format_spread, format_value
 from nnlab.core.columns import best_value
-from nnlab.core.records import ModelResult, RunSummary
+from nnlab.core.records import DataSummary, ModelResult, RunSummary
 from nnlab.report.check import gate_line  # one line for a gate, in train and in check
 
 
-def fmt(value: Any) -> str:
+class _Spec(Protocol):  # what the report reads of nnlab.spec.Spec (the read side does not import the train side)
+    name: str
+    monitor: str
+
+    @property
+    def default_model(self) -> bool: ...
+
+
+class _Prepared(Protocol):  # ... of nnlab.data.Prepared
+    summary: Optional[DataSummary]
+
+
+class _Epoch(Protocol):  # ... of nnlab.training.state.EpochRecord
+    values: dict[str, float]
+
+
+def fmt(value: Optional[float]) -> str:
     """A number as every nnlab table shows it (numbers.format_value); `-` where there is none."""
     return "-" if value is None else format_value(value) or "nan"
 
 
-def describe_input(data: dict[str, Any]) -> str:
+def describe_input(data: DataSummary) -> str:
     """`57 features`, `text · 64 tokens · vocabulary 7,285`, `sequence 96 × 1`, `image 1 × 8 × 8`."""
-    shown = data.get("input") or {}
-    kind, shape = shown.get("kind", "table"), shown.get("shape") or []
+    kind, shape = data.input.kind, data.input.shape
     if kind == "text":
-        return f"text · {shape[0]} tokens · vocabulary {shown.get('vocab_size', 0):,}"
+        return f"text · {shape[0]} tokens · vocabulary {data.input.vocab_size:,}"
     if kind in ("sequence", "image"):
         return f"{kind} {' × '.join(map(str, shape))}"
-    return f"{data['features']} features"
+    return f"{data.features} features"
 
 
 class TrainReport:
@@ -44,27 +60,33 @@ class TrainReport:
         self.note = note  # a run that says why it changed several things needs no reminder to
         self.show_progress = console.is_terminal if progress is None else progress
         self.progress: Optional[Progress] = None
-        self.task_id: Any = None
+        self.task_id: Optional[TaskID] = None
         self.monitor = "val_loss"
-        self.run_path: Optional[Any] = None
+        self.run_path: Optional[Path] = None
 
-    def run_created(self, path: Any) -> None:
+    def run_created(self, path: Path) -> None:
         self.run_path = path
 
-    def data_ready(self, spec: Any, prepared: Any, device: str) -> None:
+    def data_ready(self, spec: _Spec, prepared: _Prepared, device: str) -> None:
         s = prepared.summary
+        assert s is not None, "nnlab.data.prepare always sums up the data"
         self.monitor = spec.monitor
         say = lambda text: self.console.print(text, markup=False, soft_wrap=True)  # noqa: E731
-        say(f"{spec.name}: {s['source']} · {s['rows']} rows · {describe_input(s)} · "
-            f"{s['task']} ({s['task_reason']})")
-        if "classes" in s:
-            total = sum(s["classes"].values())
-            counts = [f"{c}: {n} ({n / total:.1%})" for c, n in s["classes"].items()]
+        say(f"{spec.name}: {s.source} · {s.rows} rows · {describe_input(s)} · {s.task} ({s.task_reason})")
+        if s.classes is not None:
+            total = sum(s.classes.values())
+            counts = [f"{c}: {n} ({n / total:.1%})" for c, n in s.classes.items()]
             shown = counts if len(counts) <= 6 else counts[:5] + [f"... {len(counts) - 5} more"]
-            positive = f" · positive class {s['positive']}" if "positive" in s else ""
+            positive = f" · positive class {s.positive}" if s.positive is not None else ""
             say(f"  classes {', '.join(shown)}{positive}")
-        split = s["split"]
+        split = s.split
         say(f"  split train {split['train']} / val {split['val']} / test {split['test']} · device {device}")
+        images = s.images
+        if images:  # image files: what decoding did (data/images.py)
+            size = "x".join(map(str, images["size"]))
+            skipped = f", {images['skipped']} skipped (bad files, listed in summary.json)" if images["skipped"] else ""
+            say(f"  {images['files']} image files ({images['resized']} resized to {size}){skipped}"
+                f"{' · decoded images read from the cache' if images['cached'] else ''}")
         if spec.default_model:
             say("  no models in the spec: training the baseline and a first network (MLP 64-32, ReLU, "
                 "Adam lr 1e-3), the usual first step")
@@ -94,7 +116,7 @@ class TrainReport:
             f"{name} ({kind}, {params:,} params{f', {members} members' if members > 1 else ''})", total=epochs,
             numbers="")
 
-    def epoch(self, record: Any) -> None:
+    def epoch(self, record: _Epoch) -> None:
         if self.progress is None:
             return
         v = record.values

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from nnlab.core.files import path_kind
 from nnlab.errors import NnlabError, describe
+from nnlab.runstore.archive import check_members, extract, inside  # the one check of an archive's members
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def unpack_bundle(bundle: Bundle, into: Path) -> Path:
     if not root.is_dir():
         partial = into / f".{bundle.digest}-{secrets.token_hex(4)}"
         for name, content in bundle.files:
-            target = _inside(partial, name)
+            target = inside(partial, name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         try:
@@ -114,28 +116,16 @@ def unpack_run(archive: bytes, into: Path, name: str = "a shipped run folder") -
     into.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
-            members = tar.getmembers()
-            for member in members:
-                if not (member.isfile() or member.isdir()):
-                    raise NnlabError(f"{name} holds {member.name!r}, which is not a plain file")
-                _inside(into, member.name)
-            tar.extractall(into, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            members = check_members(tar.getmembers(), into, name)
+            extract(tar, into, members)
     except (tarfile.TarError, EOFError) as e:  # never a tar archive, or one cut short
         raise NnlabError(f"{name} ({len(archive):,} bytes) is not a whole tar archive ({describe(e)})") from None
     tops = {Path(member.name).parts[0] for member in members}
     return into / tops.pop() if len(tops) == 1 else None
 
 
-def _inside(root: Path, name: str) -> Path:
-    """root/name, refusing a name that would leave root (absolute, or through ..)."""
-    path = Path(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise NnlabError(f"a shipped file name leaves its folder: {name!r}")
-    return root / path
-
-
 def _read(path: Path, what: str) -> bytes:
-    if not path.is_file():  # a FIFO or a device would block or never end; a folder cannot be sent
+    if path_kind(path) is not None:  # a FIFO or a device would block or never end; a folder cannot be sent
         raise NnlabError(f"--ship: {what} {path} is not a regular file")
     try:
         return path.read_bytes()
