@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from nnlab.cli.base import RunsDirOption, SafeConsole, echo, fail, warn, app
 from nnlab.cli.filter_options import NoteFilterOption, TagFilterOption, WhereOption, run_filter
-from nnlab.core.records import RUN_STATUSES
+from nnlab.core.statuses import RUN_STATUSES
 from nnlab.errors import NnlabError
 
 

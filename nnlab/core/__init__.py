@@ -1,6 +1,7 @@
 """Torch-free foundations every layer stands on, one owner per concept:
 
     records     the run contract: run.json, summary.json and models/<model>.json as typed records, gates
+    statuses    the words a run and a model end in (apart, so the CLI's choices need no pydantic)
     inputs      what a model needs to know about its input (kind, shape, vocabulary), sparse rows
     interrupts  Ctrl-C and SIGTERM as exceptions that name their signal; sections where they wait
     columns     the metric-column vocabulary (`val_accuracy`, `test_rmse_sd`) and which direction is better

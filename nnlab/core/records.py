@@ -28,10 +28,7 @@ from nnlab.core.jsonvalue import JSONObject
 
 FORMAT_VERSION = 1
 
-RunStatus = Literal["running", "completed", "failed", "interrupted"]
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
-ModelStatus = Literal["completed", "diverged", "failed", "interrupted"]
-MODEL_STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "interrupted")
+from nnlab.core.statuses import MODEL_STATUSES, RUN_STATUSES, ModelStatus, RunStatus  # noqa: E402,F401 - the contract's words
 # --- gates ---------------------------------------------------------------------------------------------
 
 _RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
