@@ -103,6 +103,7 @@ class Stack:
     params: torch.Tensor
     grads: torch.Tensor
     penalized: torch.Tensor
+    generators: tuple[torch.Generator, ...] | list[torch.Generator] = ()  # per member, where the stack draws dropout
 
     has_backward = False  # whether `forward_taped` and `backward` replace autograd in training
 
@@ -135,10 +136,12 @@ class Stack:
         raise NotImplementedError
 
     def generator_states(self) -> list[torch.Tensor]:
-        return []
+        """Each member's own dropout generator state (none for a stack that draws no dropout itself)."""
+        return [g.get_state() for g in self.generators]
 
     def load_generator_states(self, states: list[torch.Tensor]) -> None:
-        pass
+        for g, state in zip(self.generators, states):
+            g.set_state(state)
 
 
 class StackedMLP(Stack):
@@ -246,13 +249,6 @@ class StackedMLP(Stack):
             model.load_state_dict(state)
             states.append(state)
         return states
-
-    def generator_states(self) -> list[torch.Tensor]:
-        return [g.get_state() for g in self.generators]
-
-    def load_generator_states(self, states: list[torch.Tensor]) -> None:
-        for g, state in zip(self.generators, states):
-            g.set_state(state)
 
 
 def can_stack_functionally(models: list[nn.Module]) -> tuple[bool, str]:
@@ -370,13 +366,6 @@ class FuncStack(Stack):
             model.load_state_dict(state)
             states.append(state)
         return states
-
-    def generator_states(self) -> list[torch.Tensor]:
-        return [g.get_state() for g in self.generators]
-
-    def load_generator_states(self, states: list[torch.Tensor]) -> None:
-        for g, state in zip(self.generators, states):
-            g.set_state(state)
 
 
 class Single(Stack):
