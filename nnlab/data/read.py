@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nnlab.core.jsonvalue import JSONObject
 from nnlab.errors import DataError
 from nnlab.spec import DataSpec
 from nnlab.core.files import special_kind
@@ -37,7 +38,7 @@ class Source:
     unusable: dict[str, str] = field(default_factory=dict)  # Parquet column -> type nnlab cannot use
     array_shape: tuple[int, ...] | None = None  # .npz: the shape of one example of X
     shown: list[str] = field(default_factory=list)  # columns kept to name an example (image files), no feature
-    notes: dict[str, Any] = field(default_factory=dict)  # facts for the data summary (image files: counts)
+    notes: dict[str, JSONObject] = field(default_factory=dict)  # facts for the data summary (image files: counts)
 
 
 def read_source(spec: DataSpec, base_dir: Path, seed: int, rows_only: bool = False) -> Source:
