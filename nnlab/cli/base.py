@@ -8,7 +8,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, ContextManager, Optional
+from typing import ContextManager, Optional, TextIO
 
 import typer
 from rich.console import Console, ConsoleOptions, Group, RenderableType
@@ -50,7 +50,7 @@ class _ClosedSafe(io.TextIOBase):
     """stdout that keeps working when the reader goes away (`nnlab train ... | head`): output is dropped,
     training goes on and the run ends normally."""
 
-    def __init__(self, stream: Any):
+    def __init__(self, stream: TextIO):
         self.stream, self.closed_by_reader = stream, False
 
     def write(self, text: str) -> int:

@@ -37,6 +37,7 @@ NameOption = typer.Option(None, "--name", help="Only runs with this name (a glob
 
 
 SweepOption = typer.Option(None, "--sweep", help="Only the runs of this sweep (its id).", show_default=False)
+SmokeOption = typer.Option(False, "--smoke", help="Include smoke runs (train --smoke); left out by default.")
 PIPE_WIDTH = 10_000  # piped output has no width to fit: nothing is cut or left out (grid.UNBOUNDED)
 
 
@@ -110,7 +111,7 @@ def compare_command(
     last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
                                        help="Without RUN: the newest K runs (default 10; all runs with --name, "
                                             "--sweep or a filter)."),
-    smoke: bool = typer.Option(False, "--smoke", help="Include smoke runs (train --smoke); left out by default."),
+    smoke: bool = SmokeOption,
     metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", show_default=False,
                                                help="A metric column to show (repeatable), e.g. accuracy or loss."),
     sort: Optional[str] = typer.Option(None, "--sort", show_default=False,

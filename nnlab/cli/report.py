@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 from nnlab.cli.base import RunsDirOption, app, draw_curves, fail, stdout, warn
-from nnlab.cli.browse import NameOption, SweepOption
+from nnlab.cli.browse import NameOption, SmokeOption, SweepOption
 from nnlab.errors import NnlabError
 
 REPORT_FILE = "report.html"
@@ -55,7 +55,7 @@ def report_command(
     last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
                                        help="Without RUN: the newest K runs (default 10; all runs with --name "
                                             "or --sweep)."),
-    smoke: bool = typer.Option(False, "--smoke", help="Include smoke runs (train --smoke); left out by default."),
+    smoke: bool = SmokeOption,
     out: Path = typer.Option(Path(REPORT_FILE), "--out", "-o", help="The HTML file to write."),
     runs_dir: Optional[Path] = RunsDirOption,
 ) -> None:

@@ -190,7 +190,7 @@ def _read_npz_arrays(path: Path, spec: DataSpec, digest: str, rows_only: bool) -
     return Source(frame, path.name, digest, array_shape=example)
 
 
-def _npz_array(archive: Any, key: str, path: Path) -> np.ndarray:
+def _npz_array(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
     """One array of an .npz, once its header's shape x dtype is known to fit in its zip member and in this
     machine's memory: a forged header (80 TB of float64) is an error, not an attempt to allocate it."""
     member = next(n for n in archive.zip.namelist() if n in (key, f"{key}.npy"))
