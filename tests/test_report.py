@@ -205,3 +205,34 @@ def test_report_and_curves_never_import_torch(report_store, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().endswith("NO TORCH")
     assert (tmp_path / "r.html").stat().st_size > 1e6 and (tmp_path / "c.png").stat().st_size > 1e4
+
+
+def test_report_takes_compares_run_filters(report_store, tmp_path):
+    """--where, --tag and --note choose the runs as compare's do: the page's runs table holds exactly the
+    chosen ones (the store copied: tagging writes run.json)."""
+    store = tmp_path / "runs"
+    shutil.copytree(report_store, store)
+    runs = list_runs(store)[0]  # newest first: the sweep's two points, the repeats, the plain run
+    plain, repeated = runs[-1], next(r for r in runs if r.note == "three repeats")
+    assert invoke("tag", plain.id, repeated.id, "keep", "--runs-dir", store).exit_code == 0
+
+    def reported(*args: str) -> list[str]:
+        out = tmp_path / "r.html"
+        result = invoke("report", *args, "--runs-dir", store, "-o", out)
+        assert result.exit_code == 0, result.output
+        return sorted(row[0] for row in tables_of(out.read_text())["runs"][1:])
+
+    lr_point = next(r for r in runs if r.meta.sweep and r.spec["train"]["optimizer"]["lr"] == 0.01)
+    assert reported("--tag", "keep") == sorted([plain.id, repeated.id])
+    assert reported("--note", "THREE") == [repeated.id]
+    assert reported("--where", "train.optimizer.lr=0.01", "--where", "model=mlp") == [lr_point.id]
+    assert reported("--tag", "keep", "--where", "train.epochs>=5") == [repeated.id]
+    result = invoke("report", "last", "--tag", "keep", "--runs-dir", store, "-o", tmp_path / "x.html")
+    assert result.exit_code == 2 and result.output.strip() == (
+        "error: report: --where, --tag and --note choose the runs; give them without RUN")
+    result = invoke("report", "--tag", "nobody", "--runs-dir", store, "-o", tmp_path / "x.html")
+    assert result.exit_code == 2 and result.output.strip() == (
+        f"error: report: no runs to report in {store} with these --name/--sweep/--last/--where/--tag/--note")
+    result = invoke("report", "--where", "val_loss<<1", "--runs-dir", store, "-o", tmp_path / "x.html")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.html").exists()

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from nnlab.cli.base import RunsDirOption, app, draw_curves, fail, stdout, warn
 from nnlab.cli.browse import NameOption, SmokeOption, SweepOption
+from nnlab.cli.filter_options import NoteFilterOption, TagFilterOption, WhereOption, run_filter
 from nnlab.errors import NnlabError
 
 REPORT_FILE = "report.html"
@@ -49,13 +50,16 @@ def report_command(
     refs: Optional[list[str]] = typer.Argument(
         None, metavar="RUN", show_default=False,
         help="Runs by folder name, id, unique prefix, folder path, last or last~N. Default: the last 10 "
-             "(or --name, --sweep)."),
+             "(or --name, --sweep, --where, --tag, --note)."),
     name: Optional[str] = NameOption,
     sweep: Optional[str] = SweepOption,
     last: Optional[int] = typer.Option(None, "--last", min=1, show_default=False,
-                                       help="Without RUN: the newest K runs (default 10; all runs with --name "
-                                            "or --sweep)."),
+                                       help="Without RUN: the newest K runs (default 10; all runs with --name, "
+                                            "--sweep or a filter)."),
     smoke: bool = SmokeOption,
+    where: Optional[list[str]] = WhereOption,
+    tag: Optional[list[str]] = TagFilterOption,
+    note: Optional[str] = NoteFilterOption,
     out: Path = typer.Option(Path(REPORT_FILE), "--out", "-o", help="The HTML file to write."),
     runs_dir: Optional[Path] = RunsDirOption,
 ) -> None:
@@ -76,10 +80,14 @@ def report_command(
         from nnlab.views.html import report_html
 
         store = runstore.store_path(runs_dir)
-        selection = compare.select_runs(store, refs or [], name, last, sweep, smoke)
+        chosen_by = run_filter(where, tag, note)
+        if refs and chosen_by:
+            raise NnlabError("report: --where, --tag and --note choose the runs; give them without RUN")
+        selection = compare.select_runs(store, refs or [], name, last, sweep, smoke, chosen_by)
         if not selection.runs:
             raise NnlabError(f"report: no runs to report in {store}"
-                             + (" with these --name/--sweep/--last" if name or sweep or last else ""))
+                             + (" with these --name/--sweep/--last/--where/--tag/--note"
+                                if name or sweep or last or chosen_by else ""))
         if out.is_dir():
             raise NnlabError(f"--out: expected a file name; got the folder '{out}'")
         page = report_html(selection.runs, selection.store_runs, sweep=sweep)
