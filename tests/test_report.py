@@ -236,3 +236,41 @@ def test_report_takes_compares_run_filters(report_store, tmp_path):
     result = invoke("report", "--where", "val_loss<<1", "--runs-dir", store, "-o", tmp_path / "x.html")
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "x.html").exists()
+
+
+def test_the_layer_table_is_the_trained_models(report_store, tmp_path):
+    """Each model's layers as recorded at train time (models/<model>.json): the names are the saved weights'
+    modules, the parameters add up to the weights' real count (by hand: 3*8+8, 8*1+1) and to summary.json's."""
+    from safetensors.numpy import load_file
+
+    run = list_runs(report_store)[0][-1]  # the plain run: mlp hidden [8] on 3 features, binary
+    out = tmp_path / "one.html"
+    assert invoke("report", run.folder, "--runs-dir", report_store, "-o", out).exit_code == 0
+    heads, *rows = tables_of(out.read_text())["layers"]  # the baseline has no layer table: mlp's only
+    assert heads == ["layer", "type", "output shape", "parameters"]
+    assert rows == [["0", "Linear", "[B, 8]", "32"], ["1", "ReLU", "[B, 8]", "0"], ["2", "Linear", "[B, 1]", "9"],
+                    ["total", "", "", "41"]]
+    weights = load_file(run.path / "models" / "mlp.safetensors")
+    assert sum(w.size for w in weights.values()) == 41 == run.summary.models["mlp"].params
+    assert {key.rsplit(".", 1)[0] for key in weights} == {r[0] for r in rows[:-1] if r[3] != "0"}
+
+
+def test_a_model_file_without_its_layer_table_still_reads(report_store, tmp_path):
+    """An older models/<model>.json (no layers) and a damaged table: the report says not recorded, and the
+    file still reads for predicting."""
+    store = tmp_path / "runs"
+    old = list_runs(report_store)[0][-1]
+    shutil.copytree(old.path, store / old.folder)
+    info = store / old.folder / "models" / "mlp.json"
+    saved = json.loads(info.read_text())
+    for layers in (None, [{"name": "0"}]):
+        if layers is None:
+            saved.pop("layers")
+        else:
+            saved["layers"] = layers
+        info.write_text(json.dumps(saved))
+        (run,) = list_runs(store)[0]
+        assert run.model_info("mlp").layers is None and run.model_info("mlp").kind == "mlp"
+        result = invoke("report", "--runs-dir", store, "-o", tmp_path / "old.html")
+        assert result.exit_code == 0, result.output
+        assert "layer table not recorded by this run" in (tmp_path / "old.html").read_text()

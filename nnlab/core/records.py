@@ -239,6 +239,15 @@ class SavedInput(BaseModel):
     vocab_size: int = 0
 
 
+class SavedLayer(BaseModel):
+    """One row of a saved model's layer table (`models.summary.LayerRow`): the report shows them."""
+
+    name: str
+    type: str
+    output_shape: list[int]  # one example's output, batch dimension left out
+    params: int
+
+
 class ModelInfo(BaseModel):
     """models/<model>.json: what predicting again needs besides the weights. The run writes it
     (`RunWriter.save_model`) and the API reads it back (`Run.model_info`); the fields are in the file's key
@@ -253,6 +262,16 @@ class ModelInfo(BaseModel):
     n_inputs: Optional[int] = None
     n_outputs: Optional[int] = None
     preprocessing: dict[str, object]  # data.Preprocessor.state()
+    layers: Optional[list[SavedLayer]] = None  # the layer table at train time; older files have none
+
+    @field_validator("layers", mode="wrap")
+    @classmethod
+    def _layers_or_none(cls, value: object, handler: Callable[[object], object]) -> object:
+        """A damaged table is no table: predicting never reads it, so it must not make the file unreadable."""
+        try:
+            return handler(value)
+        except ValidationError:
+            return None
 
     @classmethod
     def parse(cls, data: object) -> ModelInfo:

@@ -30,7 +30,8 @@ from nnlab.data.predictions import predictions_table
 from nnlab.run.members import (Fits, ModelsInterrupted, ModelToTrain, Repeat, RepeatFit, add_final_metrics,
                                aggregate, build_and_fit, build_and_fit_baseline, stack_groups)
 from nnlab.runstore.checkpoints import Checkpoints
-from nnlab.core.records import Gate, GateResult, ModelInfo, ModelResult, RunMeta, RunSummary, SavedInput
+from nnlab.core.records import (Gate, GateResult, ModelInfo, ModelResult, RunMeta, RunSummary, SavedInput,
+                                SavedLayer)
 from nnlab.core.columns import epoch_columns
 from nnlab.run.resume import ResumePoint, resume_point
 from nnlab.spec import ModelSpec, Spec, apply_override, check_for_task, load_spec, validate_spec
@@ -298,7 +299,8 @@ class Session:
                 kind=run.kind, member=best.member, seed=best.seed,
                 spec=run.spec.model_dump(mode="json") if run.spec else self.spec.baseline.model_dump(mode="json"),
                 input=SavedInput(kind=self.info.kind, shape=list(self.info.shape), vocab_size=self.info.vocab_size),
-                n_inputs=best.n_inputs, n_outputs=p.n_outputs, preprocessing=p.preprocessing))
+                n_inputs=best.n_inputs, n_outputs=p.n_outputs, preprocessing=p.preprocessing,
+                layers=self._layers(run)))
             if best.val_probabilities is not None:
                 self.writer.save_errors(run.name, data_mod.misclassified(p, best.val_probabilities))
                 self.writer.save_predictions(run.name, predictions_table(
@@ -306,6 +308,15 @@ class Session:
                     best.final.predicted if best.final else None))
         if self.report:
             self.report.model_finished(result)
+
+    def _layers(self, run: ModelToTrain) -> Optional[list[SavedLayer]]:
+        """The model's layer table for its models/<model>.json (the report shows it); none for the baseline."""
+        if run.spec is None:
+            return None
+        from nnlab.models import layer_table  # torch: loaded already, a model just trained
+
+        return [SavedLayer(name=row.name, type=row.type, output_shape=list(row.output_shape), params=row.params)
+                for row in layer_table(run.spec, self.info)]
 
     def finish(self) -> None:
         """Gates, then the summary marked complete. Smoke runs train too little for the spec's gates."""

@@ -470,19 +470,21 @@ def _errors_table(run: Run, model: str, task: str) -> str:
 
 
 def _layer_table(run: Run, model: str) -> str:
-    """models/<model>.json's layer table (name, type, output shape, parameters) where the run recorded it."""
+    """models/<model>.json's layer table (name, type, output shape, parameters) and its total, where the run
+    recorded it (since the field came; older runs show the model's settings instead)."""
     try:
         info = run.model_info(model)
     except (FileNotFoundError, DamagedFile, OSError, KeyError, ValueError):
         return f"<h4>Layers</h4><p class=dim>{NOT_RECORDED}</p>"
-    layers = getattr(info, "layers", None)  # a run that recorded its layer table
-    if not isinstance(layers, list) or not layers:
+    layers = info.layers  # None: a run from before the table was recorded
+    if not layers:
         settings = info.spec or {}
         shown = ", ".join(f"{k}={format_value(v, None)}" for k, v in settings.items() if k not in ("train", "name"))
         return (f"<h4>Layers</h4><p class=dim>layer table {NOT_RECORDED} (nnlab validate SPEC --models prints "
                 f"it); the model's settings: {esc(shown)}</p>")
-    rows = [[str(layer.get("name", "")), str(layer.get("type", "")), str(layer.get("output_shape", "")),
-             f"{layer.get('params', 0):,}"] for layer in layers if isinstance(layer, dict)]
+    rows = [[layer.name, layer.type, str(["B", *layer.output_shape]).replace("'", ""), f"{layer.params:,}"]
+            for layer in layers]  # the output shape as `nnlab validate --models` prints it
+    rows.append(["total", "", "", f"{sum(layer.params for layer in layers):,}"])
     return "<h4>Layers</h4>" + _table(["layer", "type", "output shape", "parameters"], rows, "layers")
 
 
