@@ -274,3 +274,20 @@ def test_a_model_file_without_its_layer_table_still_reads(report_store, tmp_path
         result = invoke("report", "--runs-dir", store, "-o", tmp_path / "old.html")
         assert result.exit_code == 0, result.output
         assert "layer table not recorded by this run" in (tmp_path / "old.html").read_text()
+
+
+def test_each_model_shows_its_decision_threshold_and_binary_extras(report_store, tmp_path):
+    """A binary model's per-class section states PR AUC, Brier and the F1 threshold found on validation, the
+    numbers summary.json holds, and whether test was scored at it (train.threshold: val_f1) or at 0.5."""
+    run = list_runs(report_store)[0][-1]
+    out = tmp_path / "one.html"
+    assert invoke("report", run.folder, "--runs-dir", report_store, "-o", out).exit_code == 0
+    lines = [html.unescape(m) for m in re.findall(r"<p class=scores>(.*?)</p>", out.read_text())]
+    mlp = run.summary.models["mlp"]
+    (test_line,) = [line for line in lines if line.startswith("mlp test:")]
+    shown = re.search(r"F1 threshold on val ([0-9.]+) \(test at 0\.5; train\.threshold: val_f1 applies it\)", test_line)
+    assert shown and abs(float(shown.group(1)) - mlp.val["f1_threshold"]) < 5e-4, test_line
+    for metric in ("pr_auc", "brier"):
+        value = re.search(rf"{metric} ([0-9.]+)", test_line)
+        assert value and abs(float(value.group(1)) - mlp.test[metric]) < 5e-4, test_line
+    assert any(line.startswith("mlp val:") for line in lines) and any(line.startswith("baseline val:") for line in lines)

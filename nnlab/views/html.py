@@ -27,7 +27,7 @@ from nnlab.core.files import DamagedFile
 from nnlab.core.jsonvalue import JSONValue as Json
 from nnlab.core.messages import shorten
 from nnlab.core.numbers import format_value, stored_float
-from nnlab.core.records import ModelResult
+from nnlab.core.records import ModelResult, PerClassResult
 from nnlab.core.settings import short_keys
 from nnlab.errors import NnlabError
 from nnlab.report import classcurves
@@ -37,6 +37,7 @@ from nnlab.report.fingerprints import StoreFacts, data_hash
 from nnlab.report.rows import baseline_name, run_monitor
 from nnlab.report.runlist import runs_rows
 from nnlab.runstore import Run
+from nnlab.views.perclass import heading
 from nnlab.views.tables import duration, metric_cell, seconds, started_local
 
 if TYPE_CHECKING:
@@ -334,23 +335,17 @@ def _model_block(page: Page, run: Run, result: ModelResult) -> str:
         charts.append(_confusion(page, result))
         charts.extend(_prediction_charts(page, run, result.name, task))
     parts.append("<div class=charts>" + "".join(charts) + "</div>")
-    parts.append(_per_class_table(result))
+    parts.append(_per_class_table(result, task, result.name == baseline_name(run)))
     parts.append(_errors_table(run, result.name, task))
     if result.name != baseline_name(run):
         parts.append(_layer_table(run, result.name))
     return "<div class=model>" + "".join(parts) + "</div>"
 
 
-def _per_class(result: ModelResult, split: str) -> Optional[dict[str, Json]]:
-    """summary.json's per-class results of `split` ({labels, confusion, precision, recall, f1, support}),
-    None for a run that did not record them."""
-    recorded = getattr(result, "per_class", None)
-    if hasattr(recorded, "model_dump"):
-        recorded = recorded.model_dump()
-    entry = recorded.get(split) if isinstance(recorded, dict) else None
-    if hasattr(entry, "model_dump"):
-        entry = entry.model_dump()
-    return entry if isinstance(entry, dict) and entry.get("labels") else None
+def _per_class(result: ModelResult, split: str) -> Optional[PerClassResult]:
+    """summary.json's per-class results of `split`, None for a run that did not record them."""
+    entry = (result.per_class or {}).get(split)
+    return entry if entry is not None and entry.labels else None
 
 
 def _not_recorded(what: str) -> str:
@@ -361,24 +356,25 @@ def _confusion(page: Page, result: ModelResult) -> str:
     entry = _per_class(result, "val")
     if entry is None:
         return _not_recorded("confusion matrix")
-    labels = [esc(label) for label in entry["labels"]]  # type: ignore[union-attr]
-    matrix = entry.get("confusion") or []
+    labels = [esc(label) for label in entry.labels]
+    matrix: list[Json] = [list(row) for row in entry.confusion]
     return page.chart([{"type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": "Blues",
                         "text": matrix, "texttemplate": "%{text}", "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>"}],
                       {"title": {"text": "confusion matrix (validation)"}, "xaxis": {"title": {"text": "predicted"}, "type": "category"},
                        "yaxis": {"title": {"text": "true"}, "type": "category", "autorange": "reversed"}, "height": 340})
 
 
-def _per_class_table(result: ModelResult) -> str:
+def _per_class_table(result: ModelResult, task: str, baseline: bool) -> str:
+    """Per split: the scalar extras and the decision threshold as `nnlab show` words them, then the table."""
     parts = []
     for split in ("val", "test"):
         entry = _per_class(result, split)
         if entry is None:
             continue
-        columns = [entry.get(k) or [] for k in ("labels", "precision", "recall", "f1", "support")]
-        rows = [[str(label), *(format_value(stored_float(v)) for v in values[:3]), format_value(values[3], None)]
-                for label, *values in zip(*columns)]  # type: ignore[call-overload]
-        parts.append(f"<h4>Per class ({split})</h4>" + _table(["class", "precision", "recall", "F1", "support"], rows))
+        rows = [[label, *(format_value(stored_float(v)) for v in (p, r, f)), format_value(n, None)]
+                for label, p, r, f, n in zip(entry.labels, entry.precision, entry.recall, entry.f1, entry.support)]
+        parts.append(f"<h4>Per class ({split})</h4><p class=scores>{esc(heading(result, split, task, baseline))}</p>"
+                     + _table(["class", "precision", "recall", "F1", "support"], rows))
     return "".join(parts) or f"<p class=dim>per-class results: {NOT_RECORDED}</p>"
 
 
