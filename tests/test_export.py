@@ -242,3 +242,66 @@ def test_log_to_names_what_it_takes(trained):
     assert result.exit_code == 2
     assert result.output.strip() == ("error: --log-to: expected mlflow or mlflow:URI (mlflow:http://127.0.0.1:5000, "
                                      "mlflow:sqlite:///mlflow.db); got 'wandb'")
+
+
+def test_log_to_a_real_server_killed_mid_run(trained, tmp_path, monkeypatch):
+    """A real `mlflow server` on 127.0.0.1, killed (SIGKILL, its whole process group) right after the third
+    epoch reached it: training completes, one warning, metrics.csv whole; the server's store holds the
+    epochs streamed before the kill, and `nnlab export` into that store adds the rest."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    port, db, artifacts = free_port(), tmp_path / "server.db", tmp_path / "artifacts"
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{db}", "--default-artifact-root", str(artifacts),
+                               "--no-serve-artifacts", "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # bounded: the server answers /health within seconds, or the test fails
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.3)
+        real, streamed_calls = MlflowClient.log_batch, []
+
+        def kill_after_three(self, run_id, metrics=(), params=(), tags=(), **kw):
+            done = real(self, run_id, metrics, params, tags, **kw)
+            if metrics:
+                streamed_calls.append(len(metrics))
+                if len(streamed_calls) == 3 and server.poll() is None:
+                    os.killpg(server.pid, signal.SIGKILL)  # the server goes away mid-run, for real
+                    server.wait(timeout=30)
+            return done
+
+        monkeypatch.setattr(MlflowClient, "log_batch", kill_after_three)
+        spec = trained.parent.parent / "spec.yaml"
+        uri = f"http://127.0.0.1:{port}"
+        result = invoke("train", spec, "--runs-dir", tmp_path / "runs", "--no-progress", "--log-to", f"mlflow:{uri}")
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+    monkeypatch.setattr(MlflowClient, "log_batch", real)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot reach the tracking server" in warnings[0], result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert epochs_in_csv(run) == 7 and json.loads((run / "run.json").read_text())["status"] == "completed"
+    assert f"nnlab export {run.name} --to mlflow --tracking-uri {uri}" in warnings[0]
+    store = f"sqlite:///{db}"
+    client, nnlab_id = MlflowClient(store), json.loads((run / "run.json").read_text())["id"]
+    streamed = sum(len(client.get_metric_history(r.info.run_id, "val_loss")) for r in runs_of(client, nnlab_id))
+    assert streamed == 3  # what reached the server before it died
+    again = invoke("export", run, "--to", "mlflow", "--tracking-uri", store)
+    assert again.exit_code == 0, again.output
+    total = sum(len(client.get_metric_history(r.info.run_id, "val_loss")) for r in runs_of(client, nnlab_id))
+    assert total == epochs_in_csv(run)  # every epoch once: the streamed three are not written twice
