@@ -116,6 +116,22 @@ class PerClassResult(BaseModel):
     member: int = 0
 
 
+class HalvingStop(BaseModel):
+    """Why a sweep point stopped before its last epoch (`sweep --halving`): at rung `rung` of `rungs` (after
+    `epoch` of `epochs` epochs) its monitored validation score ranked `rank` of the `live` points of its stack,
+    and only the best `kept` went on."""
+
+    rung: int = Field(ge=1)
+    rungs: int = Field(ge=1)
+    epoch: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    rank: int = Field(ge=1)
+    live: int = Field(ge=1)
+    kept: int = Field(ge=1)
+    score: Optional[float] = None
+    reason: str
+
+
 class ModelResult(BaseModel):
     """One model of a run. With repeats, `val`/`test` are the members' means, `val_sd`/`test_sd` their
     standard deviations (ddof=1), and `members` each member's own numbers."""
@@ -144,6 +160,7 @@ class ModelResult(BaseModel):
     per_class: Optional[dict[str, PerClassResult]] = None  # by split ("val", "test"); classification only
     # the decision threshold on P(positive) test was scored with (`train.threshold: val_f1`); None: 0.5
     threshold: Optional[float] = None
+    halved: Optional[HalvingStop] = None  # set when `sweep --halving` stopped it early
 
     _finite = field_validator("val", "test", "val_sd", "test_sd", mode="before")(_finite_or_none)
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from nnlab.models.linear import fit_convex
 from nnlab.training import metrics as metric_fns
-from nnlab.training.state import (BuiltMember, EpochRecord, FitInterrupted, FitResult, FitState, LoopState,
+from nnlab.training.state import (BuiltMember, Cull, EpochRecord, FitInterrupted, FitResult, FitState, LoopState,
                                   OnEpoch, OnFitState, OnState, Problem, SequenceState)
 from nnlab.training.evaluation import EVAL_BATCH, read
 from nnlab.core.columns import prefixed, unprefixed
@@ -43,16 +43,17 @@ def can_stack_members(members: list[BuiltMember]) -> tuple[bool, str]:
 
 
 def fit_stack(members: list[BuiltMember], problem: Problem, on_epoch: OnEpoch, on_state: Optional[OnState] = None,
-              resume: Optional[LoopState] = None) -> list[FitResult]:
+              resume: Optional[LoopState] = None, cull: Optional[Cull] = None) -> list[FitResult]:
     """Train members — each built with its own seed, `can_stack_members` — as one stack (one member: one model
     alone); each member's result equals the same member trained alone with its seed. Keeps each member's
     weights of its best epoch by `problem.monitor` and tests them once. `on_state` gets a LoopState after
-    every epoch; `resume=state` continues from one exactly. An interrupt raises FitInterrupted."""
+    every epoch; `resume=state` continues from one exactly; `cull` (sweep --halving) may stop members after an
+    epoch, and they leave the stack. An interrupt raises FitInterrupted."""
     train = members[0].train  # the settings members share: precision, batch size
     work = sum(compute_params(m.model) for m in members) * train.batch_size
     placement = resolve_placement(train, problem.device, work)
     with placement.cpu_threads():
-        return run_epochs(members, problem, on_epoch, placement, on_state, resume)
+        return run_epochs(members, problem, on_epoch, placement, on_state, resume, cull)
 
 
 def fit_one_after_another(members: list[BuiltMember], problem: Problem, on_epoch: OnEpoch,

@@ -28,8 +28,8 @@ from nnlab.training import metrics as metric_fns
 from nnlab.training.augment import augment_generator, augment_members
 from nnlab.training.evaluation import as_target, outputs, predictions, read_members
 from nnlab.core.columns import higher_is_better, prefixed, unprefixed
-from nnlab.training.state import (BuiltMember, EpochRecord, FitInterrupted, FitResult, LoopState, MemberProgress,
-                                  OnEpoch, OnState, Problem)
+from nnlab.training.state import (BuiltMember, Cull, EpochRecord, FitInterrupted, FitResult, LoopState,
+                                  MemberProgress, MemberStanding, OnEpoch, OnState, Problem)
 from nnlab.core.interrupts import deferred
 from nnlab.training.optim import Schedule, build_loss, build_loss_grad, make_step
 from nnlab.training.placement import Placement
@@ -53,8 +53,9 @@ class _MemberState(MemberProgress):
 class Loop:
     """One stack of members in training: everything an epoch reads and changes."""
 
-    def __init__(self, members: list[BuiltMember], problem: Problem, placement: Placement):
-        self.problem, self.device = problem, placement.device
+    def __init__(self, members: list[BuiltMember], problem: Problem, placement: Placement,
+                 cull: Optional[Cull] = None):
+        self.problem, self.device, self.cull = problem, placement.device, cull
         self.autocast, self.scaler = placement.autocast(), placement.new_loss_scale()
         self.stack: Stack = build_stack([m.model for m in members], [m.seed for m in members], self.device)
         first = members[0].train  # the settings members share (stack.SHARED_TRAIN_SETTINGS)
@@ -83,6 +84,8 @@ class Loop:
         # The stack's own backward where it has one (bit for bit autograd's, cheaper); autocast needs autograd.
         self.taped = self.stack.has_backward and placement.dtype is None
         self.max_epochs = max(m.train.epochs for m in members)
+        self.rows = list(range(len(members)))  # each row's place among the members the loop was given
+        self.retired: dict[int, FitResult] = {}  # members that left the stack (a cull), by that place
 
     @property
     def running(self) -> bool:
@@ -156,6 +159,7 @@ class Loop:
             for record in records:
                 on_epoch(record)
             self._stop_or_go_on(values)
+            self._apply_cull()
 
     def _epoch_values(self, orders: torch.Tensor) -> tuple[list[dict[str, float]], list[int]]:
         """The one host sync of the epoch: every member's train and validation numbers, read at once.
@@ -209,6 +213,39 @@ class Loop:
         if any(not m.active for m in self.members):
             self.step.set_active([m.active for m in self.members])
 
+    def _apply_cull(self) -> None:
+        """Members a cull stops end here as completed with its reason; then every member that no longer
+        trains leaves the stack with its result (tested now, from its best epoch), so that the remaining epochs
+        cost what a stack of the live members would."""
+        if self.cull is None:
+            return
+        standings = [MemberStanding(m.spec.name, m.spec.member, m.active, m.best_score) for m in self.members]
+        stops = self.cull(self.epoch, standings)
+        for row, stop in stops.items():
+            m = self.members[row]
+            m.status, m.stop_reason, m.halved = "completed", stop.reason, stop
+        if not stops or not any(m.active for m in self.members):
+            return  # nobody goes on: the end of training gives every result as always
+        leaving = [k for k, m in enumerate(self.members) if not m.active]
+        for k, result in zip(leaving, self._results_of(leaving, restore=True)):
+            self.retired[self.rows[k]] = result
+        self._keep([k for k, m in enumerate(self.members) if m.active])
+
+    def _keep(self, rows: list[int]) -> None:
+        """Compact the member dimension to `rows`: the stack, the optimizer's per-member state, every
+        per-member tensor and generator of the loop."""
+        index = torch.tensor(rows, device=self.device)
+        self.stack.keep(rows)
+        self.step.keep(rows, self.stack.params, self.stack.grads)
+        self.best_params = self.best_params.index_select(0, index)
+        if self.l1 is not None:
+            self.l1 = self.l1.index_select(0, index)
+        pick = lambda items: [items[r] for r in rows]
+        self.members, self.orders, self.rows = pick(self.members), pick(self.orders), pick(self.rows)
+        self.augments, self.augment_rng = pick(self.augments), pick(self.augment_rng)
+        self.step_losses = torch.zeros(len(self.bounds), len(rows), device=self.device)
+        self.train_outputs = torch.zeros(len(rows), self.n, self.problem.n_outputs, device=self.device)
+
     def state(self) -> LoopState:
         """A copy of everything needed to continue after this epoch (see LoopState)."""
         cpu = lambda t: t.detach().to("cpu", copy=True)
@@ -255,10 +292,19 @@ class Loop:
         self.epoch = state.epoch
 
     def results(self, interrupted: bool) -> list[FitResult]:
-        """Every member's result with its best weights: tested unless the fit was interrupted while it ran."""
+        """Every member's result with its best weights: tested unless the fit was interrupted while it ran;
+        members that left the stack early (a cull) included, all in the order the loop was given them."""
         for m in self.members:
             if m.active:
                 m.status = "interrupted" if interrupted else "completed"
+        here = dict(zip(self.rows, self._results_of(list(range(len(self.members))), restore=False)))
+        done = {**self.retired, **here}
+        return [done[row] for row in sorted(done)]
+
+    def _results_of(self, rows: list[int], restore: bool) -> list[FitResult]:
+        """The results of the members at `rows` from their best epochs' weights. `restore`: the stack goes on
+        training afterwards, so its current weights are put back."""
+        current = self.stack.params.clone() if restore else None
         with torch.no_grad():
             self.stack.params.copy_(self.best_params)
         trained = [m.best_epoch > 0 for m in self.members]
@@ -267,17 +313,22 @@ class Loop:
         if buffers:  # only a Single (K = 1) has buffers
             self.stack.load_buffers(buffers)
         states = self.stack.member_states()
-        test, test_outputs = self._test_values() if any(tested) else ([{} for _ in self.members], None)
+        wanted = any(tested[k] for k in rows)
+        test, test_outputs = self._test_values() if wanted else ([{} for _ in self.members], None)
         val_outputs = predictions(self.stack, self.problem, "val", self.autocast) if any(trained) else None
         results = []
-        for k, m in enumerate(self.members):
+        for k in rows:
+            m = self.members[k]
             results.append(FitResult(
                 m.spec.name, m.status, m.best_epoch, len(m.history), unprefixed("val", m.best_values),
                 test[k] if tested[k] else {}, m.seconds,
                 self.n * len(m.history) / m.seconds if m.seconds > 0 else 0.0, m.history,
                 m.message or (f"interrupted during epoch {len(m.history) + 1}" if m.status == "interrupted" else None),
                 m.stop_reason, states[k] if trained[k] else None, val_outputs[k] if trained[k] else None,
-                m.spec.member, test_outputs[k] if tested[k] and test_outputs is not None else None))
+                m.spec.member, test_outputs[k] if tested[k] and test_outputs is not None else None, m.halved))
+        if current is not None:
+            with torch.no_grad():
+                self.stack.params.copy_(current)
         return results
 
     def _test_values(self) -> tuple[list[dict[str, float]], list[np.ndarray]]:
@@ -301,11 +352,13 @@ def _quiet_layout_warning() -> Iterator[None]:
 
 
 def run_epochs(members: list[BuiltMember], problem: Problem, on_epoch: OnEpoch, placement: Placement,
-               on_state: Optional[OnState] = None, resume: Optional[LoopState] = None) -> list[FitResult]:
+               on_state: Optional[OnState] = None, resume: Optional[LoopState] = None,
+               cull: Optional[Cull] = None) -> list[FitResult]:
     """Train members that share a stack (K = 1 included) epoch by epoch to the end; results in member order.
-    `on_state` receives a LoopState after every epoch; `resume` continues from one. An interrupt raises
-    FitInterrupted with every member's result so far."""
-    loop = Loop(members, problem, placement)
+    `on_state` receives a LoopState after every epoch; `resume` continues from one; `cull` may stop members
+    after an epoch, who then leave the stack. An interrupt raises FitInterrupted with every member's result
+    so far."""
+    loop = Loop(members, problem, placement, cull)
     if resume is not None:
         loop.load_state(resume)
     elif len(members) == 1:

@@ -173,6 +173,20 @@ class StackedStep:
                 by_setting.setdefault((lr, spec.weight_decay, spec.momentum), []).append(k)
         self.groups = [_Group(lr, decay, momentum, rows, self) for (lr, decay, momentum), rows in by_setting.items()]
 
+    def keep(self, rows: list[int], params: torch.Tensor, grads: torch.Tensor) -> None:
+        """Only the members at `rows` go on, all active, with the stack's compacted `params` and `grads`: their
+        hyperparameters and moments are kept row by row, so each steps exactly as before."""
+        index = torch.tensor(rows, device=params.device)
+        pick = lambda t: None if t is None else t.index_select(0, index)
+        self.params, self.grads = params, grads
+        self.specs, self.lrs = [self.specs[r] for r in rows], [self.lrs[r] for r in rows]
+        self.weight_decay, self.momentum, self.clip = pick(self.weight_decay), pick(self.momentum), pick(self.clip)
+        self.decays = bool(any(s.weight_decay for s in self.specs))
+        self.uses_momentum = self.name == "sgd" and any(s.momentum for s in self.specs)
+        self.exp_avg, self.exp_avg_sq = pick(self.exp_avg), pick(self.exp_avg_sq)
+        self.fused = _fused_supported(params.device) and params.is_contiguous()
+        self.set_active([True] * len(rows))
+
     def __call__(self, skip: Optional[torch.Tensor] = None) -> None:
         """`skip` (bool [K, 1], optional): members whose step this is not, e.g. fp16 gradients that overflowed."""
         with torch.no_grad():

@@ -143,6 +143,20 @@ class Stack:
         for g, state in zip(self.generators, states):
             g.set_state(state)
 
+    def keep(self, rows: list[int]) -> None:
+        """Only the members at `rows` (in this order) stay: the member dimension of every weight, gradient,
+        dropout rate and generator shrinks to them, so later steps cost what a stack of these would. A kept
+        member goes on exactly as before (its generators are the same objects)."""
+        raise NotImplementedError(f"a {type(self).__name__} cannot drop members")
+
+    def _kept_params(self, rows: list[int]) -> None:
+        index = torch.tensor(rows, device=self.params.device)
+        with torch.no_grad():
+            self.params = self.params.detach().index_select(0, index)
+        self.grads = torch.zeros_like(self.params)
+        self.generators = [self.generators[r] for r in rows]
+        self.k = len(rows)
+
 
 class StackedMLP(Stack):
     def __init__(self, models: list[nn.Sequential], seeds: list[int], device: torch.device):
@@ -150,36 +164,50 @@ class StackedMLP(Stack):
         self.models, self.k, self.flatten = models, len(models), parsed[0][1]
         self.keys = [[layer.key for layer in layers] for layers, _, _ in parsed]
         self.layers: list[Layer] = parsed[0][0]
-        sizes = [layer.n_out * layer.n_in + layer.n_out for layer in self.layers]
-        self.params = torch.zeros(self.k, sum(sizes), device=device)
+        self.sizes = [layer.n_out * layer.n_in + layer.n_out for layer in self.layers]
+        self.params = torch.zeros(self.k, sum(self.sizes), device=device)
         self.grads = torch.zeros_like(self.params)
-        self.penalized = torch.zeros(sum(sizes), dtype=torch.bool, device=device)
-        self.weights, self.biases, self.weight_grads, self.bias_grads = [], [], [], []
+        self.penalized = torch.zeros(sum(self.sizes), dtype=torch.bool, device=device)
         offset = 0
-        for i, (layer, size) in enumerate(zip(self.layers, sizes)):
+        for i, (layer, size) in enumerate(zip(self.layers, self.sizes)):
             w_end = offset + layer.n_out * layer.n_in
-            weight = self.params[:, offset:w_end].view(self.k, layer.n_out, layer.n_in)
-            bias = self.params[:, w_end:offset + size]
             with torch.no_grad():
                 for k, (member, keys) in enumerate(zip(models, self.keys)):
                     linear = member.get_submodule(keys[i])
-                    weight[k].copy_(linear.weight)
-                    bias[k].copy_(linear.bias)
+                    self.params[k, offset:w_end].copy_(linear.weight.reshape(-1))
+                    self.params[k, w_end:offset + size].copy_(linear.bias)
             self.penalized[offset:w_end] = True
+            offset += size
+        dropouts = [[layer.dropout for layer in layers] for layers, _, _ in parsed]
+        self.dropout_rates = [[d[i] for d in dropouts] for i in range(len(self.layers))]
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        self._bind()
+
+    def _bind(self) -> None:
+        """The layers' weights and biases as views of `params` (their gradients views of `grads`)."""
+        self.weights, self.biases, self.weight_grads, self.bias_grads = [], [], [], []
+        offset = 0
+        for layer, size in zip(self.layers, self.sizes):
+            w_end = offset + layer.n_out * layer.n_in
+            weight = self.params[:, offset:w_end].view(self.k, layer.n_out, layer.n_in)
+            bias = self.params[:, w_end:offset + size]
             self.weight_grads.append(self.grads[:, offset:w_end].view(self.k, layer.n_out, layer.n_in))
             self.bias_grads.append(self.grads[:, w_end:offset + size])
             self.weights.append(_leaf(weight, self.weight_grads[-1]))
             self.biases.append(_leaf(bias, self.bias_grads[-1]))
             offset += size
-        dropouts = [[layer.dropout for layer in layers] for layers, _, _ in parsed]
-        self.dropout = [torch.tensor([d[i] for d in dropouts], device=device).reshape(-1, 1, 1)
-                        for i in range(len(self.layers))]
-        self.dropout_rates = [[d[i] for d in dropouts] for i in range(len(self.layers))]
-        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        self.dropout = [torch.tensor(rates, device=self.params.device).reshape(-1, 1, 1)
+                        for rates in self.dropout_rates]
         # What the taped step reads, made once: views of `params` without autograd (they follow its in-place
         # updates), the bias as [K, 1, out] and the weight as W [K, out, in] and W^T [K, in, out].
         self.plain = [(b.detach().unsqueeze(1), w.detach(), w.detach().transpose(1, 2))
                       for w, b in zip(self.weights, self.biases)]
+
+    def keep(self, rows: list[int]) -> None:
+        self._kept_params(rows)
+        self.models, self.keys = [self.models[r] for r in rows], [self.keys[r] for r in rows]
+        self.dropout_rates = [[rates[r] for r in rows] for rates in self.dropout_rates]
+        self._bind()
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         h = x.flatten(2) if self.flatten else x
@@ -279,26 +307,42 @@ class FuncStack(Stack):
         self.params = torch.zeros(self.k, total, device=device, dtype=dtype)
         self.grads = torch.zeros_like(self.params)
         self.penalized = torch.zeros(total, dtype=torch.bool, device=device)
-        self.weights: dict[str, torch.Tensor] = {}  # name -> [K, *shape], views of params
+        self.layout = [(name, named[0][name].shape) for name in trainable]  # the order of a row of `params`
         offset = 0
-        for name in trainable:
-            shape = named[0][name].shape
+        for name, shape in self.layout:
             end = offset + named[0][name].numel()
-            view = self.params[:, offset:end].view(self.k, *shape)
             with torch.no_grad():
                 for k in range(self.k):
-                    view[k].copy_(named[k][name])
-            self.weights[name] = _leaf(view, self.grads[:, offset:end].view(self.k, *shape))
+                    self.params[k, offset:end].copy_(named[k][name].reshape(-1))
             self.penalized[offset:end] = len(shape) > 1
             offset = end
         # Frozen weights are each member's too (stacked, no gradient); buffers are the base module's.
-        self.weights.update({name: torch.stack([n[name].detach() for n in named]) for name, p in named[0].items()
-                             if not p.requires_grad})
+        self.frozen = {name: torch.stack([n[name].detach() for n in named]) for name, p in named[0].items()
+                       if not p.requires_grad}
+        self._bind()
         self.rates = [{name: m.p for name, m in model.named_modules() if isinstance(m, Dropout)}
                       for model in self.models]
         self.names = {id(m): name for name, m in self.base.named_modules()}
         self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
         self.sites: dict[tuple, list[tuple[str, torch.Size, torch.dtype]]] = {}  # input shape -> dropout calls
+
+    def _bind(self) -> None:
+        """Each trainable weight as a view [K, *shape] of `params` (its gradient a view of `grads`)."""
+        self.weights: dict[str, torch.Tensor] = {}
+        offset = 0
+        for name, shape in self.layout:
+            end = offset + shape.numel()
+            self.weights[name] = _leaf(self.params[:, offset:end].view(self.k, *shape),
+                                       self.grads[:, offset:end].view(self.k, *shape))
+            offset = end
+        self.weights.update(self.frozen)
+
+    def keep(self, rows: list[int]) -> None:
+        self._kept_params(rows)
+        index = torch.tensor(rows, device=self.params.device)
+        self.frozen = {name: w.index_select(0, index) for name, w in self.frozen.items()}
+        self.models, self.rates = [self.models[r] for r in rows], [self.rates[r] for r in rows]
+        self._bind()
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         self.base.train(training)
@@ -388,6 +432,9 @@ class Single(Stack):
             p.grad = self.grads[0, offset:end].view_as(p)
             self.penalized[offset:end] = p.dim() > 1
             offset = end
+
+    def keep(self, rows: list[int]) -> None:
+        assert rows == [0], "a Single is one member"
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         self.model.train(training)

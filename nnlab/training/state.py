@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nnlab.core.inputs import SparseRows
+from nnlab.core.records import HalvingStop
 from nnlab.models.tensors import as_tensor
 from nnlab.spec import TrainSpec
 
@@ -71,6 +72,7 @@ class FitResult:
     val_probabilities: Optional[np.ndarray] = None  # `predict` on val: probabilities, or standardized values
     member: int = 0
     test_probabilities: Optional[np.ndarray] = None  # the same on test, where it was tested
+    halved: Optional[HalvingStop] = None  # why a cull (`sweep --halving`) stopped it early
 
 
 class FitInterrupted(KeyboardInterrupt):
@@ -106,6 +108,21 @@ class BuiltMember:
 OnEpoch = Callable[[EpochRecord], None]
 
 
+@dataclass(frozen=True)
+class MemberStanding:
+    """A member of a stack as a cull sees it after an epoch: still training (`live`), and its best monitored
+    validation score so far (None before any)."""
+
+    name: str
+    member: int
+    live: bool
+    score: Optional[float]
+
+
+# After every epoch: which live members (by row) to stop, and why. Stopped members leave the stack.
+Cull = Callable[[int, list[MemberStanding]], dict[int, HalvingStop]]
+
+
 @dataclass
 class MemberProgress:
     """One member's host-side progress between epochs: what `LoopState` saves and restores."""
@@ -121,6 +138,7 @@ class MemberProgress:
     seconds: float = 0.0
     stopping_best: Optional[float] = None  # early stopping's best monitored value and epochs without improving
     stopping_stale: int = 0
+    halved: Optional[HalvingStop] = None  # stopped by a cull
 
 
 @dataclass
