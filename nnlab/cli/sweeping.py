@@ -26,6 +26,9 @@ def sweep_command(
     sample: Optional[int] = typer.Option(None, "--sample", min=1, show_default=False,
                                          help="Random search: draw N points from the --space distributions "
                                          "(seeded by the spec's seed: the same command gives the same points)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a spec value for every point: KEY.PATH=VALUE "
+                                   "(YAML), or add a model: 'models+={name: wide, kind: mlp, hidden: [256]}'. "
+                                   "Repeatable."),
     one_at_a_time: bool = typer.Option(False, "--one-at-a-time", help="Vary each key alone from the spec's own "
                                        "value (the spec as written is the reference, trained once); default: "
                                        "every combination."),
@@ -71,12 +74,15 @@ def sweep_command(
         try:
             given = ray_options(address, cpus_per_trial, gpus_per_trial, max_retries, ship)
             runner = executor_for(executor.value, jobs, given)
-            if space_search.is_search(spec, space, sample):
-                plan = space_search.plan_search(spec, space, sample, grid, one_at_a_time, repeats, note, smoke)
+            if space_search.is_search(spec, space, sample, set_):
+                plan = space_search.plan_search(spec, space, sample, grid, one_at_a_time, repeats, note, smoke,
+                                                set_)
             else:
-                plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke)
+                plan = sweeps.plan_sweep(spec, grid, one_at_a_time, repeats, note, smoke, set_)
             where = f"{jobs} at a time" if executor is ExecutorName.local else "on Ray"
-            out.print(f"sweep {plan.id}: {len(plan.points)} points, {where}", markup=False, soft_wrap=True)
+            dropped = f" ({plan.duplicates} repeated draw(s) dropped)" if plan.duplicates else ""
+            out.print(f"sweep {plan.id}: {len(plan.points)} points{dropped}, {where}", markup=False,
+                      soft_wrap=True)
             started = time.monotonic()
             stream = runner.run(plan.units(store_path(runs_dir), jobs if executor is ExecutorName.local else 0))
         except NnlabError as e:

@@ -20,6 +20,7 @@ class _Missing:
 
 
 MISSING = _Missing()  # what `value_at` gives for a key that names nothing
+ADD_MODEL = "models+"  # `--set models+={name: wide, kind: mlp}` adds a model to the list
 
 
 def model_part(key: str) -> Optional[tuple[str, str]]:
@@ -27,6 +28,12 @@ def model_part(key: str) -> Optional[tuple[str, str]]:
     (`train.optimizer.lr`, or `models.mlp` itself). The selector is read with `model_position`."""
     parts = key.split(".", 2)
     return (parts[1], parts[2]) if parts[0] == "models" and len(parts) == 3 else None
+
+
+def changes_kind(key: str) -> bool:
+    """Whether `key` sets a model's kind (`models.<name|index>.kind`), which changes what else it takes."""
+    inside = model_part(key)
+    return inside is not None and inside[1] == "kind"
 
 
 def model_position(names: Sequence[object], part: str) -> Optional[int]:

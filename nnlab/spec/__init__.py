@@ -20,8 +20,8 @@ from nnlab.spec.checks import check_for_task, spec_problems, sweep_key_problem  
 from nnlab.spec.data import DataSpec, ImageSpec, SequenceSpec, SplitSpec, TextSpec  # noqa: F401
 from nnlab.spec.experiment import (UNION_TAGS, Spec, format_errors, json_schema, load_spec,  # noqa: F401
                                    parse_expect_rule, validate_spec)
-from nnlab.spec.load import (MAX_DEPTH, MAX_SPEC_BYTES, MAX_VALUES, apply_override, deep_merge,  # noqa: F401
-                            parse_yaml, read_spec_file, set_path)
+from nnlab.spec.load import (MAX_DEPTH, MAX_SPEC_BYTES, MAX_VALUES, apply_override, apply_overrides,  # noqa: F401
+                            deep_merge, parse_yaml, read_spec_file, set_path)
 from nnlab.spec.models import (ACTIVATIONS, INPUT_KINDS_BY_MODEL, MODEL_KINDS, Activation, BaselineSpec,  # noqa: F401
                               CNNSpec, Embedding, MLPSpec, ModelBase, ModelSpec, ResMLPSpec, RNNSpec, TransformerSpec,
                               needed_data)

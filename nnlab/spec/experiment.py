@@ -14,7 +14,7 @@ from pydantic import ValidationError, model_validator
 from nnlab.core.records import Gate
 from nnlab.errors import SpecError
 from nnlab.spec.checks import spec_problems, sweep_key_problem
-from nnlab.spec.load import MAX_DEPTH, apply_override, read_spec_file
+from nnlab.spec.load import MAX_DEPTH, apply_overrides, read_spec_file
 from nnlab.spec.messages import format_errors as _format_errors
 from nnlab.spec.models import MODEL_KINDS, MLPSpec
 from nnlab.spec.root import SpecFields
@@ -98,8 +98,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> tuple[Spec, Path]:
     if not isinstance(raw, dict):
         raise SpecError(f"{path.name}: the spec must be a mapping of keys (name, data, ...); "
                         f"got {type(raw).__name__}")
-    for override in overrides:
-        raw = apply_override(raw, override)
+    raw = apply_overrides(raw, overrides)
     return validate_spec(raw, path.name), path.parent
 
 

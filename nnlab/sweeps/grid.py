@@ -156,6 +156,7 @@ class SweepPlan:
     common: list[str] = field(default_factory=list)  # overrides every point gets (repeats=N)
     note: str = ""
     smoke: bool = False
+    duplicates: int = 0  # sampled points dropped because an earlier draw was the same point
 
     @property
     def keys(self) -> list[str]:
@@ -181,10 +182,11 @@ def _note(point: Point, note: str) -> str:
 
 
 def plan_sweep(spec_path: Path, grid_options: list[str], one_at_a_time: bool = False,
-               repeats: Optional[int] = None, note: str = "", smoke: bool = False) -> SweepPlan:
+               repeats: Optional[int] = None, note: str = "", smoke: bool = False,
+               overrides: list[str] = ()) -> SweepPlan:
     """Expand the sweep and check every point (spec and data) as `train` would. Raises SpecError listing
-    every bad point at once; writes nothing."""
-    spec, _ = load_spec(spec_path)
+    every bad point at once; writes nothing. `overrides` (--set) apply to the spec and to every point."""
+    spec, _ = load_spec(spec_path, list(overrides))
     section = spec.sweep  # the spec's own `sweep:` (grid, one_at_a_time), when given
     spec_axes = [_axis(k, list(v), "sweep.grid") for k, v in section.grid.items()] if section else []
     axes = merge_axes(spec_axes, [parse_grid_option(text) for text in grid_options])
@@ -196,7 +198,7 @@ def plan_sweep(spec_path: Path, grid_options: list[str], one_at_a_time: bool = F
     resolved = spec.resolved()
     points = expand_one_at_a_time(axes, resolved) if one_at_a_time else expand_grid(axes)
     own = [i for i, p in enumerate(points) if all(_same(v, value_at(resolved, k)) for k, v in p.settings)]
-    common = [f"repeats={repeats}"] if repeats else []
+    common = [*overrides, *([f"repeats={repeats}"] if repeats else [])]
     check_points(spec_path, points, common, smoke)
     return SweepPlan(new_sweep_id(spec.name), Path(spec_path), spec.monitor, points, own[0] if own else 0,
                      bool(own), one_at_a_time, [m.name for m in spec.models], common, note, smoke)
@@ -215,6 +217,11 @@ def check_points(spec_path: Path, points: list[Point], common: list[str], smoke:
     """Plan every point as `train` would (spec, data, metrics for the task); one line per distinct problem."""
     from nnlab.run import session as runner
 
+    swept = {key for point in points for key, _ in point.settings}
+    both = next((key for text in common if (key := text.partition("=")[0].strip()) in swept), None)
+    if both:  # which of the two would win is not for the reader to guess
+        raise SpecError(f"--set {shorten(both)}: also swept (--grid/--space); a key is set for every point or "
+                        "swept, not both")
     problems: dict[str, list[Point]] = {}
     for point in points:
         try:
@@ -229,4 +236,5 @@ def check_points(spec_path: Path, points: list[Point], common: list[str], smoke:
 def _which(bad: list[Point], points: list[Point]) -> str:
     if len(bad) == len(points):
         return ""
-    return f" (point {bad[0].label})" if len(bad) == 1 else f" ({len(bad)} of {len(points)} points)"
+    named = "; ".join(p.label for p in bad[:3]) + ("; ..." if len(bad) > 3 else "")  # which ones, not just how many
+    return f" (point {bad[0].label})" if len(bad) == 1 else f" ({len(bad)} of {len(points)} points) at {named}"

@@ -18,8 +18,10 @@ train as one stack (grid.SweepPlan.units).
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -123,6 +125,19 @@ def sample_points(space: list[Distribution], count: int, seed: int) -> list[grid
     return [grid.Point(tuple((d.key, d.draw(rng)) for d in space)) for _ in range(count)]
 
 
+def unique_points(points: list[grid.Point]) -> tuple[list[grid.Point], int]:
+    """The points without repeats (a choice over few values draws the same point again), in the order
+    drawn, and how many were dropped: a repeated point would train the same run twice."""
+    seen: set[str] = set()
+    kept = []
+    for point in points:
+        identity = json.dumps(point.settings)  # as the point's overrides give it to the spec
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(point)
+    return kept, len(points) - len(kept)
+
+
 def merge_spaces(from_spec: list[Distribution], from_cli: list[Distribution]) -> list[Distribution]:
     """The spec's `sweep.space`, a --space of the same key replacing it and new keys added after."""
     keys = [d.key for d in from_cli]
@@ -133,20 +148,23 @@ def merge_spaces(from_spec: list[Distribution], from_cli: list[Distribution]) ->
     return [cli.pop(d.key, d) for d in from_spec] + list(cli.values())
 
 
-def is_search(spec_path: Path, space_options: list[str], sample: Optional[int]) -> bool:
+def is_search(spec_path: Path, space_options: list[str], sample: Optional[int],
+              overrides: Sequence[str] = ()) -> bool:
     """Whether this sweep samples (a --space, --sample, or a `sweep.space` in the spec) rather than a grid."""
     if space_options or sample is not None:
         return True
-    spec, _ = load_spec(spec_path)
+    spec, _ = load_spec(spec_path, list(overrides))
     return bool(spec.sweep and spec.sweep.space)
 
 
 def plan_search(spec_path: Path, space_options: list[str], sample: Optional[int], grid_options: list[str],
                 one_at_a_time: bool = False, repeats: Optional[int] = None, note: str = "",
-                smoke: bool = False) -> grid.SweepPlan:
+                smoke: bool = False, overrides: Sequence[str] = ()) -> grid.SweepPlan:
     """Sample the space (crossed with any --grid keys) and check every point as `train` would; writes nothing.
-    The first point is the one changes are measured against (there is no spec point in a random search)."""
-    spec, _ = load_spec(spec_path)
+    The first point is the one changes are measured against (there is no spec point in a random search).
+    `overrides` (--set) apply to the spec before the space's keys are checked, and to every point; repeated
+    draws are dropped (the plan counts them)."""
+    spec, _ = load_spec(spec_path, list(overrides))
     section = spec.sweep
     from_spec = [parse_distribution(k, v, "sweep.space") for k, v in (section.space if section else {}).items()]
     space = merge_spaces(from_spec, [parse_space_option(text) for text in space_options])
@@ -174,9 +192,10 @@ def plan_search(spec_path: Path, space_options: list[str], sample: Optional[int]
     if count * len(combos) > MAX_SWEEP_POINTS:
         raise SpecError(f"--sample: {count * len(combos):,} points ({count} x {len(combos)} grid points); "
                         f"at most {MAX_SWEEP_POINTS:,}")
-    drawn = sample_points(space, count, spec.seed)
+    drawn, duplicates = unique_points(sample_points(space, count, spec.seed))
     points = [grid.Point(combo.settings + point.settings) for combo in combos for point in drawn]
-    common = [f"repeats={repeats}"] if repeats else []
+    common = [*overrides, *([f"repeats={repeats}"] if repeats else [])]
     grid.check_points(spec_path, points, common, smoke)
     return grid.SweepPlan(grid.new_sweep_id(spec.name), Path(spec_path), spec.monitor, points, 0, False, False,
-                          [m.name for m in spec.models], common, note, smoke)
+                          [m.name for m in spec.models], common, note, smoke,
+                          duplicates=duplicates * len(combos))
