@@ -105,8 +105,6 @@ def test_tfidf_equals_scikit_learn(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda f: f.assign(extra=1.0), "data.text: other feature columns next to the text column 'text' are not "
-                                    "supported yet (extra); leave them out with data.include: [text]"),
     (lambda f: f.rename(columns={"text": "body"}), "data.text.column: column 'text' not found in data.csv"),
     (lambda f: f.assign(text=np.arange(len(f))), "data.text.column: column 'text' holds int64 values; "
                                                  "expected text"),

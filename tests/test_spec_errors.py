@@ -105,8 +105,6 @@ BAD_SPECS = [
     ("text and sequence at once", {"data": {**DATA, "text": {}, "sequence": {"steps": 3}}},
      "data.sequence: cannot be given together with data.text; choose one way to read the features (data.text, "
      "data.sequence or data.image)"),
-    ("other columns next to the text column", {"data": {**DATA, "text": {"column": "a"}, "include": ["a", "b"]}},
-     "data.include: other feature columns next to the text column are not supported yet; got 'b' beside 'a'"),
     ("transformer heads that do not divide d_model",
      {"data": {**DATA, "sequence": {}}, "models": [{"kind": "transformer", "d_model": 64, "heads": 5}]},
      "models[0].heads: must divide d_model (64) so that every head gets d_model / heads features; got 5"),
@@ -209,8 +207,8 @@ def test_unknown_keys_at_every_level_are_reported_together(tmp_path, cli):
     assert all(line.startswith("error: spec.yaml: ") for line in lines)
     assert "error: spec.yaml: trian: unknown key; did you mean 'train'? allowed: schema_version, name," in result.stderr
     assert "error: spec.yaml: data.scael: unknown key; did you mean 'scale'? allowed: path, builtin," in result.stderr
-    assert "error: spec.yaml: models[0].hiden: unknown key; did you mean 'hidden'? allowed: name, train, kind," \
-        in result.stderr
+    assert ("error: spec.yaml: models[0].hiden: unknown key; did you mean 'hidden'? allowed: name, train, inputs, "
+            "table, combiner, kind,") in result.stderr
 
 
 def test_cross_field_problems_are_reported_together(tmp_path, cli):

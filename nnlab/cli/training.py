@@ -231,6 +231,7 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
         fail(e)
     out = stdout()
     vocabulary = f", vocabulary {info.vocab_size:,}" if info.kind == "text" else ""
+    vocabulary += f", beside {info.table_width} table column value(s)" if info.mixed else ""
     out.print(f"{loaded.name}: input {info.kind} {list(info.shape)} per example{vocabulary}; "
               f"{info.n_outputs} output(s)", markup=False, soft_wrap=True)
     for model in loaded.models:

@@ -22,11 +22,19 @@ class InputInfo:
     shape: tuple[int, ...]
     n_outputs: int
     vocab_size: int = 0  # text only: ids are 0..vocab_size-1, PAD_ID and OOV_ID included
+    # Text beside table columns: this many encoded column values follow the T token ids of each row (the row
+    # is then float32 [T + table_width]; ids are exact in float32 up to 2**24, far above any vocabulary).
+    table_width: int = 0
 
     @property
     def n_features(self) -> int:
         """Values per example when flattened (what a table model or the baseline sees)."""
-        return int(np.prod(self.shape))
+        return int(np.prod(self.shape)) + self.table_width
+
+    @property
+    def mixed(self) -> bool:
+        """Text and table columns in one row (`nnlab.models.combiner` splits them again)."""
+        return self.table_width > 0
 
 
 @dataclass(frozen=True)

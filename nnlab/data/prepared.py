@@ -17,6 +17,7 @@ import pandas as pd
 from nnlab.data.arrays import ArrayEncoder
 from nnlab.data.preprocess import FeatureEncoder, Preprocessor
 from nnlab.data.images import is_image_source, read_images
+from nnlab.data.mixed import MixedEncoder
 from nnlab.data.read import Source, read_source, unusable_column_message
 from nnlab.core.messages import names_list, plain
 from nnlab.data.split import fingerprint, split_rows, split_seed
@@ -97,6 +98,8 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int, cache_dir: Optional[Path]
     summary.fingerprint = fingerprint(source.sha256, len(frame), len(frame.columns), spec.split, seed_of_split,
                                          stratified)
     names = encoder.encoded_names if isinstance(encoder, TableEncoder) else list(features)
+    if isinstance(encoder, MixedEncoder):  # the text column, then the table part's values
+        names = [spec.text.column, *encoder.encoded_names]
     return Prepared(target.task, x, y, splits, frame, names, target.classes, preprocessor.state(), summary,
                     preprocessor.info(), baseline_x)
 
@@ -154,11 +157,8 @@ def _text_columns(spec: DataSpec, frame: pd.DataFrame, features: list[str], sour
     if column == spec.target or column not in frame.columns:
         raise DataError(f"data.text.column: column '{column}' not found in {source} among the feature columns "
                         f"(columns: {names_list(frame.columns)})")
-    others = [c for c in features if c != column]
-    if others:
-        raise DataError(f"data.text: other feature columns next to the text column '{column}' are not "
-                        f"supported yet ({names_list(others, 6)}); leave them out with data.include: [{column}]")
-    return [column]
+    # Other feature columns are read beside the text (nnlab.data.mixed); data.include: [column] leaves them out.
+    return [column, *(c for c in features if c != column)]
 
 
 def _check_array_kind(spec: DataSpec, source: Source) -> None:
@@ -171,6 +171,8 @@ def _check_array_kind(spec: DataSpec, source: Source) -> None:
 
 
 def _fit_features(spec: DataSpec, train: pd.DataFrame, source: Source) -> FeatureEncoder:
+    if spec.text is not None and len(train.columns) > 1:
+        return MixedEncoder.fit(train, spec)
     if spec.text is not None:
         return TextEncoder.fit(train, spec.text)
     if spec.input_kind in ("sequence", "image"):

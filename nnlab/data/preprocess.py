@@ -12,6 +12,7 @@ import pandas as pd
 
 from nnlab.data.arrays import ArrayEncoder
 from nnlab.core.messages import names_list
+from nnlab.data.mixed import MixedEncoder
 from nnlab.data.table import TableEncoder
 from nnlab.data.target import TargetCoder
 from nnlab.data.text import SPECIAL_TOKENS, TextEncoder
@@ -19,7 +20,7 @@ from nnlab.errors import DataError
 from nnlab.core.inputs import InputInfo, SparseRows
 from nnlab.spec.base import TASKS
 
-FeatureEncoder = Union[TableEncoder, TextEncoder, ArrayEncoder]
+FeatureEncoder = Union[TableEncoder, TextEncoder, ArrayEncoder, MixedEncoder]
 TRAINED_TASKS = tuple(t for t in TASKS if t != "auto")  # what a saved model's `task` may be
 
 
@@ -41,6 +42,9 @@ class Preprocessor:
         return len(self.target.classes) if self.target.task == "multiclass" else 1
 
     def info(self) -> InputInfo:
+        if isinstance(self.features, MixedEncoder):
+            text = self.features.text
+            return InputInfo("text", (text.spec.max_len,), self.n_outputs, text.vocab_size, self.features.table_width)
         if isinstance(self.features, TextEncoder):
             return InputInfo("text", (self.features.spec.max_len,), self.n_outputs, self.features.vocab_size)
         if isinstance(self.features, ArrayEncoder):
@@ -54,7 +58,7 @@ class Preprocessor:
     def baseline_transform(self, frame: pd.DataFrame) -> np.ndarray | SparseRows:
         """The baseline's input: TF-IDF rows for text, the flattened model input otherwise."""
         frame = self._checked(frame)
-        if isinstance(self.features, TextEncoder):
+        if isinstance(self.features, (TextEncoder, MixedEncoder)):
             return self.features.tfidf(frame)
         x = self.features.transform(frame)
         return x.reshape(len(x), int(np.prod(x.shape[1:])))  # not -1: zero rows have no width to infer
@@ -85,8 +89,10 @@ class Preprocessor:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Preprocessor:
         kind = state.get("input_kind", "table")
-        if kind == "text":
-            features: FeatureEncoder = TextEncoder.from_state(state)
+        if kind == "text" and "table" in state:  # text beside table columns
+            features: FeatureEncoder = MixedEncoder.from_state(state)
+        elif kind == "text":
+            features = TextEncoder.from_state(state)
         elif kind in ("sequence", "image"):
             features = ArrayEncoder.from_state(kind, state)
         else:
@@ -106,6 +112,12 @@ class Preprocessor:
         if target.task == "multiclass" and len(target.classes) < 2:
             raise ValueError(f"a multiclass model needs at least 2 classes; got {len(target.classes)}")
         features = self.features
+        if isinstance(features, MixedEncoder):
+            features = features.text  # its table part is checked like any table's, below
+            table = self.features.table  # type: ignore[union-attr]
+            if len(table.center) != len(table.encoded_names) or len(table.spread) != len(table.encoded_names):
+                raise ValueError(f"table scaling has {len(table.center)} values for {len(table.encoded_names)} "
+                                 "features")
         if isinstance(features, TextEncoder):
             width, what = features.vocab_size - len(SPECIAL_TOKENS), "idf"
             sizes = {"idf": len(features.idf)}

@@ -8,7 +8,7 @@ from typing import Callable
 from torch import nn
 
 from nnlab.core.inputs import InputInfo
-from nnlab.models import cnn, mlp, resmlp, rnn, transformer
+from nnlab.models import cnn, combiner, mlp, resmlp, rnn, transformer
 from nnlab.spec import INPUT_KINDS_BY_MODEL, ModelSpec, needed_data
 
 # kind -> build(model_spec, info) -> nn.Module producing [B, info.n_outputs]
@@ -19,6 +19,11 @@ MODELS: dict[str, Callable[[ModelSpec, InputInfo], nn.Module]] = {
 def build_model(model_spec: ModelSpec, info: InputInfo) -> nn.Module:
     """The model a spec describes, for inputs like `info`. Raises ValueError when they do not fit."""
     check_fits(model_spec.kind, info)
+    if info.mixed:  # text beside table columns: an encoder per input, concatenated before the head
+        return combiner.build(model_spec, info, MODELS)
+    if model_spec.sets_inputs:
+        given = next(f for f in ("inputs", "table", "combiner") if getattr(model_spec, f) is not None)
+        raise ValueError(f"{given}: reads table columns beside data.text; the data has no other feature columns")
     return MODELS[model_spec.kind](model_spec, info)
 
 

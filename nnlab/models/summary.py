@@ -72,13 +72,15 @@ def _dry_run(model: nn.Module, info: InputInfo, visit: Callable[[str, nn.Module,
     """One forward pass of DRY_BATCH examples; `visit(name, module, output)` per shown layer, in call order."""
     shown = _shown_layers(model)
     hooks = [m.register_forward_hook(lambda mod, _, out: visit(shown[mod], mod, out)) for m in shown]
-    dtype = torch.int64 if info.kind == "text" else torch.float32
+    # Text beside table columns travels as one float32 row: the ids, then the columns (nnlab.data.mixed).
+    dtype = torch.int64 if info.kind == "text" and not info.mixed else torch.float32
+    shape = (info.shape[0] + info.table_width,) if info.mixed else info.shape
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two examples: a woken thread pool costs more than the arithmetic
     try:
         with torch.no_grad():
             device = next(model.parameters()).device
-            model(torch.zeros((DRY_BATCH, *info.shape), dtype=dtype, device=device))
+            model(torch.zeros((DRY_BATCH, *shape), dtype=dtype, device=device))
     finally:
         torch.set_num_threads(threads)
         for hook in hooks:

@@ -29,6 +29,7 @@ def spec_problems(spec: SpecFields) -> list[str]:
     problems += _seed_problems(spec)
     problems += _input_kind_problems(spec)
     problems += _augment_problems(spec)
+    problems += _beside_text_problems(spec)
     if spec.data.task != "auto":
         problems += _class_weight_problems(spec, spec.data.task)
     return problems
@@ -107,6 +108,16 @@ def _input_kind_problems(spec: SpecFields) -> list[str]:
     return [f"models[{i}].kind: '{model.kind}' needs {needed_data(model.kind)}; the data is read as "
             f"{DATA_SETTING[have]}"
             for i, model in enumerate(spec.models) if have not in INPUT_KINDS_BY_MODEL[model.kind]]
+
+
+def _beside_text_problems(spec: SpecFields) -> list[str]:
+    # inputs/table/combiner read table columns beside data.text (nnlab.models.combiner); other data has none.
+    if spec.data.text is not None:
+        return []
+    return [f"models[{i}].{field}: reads text beside table columns, which needs data.text; the data is read as "
+            f"{DATA_SETTING[spec.data.input_kind]}"
+            for i, model in enumerate(spec.models) for field in ("inputs", "table", "combiner")
+            if getattr(model, field) is not None]
 
 
 def _augment_problems(spec: SpecFields) -> list[str]:

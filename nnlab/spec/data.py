@@ -98,7 +98,8 @@ class DataSpec(StrictModel):
     max_categories: int = Field(20, ge=2, le=MAX_COUNT,
                                 description="Non-numeric columns with at most this many distinct values are one-hot "
                                             "encoded; more is an error.")
-    text: Optional[TextSpec] = Field(None, description="Read a text column as token ids (text models).")
+    text: Optional[TextSpec] = Field(None, description="Read a text column as token ids (text models); other "
+                                                       "feature columns are read beside it as a table.")
     sequence: Optional[SequenceSpec] = Field(None, description="Read the columns as a sequence [N, T, F].")
     image: Optional[ImageSpec] = Field(None, description="Read the columns as images [N, C, H, W].")
 
@@ -136,10 +137,7 @@ class DataSpec(StrictModel):
                              f"features (data.text, data.sequence or data.image)")
         if self.image is not None and self.image.from_files and self.builtin:
             raise ValueError(f"image: size/column read image files from data.path; got data.builtin: {self.builtin}")
-        others = [c for c in self.include or [] if self.text is not None and c != self.text.column]
-        if others:
-            raise ValueError(f"include: other feature columns next to the text column are not supported yet; "
-                             f"got {quoted(others)} beside '{shorten(self.text.column)}'")
+        # Other feature columns beside data.text are read as a table next to the text (nnlab.data.mixed).
         return self
 
 

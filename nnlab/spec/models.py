@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from nnlab.spec.base import MAX_COUNT, MAX_NAME_LENGTH, MODEL_NAME, Dropout, NonNegFloat, StrictModel
 from nnlab.spec.train import TrainSpec
@@ -17,10 +17,73 @@ from nnlab.spec.train import TrainSpec
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "leaky_relu"]
 
 
+Width = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+MODEL_INPUTS = ("text", "table")  # what a model may read of text beside table columns
+TABLE_ONLY_KINDS = ("mlp", "resmlp")  # the kinds that read table columns alone (inputs: [table])
+
+
+class TableEncoderSpec(StrictModel):
+    """The encoder of the table columns beside data.text: an MLP over the scaled and one-hot columns."""
+
+    hidden: list[Width] = Field(default_factory=lambda: [32], description="Widths of its layers ([]: the "
+                                                                          "encoded columns as they are).")
+    activation: Activation = "relu"
+
+
+class CombinerSpec(StrictModel):
+    """How the text encoder's and the table encoder's outputs meet before the head (Ludwig's combiner)."""
+
+    kind: Literal["concat"] = Field("concat", description="concat: the two outputs side by side.")
+    text: Width = Field(32, description="Width the text encoder's output is projected to before the concat.")
+    hidden: list[Width] = Field(default_factory=lambda: [32], description="Layers after the concat, before the "
+                                                                          "head (they learn how the two interact).")
+    activation: Activation = "relu"
+
+
 class ModelBase(StrictModel):
     name: Optional[str] = Field(None, pattern=MODEL_NAME, max_length=MAX_NAME_LENGTH,
                                 description="Unique name (default: the kind).")
     train: Optional[TrainSpec] = Field(None, description="Overrides of the top-level train settings.")
+    # Text beside table columns (data.text and other feature columns): the kind's own fields describe the text
+    # encoder, `table` the columns' encoder, `combiner` how they meet. Read by nnlab.models.combiner.
+    inputs: Optional[list[Literal[MODEL_INPUTS]]] = Field(
+        None, min_length=1, description="Text beside table columns: what the model reads, [text], [table] or "
+                                        "[text, table] (default: both).")
+    table: Optional[TableEncoderSpec] = Field(None, description="Text beside table columns: the columns' encoder "
+                                                                "(default: hidden [32]).")
+    combiner: Optional[CombinerSpec] = Field(None, description="Text beside table columns: `concat` or {kind: "
+                                                               "concat, text: 32, hidden: [32]} (the default).")
+
+    @field_validator("combiner", mode="before")
+    @classmethod
+    def _combiner_by_name(cls, value: object) -> object:
+        return {"kind": value} if isinstance(value, str) else value  # `combiner: concat`
+
+    @model_validator(mode="after")
+    def _check_inputs(self) -> ModelBase:
+        inputs = self.inputs or list(MODEL_INPUTS)
+        if len(set(inputs)) < len(inputs):
+            raise ValueError(f"inputs: list each input once; got {inputs}")
+        kind = getattr(self, "kind", "")
+        if inputs == ["table"] and kind not in TABLE_ONLY_KINDS:
+            raise ValueError(f"inputs: [table] reads only the table columns, which needs kind "
+                             f"{' or '.join(TABLE_ONLY_KINDS)}; got kind '{kind}'")
+        if len(inputs) == 1 and (self.table is not None or self.combiner is not None):
+            given = "table" if self.table is not None else "combiner"
+            raise ValueError(f"{given}: joins text and table columns; the model reads only {inputs[0]} (inputs: "
+                             f"{inputs})")
+        return self
+
+    @property
+    def reads_beside(self) -> tuple[bool, bool]:
+        """(text, table): which inputs of text beside table columns the model reads."""
+        inputs = self.inputs or list(MODEL_INPUTS)
+        return "text" in inputs, "table" in inputs
+
+    @property
+    def sets_inputs(self) -> bool:
+        """Whether any setting for text beside table columns is given (they need data.text)."""
+        return self.inputs is not None or self.table is not None or self.combiner is not None
 
 
 Embedding = Annotated[int, Field(ge=1, le=4096, description="Token embedding size (text data only).")]
