@@ -86,6 +86,8 @@ def result_row(run: Run, result: ModelResult, planned: Optional[int] = None) -> 
            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
            "epochs_planned": result.epochs_planned or planned, "repeats": result.repeats,
            "train_seconds": stored_float(result.train_seconds)}
+    if result.halved is not None:  # stopped early by `sweep --halving`: its scores are of fewer epochs
+        row["halved"] = f"halved at epoch {result.halved.epoch} (rung {result.halved.rung})"
     for split in EVAL_SPLITS:
         for metric, value in (result.val if split == "val" else result.test).items():
             row[metric_column(split, metric)] = stored_float(value)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from nnlab.spec import BaselineSpec
     from nnlab.training.metrics import Final
-    from nnlab.training.state import FitResult, FitState, OnEpoch, OnFitState, Problem
+    from nnlab.training.state import Cull, FitResult, FitState, OnEpoch, OnFitState, Problem
 
 MEMORY_HEADROOM = 0.8  # refuse a model whose estimated training memory exceeds this share of what is free
 
@@ -108,13 +108,13 @@ Started = Callable[[ModelToTrain, int], None]
 
 def build_and_fit(models: list[ModelToTrain], info: InputInfo, problem: Problem, on_epoch: OnEpoch,
                   started: Started, on_state: Optional[OnFitState] = None,
-                  resume: Optional[FitState] = None) -> Fits:
+                  resume: Optional[FitState] = None, cull: Optional[Cull] = None) -> Fits:
     """Build every repeat of every model in `models` (models `stack_groups` put together) and fit them: as
     one stack when they can share one (`fit.can_stack_members`), else one after another. Returns each
     model's repeat fits. Never raises for a model's failure; store errors propagate, and an interrupt as
     ModelsInterrupted with what finished and what was cut short. `on_state` gets the group's progress after
     every epoch — a LoopState when the members train as one stack, else a SequenceState — and `resume` (one
-    of the same members) continues it."""
+    of the same members) continues it. `cull` (sweep --halving) may stop members of one stack early."""
     import torch
 
     from nnlab.training import fit as train
@@ -158,7 +158,7 @@ def build_and_fit(models: list[ModelToTrain], info: InputInfo, problem: Problem,
     names = [m.name for m in built]
     if one_stack:
         loop_state = resume if isinstance(resume, train.LoopState) and resume.names == names else None
-        fit = lambda: train.fit_stack(built, problem, on_epoch, on_state, loop_state)
+        fit = lambda: train.fit_stack(built, problem, on_epoch, on_state, loop_state, cull)
     else:
         # a state of other members (one failed to build this time) cannot continue these
         sequence = resume if isinstance(resume, train.SequenceState) and resume.names == names else None
@@ -323,6 +323,7 @@ def aggregate(run: ModelToTrain, fits: list[RepeatFit], monitor: str, baseline: 
         train_seconds=round(_wall_seconds(fits), 4),
         samples_per_second=round(statistics.fmean([f.result.samples_per_second for f in fits if f.result] or [0]), 1),
         message=message, stop_reason=result.stop_reason if result else None,
+        halved=result.halved if result else None,
         train_loss=history[0]["train_loss"] if run.spec is None and history else None,
         stacked=any(f.stacked for f in fits),
         not_stacked=next((f.not_stacked for f in fits if f.not_stacked), None) if len(run.repeats) > 1 else None)

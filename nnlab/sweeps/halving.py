@@ -23,6 +23,7 @@ from nnlab.core.records import HalvingStop
 from nnlab.errors import NnlabError
 
 if TYPE_CHECKING:
+    from nnlab.sweeps.grid import SweepPlan
     from nnlab.training.state import MemberStanding
 
 DEFAULT_RUNGS, DEFAULT_KEEP = 3, 0.5
@@ -130,3 +131,23 @@ class StackHalving:
 def _mean(scores: list[Optional[float]]) -> Optional[float]:
     known = [s for s in scores if s is not None and not math.isnan(s)]
     return sum(known) / len(known) if known else None
+
+
+def rungs_line(halving: Halving, plan: SweepPlan) -> str:
+    """What the sweep says before training: where the rungs are. Raises NnlabError when there is nothing to
+    halve (one point, or too few epochs for a rung)."""
+    from nnlab.run.session import SMOKE_EPOCHS
+    from nnlab.spec import load_spec
+
+    if len(plan.points) < 2:
+        raise NnlabError(f"--halving: the sweep has {len(plan.points)} point; halving ranks several points "
+                         "(--grid with several values, or --sample N)")
+    spec, _ = load_spec(plan.spec_path, list(plan.common))
+    epochs = max(m.train.epochs for m in spec.models)
+    epochs = min(epochs, SMOKE_EPOCHS) if plan.smoke else epochs
+    at = halving.rung_epochs(epochs)
+    if not at:
+        raise NnlabError(f"--halving: train.epochs is {epochs}; a rung needs an epoch before the last")
+    return (f"halving: after epoch{'s' if len(at) > 1 else ''} {', '.join(map(str, at))} of {epochs}, each "
+            f"stack's worst live points stop (the best {halving.keep:.0%} go on); only stacked points halve, "
+            "points that train alone run to the end")

@@ -21,6 +21,7 @@ from nnlab.run.members import ModelsInterrupted, ModelToTrain, build_and_fit, st
 from nnlab.core.columns import epoch_columns
 from nnlab.run.session import Outcome, Plan, Session, run_meta
 from nnlab.spec import ModelSpec
+from nnlab.sweeps.halving import Halving, StackHalving
 from nnlab.training.stacking import can_stack
 
 if TYPE_CHECKING:
@@ -40,9 +41,11 @@ def can_train_together(plans: list[Plan]) -> bool:
                         for i in range(len(first.spec.models)))
 
 
-def execute_points(plans: list[Plan], store: Path, notes: list[str], sweep: Optional[str]) -> list[Outcome]:
+def execute_points(plans: list[Plan], store: Path, notes: list[str], sweep: Optional[str],
+                   halving: Optional[Halving] = None) -> list[Outcome]:
     """Train the points of `plans` as one stack; one run folder per point. A failure or an interrupt ends
-    every point's run with that status (each keeps what finished)."""
+    every point's run with that status (each keeps what finished). With `halving`, the worst points of each
+    stack stop at its rungs (sweeps.halving)."""
     from nnlab.training.placement import resolve_device
 
     device = resolve_device(plans[0].spec.models[0].train.device)
@@ -57,13 +60,14 @@ def execute_points(plans: list[Plan], store: Path, notes: list[str], sweep: Opti
             if session.spec.baseline:
                 session.train_baseline(device)
         for groups in zip(*(stack_groups(s.spec.models, s.info.kind) for s in sessions)):
-            _train_across(sessions, groups, device)
+            _train_across(sessions, groups, device, halving)
         for session in sessions:
             session.finish()
     return [Outcome(s.writer.id, s.writer.path, s.summary) for s in sessions]
 
 
-def _train_across(sessions: list[Session], groups: tuple[list[ModelSpec], ...], device: torch.device) -> None:
+def _train_across(sessions: list[Session], groups: tuple[list[ModelSpec], ...], device: torch.device,
+                  halving: Optional[Halving] = None) -> None:
     """One stack of every point's models of this group; each model's members are named `<model>@<point>`
     inside the loop (`@` is not allowed in a model name) and routed back to their point's run."""
     owners: dict[str, tuple[Session, ModelToTrain]] = {}
@@ -79,8 +83,10 @@ def _train_across(sessions: list[Session], groups: tuple[list[ModelSpec], ...], 
         session.on_epoch(dataclasses.replace(record, model=own.name))
 
     first = sessions[0]
+    cull = StackHalving(halving, max(run.epochs for run in runs), first.spec.monitor) if halving else None
     try:
-        fits = build_and_fit(runs, first.info, first.problem_on(device), on_epoch, lambda run, params: None)
+        fits = build_and_fit(runs, first.info, first.problem_on(device), on_epoch, lambda run, params: None,
+                             cull=cull)
     except KeyboardInterrupt as stop:
         done = stop.fits if isinstance(stop, ModelsInterrupted) else {}
         with deferred():

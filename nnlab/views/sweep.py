@@ -34,6 +34,7 @@ class Effect:
     change: Optional[Difference] = None  # None at the reference point itself, or with nothing to compare
     run_id: Optional[str] = None
     message: str = ""
+    halved: Optional[int] = None  # the epoch `sweep --halving` stopped it at: ranked apart, after the full ones
 
 
 def effects(plan: SweepShape, results: dict[int, PointResult]) -> list[Effect]:
@@ -56,7 +57,8 @@ def effects(plan: SweepShape, results: dict[int, PointResult]) -> list[Effect]:
             value, sd = _score(model, column)
             ref_model = reference.models.get(name) if reference and i != plan.reference else None
             change = _change(column, ref_model, value, sd) if ref_model else None
-            rows.append(Effect(point, name, model.status, value, sd, change, result.run_id, result.message))
+            rows.append(Effect(point, name, model.status, value, sd, change, result.run_id, result.message,
+                               model.halved.epoch if model.halved else None))
     return sorted(rows, key=lambda row: _rank(row, column))
 
 
@@ -106,10 +108,11 @@ def _change(column: str, reference: ModelResult, value: float, sd: float) -> Dif
     return Difference(column, exact_difference(value, ref_value), combined_spread(ref_sd, sd))
 
 
-def _rank(row: Effect, column: str) -> tuple[bool, float]:
+def _rank(row: Effect, column: str) -> tuple[bool, bool, float]:
+    """Points trained to the end first, then those halving stopped (scores of fewer epochs), each best first."""
     if math.isnan(row.value):
-        return True, 0.0
-    return False, -row.value if higher_is_better(column) else row.value
+        return True, True, 0.0
+    return row.halved is not None, False, -row.value if higher_is_better(column) else row.value
 
 
 def effect_table(plan: SweepShape, rows: list[Effect], baseline: Optional[Effect] = None) -> Group:
@@ -126,7 +129,9 @@ def effect_table(plan: SweepShape, rows: list[Effect], baseline: Optional[Effect
     for column, justify in (("setting", "left"), ("model", "left"), (plan.monitor, "right"),
                             ("change", "right"), *([("verdict", "left")] if spreads else []), ("run", "left")):
         table.add_column(column, justify=justify)
-    for row in rows:
+    for i, row in enumerate(rows):
+        if row.halved is not None and i and rows[i - 1].halved is None:
+            table.add_section()  # the points halving stopped, apart
         setting = ", ".join(f"{names[k]}={show_value(v)}" for k, v in row.point.settings) or "reference"
         change = "(reference)" if row.point is plan.points[plan.reference] else row.change.text() if row.change else ""
         verdict = [row.change.verdict if row.change else ""] if spreads else []
@@ -136,6 +141,10 @@ def effect_table(plan: SweepShape, rows: list[Effect], baseline: Optional[Effect
                       *([""] if spreads else []), baseline.run_id or "")
     heading = f"sweep {plan.id}: best first by {plan.monitor}"
     notes = _notes(plan, names, spreads)
+    halved = {id(row.point) for row in rows if row.halved is not None}
+    if halved:
+        notes += (f"\n{len(halved)} point(s) stopped early by halving, below the line: their scores are of fewer "
+                  "epochs, so they rank apart")
     if not any(row.point is plan.points[plan.reference] and not math.isnan(row.value) for row in rows):
         notes += "\nthe reference point has no result, so there is no change to show"
     if baseline is not None and baseline_beats_all(plan, rows, baseline):
@@ -164,6 +173,8 @@ def _value_cell(row: Effect) -> str:
     if math.isnan(row.value):
         return row.status
     text = format_spread(row.value, row.sd)
+    if row.halved is not None:
+        return f"{text} (halved at epoch {row.halved})"
     return text if row.status == "completed" else f"{text} ({row.status})"
 
 

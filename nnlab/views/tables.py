@@ -172,7 +172,7 @@ def _row_heads(comparison: Comparison) -> tuple[list[Col], dict[int, list[tuple[
     # a cut model name could read as another model's: a column is left out rather than a name cut
     columns.append(Col("model", [r["model"] for r in rows], ["dim" if r["model"] == "baseline" else None for r in rows],
                        min_width=20, max_width=20, priority=PRIORITY["model"]))
-    statuses = [status_text(str(r["status"]), _smoke(runs, r)) for r in rows]
+    statuses = [status_text(str(r.get("halved") or r["status"]), _smoke(runs, r)) for r in rows]
     if any(s != "completed" for s in statuses):
         columns.append(Col("status", statuses, status_styles(statuses), min_width=max(map(len, statuses)),
                            priority=PRIORITY["status"]))
