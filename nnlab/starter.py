@@ -178,13 +178,14 @@ def _mean_words(values: pd.Series) -> float:
 
 
 def _one_text_column(columns: list[Column], frame: pd.DataFrame) -> list[Column]:
-    """nnlab reads one text column and, next to it, no other features yet: keep the wordiest text column."""
+    """nnlab reads one text column (numeric and categorical columns beside it): keep the wordiest one."""
     texts = [c.name for c in columns if c.kind == "text"]
     if not texts:
         return columns
     chosen = max(texts, key=lambda name: _mean_words(frame[name].dropna()))
-    return [c if c.name == chosen else Column(c.name, "left out", "a text model reads one text column and "
-                                                                  "no other features") for c in columns]
+    return [c if c.name == chosen or c.kind != "text" else Column(c.name, "left out", "a model reads one text "
+                                                                  f"column ({chosen}) and the table beside it")
+            for c in columns]
 
 
 def _text_max_len(values: pd.Series) -> int:
@@ -285,6 +286,12 @@ def _data_lines(starter: Starter) -> list[str]:
     elif text:
         lines.append(_line(f"  text: {{column: {_scalar(text)}, max_len: {starter.text_max_len}}}",
                            "token ids; max_len covers 95% of the texts"))
+        beside = starter.named("numeric") + starter.named("categorical")
+        if beside:  # read as a table next to the text: each model gets an encoder for it (nnlab.models.combiner)
+            lines.append(f"  # read beside the text (scaled, one-hot): {_names(beside)}")
+        if starter.missing:
+            where = _names([Column(name, "") for name in starter.missing], 3)
+            lines.append(_line("  impute: median", f"missing values in {where}: filled from the training split"))
     else:
         numeric, categorical = starter.named("numeric"), starter.named("categorical")
         lines.append(_line("  scale: standard", f"{len(numeric)} numeric column(s), standardized on the "
@@ -304,7 +311,9 @@ def _data_lines(starter: Starter) -> list[str]:
 def _model_lines(starter: Starter) -> list[str]:
     batch = 32 if starter.rows < SMALL_TABLE_ROWS else 64 if starter.rows <= BIG_TABLE_ROWS else 256
     name, network, why = _network(starter)
-    baseline = "TF-IDF + logistic regression" if starter.text_column else {
+    beside = " beside the columns" if starter.text_column and starter.named("numeric") + starter.named("categorical") \
+        else ""
+    baseline = f"TF-IDF{beside} + logistic regression" if starter.text_column else {
         "regression": "ridge regression"}.get(starter.task, "logistic regression")
     return [_line("baseline: {kind: auto}", f"{baseline}: the score a network must beat"),
             "train:",

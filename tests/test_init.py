@@ -69,7 +69,7 @@ def test_a_text_table_gets_a_text_model(tmp_path, cli, runs):
     run = init_validate_train(cli, runs, tmp_path / "sms.csv", "label", tmp_path / "sms.yaml")
     spec = yaml.safe_load((tmp_path / "sms.yaml").read_text())
     assert spec["data"]["text"] == {"column": "message", "max_len": 16}
-    assert spec["data"]["exclude"] == ["length"]  # no other features next to a text column (yet)
+    assert "exclude" not in spec["data"]  # the numeric column is read beside the text
     assert spec["models"] == [{"name": "bag", "kind": "mlp", "hidden": [64], "embedding": 32}]
     assert run.summary.models["bag"].status == "completed" and run.summary.models["baseline"].val["accuracy"] == 1.0
 

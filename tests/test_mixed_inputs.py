@@ -184,3 +184,11 @@ def test_settings_for_text_beside_columns_that_do_not_fit_are_one_line_errors(tm
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and re.sub(r"^error: spec.yaml: ", "", lines[0]) == message, lines
+
+
+def test_onnx_export_of_a_model_on_text_beside_columns_is_a_one_line_refusal(trained, cli, runs):
+    pytest.importorskip("onnx")
+    result = cli("export", "last", "--to", "onnx", "--model", "both", "--runs-dir", runs)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: --to onnx: model 'both' reads text beside table columns, which the ONNX "
+                                     "export does not take yet; export a run on text or on a table alone")

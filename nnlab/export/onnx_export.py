@@ -178,6 +178,9 @@ def export_model(run: Run, model: Optional[str], out: Optional[Path]) -> list[st
     if importlib.util.find_spec("onnx") is None:
         raise RunError("--to onnx: needs the onnx extra: pip install -e '.[onnx]' in the nnlab checkout")
     saved = LoadedRun(run).model(model)
+    if saved.preprocessor.info().mixed:  # its graph would need the table's one-hot and scaling beside the ids
+        raise RunError(f"--to onnx: model '{saved.name}' reads text beside table columns, which the ONNX export "
+                       "does not take yet; export a run on text or on a table alone")
     if saved.baseline and isinstance(saved.preprocessor.features, TextEncoder):
         raise RunError(f"--to onnx: model '{saved.name}' reads TF-IDF rows of the text, which ONNX cannot build; "
                        "export one of the run's neural models")
