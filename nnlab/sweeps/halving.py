@@ -23,7 +23,8 @@ from nnlab.core.records import HalvingStop
 from nnlab.errors import NnlabError
 
 if TYPE_CHECKING:
-    from nnlab.sweeps.grid import SweepPlan
+    from pathlib import Path
+
     from nnlab.training.state import MemberStanding
 
 DEFAULT_RUNGS, DEFAULT_KEEP = 3, 0.5
@@ -133,18 +134,18 @@ def _mean(scores: list[Optional[float]]) -> Optional[float]:
     return sum(known) / len(known) if known else None
 
 
-def rungs_line(halving: Halving, plan: SweepPlan) -> str:
-    """What the sweep says before training: where the rungs are. Raises NnlabError when there is nothing to
-    halve (one point, or too few epochs for a rung)."""
+def rungs_line(halving: Halving, points: int, spec_path: Path, overrides: list[str], smoke: bool) -> str:
+    """What the sweep says before training: where the rungs are, for `points` points of the spec with these
+    overrides. Raises NnlabError when there is nothing to halve (one point, or too few epochs for a rung)."""
     from nnlab.run.session import SMOKE_EPOCHS
     from nnlab.spec import load_spec
 
-    if len(plan.points) < 2:
-        raise NnlabError(f"--halving: the sweep has {len(plan.points)} point; halving ranks several points "
+    if points < 2:
+        raise NnlabError(f"--halving: the sweep has {points} point; halving ranks several points "
                          "(--grid with several values, or --sample N)")
-    spec, _ = load_spec(plan.spec_path, list(plan.common))
+    spec, _ = load_spec(spec_path, overrides)
     epochs = max(m.train.epochs for m in spec.models)
-    epochs = min(epochs, SMOKE_EPOCHS) if plan.smoke else epochs
+    epochs = min(epochs, SMOKE_EPOCHS) if smoke else epochs
     at = halving.rung_epochs(epochs)
     if not at:
         raise NnlabError(f"--halving: train.epochs is {epochs}; a rung needs an epoch before the last")
