@@ -15,7 +15,8 @@ from nnlab.errors import NnlabError
 
 @app.command("sweep")
 def sweep_command(
-    spec: Path = typer.Argument(..., help="The experiment spec (YAML).", show_default=False),
+    spec: Optional[Path] = typer.Argument(None, help="The experiment spec (YAML); left out with --resume.",
+                                          show_default=False),
     grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,...: values to try, each read as YAML (1e-3 is "
                                    "a float); quote list values: 'models.mlp.hidden=[64],[128,64]'. Repeatable; "
                                    "replaces the same key of the spec's sweep.grid."),
@@ -50,6 +51,19 @@ def sweep_command(
     gpus_per_trial: Optional[float] = GpusPerTrialOption,
     max_retries: Optional[int] = MaxRetriesOption,
     ship: bool = ShipOption,
+    search: Optional[str] = typer.Option(None, "--search", metavar="optuna", show_default=False,
+                                         help="Bayesian search instead of a grid: optuna (Optuna's TPE sampler "
+                                         "over the --space distributions; pip install -e '.\\[search]')."),
+    trials: Optional[int] = typer.Option(None, "--trials", show_default=False,
+                                         help="With --search: how many trials (points) the search trains."),
+    batch: Optional[int] = typer.Option(None, "--batch", show_default=False,
+                                        help="With --search: trials asked at once, trained as one sweep (stackable "
+                                        "ones as one stack); 1 (default): each alone, the median pruner reading "
+                                        "every epoch."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="SWEEP", show_default=False,
+                                         help="Continue a cut-off --search sweep: its finished trials are kept, "
+                                         "the cut-off ones marked failed and asked afresh (SPEC left out; "
+                                         "--trials may raise the count)."),
 ) -> None:
     """Train SPEC once per point of a grid, each point its own run, then show each setting's effect.
 
@@ -71,6 +85,16 @@ def sweep_command(
 
     tags = checked_tags(tag)
     with interrupt_handling():
+        if search is not None or resume is not None or trials is not None or batch is not None:
+            from nnlab.cli.searching import optuna_sweep  # the Bayesian search, and resuming one
+
+            return optuna_sweep(spec, search=search, trials=trials, batch=batch, resume=resume, space=space,
+                                grid=grid, sample=sample, one_at_a_time=one_at_a_time, repeats=repeats, note=note,
+                                smoke=smoke, set_=set_, runs_dir=runs_dir, executor=executor.value, jobs=jobs,
+                                ray=(address, cpus_per_trial, gpus_per_trial, max_retries, ship), tags=tags)
+        if spec is None:
+            fail(NnlabError("sweep: give SPEC, the experiment spec (nnlab sweep SPEC --grid ...), or continue a "
+                            "search with --resume SWEEP"))
         try:
             given = ray_options(address, cpus_per_trial, gpus_per_trial, max_retries, ship)
             runner = executor_for(executor.value, jobs, given)

@@ -19,6 +19,8 @@
     runs/.trash/<folder>/        runs moved aside by `nnlab rm` (`restore` brings them back, `rm --purge`
                      deletes them); readers skip every hidden entry of the store
     runs/.cache/     decoded data a reader may keep; `nnlab gc` trims it to gc.CACHE_LIMIT_BYTES
+    runs/.sweeps/<sweep id>/   a search's own state: search.json (what `sweep --resume` repeats) and
+                     study.db (the Optuna study, SQLite); the points' runs are ordinary run folders
 
 Writes are crash-safe: a run folder appears complete with `run.json` (renamed into place), JSON files are
 replaced atomically (a temporary file is removed if the write fails), and metric rows are whole lines.
@@ -51,6 +53,9 @@ RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024
 TRASH_DIR = ".trash"
 CACHE_DIR = ".cache"
+SWEEPS_DIR = ".sweeps"  # + <sweep id>/: a search's state, beside (never inside) its points' run folders
+SEARCH_FILE = "search.json"
+STUDY_FILE = "study.db"
 STAGING_PREFIX = ".creating-"  # + <id>-<hex>: a new run's folder before its rename into place
 IMPORTING_PREFIX = ".importing-"  # + <hex>: an archive's runs being extracted before their rename
 RUNS_DIR_ENV = "NNLAB_RUNS_DIR"
@@ -61,6 +66,11 @@ LAST_REF = re.compile(r"^last(?:~(\d+))?$")  # `last`, `last~N`: the reader's ne
 def store_path(option: str | Path | None = None) -> Path:
     """The run store: the `--runs-dir` option, else $NNLAB_RUNS_DIR, else ./runs."""
     return Path(option or os.environ.get(RUNS_DIR_ENV) or "runs")
+
+
+def sweep_path(store: Path, sweep_id: str) -> Path:
+    """The folder a sweep keeps its own state in (created by whoever writes that state)."""
+    return store / SWEEPS_DIR / sweep_id
 
 
 def now_iso() -> str:

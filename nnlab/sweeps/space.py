@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Optional
 from nnlab.core.jsonvalue import JSONValue
 from nnlab.core.messages import show_value, shorten
 from nnlab.errors import SpecError
-from nnlab.spec import MAX_SWEEP_POINTS, load_spec, parse_yaml, sweep_key_problem
+from nnlab.spec import MAX_SWEEP_POINTS, Spec, load_spec, parse_yaml, sweep_key_problem
 from nnlab.sweeps import grid
 
 if TYPE_CHECKING:
@@ -70,6 +70,9 @@ def _short(value: float, hi: float) -> float:
     value shown); rounding never lifts a draw to `hi` itself."""
     rounded = float(f"{value:.4g}")
     return rounded if rounded < hi else value
+
+
+readable = _short  # the Optuna search rounds the floats it is asked the same way (sweeps/optuna_search.py)
 
 
 def _is_int(value: JSONValue) -> bool:
@@ -148,6 +151,20 @@ def merge_spaces(from_spec: list[Distribution], from_cli: list[Distribution]) ->
     return [cli.pop(d.key, d) for d in from_spec] + list(cli.values())
 
 
+def space_of(spec: Spec, space_options: list[str]) -> list[Distribution]:
+    """The spec's `sweep.space` merged with the --space options, every key checked against the spec: the one
+    reading of a space (the random search's and the Optuna search's); empty when neither gives one."""
+    section = spec.sweep
+    from_spec = [parse_distribution(k, v, "sweep.space") for k, v in (section.space if section else {}).items()]
+    space = merge_spaces(from_spec, [parse_space_option(text) for text in space_options])
+    resolved = spec.resolved()
+    for d in space:
+        problem = sweep_key_problem(d.key, resolved)
+        if problem:  # the grid's check, naming the option the key came from
+            raise SpecError(problem.replace("sweep.grid:", "--space:", 1))
+    return space
+
+
 def is_search(spec_path: Path, space_options: list[str], sample: Optional[int],
               overrides: Sequence[str] = ()) -> bool:
     """Whether this sweep samples (a --space, --sample, or a `sweep.space` in the spec) rather than a grid."""
@@ -166,8 +183,7 @@ def plan_search(spec_path: Path, space_options: list[str], sample: Optional[int]
     draws are dropped (the plan counts them)."""
     spec, _ = load_spec(spec_path, list(overrides))
     section = spec.sweep
-    from_spec = [parse_distribution(k, v, "sweep.space") for k, v in (section.space if section else {}).items()]
-    space = merge_spaces(from_spec, [parse_space_option(text) for text in space_options])
+    space = space_of(spec, space_options)
     count = sample if sample is not None else (section.sample if section else None)
     if not space:
         raise SpecError("--sample: nothing to sample; give --space KEY=DIST (e.g. "
@@ -177,11 +193,6 @@ def plan_search(spec_path: Path, space_options: list[str], sample: Optional[int]
     if one_at_a_time:
         raise SpecError("--one-at-a-time: varies a grid's keys one by one; a --sample search draws every key "
                         "at each point; drop one of them")
-    resolved = spec.resolved()
-    for d in space:
-        problem = sweep_key_problem(d.key, resolved)
-        if problem:  # the grid's check, naming the option the key came from
-            raise SpecError(problem.replace("sweep.grid:", "--space:", 1))
     # a grid (the spec's sweep.grid, --grid) is crossed with the samples: every grid point gets every draw
     spec_axes = [grid.Axis(k, tuple(v)) for k, v in (section.grid if section else {}).items()]
     axes = grid.merge_axes(spec_axes, [grid.parse_grid_option(text) for text in grid_options])

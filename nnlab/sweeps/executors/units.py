@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Protoco
 from nnlab.errors import NnlabError, describe
 
 if TYPE_CHECKING:
-    from nnlab.run.session import Outcome
+    from nnlab.run.session import Outcome, Reporter
 
 UnitStatus = Literal["completed", "failed", "interrupted"]
 STOP_GRACE_SECONDS = 60  # how long a stopped point may take to mark its run folder interrupted
@@ -64,13 +64,14 @@ class Executor(Protocol):
         ...
 
 
-def run_unit(unit: Unit) -> UnitResult:
-    """Train one unit into its run folder. KeyboardInterrupt passes through (run.session has marked the run)."""
+def run_unit(unit: Unit, report: Optional[Reporter] = None) -> UnitResult:
+    """Train one unit into its run folder, telling `report` as it goes (the Optuna search's pruner reads each
+    epoch). KeyboardInterrupt passes through (run.session has marked the run)."""
     from nnlab.run import session as runner
 
     try:
         plan = runner.plan(unit.spec_path, list(unit.overrides), unit.device, unit.smoke)
-        outcome = runner.execute(plan, Path(unit.store), unit.note, None, sweep=unit.sweep)
+        outcome = runner.execute(plan, Path(unit.store), unit.note, report, sweep=unit.sweep)
     except Exception as e:  # one point's bug or crash must not end the sweep: report it and go on
         return _failed(unit, e)
     return _result(unit, outcome)
