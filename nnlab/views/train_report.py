@@ -46,7 +46,8 @@ def describe_input(data: DataSummary) -> str:
     """`57 features`, `text · 64 tokens · vocabulary 7,285`, `sequence 96 × 1`, `image 1 × 8 × 8`."""
     kind, shape = data.input.kind, data.input.shape
     if kind == "text":
-        return f"text · {shape[0]} tokens · vocabulary {data.input.vocab_size:,}"
+        beside = f" · beside {data.columns - 1} column(s)" if data.columns > 1 else ""  # text beside a table
+        return f"text · {shape[0]} tokens · vocabulary {data.input.vocab_size:,}{beside}"
     if kind in ("sequence", "image"):
         return f"{kind} {' × '.join(map(str, shape))}"
     return f"{data.features} features"
