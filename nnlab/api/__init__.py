@@ -11,7 +11,7 @@ which load without running code). Nothing is unpickled, and scikit-learn is neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -38,6 +38,7 @@ PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "p_"
 PREDICT_BATCH = 65_536  # rows per forward pass: bounded memory on large files
 BASELINE_KINDS = ("logistic", "softmax", "linear", "auto")  # what a baseline's json `kind` reads
+ENSEMBLE_KIND = "ensemble"  # a ModelResult of this kind is the run's ensemble: models/<name>.json lists members
 
 
 def load_run(ref: str = "last", runs_dir: str | Path | None = None) -> LoadedRun:
@@ -163,6 +164,18 @@ class SavedModel:
         return result
 
 
+@dataclass
+class SavedEnsemble(SavedModel):
+    """The run's ensemble (`ensemble:` in the spec): its members rebuilt from their saved weights, whose
+    outputs it averages with the weights models/ensemble.json records."""
+
+    members: list[tuple[float, SavedModel]] = field(default_factory=list)
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """The members' outputs (probabilities, or standardized predictions), weighted and summed."""
+        return sum(weight * model.outputs(frame).astype(np.float64) for weight, model in self.members)
+
+
 class LoadedRun:
     """A finished (or cut-off) run: its results, its epoch table, and its models for prediction."""
 
@@ -204,8 +217,9 @@ class LoadedRun:
         """The models that saved weights, best first by the monitored validation metric (the run's
         `monitor`): completed models by score, then the others."""
         files = self.run.files()
-        saved = [name for name in self.summary.models
-                 if f"model:{name}.json" in files and f"model:{name}.safetensors" in files]
+        saved = [name for name, result in self.summary.models.items()
+                 if f"model:{name}.json" in files and (f"model:{name}.safetensors" in files
+                                                       or result.kind == ENSEMBLE_KIND)]
         return sorted(saved, key=self._rank)
 
     @property
@@ -232,7 +246,8 @@ class LoadedRun:
             raise RunError(f"--model: run '{self.id}' has no saved model '{name}' (models: "
                            f"{', '.join(self.models) or 'none'})")
         if name not in self._loaded:
-            self._loaded[name] = _rebuild(self.run, name)
+            ensemble = self.summary.models[name].kind == ENSEMBLE_KIND
+            self._loaded[name] = _rebuild_ensemble(self.run, name) if ensemble else _rebuild(self.run, name)
         return self._loaded[name]
 
     def predict(self, frame: pd.DataFrame | np.ndarray, model: Optional[str] = None) -> pd.DataFrame:
@@ -282,6 +297,21 @@ def _rebuild(run: Run, name: str) -> SavedModel:
         raise RunError(f"run '{run.id}': model '{name}' cannot be rebuilt from its saved files ({first})") from None
     module.eval()
     return SavedModel(name, info.kind, module, preprocessor, baseline)
+
+
+def _rebuild_ensemble(run: Run, name: str) -> SavedEnsemble:
+    """Every member of models/<name>.json rebuilt from its own saved files, with its recorded weight."""
+    from nnlab.core.files import DamagedFile
+
+    try:
+        info = run.ensemble_info(name)
+    except (OSError, ValueError, DamagedFile) as e:
+        raise RunError(f"run '{run.id}': model '{name}' cannot be rebuilt from its saved files ({name}.json: "
+                       f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__})"
+                       ) from None
+    members = [(member.weight, _rebuild(run, member.weights)) for member in info.members]
+    lead = next((model for _, model in members if not model.baseline), members[0][1])
+    return SavedEnsemble(name, ENSEMBLE_KIND, None, lead.preprocessor, False, members)
 
 
 def _build_module(info: ModelInfo, preprocessor: Preprocessor, baseline: bool) -> nn.Module:

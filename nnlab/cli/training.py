@@ -25,6 +25,8 @@ from nnlab.errors import NnlabError, describe
 if TYPE_CHECKING:
     from nnlab.sweeps.executors import RayOptions
 
+ENSEMBLE_OVERRIDE = "ensemble.method=greedy"  # `--ensemble`: the spec's ensemble section, set if absent
+
 
 @app.command()
 def train(
@@ -40,6 +42,9 @@ def train(
                                           help="Train every model N times (seeds seed..seed+N-1, same split); "
                                                "scores as mean ± sd."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps, for every model."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="After training, the members (every repeat of every "
+                                  "model) chosen greedily on validation become one more model, `ensemble` "
+                                  "(the spec's ensemble: section, method greedy; size 5 unless it says)."),
     runs_dir: Optional[Path] = RunsDirOption,
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bars (default: on a terminal only)."),
@@ -70,6 +75,7 @@ def train(
     from nnlab.runstore import store_path
 
     out = stdout()
+    set_ = [*set_, *([ENSEMBLE_OVERRIDE] if ensemble else [])]
     if spec is None and not resume:
         fail(NnlabError("train: give SPEC, the experiment spec (nnlab train SPEC), or continue a run with "
                          "--resume RUN"))

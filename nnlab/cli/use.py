@@ -57,6 +57,9 @@ def predict_command(
     except NnlabError as e:
         fail(e)
     notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]
+    if isinstance(chosen, api.SavedEnsemble):
+        notes.insert(1, "the ensemble averages " + ", ".join(f"{model.name} × {weight:.4g}"
+                                                            for weight, model in chosen.members))
     if out is not None:
         notes.append(f"wrote {len(result):,} predictions to {out}")
     stderr().print("\n".join(f"note: {n}" for n in notes), markup=False)

@@ -10,6 +10,7 @@ record is validated when it is read, so a damaged file is a warning, not a crash
                   per-class results (PerClassResult by split)
     DataSummary   summary.json's `data`: the source, rows, task, input, split and classes `train` shows
     ModelInfo     models/<model>.json: a saved model's kind, spec, input and preprocessing
+    EnsembleInfo  models/ensemble.json: the ensemble's members (EnsembleMember) and weights
     Gate          an `expect` rule parsed once: `mlp.test.accuracy: ">= 0.92"`
 """
 
@@ -116,6 +117,31 @@ class PerClassResult(BaseModel):
     member: int = 0
 
 
+class EnsembleMember(BaseModel):
+    """One member of an ensemble: the repeat `member` of model `model`, its share of the average, and the
+    models/<weights>.safetensors (+ .json) its weights are saved as (the model's own file when the member is
+    the repeat the model saved, else `<model>@<member>`)."""
+
+    model: str
+    member: int = Field(ge=0)
+    weight: float = Field(gt=0, le=1)
+    weights: str
+
+
+class EnsembleInfo(BaseModel):
+    """models/ensemble.json: how the ensemble was chosen and what predicting averages. `trajectory` is the
+    validation `metric` after each selection step; the first `steps` of the `size` steps (the best prefix)
+    are kept, so the weights are counts / steps."""
+
+    method: str
+    size: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    metric: str
+    candidates: int = Field(ge=1)  # the members it chose from
+    members: list[EnsembleMember] = Field(min_length=1)
+    trajectory: list[Optional[float]] = Field(default_factory=list)
+
+
 class HalvingStop(BaseModel):
     """Why a sweep point stopped before its last epoch (`sweep --halving`): at rung `rung` of `rungs` (after
     `epoch` of `epochs` epochs) its monitored validation score ranked `rank` of the `live` points of its stack,
@@ -160,6 +186,7 @@ class ModelResult(BaseModel):
     per_class: Optional[dict[str, PerClassResult]] = None  # by split ("val", "test"); classification only
     # the decision threshold on P(positive) test was scored with (`train.threshold: val_f1`); None: 0.5
     threshold: Optional[float] = None
+    ensemble: Optional[list[EnsembleMember]] = None  # kind "ensemble": which members, with what weight
     halved: Optional[HalvingStop] = None  # set when `sweep --halving` stopped it early
 
     _finite = field_validator("val", "test", "val_sd", "test_sd", mode="before")(_finite_or_none)

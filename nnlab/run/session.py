@@ -34,6 +34,8 @@ from nnlab.core.records import (Gate, GateResult, ModelInfo, ModelResult, RunMet
                                 SavedLayer)
 from nnlab.core.columns import epoch_columns
 from nnlab.run.resume import ResumePoint, resume_point
+from nnlab.run.ensemble import Candidate
+from nnlab.spec.ensemble import ENSEMBLE_NAME
 from nnlab.spec import ModelSpec, Spec, apply_override, check_for_task, load_spec, validate_spec
 
 if TYPE_CHECKING:
@@ -211,6 +213,7 @@ class Session:
         self.kept: dict[str, ModelResult] = dict(resume.kept) if resume else {}
         self.states: dict[str, FitState] = dict(resume.states) if resume else {}  # group -> state to continue
         self.checkpoints: Checkpoints[FitState] = Checkpoints(writer.path, encode_state)
+        self.candidates: list[Candidate] = []  # with `ensemble:`, every member trained here, for the selection
         self.summary = RunSummary(task=self.prepared.task, monitor=self.spec.monitor,
                                   baseline="baseline" if self.spec.baseline else None, metrics=plan.metrics,
                                   data=self.prepared.summary.to_json() if self.prepared.summary else {},
@@ -293,19 +296,54 @@ class Session:
         result, best = aggregate(run, fits, self.spec.monitor, baseline, labels)
         self.summary.models[run.name] = result
         self.writer.write_summary(self.summary)
+        if self.spec.ensemble is not None:
+            self.candidates += [Candidate(run, fit, fit is best) for fit in fits]
         if best is not None and best.state is not None:
             p = self.prepared
-            self.writer.save_model(run.name, best.state, ModelInfo(
-                kind=run.kind, member=best.member, seed=best.seed,
-                spec=run.spec.model_dump(mode="json") if run.spec else self.spec.baseline.model_dump(mode="json"),
-                input=SavedInput(kind=self.info.kind, shape=list(self.info.shape), vocab_size=self.info.vocab_size),
-                n_inputs=best.n_inputs, n_outputs=p.n_outputs, preprocessing=p.preprocessing,
-                layers=self._layers(run)))
+            self.writer.save_model(run.name, best.state, self._model_info(run, best))
             if best.val_probabilities is not None:
                 self.writer.save_errors(run.name, data_mod.misclassified(p, best.val_probabilities))
                 self.writer.save_predictions(run.name, predictions_table(
                     p, {"val": best.val_probabilities, "test": best.result.test_probabilities},
                     best.final.predicted if best.final else None))
+        if self.report:
+            self.report.model_finished(result)
+
+    def _model_info(self, run: ModelToTrain, fit: RepeatFit) -> ModelInfo:
+        """models/<model>.json of one repeat: what rebuilding it for prediction needs."""
+        p = self.prepared
+        return ModelInfo(
+            kind=run.kind, member=fit.member, seed=fit.seed,
+            spec=run.spec.model_dump(mode="json") if run.spec else self.spec.baseline.model_dump(mode="json"),
+            input=SavedInput(kind=self.info.kind, shape=list(self.info.shape), vocab_size=self.info.vocab_size),
+            n_inputs=fit.n_inputs, n_outputs=p.n_outputs, preprocessing=p.preprocessing, layers=self._layers(run))
+
+    def record_ensemble(self) -> None:
+        """`ensemble:`: the members chosen on val (run/ensemble.py) as the model `ensemble`, with the weights of
+        every chosen member saved so that predicting can rebuild it."""
+        from nnlab.run import ensemble
+
+        p = self.prepared
+        built = ensemble.build(self.candidates, self.spec.ensemble, p, self.plan.metrics, self.spec.monitor,
+                               self.spec.train, self.spec.train.threshold == "val_f1")
+        if built is None:
+            result = ModelResult(name=ENSEMBLE_NAME, kind="ensemble", params=0, status="failed", best_epoch=0,
+                                 epochs_run=0, message="no member finished with finite validation and test "
+                                                       "predictions to choose from")
+        else:
+            for candidate, _ in built.chosen:
+                if not candidate.saved:
+                    self.writer.save_model(candidate.weights_name, candidate.fit.state,
+                                           self._model_info(candidate.run, candidate.fit))
+            self.writer.save_ensemble(ENSEMBLE_NAME, built.info)
+            result = built.result
+            if self.kept:  # a resumed run: models finished before it kept their saved repeat only
+                result.diagnosis.append(f"resumed run: {', '.join(self.kept)} finished before the resume and "
+                                        "are not among the members")
+            self.writer.save_errors(ENSEMBLE_NAME, data_mod.misclassified(p, built.outputs["val"]))
+            self.writer.save_predictions(ENSEMBLE_NAME, predictions_table(p, built.outputs, built.predicted))
+        self.summary.models[ENSEMBLE_NAME] = result
+        self.writer.write_summary(self.summary)
         if self.report:
             self.report.model_finished(result)
 
@@ -320,6 +358,8 @@ class Session:
 
     def finish(self) -> None:
         """Gates, then the summary marked complete. Smoke runs train too little for the spec's gates."""
+        if self.spec.ensemble is not None and ENSEMBLE_NAME not in self.kept:
+            self.record_ensemble()
         if not self.plan.smoke:
             self.summary.expect = [Gate.parse(key, rule).check(self.summary.models)
                                    for key, rule in self.spec.expect.items()]

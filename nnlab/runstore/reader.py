@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 
 from nnlab.errors import RunError
 from nnlab.core.files import DamagedFile, read_regular  # noqa: F401  (re-exported: the store's errors)
-from nnlab.core.records import FORMAT_VERSION, ModelInfo, RunMeta, RunSummary, parse_record
+from nnlab.core.records import FORMAT_VERSION, EnsembleInfo, ModelInfo, RunMeta, RunSummary, parse_record
 from nnlab.runstore.layout import (CURVES_FILE, ERRORS_DIR, METRICS_FILE, MODELS_DIR, PREDICTIONS_DIR, RUN_FILE, SPEC_FILE,
                                    SUMMARY_FILE, LAST_REF)
 from nnlab.runstore.liveness import effective_status
@@ -171,6 +171,18 @@ class Run:
         if not isinstance(info, dict):
             raise DamagedFile(f"{model}.json: not a JSON object")
         return ModelInfo.parse(info)
+
+    def ensemble_info(self, model: str) -> EnsembleInfo:
+        """models/<model>.json of an ensemble; DamagedFile as `model_info`, ValueError when it is no
+        EnsembleInfo."""
+        from pydantic import ValidationError
+
+        info = read_json(self.path / MODELS_DIR / f"{model}.json")
+        try:
+            return EnsembleInfo.model_validate(info)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
     def predictions(self, model: str) -> Optional[pd.DataFrame]:
         """predictions/<model>.csv as a pandas DataFrame (`split,row,target,prediction`, classification also

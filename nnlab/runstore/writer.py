@@ -24,7 +24,7 @@ import yaml
 
 from nnlab.errors import RunError, describe
 from nnlab.core.interrupts import deferred, interrupted_name
-from nnlab.core.records import ModelInfo, RunMeta, RunSummary
+from nnlab.core.records import EnsembleInfo, ModelInfo, RunMeta, RunSummary
 from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, PREDICTIONS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
                                    SPEC_FILE, SUMMARY_FILE, ID_TIME_FORMAT, now_iso, to_json, write_atomic)
 from nnlab.runstore.liveness import RunLock, lock_run
@@ -190,6 +190,13 @@ class RunWriter:
             write_atomic(folder / f"{model}.safetensors",
                          save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
             write_atomic(folder / f"{model}.json", to_json(info.to_file()))
+
+    def save_ensemble(self, model: str, info: EnsembleInfo) -> None:
+        """models/<model>.json of an ensemble: its members and weights (their weights are saved models)."""
+        folder = self.path / MODELS_DIR
+        folder.mkdir(exist_ok=True)
+        with deferred():
+            write_atomic(folder / f"{model}.json", to_json(info.model_dump(mode="json")))
 
     def save_errors(self, model: str, frame: pd.DataFrame) -> None:
         """The validation examples `model` gets wrong (a pandas DataFrame), most confident first."""

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from nnlab.errors import SpecError
 from nnlab.core.records import Gate
 from nnlab.spec.augment import AUGMENT_KINDS
+from nnlab.spec.ensemble import ENSEMBLE_NAME, ensemble_problems
 from nnlab.spec.base import ALL_METRICS, DEFAULT_METRICS, MAX_SEED, METRICS_BY_TASK
 from nnlab.core.keys import model_names, model_position
 from nnlab.core.messages import listing, shorten
@@ -24,7 +25,9 @@ MAX_EXPECT_KEY = 250
 def spec_problems(spec: SpecFields) -> list[str]:
     """Every cross-field problem of a spec whose fields are each valid; empty when it is consistent."""
     names = ["baseline", *(m.name for m in spec.models)]
-    problems = _monitor_problems(spec)
+    problems = ensemble_problems(spec.ensemble, names)
+    names += [ENSEMBLE_NAME] if spec.ensemble is not None else []  # gates may name the ensemble
+    problems += _monitor_problems(spec)
     problems += [p for key, rule in spec.expect.items() if (p := _expect_problem(key, rule, names, spec.metrics))]
     problems += _seed_problems(spec)
     problems += _input_kind_problems(spec)

@@ -16,6 +16,7 @@ from pydantic import (Field, PrivateAttr, SerializerFunctionWrapHandler, field_v
 from nnlab.spec.base import (ALL_METRICS, MAX_MODELS, MAX_NAME_LENGTH, MAX_SEED, MODEL_NAME, SCHEMA_VERSION,
                              StrictModel, quoted, shorten)
 from nnlab.spec.data import DataSpec
+from nnlab.spec.ensemble import EnsembleSpec
 from nnlab.spec.load import deep_merge
 from nnlab.spec.models import BaselineSpec, ModelSpec
 from nnlab.spec.train import TrainSpec
@@ -106,6 +107,16 @@ class SpecFields(StrictModel):
     expect: dict[str, str] = Field(default_factory=dict, description="CI gates: {'<model>.<val|test>.<metric>': "
                                                                       "'>= 0.9'}; a miss makes train exit 1.")
     sweep: Optional[SweepSpec] = Field(None, description="Points to train by `nnlab sweep`: a grid of settings.")
+    ensemble: Optional[EnsembleSpec] = Field(None, description="After training, an ensemble of the members chosen "
+                                             "on validation, recorded as one more model: {method: greedy, size: 5}.")
+
+    @model_serializer(mode="wrap")
+    def _ensemble_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # unset, it is left out of the resolved spec: runs from before the section resume and compare as before
+        dumped = handler(self)
+        if dumped.get("ensemble", 0) is None:
+            dumped.pop("ensemble")
+        return dumped
 
     @field_validator("baseline", mode="before")
     @classmethod

@@ -131,7 +131,9 @@ class TrainReport:
             self.progress.stop()
             self.progress = None
         metric = self.monitor.removeprefix("val_")
-        self.console.print(f"  {result.name}: {result.status}, best epoch {result.best_epoch}/{result.epochs_run}, "
+        trained = (f"{len(result.ensemble)} member(s)" if result.ensemble is not None
+                   else f"best epoch {result.best_epoch}/{result.epochs_run}")
+        self.console.print(f"  {result.name}: {result.status}, {trained}, "
                            f"val {metric} {score(result, 'val', metric)}, {result.train_seconds:.2f}s",
                            markup=False, soft_wrap=True)
 
@@ -164,7 +166,7 @@ def results_table(summary: RunSummary) -> Table:
     best = {col: best_value([e.score(split, m) for e in models.values()], m) for col, (split, m) in cells_for.items()}
     for name, entry in models.items():
         row = [name if entry.status == "completed" else f"{name} ({entry.status})", f"{entry.params:,}",
-               f"{entry.best_epoch}/{entry.epochs_run}"]
+               f"{entry.best_epoch}/{entry.epochs_run}" if entry.ensemble is None else "-"]
         for col, (split, m) in cells_for.items():
             value = entry.score(split, m)
             highlight = value is not None and value == best[col] and len(models) > 1
