@@ -151,13 +151,18 @@ def test_the_baseline_on_both_beats_the_baseline_on_the_text_alone_and_on_the_co
     assert both > max(words, columns) + 0.1, (both, words, columns)
 
 
-def test_a_member_of_a_stack_of_the_mixed_model_equals_the_member_trained_alone(tmp_path, cli, runs):
+@pytest.mark.parametrize("model", [
+    BOTH,
+    {"name": "both", "kind": "cnn", "channels": [8], "kernel": 3, "embedding": 8, "dropout": 0.2, "combiner": "concat"},
+    {"name": "both", "kind": "transformer", "d_model": 8, "heads": 2, "layers": 1, "ff": 16, "dropout": 0.1},
+], ids=["rnn", "cnn-dropout", "transformer-dropout"])
+def test_a_member_of_a_stack_of_the_mixed_model_equals_the_member_trained_alone(tmp_path, cli, runs, model):
     mixed_table(200).to_csv(tmp_path / "data.csv", index=False)
-    result = cli("train", write_spec(tmp_path, mixed_spec([BOTH])), "--repeats", "2")
+    result = cli("train", write_spec(tmp_path, mixed_spec([model])), "--repeats", "2")
     assert result.exit_code == 0, result.output
     assert "stacked: both trained together as one stack of members" in result.output
     stacked, = [runstore.read_run(f) for f in run_folders(runs)]
-    alone_spec = mixed_spec([BOTH], split={"seed": 0})
+    alone_spec = mixed_spec([model], split={"seed": 0})
     alone_spec["seed"], alone_spec["name"] = 1, "alone"
     result = cli("train", write_spec(tmp_path, alone_spec, "alone.yaml"))
     assert result.exit_code == 0, result.output
