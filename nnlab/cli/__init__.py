@@ -17,5 +17,6 @@ from nnlab.cli import report
 from nnlab.cli import use
 from nnlab.cli import export
 from nnlab.cli import store
+from nnlab.cli import lrfind
 
 __all__ = ["app", "main"]

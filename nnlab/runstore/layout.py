@@ -9,6 +9,7 @@
       errors/<model>.csv   validation examples the model gets wrong, most confident first
       predictions/<model>.csv   every val and test row: split, row, target, prediction (classification:
                      confidence and p_<label> per class), in the data's labels and units
+      lr_find.csv    (an `nnlab lr-find` run) per learning rate tried: lr, loss, val_loss, status, suggested
       checkpoints/<model>.safetensors   the latest LoopState of the model (stack group: its first model's
                      name) in training, for `nnlab train --resume`; deleted once its result is in summary.json
       .reserve       a little disk space held back, freed so that the final status fits on a full disk
@@ -49,6 +50,7 @@ ERRORS_DIR = "errors"
 PREDICTIONS_DIR = "predictions"
 CHECKPOINTS_DIR = "checkpoints"
 CURVES_FILE = "curves.png"
+LR_FIND_FILE = "lr_find.csv"  # `nnlab lr-find`: one row per learning rate tried
 RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024
 TRASH_DIR = ".trash"

@@ -27,6 +27,7 @@ from nnlab.core.interrupts import deferred, interrupted_name
 from nnlab.core.records import EnsembleInfo, ModelInfo, RunMeta, RunSummary
 from nnlab.runstore.layout import (ERRORS_DIR, METRICS_FILE, MODELS_DIR, PREDICTIONS_DIR, RESERVE_BYTES, RESERVE_FILE, RUN_FILE,
                                    SPEC_FILE, SUMMARY_FILE, ID_TIME_FORMAT, now_iso, to_json, write_atomic)
+from nnlab.runstore.layout import LR_FIND_FILE
 from nnlab.runstore.liveness import RunLock, lock_run
 
 if TYPE_CHECKING:
@@ -197,6 +198,17 @@ class RunWriter:
         folder.mkdir(exist_ok=True)
         with deferred():
             write_atomic(folder / f"{model}.json", to_json(info.model_dump(mode="json")))
+
+    def save_lr_curve(self, rows: list[dict[str, object]], found: dict[str, object]) -> None:
+        """An `nnlab lr-find` run's curve: lr_find.csv, a row per learning rate tried (replaced whole), and
+        run.json's `lr_find` (the test's settings and its suggestion)."""
+        out = io.StringIO()
+        table = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [])
+        table.writeheader()
+        table.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+        with deferred():
+            write_atomic(self.path / LR_FIND_FILE, out.getvalue())
+            self._update(lr_find=found)
 
     def save_errors(self, model: str, frame: pd.DataFrame) -> None:
         """The validation examples `model` gets wrong (a pandas DataFrame), most confident first."""
