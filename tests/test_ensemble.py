@@ -175,3 +175,15 @@ def test_a_spec_without_the_section_resolves_as_before(tmp_path):
     spec, _ = load_spec(write_spec(tmp_path, tiny_spec(ensemble={})))
     assert spec.resolved()["ensemble"] == {"method": "greedy", "size": 5}
     assert json.dumps(spec.resolved())
+
+
+def test_onnx_export_of_the_ensemble_is_refused_in_one_line(ensembled):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    folder, runs, _, run = ensembled
+    result = CliRunner().invoke(app, ["export", run.id, "--to", "onnx", "--model", "ensemble", "--runs-dir",
+                                      str(runs), "--out", str(folder / "e.onnx")])
+    assert result.exit_code == 2 and "is an ensemble of" in result.output and "Traceback" not in result.output
+    assert not (folder / "e.onnx").exists()

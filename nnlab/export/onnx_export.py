@@ -172,12 +172,16 @@ def export_model(run: Run, model: Optional[str], out: Optional[Path]) -> list[st
     """Write the model as ONNX (and its sidecar JSON); lines saying what was written and how it checked."""
     import importlib.util
 
-    from nnlab.api import LoadedRun
+    from nnlab.api import LoadedRun, SavedEnsemble
     from nnlab.data.text import TextEncoder
 
     if importlib.util.find_spec("onnx") is None:
         raise RunError("--to onnx: needs the onnx extra: pip install -e '.[onnx]' in the nnlab checkout")
     saved = LoadedRun(run).model(model)
+    if isinstance(saved, SavedEnsemble):  # several models averaged: no one graph to write
+        member = saved.members[0][1].name.split("@")[0]
+        raise RunError(f"--to onnx: model '{saved.name}' is an ensemble of {len(saved.members)} saved models, not "
+                       f"one graph; export a member (--model {member}) or predict with nnlab predict")
     if saved.preprocessor.info().mixed:  # its graph would need the table's one-hot and scaling beside the ids
         raise RunError(f"--to onnx: model '{saved.name}' reads text beside table columns, which the ONNX export "
                        "does not take yet; export a run on text or on a table alone")
