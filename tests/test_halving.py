@@ -10,6 +10,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
+
+from conftest import binary_table, run_folders, tiny_spec, write_spec
+from nnlab import runstore
+from nnlab.cli import app
 
 from nnlab.core.records import HalvingStop
 from nnlab.models import build_model
@@ -117,3 +122,130 @@ def test_a_halved_stack_equals_its_members_alone_up_to_each_ones_end(kind, optim
         assert [r.epoch for r in mine] == list(range(1, ours.epochs_run + 1))
         for row, theirs in zip(mine, alone.history):
             assert row.values == pytest.approx(theirs.values, rel=1e-5, abs=1e-5)
+
+
+# --- the command line: records, the sweep table, compare, packed chunks --------------------------------------
+
+def sweep(*args, runs):
+    return CliRunner().invoke(app, ["sweep", *map(str, args), "--runs-dir", str(runs)], catch_exceptions=False)
+
+
+@pytest.fixture
+def spec8(tmp_path):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    return write_spec(tmp_path, tiny_spec(train={"epochs": 8, "batch_size": 32}))
+
+
+LRS = "train.optimizer.lr=0.0001,0.0003,0.001,0.003,0.01,0.03"
+
+
+def test_a_halving_sweep_records_where_each_point_stopped_and_shows_them_apart(spec8, tmp_path):
+    runs = tmp_path / "runs"
+    result = sweep(spec8, "--grid", LRS, "--halving", "--rungs", 2, "--keep", 0.5, runs=runs)
+    assert result.exit_code == 0, result.output
+    assert "halving: after epochs 2, 4 of 8, each stack's worst live points stop (the best 50% go on)" in result.output
+    summaries = {}
+    for folder in run_folders(runs):
+        run = runstore.read_run(folder)
+        summaries[run.meta.note] = run.summary.models["mlp"]
+    assert len(summaries) == 6
+    ends = sorted(m.epochs_run for m in summaries.values())
+    assert ends == [2, 2, 2, 4, 8, 8]
+    for model in summaries.values():
+        assert model.status == "completed"
+        if model.epochs_run < 8:
+            assert model.halved.epoch == model.epochs_run and model.halved.rung == (1 if model.epochs_run == 2 else 2)
+            assert model.stop_reason == model.halved.reason
+            assert model.halved.reason.startswith(f"stopped early by halving at rung {model.halved.rung} of 2")
+        else:
+            assert model.halved is None
+    # stopped at rung 1: the 3 worst by their best val_loss of epochs 1-2, as the metrics rows rank them
+    first = {}
+    for folder in run_folders(runs):
+        run = runstore.read_run(folder)
+        first[run.meta.note] = run.metrics().query("model == 'mlp' and epoch <= 2")["val_loss"].min()
+    worst = sorted(first, key=first.get)[3:]
+    assert {note for note, m in summaries.items() if m.epochs_run == 2} == set(worst)
+    # the sweep table: full points first, then the halved ones under a line, each marked
+    table = result.output[result.output.index("best first by val_loss"):]
+    marks = [line for line in table.splitlines() if "halved at epoch" in line]
+    assert len(marks) == 4
+    assert table.index("halved at epoch") > max(table.index(f"{m.val['loss']:.4f}") for m in summaries.values()
+                                               if m.halved is None)
+    assert "4 point(s) stopped early by halving, below the line" in table
+    sweep_id = runstore.read_run(run_folders(runs)[0]).meta.sweep
+    compare = CliRunner().invoke(app, ["compare", "--sweep", sweep_id, "--runs-dir", str(runs)],
+                                 catch_exceptions=False)
+    assert compare.output.count("halved at epoch 2 (rung 1)") == 3
+    assert compare.output.count("halved at epoch 4 (rung 2)") == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--halving", "--keep", "1.5"], "error: --keep 1.5: the share of live points each rung keeps must be between "
+                                     "0 and 1 (both excluded), e.g. --keep 0.5"),
+    (["--halving", "--rungs", "0"], "error: --rungs 0: the number of halving rungs must be at least 1, e.g. --rungs 3"),
+    (["--rungs", "3"], "error: --rungs: only with --halving"),
+])
+def test_bad_halving_options_are_one_line_errors(spec8, tmp_path, options, message):
+    runs = tmp_path / "runs"
+    result = sweep(spec8, "--grid", LRS, *options, runs=runs)
+    assert result.exit_code == 2 and result.output.strip() == message
+    assert run_folders(runs) == []
+
+
+def test_halving_needs_a_sweep_of_several_points(spec8, tmp_path):
+    runs = tmp_path / "runs"
+    result = sweep(spec8, "--grid", "train.optimizer.lr=0.01", "--halving", runs=runs)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == ("error: --halving: the sweep has 1 point; halving ranks "
+                                                      "several points (--grid with several values, or --sample N)")
+    assert run_folders(runs) == []
+
+
+def test_packed_chunks_follow_the_memory_estimate_and_group_by_shape(spec8, tmp_path):
+    from nnlab.sweeps.grid import plan_sweep
+
+    from nnlab.core.inputs import InputInfo
+    from nnlab.models import estimate_memory
+    from nnlab.spec import load_spec
+
+    plan = plan_sweep(spec8, [LRS, "models.mlp.hidden=[8],[16]"])
+    spec, _ = load_spec(spec8, plan.points[0].overrides)
+    per_point = estimate_memory(spec.models[0], InputInfo("table", (3,), 1), 32)  # 3 features, 1 output
+    assert per_point > 0 and plan.stack_size(0, budget=10 * per_point) == 10
+    assert plan.stack_size(0, budget=per_point - 1) == 1  # never less than one point a stack
+    units = plan.units(tmp_path / "runs", 1, budget=3 * per_point + 1)  # room for 3 points of [8] a stack
+    shapes = [{plan.points[u.index].value("models.mlp.hidden") == [8]} |
+              {plan.points[s.index].value("models.mlp.hidden") == [8] for s in u.stacked} for u in units]
+    assert all(len(shape) == 1 for shape in shapes)  # a stack never mixes hidden sizes
+    small = [u for u, shape in zip(units, shapes) if shape == {True}]
+    assert sorted(len(u.points) for u in small) == [3, 3]  # 6 points of [8]: two stacks of 3
+    assert sorted(p.index for u in small for p in u.points) == [i for i, p in enumerate(plan.points)
+                                                                  if p.value("models.mlp.hidden") == [8]]
+    assert all(len(u.points) == 6 for u in plan.units(tmp_path / "runs", 1) if u.stacked)  # memory to spare
+
+
+def test_points_of_one_shape_pack_into_one_stack_each_equal_to_the_point_alone(tmp_path):
+    """lr x hidden: the two lr points of each hidden size share a stack (grouped by shape), and every point's
+    run folder holds what `nnlab train` of that point alone writes."""
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(train={"epochs": 3, "batch_size": 32}))
+    runs = tmp_path / "runs"
+    result = sweep(spec, "--grid", "train.optimizer.lr=1e-3,1e-2", "--grid", "models.mlp.hidden=[8],[4]", runs=runs)
+    assert result.exit_code == 0, result.output
+    swept = [runstore.read_run(f) for f in run_folders(runs)]
+    assert len(swept) == 4 and all(r.summary.models["mlp"].stacked for r in swept)
+    for run in swept:
+        alone = tmp_path / f"alone-{run.id}"
+        overrides = [x for setting in run.note.split(", ") for x in ("--set", setting)]
+        done = CliRunner().invoke(app, ["train", str(spec), *overrides, "--runs-dir", str(alone)])
+        assert done.exit_code == 0, done.output
+        twin = runstore.list_runs(alone)[0][0]
+        for name, model in run.summary.models.items():
+            other = twin.summary.models[name]
+            assert model.best_epoch == other.best_epoch
+            assert model.val == pytest.approx(other.val, rel=1e-5, abs=1e-5)
+            assert model.test == pytest.approx(other.test, rel=1e-5, abs=1e-5)
+        ours, theirs = run.metrics().drop(columns="seconds"), twin.metrics().drop(columns="seconds")
+        np.testing.assert_allclose(ours.select_dtypes("number").to_numpy(), theirs.select_dtypes("number").to_numpy(),
+                                   rtol=1e-5, atol=1e-5)

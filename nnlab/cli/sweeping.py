@@ -51,6 +51,14 @@ def sweep_command(
     gpus_per_trial: Optional[float] = GpusPerTrialOption,
     max_retries: Optional[int] = MaxRetriesOption,
     ship: bool = ShipOption,
+    halving: bool = typer.Option(False, "--halving", help="Successive halving inside each stack: at --rungs "
+                                 "epochs (growing by 1/--keep up to the spec's epochs) the worst of the live "
+                                 "points stop, and leave the stack so the rest train faster."),
+    rungs: Optional[int] = typer.Option(None, "--rungs", show_default=False,
+                                        help="With --halving: how many rungs (default 3)."),
+    keep: Optional[float] = typer.Option(None, "--keep", show_default=False,
+                                         help="With --halving: the share of live points each rung keeps (default "
+                                         "0.5)."),
     search: Optional[str] = typer.Option(None, "--search", metavar="optuna", show_default=False,
                                          help="Bayesian search instead of a grid: optuna (Optuna's TPE sampler "
                                          "over the --space distributions; pip install -e '.\\[search]')."),
@@ -98,6 +106,9 @@ def sweep_command(
         try:
             given = ray_options(address, cpus_per_trial, gpus_per_trial, max_retries, ship)
             runner = executor_for(executor.value, jobs, given)
+            from nnlab.sweeps.halving import halving_options, rungs_line
+
+            halved = halving_options(halving, rungs, keep)
             if space_search.is_search(spec, space, sample, set_):
                 plan = space_search.plan_search(spec, space, sample, grid, one_at_a_time, repeats, note, smoke,
                                                 set_)
@@ -107,8 +118,12 @@ def sweep_command(
             dropped = f" ({plan.duplicates} repeated draw(s) dropped)" if plan.duplicates else ""
             out.print(f"sweep {plan.id}: {len(plan.points)} points{dropped}, {where}", markup=False,
                       soft_wrap=True)
+            if halved:
+                out.print(rungs_line(halved, len(plan.points), plan.spec_path, plan.common, plan.smoke), markup=False,
+                          soft_wrap=True)
             started = time.monotonic()
-            stream = runner.run(plan.units(store_path(runs_dir), jobs if executor is ExecutorName.local else 0))
+            stream = runner.run(plan.units(store_path(runs_dir), jobs if executor is ExecutorName.local else 0,
+                                           halving=halved))
         except NnlabError as e:
             fail(e)
         results: dict = {}

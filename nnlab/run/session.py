@@ -14,6 +14,7 @@ uninterrupted run would have had.
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -86,11 +87,13 @@ class Plan:
 
 
 def plan(spec_path: str | Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
-         repeats: Optional[int] = None, store: Optional[Path] = None) -> Plan:
+         repeats: Optional[int] = None, store: Optional[Path] = None,
+         data_cache: Optional[dict[str, data_mod.Prepared]] = None) -> Plan:
     """Load and check the spec and the data. Raises NnlabError; writes nothing but, given the `store`,
-    decoded image files to its cache (so that the next run does not decode them again)."""
+    decoded image files to its cache (so that the next run does not decode them again). `data_cache`: plans
+    of one sweep share the data prepared for the same data section and seed (prepared once, not per point)."""
     spec, base_dir = load_spec(spec_path, [*overrides, *_option_overrides(device, repeats)])
-    return _plan(spec, base_dir, Path(spec_path).name, device, smoke, store)
+    return _plan(spec, base_dir, Path(spec_path).name, device, smoke, store, data_cache)
 
 
 def plan_of_run(ref: str, store: Path, overrides: list[str], device: Optional[str] = None, smoke: bool = False,
@@ -115,7 +118,7 @@ def _option_overrides(device: Optional[str], repeats: Optional[int]) -> list[str
 
 
 def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke: bool,
-          store: Optional[Path] = None) -> Plan:
+          store: Optional[Path] = None, data_cache: Optional[dict[str, data_mod.Prepared]] = None) -> Plan:
     if device:
         for model in spec.models:
             model.train.device = device
@@ -123,9 +126,14 @@ def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke:
         for model in spec.models:
             model.train.epochs = min(model.train.epochs, SMOKE_EPOCHS)
     cache = store / CACHE_DIR / IMAGE_CACHE if store is not None else None
-    prepared = data_mod.prepare(spec.data, base_dir, spec.seed, cache)
-    if smoke:
-        data_mod.shrink_train(prepared, SMOKE_TRAIN_ROWS, spec.seed)
+    key = json.dumps([spec.data.model_dump(mode="json"), str(base_dir), spec.seed, smoke], default=str)
+    prepared = data_cache.get(key) if data_cache is not None else None
+    if prepared is None:
+        prepared = data_mod.prepare(spec.data, base_dir, spec.seed, cache)
+        if smoke:
+            data_mod.shrink_train(prepared, SMOKE_TRAIN_ROWS, spec.seed)
+        if data_cache is not None:
+            data_cache[key] = prepared
     try:
         metrics = check_for_task(spec, prepared.task)
     except SpecError as e:  # rules that need the task: name the spec file like the other spec errors

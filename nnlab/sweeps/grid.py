@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,11 +24,13 @@ from nnlab.core.keys import MISSING, value_at
 from nnlab.core.messages import show_value, shorten
 from nnlab.errors import NnlabError, SpecError
 from nnlab.sweeps.executors.units import Unit
+from nnlab.sweeps.halving import Halving
 from nnlab.spec import MAX_SWEEP_POINTS, grid_points, load_spec, parse_yaml
 from nnlab.training.stacking import stackable_key
 from nnlab.core.jsonvalue import JSONObject, JSONValue
 
 _MISSING = MISSING  # an absent setting, as the one resolver (core.keys) gives it
+STACK_MEMORY_CAP = 4 * 2**30  # the most training memory one stack of sweep points takes, whatever is free
 _GRID_HELP = "expected KEY=V1,V2,..., e.g. train.optimizer.lr=1e-3,1e-2 or 'models.mlp.hidden=[64],[128,64]'"
 
 
@@ -163,17 +166,54 @@ class SweepPlan:
         """The swept keys, in the order they were given."""
         return list(dict.fromkeys(key for point in self.points for key, _ in point.settings))
 
-    def units(self, store: Path, stacks: int = 0) -> list[Unit]:
-        """One unit per point; with `stacks` > 0, the points that change only what members of one stack may
-        differ in (learning rate, dropout, ...) are dealt round-robin into that many stacked units."""
+    def units(self, store: Path, stacks: int = 0, halving: Optional[Halving] = None,
+              budget: Optional[int] = None) -> list[Unit]:
+        """One unit per point; with `stacks` > 0, points that differ only in what members of one stack may
+        differ in (learning rate, dropout, ...) train as stacks. Points are grouped by their other settings
+        (so by shape: `hidden=[64]` points stack with each other, not with `hidden=[128]` ones); each group is
+        cut into as few chunks as memory allows (`stack_size`), at least `stacks` (one per worker) when it has
+        that many points, and its points are dealt round-robin into them. `halving` goes with each stack."""
         units = [Unit(i, str(self.spec_path), tuple(point.overrides + self.common), str(store),
                       _note(point, self.note), self.id, self.smoke) for i, point in enumerate(self.points)]
-        together = [u for u, p in zip(units, self.points) if all(stackable_key(k) for k, _ in p.settings)]
-        if stacks < 1 or len(together) < 2:
+        if stacks < 1:
             return units
-        chunks = [together[i::stacks] for i in range(stacks)]
-        stacked = [dataclasses.replace(chunk[0], stacked=tuple(chunk[1:])) for chunk in chunks if chunk]
-        return stacked + [u for u in units if u not in together]
+        groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+        for i, point in enumerate(self.points):
+            shape = tuple((k, json.dumps(v, sort_keys=True)) for k, v in point.settings if not stackable_key(k))
+            groups.setdefault(shape, []).append(i)
+        stacked, alone = [], []
+        for members in groups.values():
+            if len(members) < 2:
+                alone += members
+                continue
+            size = min(self.stack_size(members[0], budget), math.ceil(len(members) / stacks))
+            count = math.ceil(len(members) / size)
+            for chunk in (members[c::count] for c in range(count)):
+                if len(chunk) == 1:
+                    alone += chunk
+                else:
+                    stacked.append(dataclasses.replace(units[chunk[0]], stacked=tuple(units[i] for i in chunk[1:]),
+                                                       halving=halving))
+        return stacked + [units[i] for i in sorted(alone)]
+
+    def stack_size(self, index: int, budget: Optional[int] = None) -> int:
+        """How many points like point `index` one stack holds: the memory budget — `budget` bytes, else
+        run.members' share (MEMORY_HEADROOM) of what the device has free, at most STACK_MEMORY_CAP — over one
+        point's training memory (each model's parameters, gradients, optimizer moments and activations at its
+        batch size, models.estimate_memory, times its repeats)."""
+        from nnlab import models
+        from nnlab.run import session as runner
+        from nnlab.run.members import MEMORY_HEADROOM, available_bytes
+        from nnlab.training.placement import resolve_device
+
+        plan = runner.plan(self.spec_path, self.points[index].overrides + self.common, None, self.smoke)
+        info = plan.prepared.info
+        per_point = plan.spec.repeats * sum(models.estimate_memory(m, info, m.train.batch_size)
+                                            for m in plan.spec.models)
+        if budget is None:
+            free = available_bytes(resolve_device(plan.spec.models[0].train.device))
+            budget = min(STACK_MEMORY_CAP, int(MEMORY_HEADROOM * free)) if free else STACK_MEMORY_CAP
+        return max(1, budget // max(1, per_point))
 
 
 def _note(point: Point, note: str) -> str:
@@ -223,9 +263,10 @@ def check_points(spec_path: Path, points: list[Point], common: list[str], smoke:
         raise SpecError(f"--set {shorten(both)}: also swept (--grid/--space); a key is set for every point or "
                         "swept, not both")
     problems: dict[str, list[Point]] = {}
+    data: dict = {}  # the points' data, prepared once per data section and seed
     for point in points:
         try:
-            runner.plan(spec_path, point.overrides + common, None, smoke)
+            runner.plan(spec_path, point.overrides + common, None, smoke, data_cache=data)
         except NnlabError as e:
             for line in str(e).splitlines():
                 problems.setdefault(line, []).append(point)

@@ -16,6 +16,7 @@ from nnlab.errors import NnlabError, describe
 
 if TYPE_CHECKING:
     from nnlab.run.session import Outcome, Reporter
+    from nnlab.sweeps.halving import Halving
 
 UnitStatus = Literal["completed", "failed", "interrupted"]
 STOP_GRACE_SECONDS = 60  # how long a stopped point may take to mark its run folder interrupted
@@ -39,6 +40,7 @@ class Unit:
     smoke: bool = False
     device: Optional[str] = None
     stacked: tuple[Unit, ...] = ()  # more points (of the same spec) to train in one stack with this one
+    halving: Optional[Halving] = None  # sweep --halving: the worst stacked points stop at rungs
 
     @property
     def points(self) -> tuple[Unit, ...]:
@@ -86,10 +88,12 @@ def run_units(unit: Unit) -> list[UnitResult]:
     if not unit.stacked:
         return [run_unit(unit)]
     try:
-        plans = [runner.plan(u.spec_path, list(u.overrides), u.device, u.smoke) for u in unit.points]
+        data: dict = {}  # stacked points share their data: prepared once
+        plans = [runner.plan(u.spec_path, list(u.overrides), u.device, u.smoke, data_cache=data) for u in unit.points]
         if not points.can_train_together(plans):
             return [run_unit(u) for u in unit.points]
-        outcomes = points.execute_points(plans, Path(unit.store), [u.note for u in unit.points], unit.sweep)
+        outcomes = points.execute_points(plans, Path(unit.store), [u.note for u in unit.points], unit.sweep,
+                                         unit.halving)
     except Exception as e:  # the stack's failure fails its points; the sweep goes on
         return [_failed(u, e) for u in unit.points]
     return [_result(u, outcome) for u, outcome in zip(unit.points, outcomes)]
