@@ -112,6 +112,7 @@ def test_lr_find_writes_the_curve_and_suggests_a_rate_in_the_range(spec: Path, t
     assert 1e-5 <= found["suggested_lr"] <= 1.0
     assert [r["suggested"] for r in rows].count("True") == 1
     assert f"suggested lr: {found['suggested_lr']:g}" in result.output
+    assert "lowest loss " in result.output and " at lr " in result.output
     assert (found["model"], found["rates"], found["stacked"]) == ("wide", 6, True)
     assert found["steps_run"] >= 40
     # each copy's epochs are in metrics.csv, under its member index with its rate; runs lists the run

@@ -140,6 +140,9 @@ def curve_lines(curve: LRCurve) -> list[str]:
         bar = "#" * (1 + round(share * (BAR_WIDTH - 1)))
         mark = "  <- suggested" if rate == curve.suggested else ""
         lines.append(f"{rate:>10.3g}  {loss:>10.4f}  {bar}{mark}")
+    if finite:  # the other common reading (fastai's "minimum"): the lowest loss, usually a rate too high to keep
+        best = curve.losses.index(lowest)
+        lines.append(f"lowest loss {lowest:.4f} at lr {curve.rates[best]:g}")
     if curve.suggested is None:
         lines.append("no suggestion: the loss does not fall as the rate grows before it diverges; try a wider "
                      "--min/--max or more --steps")
