@@ -197,3 +197,18 @@ def test_onnx_export_of_a_model_on_text_beside_columns_is_a_one_line_refusal(tra
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: --to onnx: model 'both' reads text beside table columns, which the ONNX "
                                      "export does not take yet; export a run on text or on a table alone")
+
+
+def test_token_dropout_on_text_beside_columns_is_refused_in_one_line(tmp_path, cli, runs):
+    # token_dropout replaces any nonzero value of a row by the unknown id: here it would change the columns too.
+    mixed_table(120).to_csv(tmp_path / "data.csv", index=False)
+    spec = mixed_spec([BOTH])
+    spec["train"]["augment"] = {"token_dropout": 0.1}
+    path = write_spec(tmp_path, spec)
+    result = cli("validate", path, "--models")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: mixed: models.both.train.augment.token_dropout: not available for text "
+                                     "beside table columns (it would change the columns' values too); leave it out "
+                                     "for this data")
+    result = cli("train", path)
+    assert result.exit_code == 1 and "both: could not build it: ValueError: train.augment.token_dropout:" in result.output

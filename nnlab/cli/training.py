@@ -241,7 +241,10 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
     out.print(f"{loaded.name}: input {info.kind} {list(info.shape)} per example{vocabulary}; "
               f"{info.n_outputs} output(s)", markup=False, soft_wrap=True)
     for model in loaded.models:
-        rows = layer_table(model, info)
+        try:
+            rows = layer_table(model, info)
+        except ValueError as e:  # a setting that does not fit the data read (nnlab.models.combiner's)
+            fail(NnlabError(f"{loaded.name}: models.{model.name}.{e}"))
         memory = estimate_memory(model, info, model.train.batch_size) / 2**20
         out.print(f"\n{model.name} ({model.kind}): {count_params_of(rows):,} parameters; about {memory:,.1f} MiB "
                   f"to train at batch size {model.train.batch_size}", markup=False, soft_wrap=True)

@@ -58,16 +58,17 @@ class MixedEncoder:
         words = self.text.tfidf(frame)
         columns = self.table.transform(frame[self.table.columns])
         n, width = columns.shape
-        lengths = np.diff(words.indptr) + width
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        words_per_row = np.diff(words.indptr)
+        indptr = np.concatenate([[0], np.cumsum(words_per_row + width)]).astype(np.int64)
         indices = np.empty(indptr[-1], dtype=np.int64)
         values = np.empty(indptr[-1], dtype=np.float32)
-        column_ids = np.arange(width, dtype=np.int64) + words.n_cols
-        for row in range(n):  # a row's words, then its columns (indices stay sorted within the row)
-            start, middle, end = indptr[row], indptr[row] + lengths[row] - width, indptr[row + 1]
-            indices[start:middle] = words.indices[words.indptr[row]:words.indptr[row + 1]]
-            values[start:middle] = words.values[words.indptr[row]:words.indptr[row + 1]]
-            indices[middle:end], values[middle:end] = column_ids, columns[row]
+        # Each row: its words where they were (shifted by the columns of the rows before), then its columns.
+        row_of_word = np.repeat(np.arange(n), words_per_row)
+        at_words = indptr[row_of_word] + np.arange(len(words.indices)) - words.indptr[row_of_word]
+        at_columns = (indptr[:-1] + words_per_row)[:, None] + np.arange(width)[None, :]
+        indices[at_words], values[at_words] = words.indices, words.values
+        indices[at_columns] = words.n_cols + np.arange(width)[None, :]
+        values[at_columns] = columns
         return SparseRows(indptr, indices, values, words.n_cols + width)
 
     def state(self) -> dict[str, Any]:
