@@ -48,10 +48,17 @@ def test_the_curve_is_read_up_to_its_divergence():
 
 
 def test_a_hand_computed_cut_and_smoothing():
-    # 5.0 is above 4 x the lowest loss before it (0.3): the curve ends there. Smoothed (3 neighbours, 2 at the
-    # ends): 0.95, 0.8, 0.5667, 0.4; np.gradient per decade: -0.15, -0.1917, -0.2, -0.1667 -> the third rate
+    # 5.0 is above 4 x the lowest loss before it (0.3): the curve ends there. np.gradient per decade of
+    # 1, 0.9, 0.5, 0.3: -0.1, -0.25, -0.3, -0.2 -> the third rate
     rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
     assert suggest_lr(rates, [1.0, 0.9, 0.5, 0.3, 5.0, 0.1]) == pytest.approx(1e-2)
+
+
+def test_a_coarse_curve_suggests_the_steepest_drop_before_its_lowest_loss():
+    # (a GRU's curve at five rates) the drop from 1e-3 to 1e-2 is the descent; the rise after the lowest loss
+    # is not read, and no smoothing spreads the drop over its neighbours
+    rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert suggest_lr(rates, [0.695, 0.6898, 0.5401, 0.6633, 0.8265]) == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize("losses, why", [

@@ -73,11 +73,13 @@ def smoothed_loss(train_losses: Sequence[float]) -> float:
 def suggest_lr(rates: Sequence[float], losses: Sequence[float]) -> Optional[float]:
     """The rate where the loss falls fastest as the rate grows, before divergence; None when it never falls.
 
-    The curve is read in ascending rate up to its first loss that is not finite or is above DIVERGED_FACTOR
-    times the lowest loss before it; the losses are smoothed by a moving average of three neighbours (two at
-    the ends); the suggestion is the rate with the most negative slope d(loss)/d(log10 rate) (np.gradient).
-    None with fewer than three rates before divergence, or when the smoothed loss never falls by MIN_DROP of
-    its first value (a flat or rising curve: the range holds no better rate)."""
+    `losses` are each rate's smoothed final loss (`smoothed_loss`). The curve is read in ascending rate up to
+    its first loss that is not finite or is above DIVERGED_FACTOR times the lowest loss before it, and then
+    only up to its lowest loss (the descent); the suggestion is the rate with the most negative slope
+    d(loss)/d(log10 rate) there (np.gradient: central differences). Not smoothed across rates: with a coarse
+    grid a moving average flattens the one drop that matters. None with fewer than three rates before
+    divergence, or when the loss never falls by MIN_DROP of its first value (a flat or rising curve: the
+    range holds no better rate)."""
     if len(rates) != len(losses):
         raise ValueError(f"suggest_lr: {len(rates)} rates and {len(losses)} losses; expected one loss per rate")
     order = np.argsort(np.asarray(rates, dtype=float), kind="stable")
@@ -88,14 +90,11 @@ def suggest_lr(rates: Sequence[float], losses: Sequence[float]) -> Optional[floa
         if not math.isfinite(loss) or loss > DIVERGED_FACTOR * lowest:
             break
         lowest, kept = min(lowest, loss), kept + 1
-    if kept < 3:
+    if kept < 3 or y[0] - lowest < MIN_DROP * abs(y[0]):
         return None
-    x, y = x[:kept], y[:kept]
-    smooth = np.convolve(y, np.ones(3), mode="same") / np.convolve(np.ones(kept), np.ones(3), mode="same")
-    if smooth[0] - smooth.min() < MIN_DROP * abs(smooth[0]):
-        return None
-    slopes = np.gradient(smooth, x)
-    steepest = int(np.argmin(slopes))
+    slopes = np.gradient(y[:kept], x[:kept])
+    descent = int(np.argmin(y[:kept])) + 1  # up to and with the lowest loss
+    steepest = int(np.argmin(slopes[:descent]))
     return float(10 ** x[steepest]) if slopes[steepest] < 0 else None
 
 
