@@ -44,6 +44,9 @@ def test_a_kind_change_drops_what_the_new_kind_does_not_take_and_keeps_the_rest(
     # model keeps the name it was selected by, so its rows and gates stay under "mlp"
     assert out["models"] == [{"kind": "resmlp", "dropout": 0.1, "activation": "tanh", "train": {"l1": 0.1},
                               "name": "mlp"}]
+    # two unnamed MLPs are mlp and mlp-2: the second changed is named by the spec after its new kind
+    two = apply_overrides({"models": [{"kind": "mlp"}, {"kind": "mlp"}]}, ["models.1.kind=resmlp"])
+    assert two["models"] == [{"kind": "mlp"}, {"kind": "resmlp"}]
     same = apply_overrides({"models": [{"name": "a", "kind": "mlp", "hidden": [8]}]}, ["models.a.kind=mlp"])
     assert same["models"] == [{"name": "a", "kind": "mlp", "hidden": [8]}]
 

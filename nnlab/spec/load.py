@@ -109,7 +109,8 @@ def set_path(raw: dict, key: str, value: Any) -> dict:
         if isinstance(node, list):
             index = _list_index(node, part, where) if parts[:i] == ["models"] else _position(node, key, parts, i)
             if parts[:i] == ["models"] and changes_kind(key) and isinstance(node[index], dict):
-                _change_kind(node[index], value, _model_names(node)[index])
+                names = _model_names(node)  # an unnamed model keeps its name only where it is its own
+                _change_kind(node[index], value, names[index] if names.count(names[index]) == 1 else None)
             if last:
                 node[index] = value
             else:
