@@ -249,3 +249,20 @@ def test_points_of_one_shape_pack_into_one_stack_each_equal_to_the_point_alone(t
         ours, theirs = run.metrics().drop(columns="seconds"), twin.metrics().drop(columns="seconds")
         np.testing.assert_allclose(ours.select_dtypes("number").to_numpy(), theirs.select_dtypes("number").to_numpy(),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_with_a_cull_members_that_stop_on_their_own_leave_the_stack_and_equal_themselves_alone():
+    """What a packed sweep gives every stack (halving.keep_all): early stopping and a shorter epoch count end
+    members early, they leave the stack, and every member equals itself trained alone."""
+    from nnlab.sweeps.halving import keep_all
+    from tests.test_stack import members
+
+    p = problem()
+    sizes = []
+    counted = lambda epoch, standings: sizes.append(len(standings)) or keep_all(epoch, standings)
+    stacked = train.fit_stack(members(), p, lambda r: None, cull=counted)
+    alone = [train.fit_stack([m], p, lambda r: None)[0] for m in members()]
+    for ours, theirs in zip(stacked, alone):
+        assert_same_result(ours, theirs)
+    assert stacked[1].stop_reason and stacked[2].epochs_run == 6 and stacked[0].epochs_run == 12
+    assert sizes[0] == 3 and sizes[-1] == 1  # the early-stopped and the 6-epoch member left the stack

@@ -129,6 +129,11 @@ class StackHalving:
         return stops
 
 
+def keep_all(epoch: int, standings: list[MemberStanding]) -> dict[int, HalvingStop]:
+    """The cull that stops nobody: given to a stack, members that stop on their own still leave it."""
+    return {}
+
+
 def _mean(scores: list[Optional[float]]) -> Optional[float]:
     known = [s for s in scores if s is not None and not math.isnan(s)]
     return sum(known) / len(known) if known else None

@@ -21,7 +21,7 @@ from nnlab.run.members import ModelsInterrupted, ModelToTrain, build_and_fit, st
 from nnlab.core.columns import epoch_columns
 from nnlab.run.session import Outcome, Plan, Session, run_meta
 from nnlab.spec import ModelSpec
-from nnlab.sweeps.halving import Halving, StackHalving
+from nnlab.sweeps.halving import Halving, StackHalving, keep_all
 from nnlab.training.stacking import can_stack
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def _train_across(sessions: list[Session], groups: tuple[list[ModelSpec], ...], 
         session.on_epoch(dataclasses.replace(record, model=own.name))
 
     first = sessions[0]
-    cull = StackHalving(halving, max(run.epochs for run in runs), first.spec.monitor) if halving else None
+    # Without halving the cull stops nobody, but points that stop on their own still leave the stack.
+    cull = StackHalving(halving, max(run.epochs for run in runs), first.spec.monitor) if halving else keep_all
     try:
         fits = build_and_fit(runs, first.info, first.problem_on(device), on_epoch, lambda run, params: None,
                              cull=cull)

@@ -214,19 +214,19 @@ class Loop:
             self.step.set_active([m.active for m in self.members])
 
     def _apply_cull(self) -> None:
-        """Members a cull stops end here as completed with its reason; then every member that no longer
-        trains leaves the stack with its result (tested now, from its best epoch), so that the remaining epochs
-        cost what a stack of the live members would."""
+        """With a cull: members it stops end here as completed with its reason; then every member that no
+        longer trains (stopped by it, early stopping, its epochs or divergence) leaves the stack with its
+        result (tested now, from its best epoch), so that the remaining epochs cost what a stack of the live
+        members would. Without one, stopped members stay in the stack, masked, as always."""
         if self.cull is None:
             return
         standings = [MemberStanding(m.spec.name, m.spec.member, m.active, m.best_score) for m in self.members]
-        stops = self.cull(self.epoch, standings)
-        for row, stop in stops.items():
+        for row, stop in self.cull(self.epoch, standings).items():
             m = self.members[row]
             m.status, m.stop_reason, m.halved = "completed", stop.reason, stop
-        if not stops or not any(m.active for m in self.members):
-            return  # nobody goes on: the end of training gives every result as always
         leaving = [k for k, m in enumerate(self.members) if not m.active]
+        if not leaving or len(leaving) == len(self.members):
+            return  # nobody leaves, or nobody goes on: the end of training gives every result as always
         for k, result in zip(leaving, self._results_of(leaving, restore=True)):
             self.retired[self.rows[k]] = result
         self._keep([k for k, m in enumerate(self.members) if m.active])
