@@ -144,6 +144,7 @@ def test_a_halving_sweep_records_where_each_point_stopped_and_shows_them_apart(s
     result = sweep(spec8, "--grid", LRS, "--halving", "--rungs", 2, "--keep", 0.5, runs=runs)
     assert result.exit_code == 0, result.output
     assert "halving: after epochs 2, 4 of 8, each stack's worst live points stop (the best 50% go on)" in result.output
+    assert result.output.count("completed (stopped by halving at epoch 2 (rung 1))") == 3
     summaries = {}
     for folder in run_folders(runs):
         run = runstore.read_run(folder)

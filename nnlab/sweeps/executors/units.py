@@ -107,5 +107,7 @@ def _failed(unit: Unit, error: Exception) -> UnitResult:
 def _result(unit: Unit, outcome: Outcome) -> UnitResult:
     problems = [f"{name} {outcome.summary.models[name].status}" for name in outcome.failed_models]
     problems += [f"expect {gate.key} missed" for gate in outcome.gates_missed]
+    halved = next((m.halved for m in outcome.summary.models.values() if m.halved), None)
+    said = problems or ([f"stopped by halving at epoch {halved.epoch} (rung {halved.rung})"] if halved else [])
     return UnitResult(unit.index, "failed" if problems else "completed", outcome.run_id, str(outcome.path),
-                      "; ".join(problems))
+                      "; ".join(said))
