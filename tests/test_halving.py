@@ -267,3 +267,24 @@ def test_with_a_cull_members_that_stop_on_their_own_leave_the_stack_and_equal_th
         assert_same_result(ours, theirs)
     assert stacked[1].stop_reason and stacked[2].epochs_run == 6 and stacked[0].epochs_run == 12
     assert sizes[0] == 3 and sizes[-1] == 1  # the early-stopped and the 6-epoch member left the stack
+
+
+def test_a_point_halving_stopped_is_not_failed_by_gates_set_for_a_full_training(tmp_path):
+    from nnlab.core.records import GateResult, ModelResult, RunSummary
+    from nnlab.run.session import Outcome
+    from nnlab.sweeps.executors.units import Unit, _result
+
+    stop = HalvingStop(rung=1, rungs=3, epoch=5, epochs=40, rank=7, live=8, kept=4, score=0.48, reason="stopped")
+    gate = GateResult(key="mlp.test.accuracy", rule=">= 0.92", value=0.86, passed=False)
+    unit = Unit(0, "spec.yaml", (), str(tmp_path))
+
+    def outcome(halved):
+        model = ModelResult(name="mlp", kind="mlp", params=1, status="completed", best_epoch=5, epochs_run=5,
+                            halved=halved)
+        return Outcome("r", tmp_path, RunSummary(task="binary", monitor="val_loss", models={"mlp": model},
+                                                 expect=[gate]))
+
+    assert _result(unit, outcome(stop)).status == "completed"
+    assert _result(unit, outcome(stop)).message == ("stopped by halving at epoch 5 (rung 1); expect "
+                                                    "mlp.test.accuracy missed, not judged: it trained 5 of 40 epochs")
+    assert _result(unit, outcome(None)).status == "failed"  # trained to the end: the gate judges it

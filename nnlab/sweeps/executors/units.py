@@ -106,8 +106,12 @@ def _failed(unit: Unit, error: Exception) -> UnitResult:
 
 def _result(unit: Unit, outcome: Outcome) -> UnitResult:
     problems = [f"{name} {outcome.summary.models[name].status}" for name in outcome.failed_models]
-    problems += [f"expect {gate.key} missed" for gate in outcome.gates_missed]
     halved = next((m.halved for m in outcome.summary.models.values() if m.halved), None)
+    gates = [f"expect {gate.key} missed" for gate in outcome.gates_missed]
+    if halved is None:
+        problems += gates
     said = problems or ([f"stopped by halving at epoch {halved.epoch} (rung {halved.rung})"] if halved else [])
+    if halved is not None and gates:  # a point stopped early is not judged by gates set for a full training
+        said.append(f"{', '.join(gates)}, not judged: it trained {halved.epoch} of {halved.epochs} epochs")
     return UnitResult(unit.index, "failed" if problems else "completed", outcome.run_id, str(outcome.path),
                       "; ".join(said))
