@@ -187,3 +187,32 @@ def test_onnx_export_of_the_ensemble_is_refused_in_one_line(ensembled):
                                       str(runs), "--out", str(folder / "e.onnx")])
     assert result.exit_code == 2 and "is an ensemble of" in result.output and "Traceback" not in result.output
     assert not (folder / "e.onnx").exists()
+
+
+def test_sweep_ensemble_is_a_run_of_the_sweep_over_its_points_best_models(tmp_path, cli, runs):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, tiny_spec(baseline=False, train={"epochs": 8, "batch_size": 32,
+                                                                 "optimizer": {"lr": 0.01}}))
+    result = cli("sweep", spec, "--grid", "models.mlp.hidden=[4],[16],[32]", "--ensemble", "--runs-dir", str(runs))
+    assert result.exit_code == 0, result.output
+    folders = {p.name: runstore.read_run(p) for p in run_folders(runs)}
+    made, = [r for name, r in folders.items() if name.startswith("tiny-ensemble-")]
+    points = [r for r in folders.values() if r is not made]
+    assert len(points) == 3 and {r.meta.sweep for r in points} == {made.meta.sweep}  # one sweep
+    assert f"ensemble run: {runs / made.folder}" in result.output
+    ensemble = made.summary.models["ensemble"]
+    assert ensemble.val["loss"] <= min(r.summary.models["mlp"].val["loss"] for r in points) + 1e-6
+    info = made.ensemble_info("ensemble")
+    assert sum(m.weight for m in info.members) == pytest.approx(1.0) and info.candidates == 3
+    # each member is a copy of its point's model: same predictions; the ensemble averages them as recorded
+    rows = pd.read_csv(tmp_path / "data.csv").head(20)
+    by_hand = 0.0
+    for member in info.members:
+        index = int(member.model.split("-")[0].removeprefix("p"))
+        point = next(r for r in points if r.spec["models"][0]["hidden"] == [[4], [16], [32]][index])
+        own = load_run(str(point.path)).predict(rows, model="mlp")["p_1"].to_numpy(np.float64)
+        copy = load_run(str(made.path)).predict(rows, model=member.model)["p_1"].to_numpy(np.float64)
+        assert copy == pytest.approx(own, abs=0)
+        by_hand = by_hand + member.weight * own
+    got = load_run(str(made.path)).predict(rows, model="ensemble")["p_1"].to_numpy()
+    assert got == pytest.approx(by_hand, abs=1e-12)

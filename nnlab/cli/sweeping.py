@@ -42,6 +42,9 @@ def sweep_command(
                                   "them."),
     smoke: bool = typer.Option(False, "--smoke", help="Quick pipeline check of every point (small sample, at "
                                                       "most 2 epochs)."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="After the points: the greedy ensemble of the points' "
+                                  "best models, chosen on validation, written as a run of the sweep (predict "
+                                  "with --model ensemble)."),
     runs_dir: Optional[Path] = RunsDirOption,
     executor: ExecutorName = typer.Option(ExecutorName.local, "--executor", help="local: processes on this "
                                           "machine (--jobs); ray: tasks on a Ray instance or cluster (pip install "
@@ -93,6 +96,8 @@ def sweep_command(
 
     tags = checked_tags(tag)
     with interrupt_handling():
+        if ensemble and (search is not None or resume is not None):
+            fail(NnlabError("--ensemble: ensembles a grid or random sweep's points; not with --search or --resume"))
         if search is not None or resume is not None or trials is not None or batch is not None:
             from nnlab.cli.searching import optuna_sweep  # the Bayesian search, and resuming one
 
@@ -149,5 +154,24 @@ def sweep_command(
     out.print(sweepview.effect_table(plan, sweepview.effects(plan, results),
                                      sweepview.baseline_effect(plan, results)))
     out.print(f"every point's run: nnlab compare --sweep {plan.id}", markup=False, soft_wrap=True)
+    if ensemble:
+        _print_sweep_ensemble(out, plan.id, results, store_path(runs_dir))
     if any(result.status != "completed" for result in results.values()):
         raise typer.Exit(1)
+
+
+def _print_sweep_ensemble(out, sweep: str, results: dict, store: Path) -> None:
+    """`--ensemble`: the ensemble of the finished points' best models, its run's table and where it is."""
+    from nnlab.api.sweep_ensemble import ensemble_points
+    from nnlab.views.train_report import results_table
+
+    points = [(i, Path(r.path)) for i, r in sorted(results.items()) if r.path and r.status == "completed"]
+    try:
+        made = ensemble_points(points, store, sweep)
+    except NnlabError as e:
+        stderr().print(f"error: {e}", markup=False)
+        raise typer.Exit(1)
+    out.print(results_table(made.summary))
+    out.print(made.line, markup=False, soft_wrap=True)
+    out.print(f"ensemble run: {made.path} (nnlab predict {made.path.name} DATA --model ensemble)", markup=False,
+              soft_wrap=True)
