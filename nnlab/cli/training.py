@@ -228,18 +228,27 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
     from rich.table import Table
 
     from nnlab.data import prepare
+    from nnlab.data.text import size_models_to_vectors
     from nnlab.run.members import stacking_plan
     from nnlab.models import count_params_of, estimate_memory, layer_table
+    from nnlab.views.show import augment_text
 
     try:
-        info = prepare(loaded.data, base_dir, loaded.seed).info
+        prepared = prepare(loaded.data, base_dir, loaded.seed)
+        if prepared.vectors is not None:  # as train does: the embedding takes the vectors' dimension
+            size_models_to_vectors(loaded.models, prepared.vectors)
     except NnlabError as e:
         fail(e)
+    info = prepared.info
     out = stdout()
     vocabulary = f", vocabulary {info.vocab_size:,}" if info.kind == "text" else ""
     vocabulary += f", beside {info.table_width} table column value(s)" if info.mixed else ""
     out.print(f"{loaded.name}: input {info.kind} {list(info.shape)} per example{vocabulary}; "
               f"{info.n_outputs} output(s)", markup=False, soft_wrap=True)
+    if prepared.summary is not None and prepared.summary.vectors:
+        v = prepared.summary.vectors
+        out.print(f"word vectors {v['file']}: {v['covered']:,} of {v['words']:,} vocabulary words covered, "
+                  f"{v['dim']}-d{', frozen' if v['frozen'] else ''}", markup=False, soft_wrap=True)
     for model in loaded.models:
         try:
             rows = layer_table(model, info)
@@ -248,6 +257,9 @@ def _print_layer_tables(loaded, base_dir: Path) -> None:
         memory = estimate_memory(model, info, model.train.batch_size) / 2**20
         out.print(f"\n{model.name} ({model.kind}): {count_params_of(rows):,} parameters; about {memory:,.1f} MiB "
                   f"to train at batch size {model.train.batch_size}", markup=False, soft_wrap=True)
+        if model.train.augment is not None and model.train.augment.given():
+            out.print(f"augment (training batches only): {augment_text(model.train.augment.model_dump())}",
+                      markup=False, soft_wrap=True)
         table = Table()
         for column in ("layer", "type", "output shape"):
             table.add_column(column)

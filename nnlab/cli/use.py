@@ -20,9 +20,9 @@ class PredictFormat(str, Enum):
 @app.command("predict")
 def predict_command(
     ref: str = typer.Argument(..., metavar="RUN", help="id, unique id prefix, folder path, last or last~N."),
-    data: Path = typer.Argument(..., help="Rows to predict (CSV, TSV or Parquet) with the training columns; "
-                                               "for a model trained on image files, a folder or an image file.",
-                                show_default=False),
+    data: list[Path] = typer.Argument(..., help="Rows to predict (CSV, TSV or Parquet) with the training columns; "
+                                                "for a model trained on image files, folders or image files.",
+                                      show_default=False),
     model: Optional[str] = typer.Option(None, "--model", "-m", show_default=False,
                                         help="The model to use (default: the best by validation)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", show_default=False,
@@ -43,17 +43,18 @@ def predict_command(
     try:
         run = api.load_run(ref, runs_dir)
         files = None
-        if is_image_input(data):  # a folder or an image file: decoded as in training, one row per file
+        if len(data) > 1 or is_image_input(data[0]):  # folders or image files: decoded as in training, a row each
             chosen = run.model(model)
             frame, files = read_image_files(data, chosen)
         else:
-            frame = api.read_rows(data)
+            frame = api.read_rows(data[0])
             chosen = run.model(model)
-        result = api.predict_rows(chosen, frame, data.name)
+        result = api.predict_rows(chosen, frame, data[0].name)
         if files is not None:
             result.insert(0, "file", files)
         column_notes = api.column_notes(chosen, frame)
-        text = api.write_predictions(result, out, format.value if format else None, data)
+        source = next((p for p in data if out is not None and out.resolve() == p.resolve()), data[0])
+        text = api.write_predictions(result, out, format.value if format else None, source)
     except NnlabError as e:
         fail(e)
     notes = [f"model '{chosen.name}' of run {run.id}", *column_notes]

@@ -3,8 +3,8 @@ built from it). Torch-free and pandas-free, so that spec checks and the run stor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Literal, Optional, get_args
 
 import numpy as np
 
@@ -12,6 +12,22 @@ InputKind = Literal["table", "text", "sequence", "image"]
 INPUT_KINDS: tuple[str, ...] = get_args(InputKind)
 PAD_ID = 0  # text: padding token id; models mask positions where the id is PAD_ID
 OOV_ID = 1  # text: out-of-vocabulary token id
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """Pretrained word vectors for a text vocabulary (data.text.vectors), as the embedding starts: token id i
+    gets row i of `values` where `covered[i]`; every other id keeps the model's own seeded random row, scaled by
+    `scale` (the spread of the file's values) so that both kinds of rows start alike in size."""
+
+    values: np.ndarray  # float32 [vocab_size, dim]; zero where not covered
+    covered: np.ndarray  # bool [vocab_size]
+    scale: float
+    freeze: bool  # data.text.freeze: the embedding gets no updates
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,7 @@ class InputInfo:
     # Text beside table columns: this many encoded column values follow the T token ids of each row (the row
     # is then float32 [T + table_width]; ids are exact in float32 up to 2**24, far above any vocabulary).
     table_width: int = 0
+    vectors: Optional[WordVectors] = field(default=None, compare=False, repr=False)  # text: data.text.vectors
 
     @property
     def n_features(self) -> int:

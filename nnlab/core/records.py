@@ -256,6 +256,7 @@ class DataSummary:
     positive: Optional[str] = None  # binary only
     fingerprint: JSONObject = field(default_factory=dict)  # split.fingerprint(): which data and split
     images: Optional[JSONObject] = None  # image files: files read, resized, skipped (data/images.py)
+    vectors: Optional[JSONObject] = None  # data.text.vectors: file, dim, covered of words, frozen (data/text.py)
 
     def to_json(self) -> JSONObject:
         """The keys in the order summary.json has always had them, optional ones only when set."""
@@ -272,6 +273,8 @@ class DataSummary:
         data["fingerprint"] = self.fingerprint
         if self.images is not None:
             data["images"] = self.images
+        if self.vectors is not None:
+            data["vectors"] = self.vectors
         return data
 
 

@@ -7,7 +7,7 @@ split and the scaler are a few lines of numpy rather than scikit-learn's, becaus
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -23,7 +23,7 @@ from nnlab.core.messages import names_list, plain
 from nnlab.data.split import fingerprint, split_rows, split_seed
 from nnlab.data.table import TableEncoder
 from nnlab.data.target import fit_target
-from nnlab.data.text import TextEncoder
+from nnlab.data.text import TextEncoder, VectorsRead, read_vectors
 from nnlab.errors import DataError
 from nnlab.core.inputs import InputInfo, SparseRows
 from nnlab.core.jsonvalue import JSONObject, JSONValue
@@ -46,6 +46,7 @@ class Prepared:
     summary: Optional[DataSummary] = None
     info: Optional[InputInfo] = None
     baseline_x: dict[str, np.ndarray | SparseRows] = field(default_factory=dict)  # the baseline's input per split
+    vectors: Optional[VectorsRead] = None  # data.text.vectors: the embedding's start (also in info.vectors)
 
     @property
     def n_features(self) -> int:
@@ -86,6 +87,7 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int, cache_dir: Optional[Path]
                         [plain(v) for v in labels])
     encoder = _fit_features(spec, frame.iloc[splits["train"]][features], source)
     preprocessor = Preprocessor(spec.input_kind, target, encoder)
+    vectors = _word_vectors(spec, base_dir, encoder)
     x = {name: encoder.transform(frame.iloc[rows][features]) for name, rows in splits.items()}
     baseline_x = _baseline_inputs(preprocessor, frame, features, splits, x)
     if target.task == "regression":
@@ -95,13 +97,36 @@ def prepare(spec: DataSpec, base_dir: Path, seed: int, cache_dir: Optional[Path]
         y = {name: y_all[rows] for name, rows in splits.items()}
     summary = _summary(source, frame, features, preprocessor, why, splits, y_all)
     summary.images = source.notes.get("images")  # image files: how many were read, resized, skipped
+    summary.vectors = vectors.note() if vectors else None
     summary.fingerprint = fingerprint(source.sha256, len(frame), len(frame.columns), spec.split, seed_of_split,
-                                         stratified)
+                                         stratified, _reading_facts(spec, vectors))
     names = encoder.encoded_names if isinstance(encoder, TableEncoder) else list(features)
     if isinstance(encoder, MixedEncoder):  # the text column, then the table part's values
         names = [spec.text.column, *encoder.encoded_names]
+    info = replace(preprocessor.info(), vectors=vectors.vectors) if vectors else preprocessor.info()
     return Prepared(target.task, x, y, splits, frame, names, target.classes, preprocessor.state(), summary,
-                    preprocessor.info(), baseline_x)
+                    info, baseline_x, vectors)
+
+
+def _word_vectors(spec: DataSpec, base_dir: Path, encoder: FeatureEncoder) -> Optional[VectorsRead]:
+    """data.text.vectors for the vocabulary just fitted (a text column beside others: its text part's)."""
+    if spec.text is None or spec.text.vectors is None:
+        return None
+    text = encoder.text if isinstance(encoder, MixedEncoder) else encoder
+    assert isinstance(text, TextEncoder)
+    return read_vectors(spec.text, base_dir, text.tokens)
+
+
+def _reading_facts(spec: DataSpec, vectors: Optional[VectorsRead]) -> JSONObject:
+    """What else decides the model's input besides the file: image files' reading, and the word vectors' file
+    (the data fingerprint holds them, so runs that differ in them are not the same data)."""
+    facts: JSONObject = {}
+    if spec.image is not None and spec.image.from_files:
+        facts["image"] = {"size": list(spec.image.size or []), "channels": spec.image.channels,
+                          "skip_bad": spec.image.skip_bad}
+    if vectors is not None:
+        facts["vectors"] = vectors.sha256
+    return facts
 
 
 def _summary(source: Source, frame: pd.DataFrame, features: list[str], preprocessor: Preprocessor, why: str,

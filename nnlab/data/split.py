@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -42,9 +42,10 @@ def split_rows(n: int, labels: np.ndarray | None, val: float, test: float, seed:
 
 
 def fingerprint(sha256: str, rows: int, columns: int, spec: SplitSpec, seed: int,
-                stratified: bool) -> dict[str, Any]:
-    """What identifies the data and its split: equal `split` values mean the same test rows were evaluated."""
+                stratified: bool, reading: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """What identifies the data and its split: equal `split` values mean the same test rows were evaluated.
+    `reading`: settings besides the file that decide the input (image size, word vectors), kept beside it."""
     facts = {"sha256": sha256, "rows": rows, "columns": columns, "split_seed": seed, "val": spec.val,
-             "test": spec.test, "stratify": stratified}
+             "test": spec.test, "stratify": stratified, **(reading or {})}
     facts["split"] = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     return facts

@@ -103,7 +103,7 @@ class CNN(nn.Module):
     def __init__(self, spec: CNNSpec, info: InputInfo):
         super().__init__()
         self.kind = info.kind
-        self.embedding = token_embedding(info.vocab_size, spec.embedding) if info.kind == "text" else None
+        self.embedding = token_embedding(info.vocab_size, spec.embedding, info.vectors) if info.kind == "text" else None
         dims = 2 if info.kind == "image" else 1
         c_in = {"text": spec.embedding, "sequence": info.shape[-1], "image": info.shape[0]}[info.kind]
         widths = [c_in, *spec.channels]

@@ -30,7 +30,7 @@ def flat_input(info: InputInfo, embedding: int) -> tuple[list[nn.Module], int]:
     """The layers that turn one batch into [B, width] vectors, and that width. A table needs none, so a
     table MLP's weights keep the names they always had."""
     if info.kind == "text":
-        return [BagOfEmbeddings(info.vocab_size, embedding)], embedding
+        return [BagOfEmbeddings(info.vocab_size, embedding, info.vectors)], embedding
     if info.kind in ("sequence", "image"):
         return [nn.Flatten()], info.n_features
     return [], info.n_features

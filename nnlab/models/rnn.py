@@ -76,7 +76,7 @@ class RNN(nn.Module):
     def __init__(self, spec: RNNSpec, info: InputInfo):
         super().__init__()
         self.pool = spec.pool
-        self.embedding = token_embedding(info.vocab_size, spec.embedding) if info.kind == "text" else None
+        self.embedding = token_embedding(info.vocab_size, spec.embedding, info.vectors) if info.kind == "text" else None
         width = spec.embedding if info.kind == "text" else info.shape[-1]
         directions = 2 if spec.bidirectional else 1
         cell = CELLS[spec.cell]

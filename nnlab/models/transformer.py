@@ -108,7 +108,8 @@ class Transformer(nn.Module):
             raise ValueError(f"transformer: d_model ({spec.d_model}) must be a multiple of heads ({spec.heads})")
         self.pool = spec.pool
         d = spec.d_model
-        self.tokens = token_embedding(info.vocab_size, d) if info.kind == "text" else nn.Linear(info.shape[-1], d)
+        self.tokens = (token_embedding(info.vocab_size, d, info.vectors) if info.kind == "text"
+                       else nn.Linear(info.shape[-1], d))
         self.text = info.kind == "text"
         # Positions are added before the cls token, so the cls token is the same at every length.
         positions = LearnedPositions if spec.positions == "learned" else SinusoidalPositions

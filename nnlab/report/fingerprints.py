@@ -2,7 +2,8 @@
 that changed under a spec name.
 
 Each run records a fingerprint of its data in run.json (`RunMeta.data_fingerprint`: the file's sha256, its
-rows, the split seed and fractions). Two runs evaluated the same test split when their fingerprints are
+rows, the split seed and fractions; image files' size, channels and skip_bad and the word vectors' sha256 where
+they are read). Two runs evaluated the same test split when their fingerprints are
 equal apart from where the file lay (`path`); every run that reports test scores on a split spends some of
 its independence, so `show` and `compare` say "test split seen by 37 runs". A data file changed when a run
 and the newest earlier run of the same name read the same `data.path` and their sha256 differ.
@@ -18,6 +19,7 @@ from nnlab.core.records import data_identity
 from nnlab.runstore import Run
 
 HASH_KEYS = ("sha256", "file_sha256", "hash")
+READING_KEYS = ("image", "vectors")  # data.prepared's reading facts: part of which data a run read
 
 
 def split_key(run: Run) -> Optional[str]:
@@ -39,7 +41,9 @@ def data_key(run: Run) -> tuple[str, str]:
     source = data.get("path") or (f"builtin {data['builtin']}" if data.get("builtin") else None)
     digest = data_hash(run)
     what = {"file": [digest, fingerprint.get("rows"), fingerprint.get("columns")] if digest else source,
-            "target": data.get("target")}
+            "target": data.get("target"),
+            # how the file was read into the input: image files' size/channels/skip_bad, the word vectors' file
+            **{key: fingerprint[key] for key in READING_KEYS if fingerprint.get(key) is not None}}
     shown = str(source).replace("\\", "/").rsplit("/", 1)[-1] if source else "?"
     return json.dumps(what, sort_keys=True, default=str), f"{shown} -> {data.get('target', '?')}"
 

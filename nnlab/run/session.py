@@ -28,6 +28,7 @@ from nnlab.errors import RunError, SpecError
 from nnlab.core.settings import changes_since, previous_of
 from nnlab.core.interrupts import deferred
 from nnlab.data.predictions import predictions_table
+from nnlab.data.text import size_models_to_vectors
 from nnlab.run.members import (Fits, ModelsInterrupted, ModelToTrain, Repeat, RepeatFit, add_final_metrics,
                                aggregate, build_and_fit, build_and_fit_baseline, stack_groups)
 from nnlab.runstore.checkpoints import Checkpoints
@@ -134,6 +135,8 @@ def _plan(spec: Spec, base_dir: Path, source: str, device: Optional[str], smoke:
             data_mod.shrink_train(prepared, SMOKE_TRAIN_ROWS, spec.seed)
         if data_cache is not None:
             data_cache[key] = prepared
+    if prepared.vectors is not None:  # the text models' embedding size: the word vectors' dimension
+        size_models_to_vectors(spec.models, prepared.vectors)
     try:
         metrics = check_for_task(spec, prepared.task)
     except SpecError as e:  # rules that need the task: name the spec file like the other spec errors

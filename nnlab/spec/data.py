@@ -42,6 +42,17 @@ class TextSpec(StrictModel):
     min_freq: int = Field(1, ge=1, le=MAX_COUNT,
                           description="Tokens seen fewer times in the training split are unknown.")
     lowercase: bool = Field(True, description="Lower-case the text before splitting it into tokens.")
+    vectors: Optional[str] = Field(None, description="Pretrained word vectors (word2vec/GloVe text format: a word "
+                                                     "and its values per line), relative to the spec file: the "
+                                                     "vocabulary's words found in it start from their vector.")
+    freeze: bool = Field(False, description="With vectors: keep the embedding as it starts (no training updates).")
+
+    @model_validator(mode="after")
+    def _check_freeze(self) -> TextSpec:
+        if self.freeze and self.vectors is None:
+            raise ValueError("freeze: keeps pretrained word vectors fixed; give data.text.vectors (a word2vec/GloVe "
+                             "text file) or leave freeze out")
+        return self
 
 
 class SequenceSpec(StrictModel):

@@ -145,7 +145,8 @@ def spec_lines(spec: JSONObject, summary: Optional[RunSummary] = None) -> list[s
     optimizer = _dict(train.get("optimizer"))
     lines.append(f"train    {train.get('epochs', '?')} epochs, batch {train.get('batch_size', '?')}, "
                  f"{optimizer.get('name', '?')} lr {format_value(optimizer.get('lr'), None)}"
-                 + (f", scheduler {train['scheduler'].get('name')}" if isinstance(train.get("scheduler"), dict) else ""))
+                 + (f", scheduler {train['scheduler'].get('name')}" if isinstance(train.get("scheduler"), dict) else "")
+                 + (f", augment {augment_text(train['augment'])}" if isinstance(train.get("augment"), dict) else ""))
     for model in spec.get("models") if isinstance(spec.get("models"), list) else []:
         if isinstance(model, dict):
             hidden = ("name", "kind", "train") + (() if kind == "text" else ("embedding",))  # embeddings read text
@@ -156,6 +157,17 @@ def spec_lines(spec: JSONObject, summary: Optional[RunSummary] = None) -> list[s
     metrics = spec.get("metrics") if isinstance(spec.get("metrics"), list) else []
     lines.append(f"metrics  {', '.join(map(str, metrics))}; monitor {spec.get('monitor', 'val_loss')}")
     return lines
+
+
+def augment_text(augment: JSONObject) -> str:
+    """`flip horizontal, crop pad 4, noise 0.05`: the augmentations a spec switches on (train.augment)."""
+    parts = []
+    for name, value in augment.items():
+        if isinstance(value, dict):
+            parts.append(f"{name} " + " ".join(f"{k} {format_value(v, None)}" for k, v in value.items()))
+        elif value is not None:
+            parts.append(f"{name} {format_value(value, None)}")
+    return ", ".join(parts) or "none"
 
 
 def _dict(value: JSONValue) -> JSONObject:

@@ -88,6 +88,10 @@ class TrainReport:
             skipped = f", {images['skipped']} skipped (bad files, listed in summary.json)" if images["skipped"] else ""
             say(f"  {images['files']} image files ({images['resized']} resized to {size}){skipped}"
                 f"{' · decoded images read from the cache' if images['cached'] else ''}")
+        if s.vectors:  # data.text.vectors: how much of the vocabulary the file covers (data/text.py)
+            v = s.vectors
+            say(f"  word vectors {v['file']}: {v['covered']:,} of {v['words']:,} vocabulary words covered "
+                f"({v['dim']}-d{', frozen' if v['frozen'] else ''}; the others start random)")
         if spec.default_model:
             say("  no models in the spec: training the baseline and a first network (MLP 64-32, ReLU, "
                 "Adam lr 1e-3), the usual first step")
