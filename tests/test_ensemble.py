@@ -216,3 +216,28 @@ def test_sweep_ensemble_is_a_run_of_the_sweep_over_its_points_best_models(tmp_pa
         by_hand = by_hand + member.weight * own
     got = load_run(str(made.path)).predict(rows, model="ensemble")["p_1"].to_numpy()
     assert got == pytest.approx(by_hand, abs=1e-12)
+
+
+def test_a_regression_ensemble_averages_predictions_in_the_targets_units(tmp_path, cli, runs):
+    from sklearn.metrics import mean_squared_error
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 3))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                          "y": 3 * x[:, 0] - x[:, 1] + rng.normal(scale=0.3, size=240)})
+    frame.to_csv(tmp_path / "reg.csv", index=False)
+    spec = tiny_spec("reg.csv", "y", models=[{"name": "mlp", "kind": "mlp", "hidden": [16]}], ensemble={"size": 6},
+                     train={"epochs": 10, "batch_size": 32, "optimizer": {"lr": 0.01}})
+    assert cli("train", write_spec(tmp_path, spec), "--repeats", "3").exit_code == 0
+    run = runstore.read_run(run_folders(runs)[-1])
+    recorded = run.predictions("ensemble")
+    rows = frame.iloc[recorded[recorded["split"] == "val"]["row"].to_numpy()]
+    info = run.ensemble_info("ensemble")
+    by_hand = sum(m.weight * api._rebuild(run, m.weights).predict(rows)["prediction"].to_numpy(np.float64)
+                  for m in info.members)
+    got = load_run(str(run.path)).predict(rows, model="ensemble")["prediction"].to_numpy()
+    assert got == pytest.approx(by_hand, rel=1e-9, abs=1e-9)
+    rmse = mean_squared_error(rows["y"], by_hand) ** 0.5
+    assert run.summary.models["ensemble"].val["rmse"] == pytest.approx(rmse, rel=1e-5)
+    members = [m.val["rmse"] for m in run.summary.models["mlp"].members] + [run.summary.models["baseline"].val["rmse"]]
+    assert run.summary.models["ensemble"].val["rmse"] <= min(members) * (1 + 1e-6)  # monitor val_loss: MSE, same order

@@ -1,9 +1,10 @@
 """`nnlab sweep ... --ensemble`: an ensemble over the sweep's points, as its own small run of the sweep (in the api
 layer: it rebuilds the points' saved models as `load_run` does).
 
-Each finished point offers its best model by validation (its monitored metric; a point's own `ensemble`
-is left out); the greedy selection of run/ensemble.py chooses among them on the validation rows, which every
-point shares (the same data and split, checked), and the ensemble is scored once on test. It is written as a
+Each finished point offers its best model by validation (its monitored metric; the baseline, the same in
+every point, and a point's own `ensemble` are left out); the greedy selection of run/ensemble.py chooses
+among them on the validation rows, which every point shares (the same data and split, checked), and the
+ensemble is scored once on test. It is written as a
 run of its own — `<name>-ensemble`, in the sweep (`compare --sweep ID` lists it beside the points) — holding
 a copy of each chosen point's model (`p<point>-<model>`, so the run predicts on its own when points are
 removed), their results, and the model `ensemble`: `nnlab predict RUN --model ensemble` as for a train run.
@@ -43,7 +44,7 @@ class PointCandidate(Candidate):
 
 @dataclass
 class SweepEnsemble:
-    """The ensemble's run, its summary, and the best point's validation score it is told against."""
+    """The ensemble's run, its summary, and the line saying what it chose against its best member."""
 
     path: Path
     summary: RunSummary
@@ -65,8 +66,9 @@ def ensemble_points(points: list[tuple[int, Path]], store: Path, sweep: str,
         if run.summary is None:
             continue
         loaded = LoadedRun(run)
+        # the baseline is every point's same model, and a point's own ensemble is made of its members
         best = next((name for name in loaded.models if run.summary.models[name].finished
-                     and run.summary.models[name].kind != ENSEMBLE_KIND), None)
+                     and run.summary.models[name].kind != ENSEMBLE_KIND and name != run.summary.baseline), None)
         if best is not None:
             offered.append((index, run, loaded, best))
     if not offered:
@@ -85,8 +87,9 @@ def ensemble_points(points: list[tuple[int, Path]], store: Path, sweep: str,
     summary = first.summary
     candidates = [_candidate(index, run, loaded.model(best), run.summary.models[best], _prepared(run, datasets))
                   for index, run, loaded, best in offered]
-    built = ensemble.build(candidates, spec, prepared, summary.metrics, summary.monitor, _train_spec(first),
-                           _train_spec(first).threshold == "val_f1")
+    train = _train_spec(first)
+    built = ensemble.build(candidates, spec, prepared, summary.metrics, summary.monitor, train,
+                           train.threshold == "val_f1")
     if built is None:
         raise RunError(f"--ensemble: no point of sweep {sweep} has finite validation and test predictions")
     chosen = {c.run.name: c for c, _ in built.chosen}

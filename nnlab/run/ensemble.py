@@ -198,12 +198,12 @@ def build(candidates: list[Candidate], spec: EnsembleSpec, prepared: Prepared, m
                          best_epoch=0, epochs_run=0, val=val, test=test,
                          train_seconds=round(time.perf_counter() - started, 4), per_class=per_class,
                          threshold=applied, ensemble=members,
-                         diagnosis=[describe(selection, pool, chosen, monitor, val.get(metric), higher,
+                         diagnosis=[selection_line(selection, pool, chosen, monitor, val.get(metric), higher,
                                              len(candidates))])
     return Built(result, info, chosen, outputs, predicted)
 
 
-def describe(selection: Selection, pool: list[Candidate], chosen: list[tuple[Candidate, float]], monitor: str,
+def selection_line(selection: Selection, pool: list[Candidate], chosen: list[tuple[Candidate, float]], monitor: str,
              value: Optional[float], higher: bool, offered: int) -> str:
     """`greedy selection on val_loss over 6 members, 4 of 5 steps kept: mlp#0 0.5, wide#1 0.25, ...;
     val_loss 0.2871 vs its best member's 0.2950 (mlp#0)`."""
