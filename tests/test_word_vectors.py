@@ -69,8 +69,6 @@ def prepared_of(spec_path: Path):
 
 
 def built(spec, info, index: int, seed: int):
-    from nnlab.data.text import size_models_to_vectors
-
     torch.manual_seed(seed)
     return build_model(spec.models[index], info)
 
@@ -263,3 +261,20 @@ def test_the_vectors_file_is_part_of_the_data_fingerprint(folder, cli, runs):
     assert data_key(first) == data_key(again) and split_key(first) == split_key(again)
     assert data_key(first) != data_key(other) and split_key(first) != split_key(other)
     assert first.meta.data_fingerprint["vectors"] != other.meta.data_fingerprint["vectors"]
+
+
+def test_text_beside_table_columns_starts_its_embedding_from_the_vectors_too(folder, cli):
+    from nnlab.data.text import size_models_to_vectors
+
+    spec_path = write_data(folder, models=TEXT_MODELS[:1])
+    frame = pd.read_csv(folder / "d.csv")
+    frame.assign(length=frame["message"].str.len()).to_csv(folder / "d.csv", index=False)  # a column beside
+    spec, prepared = prepared_of(spec_path)
+    size_models_to_vectors(spec.models, prepared.vectors)
+    assert prepared.info.mixed
+    tokens = prepared.preprocessor.features.text.tokens
+    weight = embedding_of(built(spec, prepared.info, 0, seed=0))
+    for word in IN_FILE:
+        assert torch.equal(weight[tokens.index(word)], torch.from_numpy(file_vectors()[word]))
+    assert not weight.requires_grad
+    assert cli("train", spec_path).exit_code == 0

@@ -81,7 +81,7 @@ def build(spec: ModelSpec, info: InputInfo, models: dict[str, Builder]) -> nn.Mo
         # It replaces any nonzero value of a row by OOV_ID, and here a row's columns follow its token ids.
         raise ValueError("train.augment.token_dropout: not available for text beside table columns (it would "
                          "change the columns' values too); leave it out for this data")
-    text_info = InputInfo("text", info.shape, info.n_outputs, info.vocab_size)
+    text_info = InputInfo("text", info.shape, info.n_outputs, info.vocab_size, vectors=info.vectors)
     reads_text, reads_table = spec.reads_beside
     if not reads_table:
         return nn.Sequential(OrderedDict(tokens=TokenIds(steps), text=models[spec.kind](spec, text_info)))
