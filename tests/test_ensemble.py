@@ -241,3 +241,17 @@ def test_a_regression_ensemble_averages_predictions_in_the_targets_units(tmp_pat
     assert run.summary.models["ensemble"].val["rmse"] == pytest.approx(rmse, rel=1e-5)
     members = [m.val["rmse"] for m in run.summary.models["mlp"].members] + [run.summary.models["baseline"].val["rmse"]]
     assert run.summary.models["ensemble"].val["rmse"] <= min(members) * (1 + 1e-6)  # monitor val_loss: MSE, same order
+
+
+def test_the_report_says_the_ensemble_is_one(ensembled):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    folder, runs, _, run = ensembled
+    result = CliRunner().invoke(app, ["report", run.id, "--runs-dir", str(runs), "--out", str(folder / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (folder / "r.html").read_text()
+    model = run.summary.models["ensemble"]
+    assert (f"ensemble · {model.params:,} parameters · completed · ensemble of {len(model.ensemble)} member(s)"
+            in page)

@@ -325,8 +325,10 @@ def _models_section(page: Page, runs: list[Run]) -> str:
 
 def _model_block(page: Page, run: Run, result: ModelResult) -> str:
     task = run.summary.task if run.summary else ""
+    trained = (f"best epoch {result.best_epoch} of {result.epochs_run}" if result.ensemble is None
+               else f"ensemble of {len(result.ensemble)} member(s)")
     head = (f"<h3>{esc(result.name)} <span class=dim>{esc(result.kind)} · {result.params:,} parameters · "
-            f"{esc(result.status)} · best epoch {result.best_epoch} of {result.epochs_run}</span></h3>")
+            f"{esc(result.status)} · {trained}</span></h3>")
     verdicts = [*result.diagnosis, *([result.message] if result.message and result.message not in result.diagnosis else [])]
     parts = [head, "<h4>Diagnosis</h4><ul>" + ("".join(f"<li>{esc(v)}</li>" for v in verdicts)
                                               or "<li>no verdicts recorded</li>") + "</ul>"]
