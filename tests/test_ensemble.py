@@ -77,6 +77,7 @@ def test_the_ensemble_is_a_model_of_the_run(ensembled):
     assert any(line.startswith("ensemble ") for line in output.splitlines())  # its row in train's table
     assert "ensemble: greedy selection on val_loss over 6 member(s)" in output
     info = run.ensemble_info("ensemble")
+    assert info.size == 8 and info.method == "greedy"  # --ensemble keeps the spec's own size
     assert [m.model_dump() for m in info.members] == [m.model_dump() for m in model.ensemble]
     assert len(info.members) >= 2 and sum(m.weight for m in info.members) == pytest.approx(1.0, abs=1e-12)
     assert all(m.weight * info.steps == pytest.approx(round(m.weight * info.steps)) for m in info.members)
@@ -255,3 +256,11 @@ def test_the_report_says_the_ensemble_is_one(ensembled):
     model = run.summary.models["ensemble"]
     assert (f"ensemble · {model.params:,} parameters · completed · ensemble of {len(model.ensemble)} member(s)"
             in page)
+
+
+def test_sweep_ensemble_is_refused_with_a_bayesian_search(tmp_path, cli, runs):
+    binary_table().to_csv(tmp_path / "data.csv", index=False)
+    result = cli("sweep", write_spec(tmp_path, tiny_spec()), "--search", "optuna", "--trials", "2", "--space",
+                 "train.optimizer.lr=loguniform(1e-4,1e-2)", "--ensemble", "--runs-dir", str(runs))
+    assert result.exit_code == 2 and "--ensemble: ensembles a grid or random sweep's points" in result.output
+    assert run_folders(runs) == []
