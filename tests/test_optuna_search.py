@@ -142,15 +142,16 @@ def test_a_search_cut_short_resumes_without_repeating_a_finished_trial(spec, run
 
 
 def test_a_killed_search_marks_its_running_trial_failed_and_asks_a_fresh_one(spec, runs):
-    """SIGKILL while the third trial trains: the study keeps it RUNNING; --resume marks it failed (its run
+    """SIGKILL while the second trial trains: the study keeps it RUNNING; --resume marks it failed (its run
     folder reads interrupted) and ends with the asked number of complete trials."""
-    slow = write_spec(spec.parent, tiny_spec(train={"epochs": 60, "batch_size": 8}), "slow.yaml")
-    args = [sys.executable, "-m", "nnlab.cli", "sweep", str(slow), "--search", "optuna", "--trials", "3",
+    slow = write_spec(spec.parent, tiny_spec(train={"epochs": 40, "batch_size": 8, "early_stopping": None}),
+                      "slow.yaml")
+    args = [sys.executable, "-m", "nnlab.cli", "sweep", str(slow), "--search", "optuna", "--trials", "2",
             "--space", LR, "--runs-dir", str(runs)]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while len([f for f in run_folders(runs) if not f.name.startswith(".")]) < 3:
+        while len([f for f in run_folders(runs) if not f.name.startswith(".")]) < 2:
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.05)
         time.sleep(0.3)
@@ -159,14 +160,44 @@ def test_a_killed_search_marks_its_running_trial_failed_and_asks_a_fresh_one(spe
             os.kill(process.pid, signal.SIGKILL)
         process.communicate()
     states = [t.state for t in study_of(runs).trials]
-    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.RUNNING]
-    resumed = sweep("--resume", study_of(runs).study_name, "--trials", 3, runs=runs)
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+    resumed = sweep("--resume", study_of(runs).study_name, runs=runs)
     assert resumed.exit_code == 0, resumed.output
     assert "1 cut off then (marked failed; asked afresh)" in resumed.stdout
     trials = study_of(runs).trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[2].params != trials[1].params  # asked afresh, from a seed moved on by the earlier trials
     cut = next(r for r in runs_of(runs) if r.id not in {t.user_attrs.get("run_id") for t in trials})
     assert cut.status == "interrupted"
+
+
+def test_ctrl_c_marks_the_training_trials_failed_and_says_how_to_resume(spec, runs):
+    """SIGINT while a stack of two trials trains: exit 130, the study holds no running trial (the cut-off ones
+    are failed and marked cut_off, their runs interrupted), and the last line says how to resume."""
+    slow = write_spec(spec.parent, tiny_spec(train={"epochs": 5000, "batch_size": 8, "early_stopping": None}),
+                      "slow.yaml")
+    args = [sys.executable, "-m", "nnlab.cli", "sweep", str(slow), "--search", "optuna", "--trials", "4",
+            "--space", LR, "--runs-dir", str(runs), "--batch", "2"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not [f for f in run_folders(runs) if not f.name.startswith(".")]:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    name = study_of(runs).study_name
+    assert err.strip().endswith(f"continue it with nnlab sweep --resume {name}"), err
+    trials = study_of(runs).trials
+    assert trials and all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("cut_off")
+                          for t in trials)
+    assert {r.status for r in runs_of(runs)} == {"interrupted"}
 
 
 def test_the_pruner_stops_a_trial_after_an_epoch_and_the_run_says_so(spec, runs):
@@ -200,6 +231,7 @@ def test_the_pruner_stops_a_trial_after_an_epoch_and_the_run_says_so(spec, runs)
     (["--search", "optuna", "--trials", 2], "--search optuna: nothing to search; give --space KEY=DIST"),
     (["--search", "optuna", "--space", LR], "--search optuna: how many trials? give --trials N"),
     (["--trials", 2, "--space", LR], "--trials: only with --search optuna"),
+    (["--search", "optuna", "--trials", 2, "--space", LR, "--halving"], "--halving: halves a grid's"),
     (["--search", "optuna", "--trials", 2, "--space", LR, "--sample", 3], "--sample: draws a random search"),
     (["--search", "optuna", "--trials", 2, "--space", LR, "--grid", "train.epochs=2,3"],
      "--grid: not with --search optuna"),

@@ -104,7 +104,8 @@ def sweep_command(
             return optuna_sweep(spec, search=search, trials=trials, batch=batch, resume=resume, space=space,
                                 grid=grid, sample=sample, one_at_a_time=one_at_a_time, repeats=repeats, note=note,
                                 smoke=smoke, set_=set_, runs_dir=runs_dir, executor=executor.value, jobs=jobs,
-                                ray=(address, cpus_per_trial, gpus_per_trial, max_retries, ship), tags=tags)
+                                ray=(address, cpus_per_trial, gpus_per_trial, max_retries, ship), tags=tags,
+                                halving=halving)
         if spec is None:
             fail(NnlabError("sweep: give SPEC, the experiment spec (nnlab sweep SPEC --grid ...), or continue a "
                             "search with --resume SWEEP"))
