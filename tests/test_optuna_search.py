@@ -139,6 +139,12 @@ def test_a_search_cut_short_resumes_without_repeating_a_finished_trial(spec, run
     assert {r.id for r in swept} == {t.user_attrs["run_id"] for t in trials}
     done = sweep("--resume", sweep_id(first), runs=runs)  # nothing left: no trial trains again
     assert done.exit_code == 0 and len(runs_of(runs)) == 5 and len(study_of(runs).trials) == 5
+    spec.write_text(spec.read_text().replace(f"epochs: {EPOCHS}", "epochs: 9"))  # its trials would not compare
+    changed = sweep("--resume", sweep_id(first), "--trials", 6, runs=runs)
+    assert changed.exit_code == 2 and changed.stderr.strip() == (
+        f"error: --resume {sweep_id(first)}: {spec} changed since the search began (train.epochs 3 → 9); put it "
+        "back, or start a new search")
+    assert len(study_of(runs).trials) == 5
 
 
 def test_a_killed_search_marks_its_running_trial_failed_and_asks_a_fresh_one(spec, runs):

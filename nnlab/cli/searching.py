@@ -104,11 +104,10 @@ def optuna_sweep(spec: Optional[Path], *, search: Optional[str], trials: Optiona
 def _line(plan: OptunaSearch, result: UnitResult, finished: int, seconds: float, done: int, left: int) -> str:
     """`[3/5] trial 2 lr=0.0031: completed · val_loss 0.4123 · run tiny-… · about 20 s left`."""
     point = plan.plan.points[result.index]
-    status = "pruned" if result.index in plan.pruned else result.status
-    line = f"[{finished}/{plan.record.trials}] trial {result.index} {point.label}: {status}"
-    if result.message:
-        line += f" ({result.message})"
-    value = _told(plan, result.index)
+    pruned = result.index in plan.pruned
+    line = f"[{finished}/{plan.record.trials}] trial {result.index} {point.label}: "
+    line += result.message if pruned else result.status + (f" ({result.message})" if result.message else "")
+    value = _told(plan, result.index)  # a pruned trial's: its last reported epoch's, as Optuna keeps it
     if value is not None:
         line += f" · {plan.record.monitor} {value:.4f}"
     if result.run_id:

@@ -77,6 +77,7 @@ class SearchRecord(BaseModel):
     note: str = ""
     smoke: bool = False
     pruner: Literal["median"] = "median"
+    spec: dict[str, object] = Field(default_factory=dict)  # resolved (with --set): a resume trains the same
 
 
 def require_optuna() -> None:
@@ -162,7 +163,7 @@ def plan_optuna(spec_path: Path, space_options: list[str], trials: Optional[int]
                           space=[SpaceEntry(key=d.key, name=d.name, args=list(d.args)) for d in space],
                           trials=trials, batch=batch or 1, seed=spec.seed, monitor=spec.monitor,
                           direction="maximize" if higher else "minimize", models=[m.name for m in spec.models],
-                          common=common, note=note, smoke=smoke)
+                          common=common, note=note, smoke=smoke, spec=spec.resolved())
     return OptunaSearch(record)
 
 
@@ -178,9 +179,23 @@ def resume_search(sweep_id: str, store: Path, trials: Optional[int] = None) -> O
         record = SearchRecord.model_validate_json((folder / SEARCH_FILE).read_text())
     except (OSError, ValueError) as e:
         raise RunError(f"--resume {sweep_id}: {folder / SEARCH_FILE} is unreadable ({str(e).splitlines()[0]})")
+    _check_unchanged(record, sweep_id)
     if trials is not None:
         record = record.model_copy(update={"trials": trials})
     return OptunaSearch(record)
+
+
+def _check_unchanged(record: SearchRecord, sweep_id: str) -> None:
+    """The spec file must still be what the search began with: its trials are compared with each other."""
+    from nnlab.core.settings import changes_since
+
+    overrides = [o for o in record.common if not o.startswith("repeats=")]
+    spec, _ = load_spec(record.spec_path, overrides)
+    changed = changes_since(record.spec, spec.resolved()) if record.spec else []
+    if changed:
+        raise SpecError(f"--resume {sweep_id}: {record.spec_path} changed since the search began ({changed[0]}"
+                        f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); put it back, or start "
+                        "a new search")
 
 
 # --- pruning through the run's per-epoch reporter ---------------------------------------------------------
@@ -284,7 +299,9 @@ class OptunaSearch:
         for trial in self.study.get_trials(deepcopy=False):
             self.plan.points.append(self._point(trial.params))
             if trial.state == optuna.trial.TrialState.RUNNING:
-                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # cut off: never finished
+                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # killed: never finished
+                self.cut_off.append(trial.number)
+            elif trial.user_attrs.get("cut_off"):  # stopped by a signal, and marked failed then
                 self.cut_off.append(trial.number)
             elif "status" in trial.user_attrs:
                 a = trial.user_attrs
