@@ -139,6 +139,16 @@ def test_a_search_cut_short_resumes_without_repeating_a_finished_trial(spec, run
     assert {r.id for r in swept} == {t.user_attrs["run_id"] for t in trials}
     done = sweep("--resume", sweep_id(first), runs=runs)  # nothing left: no trial trains again
     assert done.exit_code == 0 and len(runs_of(runs)) == 5 and len(study_of(runs).trials) == 5
+    from nnlab.runstore.liveness import try_lock
+
+    held, _ = try_lock(runs / ".sweeps" / sweep_id(first), sweep_id(first), "searched")  # another process's
+    try:
+        busy = sweep("--resume", sweep_id(first), "--trials", 6, runs=runs)
+    finally:
+        held.release()
+    assert busy.exit_code == 2 and busy.stderr.strip() == (
+        f"error: --resume {sweep_id(first)}: the search is running in PID {os.getpid()}; wait for it to end (or "
+        "stop it), then resume it")
     spec.write_text(spec.read_text().replace(f"epochs: {EPOCHS}", "epochs: 9"))  # its trials would not compare
     changed = sweep("--resume", sweep_id(first), "--trials", 6, runs=runs)
     assert changed.exit_code == 2 and changed.stderr.strip() == (

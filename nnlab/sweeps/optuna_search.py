@@ -40,6 +40,7 @@ from nnlab.core.interrupts import Interrupted
 from nnlab.core.jsonvalue import JSONValue
 from nnlab.errors import NnlabError, RunError, SpecError
 from nnlab.runstore.layout import SEARCH_FILE, STUDY_FILE, sweep_path, to_json, write_atomic
+from nnlab.runstore.liveness import RunLock, try_lock
 from nnlab.spec import MAX_SWEEP_POINTS, load_spec
 from nnlab.sweeps import grid, space as spaces
 from nnlab.sweeps.executors.units import Executor, Unit, UnitResult, run_unit
@@ -270,6 +271,7 @@ class OptunaSearch:
         self.pruned: set[int] = set()  # trials the pruner stopped (their runs read interrupted)
         self._pruner = pruner
         self.study: Optional[optuna.Study] = None
+        self._lock: Optional[RunLock] = None
 
     @property
     def id(self) -> str:
@@ -287,6 +289,11 @@ class OptunaSearch:
         runstore.check_store(store)
         folder = sweep_path(store, self.id)
         folder.mkdir(parents=True, exist_ok=True)
+        # One process asks a study at a time: two would both train up to N trials.
+        self._lock, (pid, _) = try_lock(folder, self.id, "searched")
+        if self._lock is None:
+            raise RunError(f"--resume {self.id}: the search is running in PID {pid}; wait for it to end (or stop "
+                           "it), then resume it")
         write_atomic(folder / SEARCH_FILE, to_json(self.record.model_dump(mode="json")))
         storage = f"sqlite:///{(folder / STUDY_FILE).resolve()}"
         earlier = optuna.create_study(storage=storage, study_name=self.id, load_if_exists=True,
@@ -350,6 +357,13 @@ class OptunaSearch:
             for trial in asked.values():  # cut off: never told a value; a resume asks afresh
                 trial.set_user_attr("cut_off", True)
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.close()
+
+    def close(self) -> None:
+        """Let another process ask the study (the lock also goes when this process ends, however it ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _pruned_run(self, unit: Unit, trial: optuna.Trial) -> UnitResult:
         report = _PruningReport(trial, self.record.monitor, self.record.models[0])
